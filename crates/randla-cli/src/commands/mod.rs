@@ -1,0 +1,29 @@
+//! Command-line definition and dispatch.
+
+mod bench;
+
+use clap::{Parser, Subcommand};
+
+/// RandLA-Net semantic segmentation of point clouds: read, train, classify every point, write back.
+#[derive(Debug, Parser)]
+#[command(name = "randla", version, about, long_about = None)]
+pub struct Cli {
+    /// The subcommand to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every subcommand of `randla`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Benchmarks: KNN and (later) the model.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Bench(cmd) => bench::run(cmd),
+    }
+}

@@ -1,0 +1,105 @@
+//! The error type of the geometry crate.
+
+/// Everything that can go wrong in the geometry core. Every variant names the offending value.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The point cloud (or the index subset) holds no point.
+    #[error("{what} is empty: at least one point is needed")]
+    Empty {
+        /// What was empty ("point cloud", "source subset", ...).
+        what: &'static str,
+    },
+    /// `k` was zero.
+    #[error("k must be at least 1, got k = 0")]
+    ZeroK,
+    /// Fewer points than neighbours asked for.
+    #[error("{what} has {points} point(s), fewer than k = {k}")]
+    TooFewPoints {
+        /// Which cloud or pyramid level.
+        what: String,
+        /// Its number of points.
+        points: usize,
+        /// The number of neighbours asked for.
+        k: usize,
+    },
+    /// A coordinate is NaN or infinite.
+    #[error("point {index} has a non-finite {axis} coordinate: {value}")]
+    NonFinite {
+        /// Index of the point in its cloud.
+        index: usize,
+        /// "x", "y" or "z".
+        axis: &'static str,
+        /// The offending value.
+        value: f64,
+    },
+    /// A feature value is NaN or infinite.
+    #[error("point {index} has a non-finite value in feature column {column}: {value}")]
+    NonFiniteFeature {
+        /// Index of the point.
+        index: usize,
+        /// Feature column.
+        column: usize,
+        /// The offending value.
+        value: f32,
+    },
+    /// An index is outside the cloud.
+    #[error("{what}: index {index} is out of range for a cloud of {len} points")]
+    IndexOutOfRange {
+        /// Where the index came from.
+        what: &'static str,
+        /// The index.
+        index: usize,
+        /// The cloud size.
+        len: usize,
+    },
+    /// Two arrays that must have matching lengths do not.
+    #[error("{what}: expected length {expected}, got {actual}")]
+    LengthMismatch {
+        /// Which array.
+        what: &'static str,
+        /// The expected length.
+        expected: usize,
+        /// The actual length.
+        actual: usize,
+    },
+    /// A parameter is outside its valid range.
+    #[error("invalid {name}: {value} ({reason})")]
+    InvalidParameter {
+        /// The parameter name.
+        name: &'static str,
+        /// Its value, rendered.
+        value: String,
+        /// Why it is invalid.
+        reason: &'static str,
+    },
+    /// An operation needs a built cache.
+    #[error("the KNN cache holds no cloud: call build(points) first")]
+    NotBuilt,
+    /// A single item does not fit the memory budget.
+    #[error("{what} needs {needed} bytes, more than the memory budget of {budget} bytes")]
+    OverBudget {
+        /// What did not fit.
+        what: String,
+        /// Bytes it needs.
+        needed: u64,
+        /// The budget.
+        budget: u64,
+    },
+}
+
+/// Result alias of the geometry crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Checks that every coordinate is finite.
+pub fn check_finite(points: &[[f32; 3]]) -> Result<()> {
+    const AXES: [&str; 3] = ["x", "y", "z"];
+    for (index, p) in points.iter().enumerate() {
+        for (a, &v) in p.iter().enumerate() {
+            if !v.is_finite() {
+                return Err(Error::NonFinite { index, axis: AXES[a], value: v as f64 });
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,523 @@
+//! A bucketed KD-tree for exact KNN over `f32` coordinates.
+//!
+//! Build: median splits along the widest dimension of each node, down to buckets of at most
+//! [`LEAF_SIZE`] points; the points are copied into tree order (struct-of-arrays) so a bucket is
+//! scanned from contiguous memory. The shape of the tree depends on the number of points only, so
+//! the node array is laid out in pre-order and the two halves of a split are built in parallel into
+//! disjoint slices.
+//!
+//! Query: depth-first, nearer child first, with nanoflann's incremental box distance. Every
+//! bound is computed from actual point coordinates with the same `f32` expression as the point
+//! distance, and IEEE rounding is monotone, so a pruned subtree can never hold a point that would
+//! have entered the result: the search is exact, ties included (smaller index wins).
+//! Queries run in parallel chunks, in a spatially coherent order (tree order for the tree's own
+//! points, Morton order otherwise); results come back in input order.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use super::{Neighbours, check_query};
+use crate::error::{Result, check_finite};
+
+/// Maximum number of points in a leaf bucket.
+pub const LEAF_SIZE: usize = 12;
+/// Below this many points a subtree is built on the current thread.
+const PAR_BUILD_MIN: usize = 32 * 1024;
+/// Queries handed to one rayon task.
+const QUERY_CHUNK: usize = 512;
+const LEAF: u8 = 3;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Node {
+    /// Internal: the largest coordinate of the left child along `dim`.
+    lo: f32,
+    /// Internal: the smallest coordinate of the right child along `dim`.
+    hi: f32,
+    /// Internal: index of the right child (the left child is the next node). Leaf: first slot.
+    a: u32,
+    /// Leaf: one past the last slot.
+    b: u32,
+    /// Split dimension, or [`LEAF`].
+    dim: u8,
+}
+
+/// An immutable KD-tree over a point cloud, for exact k-nearest-neighbour queries.
+///
+/// ```
+/// use randla_geom::knn::KdTree;
+/// let pts = [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [5.0, 0.0, 0.0]];
+/// let tree = KdTree::build(&pts).unwrap();
+/// let nn = tree.knn(&[[0.9, 0.0, 0.0]], 2).unwrap();
+/// assert_eq!(nn.row(0), &[1, 0]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct KdTree {
+    xs: Vec<f32>,
+    ys: Vec<f32>,
+    zs: Vec<f32>,
+    /// Slot (tree order) → index of the point in the input cloud.
+    ids: Vec<u32>,
+    nodes: Vec<Node>,
+    min: [f32; 3],
+    max: [f32; 3],
+}
+
+/// Number of nodes of the subtree over `len` points (the shape depends on `len` only).
+fn count_nodes(len: usize, memo: &mut HashMap<usize, usize>) -> usize {
+    if len <= LEAF_SIZE {
+        return 1;
+    }
+    if let Some(&c) = memo.get(&len) {
+        return c;
+    }
+    let c = 1 + count_nodes(len / 2, memo) + count_nodes(len - len / 2, memo);
+    memo.insert(len, c);
+    c
+}
+
+struct BuildCtx<'a> {
+    points: &'a [[f32; 3]],
+    counts: HashMap<usize, usize>,
+}
+
+impl BuildCtx<'_> {
+    fn count(&self, len: usize) -> usize {
+        if len <= LEAF_SIZE { 1 } else { self.counts[&len] }
+    }
+
+    /// Builds the subtree over `ids` (the slots `base..base + ids.len()`) into `nodes`, whose first
+    /// element has absolute index `node_base`.
+    fn build(&self, ids: &mut [u32], base: usize, nodes: &mut [Node], node_base: usize) {
+        let len = ids.len();
+        if len <= LEAF_SIZE {
+            nodes[0] = Node { a: base as u32, b: (base + len) as u32, dim: LEAF, ..Node::default() };
+            return;
+        }
+        let pts = self.points;
+        let mut lo = [f32::INFINITY; 3];
+        let mut hi = [f32::NEG_INFINITY; 3];
+        for &i in ids.iter() {
+            let p = pts[i as usize];
+            for d in 0..3 {
+                lo[d] = lo[d].min(p[d]);
+                hi[d] = hi[d].max(p[d]);
+            }
+        }
+        let ext = [hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]];
+        let dim = if ext[0] >= ext[1] && ext[0] >= ext[2] {
+            0
+        } else if ext[1] >= ext[2] {
+            1
+        } else {
+            2
+        };
+        let mid = len / 2;
+        ids.select_nth_unstable_by(mid, |&a, &b| {
+            pts[a as usize][dim].total_cmp(&pts[b as usize][dim]).then(a.cmp(&b))
+        });
+        let split_hi = pts[ids[mid] as usize][dim];
+        let split_lo = ids[..mid].iter().map(|&i| pts[i as usize][dim]).fold(f32::NEG_INFINITY, f32::max);
+        let n_left = self.count(mid);
+        let (head, rest) = nodes.split_at_mut(1);
+        let (left_nodes, right_nodes) = rest.split_at_mut(n_left);
+        head[0] = Node {
+            lo: split_lo,
+            hi: split_hi,
+            a: (node_base + 1 + n_left) as u32,
+            b: 0,
+            dim: dim as u8,
+        };
+        let (left_ids, right_ids) = ids.split_at_mut(mid);
+        if len >= PAR_BUILD_MIN {
+            rayon::join(
+                || self.build(left_ids, base, left_nodes, node_base + 1),
+                || self.build(right_ids, base + mid, right_nodes, node_base + 1 + n_left),
+            );
+        } else {
+            self.build(left_ids, base, left_nodes, node_base + 1);
+            self.build(right_ids, base + mid, right_nodes, node_base + 1 + n_left);
+        }
+    }
+}
+
+/// The k best candidates of one query, sorted ascending by (squared distance, index).
+struct Best {
+    k: usize,
+    len: usize,
+    d: Vec<f32>,
+    i: Vec<u32>,
+}
+
+impl Best {
+    fn new(k: usize) -> Self {
+        Best { k, len: 0, d: vec![f32::INFINITY; k], i: vec![u32::MAX; k] }
+    }
+
+    fn reset(&mut self) {
+        self.len = 0;
+        self.d.fill(f32::INFINITY);
+        self.i.fill(u32::MAX);
+    }
+
+    #[inline(always)]
+    fn worst(&self) -> f32 {
+        self.d[self.k - 1]
+    }
+
+    #[inline(always)]
+    fn offer(&mut self, d: f32, id: u32) {
+        let k = self.k;
+        let w = self.d[k - 1];
+        if d > w || (d == w && id >= self.i[k - 1]) {
+            return;
+        }
+        let mut j = if self.len < k {
+            self.len += 1;
+            self.len - 1
+        } else {
+            k - 1
+        };
+        while j > 0 && (d < self.d[j - 1] || (d == self.d[j - 1] && id < self.i[j - 1])) {
+            self.d[j] = self.d[j - 1];
+            self.i[j] = self.i[j - 1];
+            j -= 1;
+        }
+        self.d[j] = d;
+        self.i[j] = id;
+    }
+}
+
+impl KdTree {
+    /// Builds the tree over `points` (coordinates must be finite).
+    pub fn build(points: &[[f32; 3]]) -> Result<Self> {
+        if points.is_empty() {
+            return Err(crate::Error::Empty { what: "point cloud" });
+        }
+        if points.len() >= u32::MAX as usize {
+            return Err(crate::Error::InvalidParameter {
+                name: "points",
+                value: points.len().to_string(),
+                reason: "at most 2^32 - 2 points per tree",
+            });
+        }
+        check_finite(points)?;
+        let mut memo = HashMap::new();
+        let n_nodes = count_nodes(points.len(), &mut memo);
+        let ctx = BuildCtx { points, counts: memo };
+        let mut ids: Vec<u32> = (0..points.len() as u32).collect();
+        let mut nodes = vec![Node::default(); n_nodes];
+        ctx.build(&mut ids, 0, &mut nodes, 0);
+        let mut min = [f32::INFINITY; 3];
+        let mut max = [f32::NEG_INFINITY; 3];
+        for p in points {
+            for d in 0..3 {
+                min[d] = min[d].min(p[d]);
+                max[d] = max[d].max(p[d]);
+            }
+        }
+        let xs = ids.par_iter().map(|&i| points[i as usize][0]).collect();
+        let ys = ids.par_iter().map(|&i| points[i as usize][1]).collect();
+        let zs = ids.par_iter().map(|&i| points[i as usize][2]).collect();
+        Ok(KdTree { xs, ys, zs, ids, nodes, min, max })
+    }
+
+    /// Number of points in the tree.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Always false: a tree holds at least one point.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The tree's points in tree order, as indices into the input cloud: a spatially coherent
+    /// permutation (neighbouring positions are near in space).
+    pub fn spatial_order(&self) -> &[u32] {
+        &self.ids
+    }
+
+    /// Bytes held by the tree.
+    pub fn heap_bytes(&self) -> usize {
+        self.ids.len() * 16 + self.nodes.len() * std::mem::size_of::<Node>()
+    }
+
+    /// The k nearest neighbours of every point of the tree itself (each point is its own first
+    /// neighbour unless duplicates with smaller indices exist). Row `i` belongs to input point `i`.
+    pub fn knn_self(&self, k: usize) -> Result<Neighbours> {
+        check_query(self.len(), k, "point cloud")?;
+        let (indices, distances) = self.run(self.len(), k, true, Some(&self.ids), |slot| {
+            [self.xs[slot], self.ys[slot], self.zs[slot]]
+        });
+        Ok(Neighbours { k, indices, distances: sqrt_all(distances.unwrap_or_default()) })
+    }
+
+    /// Like [`KdTree::knn_self`], indices only (no distances are computed or stored).
+    pub fn knn_self_indices(&self, k: usize) -> Result<Vec<u32>> {
+        check_query(self.len(), k, "point cloud")?;
+        let (indices, _) = self.run(self.len(), k, false, Some(&self.ids), |slot| {
+            [self.xs[slot], self.ys[slot], self.zs[slot]]
+        });
+        Ok(indices)
+    }
+
+    /// The k nearest tree points of each query. Row `i` belongs to `queries[i]`.
+    pub fn knn(&self, queries: &[[f32; 3]], k: usize) -> Result<Neighbours> {
+        let (indices, distances) = self.knn_general(queries, k, true)?;
+        Ok(Neighbours { k, indices, distances: sqrt_all(distances.unwrap_or_default()) })
+    }
+
+    /// Like [`KdTree::knn`], indices only.
+    pub fn knn_indices(&self, queries: &[[f32; 3]], k: usize) -> Result<Vec<u32>> {
+        Ok(self.knn_general(queries, k, false)?.0)
+    }
+
+    /// Like [`KdTree::knn_indices`], with the caller's processing order: `order` is a permutation
+    /// of `0..queries.len()` that lists nearby queries next to each other (a tree's
+    /// [`KdTree::spatial_order`] over the queries, say). Results are still in input order.
+    pub fn knn_indices_ordered(
+        &self,
+        queries: &[[f32; 3]],
+        order: &[u32],
+        k: usize,
+    ) -> Result<Vec<u32>> {
+        check_query(self.len(), k, "point cloud")?;
+        check_finite(queries)?;
+        if order.len() != queries.len() {
+            return Err(crate::Error::LengthMismatch {
+                what: "query order",
+                expected: queries.len(),
+                actual: order.len(),
+            });
+        }
+        Ok(self.run(queries.len(), k, false, Some(order), |i| queries[order[i] as usize]).0)
+    }
+
+    fn knn_general(
+        &self,
+        queries: &[[f32; 3]],
+        k: usize,
+        want_dist: bool,
+    ) -> Result<(Vec<u32>, Option<Vec<f32>>)> {
+        check_query(self.len(), k, "point cloud")?;
+        check_finite(queries)?;
+        let order = morton_order(queries);
+        Ok(self.run(queries.len(), k, want_dist, Some(&order), |i| queries[order[i] as usize]))
+    }
+
+    /// Runs `n` queries; the query at processing position `i` is `query(i)` and belongs to output
+    /// row `order[i]`.
+    fn run(
+        &self,
+        n: usize,
+        k: usize,
+        want_dist: bool,
+        order: Option<&[u32]>,
+        query: impl Fn(usize) -> [f32; 3] + Sync,
+    ) -> (Vec<u32>, Option<Vec<f32>>) {
+        let mut idx = vec![0u32; n * k];
+        let mut dist = if want_dist { vec![0f32; n * k] } else { Vec::new() };
+        let chunk = QUERY_CHUNK * k;
+        let work = |(c, (irows, drows)): (usize, (&mut [u32], Option<&mut [f32]>))| {
+            let mut best = Best::new(k);
+            let first = c * QUERY_CHUNK;
+            let mut drows = drows;
+            for r in 0..irows.len() / k {
+                best.reset();
+                self.search(query(first + r), &mut best);
+                irows[r * k..(r + 1) * k].copy_from_slice(&best.i);
+                if let Some(d) = drows.as_deref_mut() {
+                    d[r * k..(r + 1) * k].copy_from_slice(&best.d);
+                }
+            }
+        };
+        if want_dist {
+            idx.par_chunks_mut(chunk)
+                .zip(dist.par_chunks_mut(chunk))
+                .enumerate()
+                .for_each(|(c, (i, d))| work((c, (i, Some(d)))));
+        } else {
+            idx.par_chunks_mut(chunk).enumerate().for_each(|(c, i)| work((c, (i, None))));
+        }
+        match order {
+            None => (idx, want_dist.then_some(dist)),
+            Some(order) => {
+                let mut inv = vec![0u32; n];
+                for (pos, &row) in order.iter().enumerate() {
+                    inv[row as usize] = pos as u32;
+                }
+                let idx = unpermute(&idx, &inv, k);
+                let dist = want_dist.then(|| unpermute(&dist, &inv, k));
+                (idx, dist)
+            }
+        }
+    }
+
+    /// Fills `best` with the k nearest points to `q`.
+    #[inline]
+    fn search(&self, q: [f32; 3], best: &mut Best) {
+        let mut dists = [0f32; 3];
+        for d in 0..3 {
+            if q[d] < self.min[d] {
+                let t = q[d] - self.min[d];
+                dists[d] = t * t;
+            } else if q[d] > self.max[d] {
+                let t = q[d] - self.max[d];
+                dists[d] = t * t;
+            }
+        }
+        self.descend(0, q, &mut dists, best);
+    }
+
+    fn descend(&self, node: usize, q: [f32; 3], dists: &mut [f32; 3], best: &mut Best) {
+        let n = self.nodes[node];
+        if n.dim == LEAF {
+            let (s, e) = (n.a as usize, n.b as usize);
+            let (xs, ys, zs, ids) = (&self.xs[s..e], &self.ys[s..e], &self.zs[s..e], &self.ids[s..e]);
+            for j in 0..xs.len() {
+                let dx = q[0] - xs[j];
+                let dy = q[1] - ys[j];
+                let dz = q[2] - zs[j];
+                let d = dx * dx + dy * dy + dz * dz;
+                if d <= best.worst() {
+                    best.offer(d, ids[j]);
+                }
+            }
+            return;
+        }
+        let dim = n.dim as usize;
+        let v = q[dim];
+        let diff_lo = v - n.lo;
+        let diff_hi = v - n.hi;
+        let (near, far, cut) = if diff_lo + diff_hi < 0.0 {
+            (node + 1, n.a as usize, diff_hi * diff_hi)
+        } else {
+            (n.a as usize, node + 1, if diff_lo > 0.0 { diff_lo * diff_lo } else { 0.0 })
+        };
+        self.descend(near, q, dists, best);
+        let saved = dists[dim];
+        dists[dim] = cut.max(saved);
+        let lower = dists[0] + dists[1] + dists[2];
+        if lower <= best.worst() {
+            self.descend(far, q, dists, best);
+        }
+        dists[dim] = saved;
+    }
+}
+
+fn sqrt_all(mut v: Vec<f32>) -> Vec<f32> {
+    v.par_iter_mut().for_each(|d| *d = d.sqrt());
+    v
+}
+
+/// `out[row] = src[inv[row]]`, row-wise with rows of `k` values.
+fn unpermute<T: Copy + Send + Sync + Default>(src: &[T], inv: &[u32], k: usize) -> Vec<T> {
+    let mut out = vec![T::default(); src.len()];
+    out.par_chunks_mut(k * 256).enumerate().for_each(|(c, chunk)| {
+        for (r, row) in chunk.chunks_mut(k).enumerate() {
+            let from = inv[c * 256 + r] as usize * k;
+            row.copy_from_slice(&src[from..from + k]);
+        }
+    });
+    out
+}
+
+/// A permutation of `0..points.len()` in Morton (Z-curve) order of the points.
+pub fn morton_order(points: &[[f32; 3]]) -> Vec<u32> {
+    if points.is_empty() {
+        return Vec::new();
+    }
+    let mut min = [f32::INFINITY; 3];
+    let mut max = [f32::NEG_INFINITY; 3];
+    for p in points {
+        for d in 0..3 {
+            min[d] = min[d].min(p[d]);
+            max[d] = max[d].max(p[d]);
+        }
+    }
+    let ext = (0..3).map(|d| max[d] - min[d]).fold(0f32, f32::max).max(f32::MIN_POSITIVE);
+    let scale = ((1u32 << 21) - 1) as f32 / ext;
+    let mut keyed: Vec<(u64, u32)> = points
+        .par_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let q = |d: usize| (((p[d] - min[d]) * scale) as u32).min((1 << 21) - 1);
+            (spread3(q(0)) | (spread3(q(1)) << 1) | (spread3(q(2)) << 2), i as u32)
+        })
+        .collect();
+    keyed.par_sort_unstable();
+    keyed.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Spreads the low 21 bits of `v` so that there are two zero bits between each.
+fn spread3(v: u32) -> u64 {
+    let mut x = v as u64 & 0x1f_ffff;
+    x = (x | (x << 32)) & 0x1f00000000ffff;
+    x = (x | (x << 16)) & 0x1f0000ff0000ff;
+    x = (x | (x << 8)) & 0x100f00f00f00f00f;
+    x = (x | (x << 4)) & 0x10c30c30c30c30c3;
+    x = (x | (x << 2)) & 0x1249249249249249;
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::knn::brute;
+
+    fn cloud(n: usize, seed: u64) -> Vec<[f32; 3]> {
+        // A small xorshift keeps this module free of dev-dependency generics.
+        let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32
+        };
+        (0..n).map(|_| [next() * 10.0, next() * 10.0, next() * 2.0]).collect()
+    }
+
+    #[test]
+    fn node_count_matches_built_shape() {
+        for n in [1, 12, 13, 100, 1000, 4097] {
+            let mut memo = HashMap::new();
+            let c = count_nodes(n, &mut memo);
+            let tree = KdTree::build(&cloud(n, 3)).unwrap();
+            assert_eq!(tree.nodes.len(), c);
+            let leaves: usize = tree.nodes.iter().filter(|n| n.dim == LEAF).map(|n| (n.b - n.a) as usize).sum();
+            assert_eq!(leaves, n, "every point sits in exactly one leaf");
+        }
+    }
+
+    #[test]
+    fn self_knn_equals_brute_force() {
+        let pts = cloud(3000, 7);
+        let tree = KdTree::build(&pts).unwrap();
+        let got = tree.knn_self(16).unwrap();
+        let want = brute::knn(&pts, &pts, 16).unwrap();
+        assert_eq!(got, want);
+        assert_eq!(tree.knn_self_indices(16).unwrap(), want.indices);
+    }
+
+    #[test]
+    fn duplicates_break_ties_by_index() {
+        let mut pts = cloud(200, 11);
+        let dup = pts[5];
+        for i in [50, 7, 120, 3] {
+            pts[i] = dup;
+        }
+        let tree = KdTree::build(&pts).unwrap();
+        let got = tree.knn(&[dup], 5).unwrap();
+        assert_eq!(&got.row(0)[..5], &[3, 5, 7, 50, 120]);
+        assert_eq!(got, brute::knn(&pts, &[dup], 5).unwrap());
+    }
+
+    #[test]
+    fn morton_order_is_a_permutation() {
+        let pts = cloud(1000, 5);
+        let mut o = morton_order(&pts);
+        o.sort_unstable();
+        assert!(o.iter().enumerate().all(|(i, &v)| i as u32 == v));
+    }
+}

@@ -1,0 +1,72 @@
+//! Exact k-nearest-neighbour search.
+//!
+//! [`KdTree`] is the workhorse: a bucketed KD-tree over `f32` coordinates, built in parallel, queried
+//! in parallel in a spatially coherent order. [`brute`] is the O(N·M) oracle the tests compare it to.
+//!
+//! Conventions shared by every search here:
+//! - distances are computed as `dx*dx + dy*dy + dz*dz` in `f32`, in that order, so the tree and the
+//!   oracle agree to the bit;
+//! - a point is its own neighbour (distance 0) when it is in the searched set;
+//! - ties are broken by the smaller index, so results are deterministic;
+//! - rows are sorted by ascending (distance, index).
+
+pub mod brute;
+mod kdtree;
+
+pub use kdtree::KdTree;
+
+/// The result of a KNN query: `k` neighbours for each of `len()` query points, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbours {
+    /// Neighbours per query.
+    pub k: usize,
+    /// `[queries, k]` indices into the searched set, nearest first.
+    pub indices: Vec<u32>,
+    /// `[queries, k]` Euclidean distances, matching `indices`.
+    pub distances: Vec<f32>,
+}
+
+impl Neighbours {
+    /// Number of query rows.
+    pub fn len(&self) -> usize {
+        self.indices.len().checked_div(self.k).unwrap_or(0)
+    }
+
+    /// True when there is no query row.
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+
+    /// The neighbour indices of query `i`.
+    pub fn row(&self, i: usize) -> &[u32] {
+        &self.indices[i * self.k..(i + 1) * self.k]
+    }
+
+    /// The neighbour distances of query `i`.
+    pub fn row_distances(&self, i: usize) -> &[f32] {
+        &self.distances[i * self.k..(i + 1) * self.k]
+    }
+}
+
+/// Squared Euclidean distance, in the one evaluation order every search here uses.
+#[inline(always)]
+pub fn sq_dist(a: [f32; 3], b: [f32; 3]) -> f32 {
+    let dx = a[0] - b[0];
+    let dy = a[1] - b[1];
+    let dz = a[2] - b[2];
+    dx * dx + dy * dy + dz * dz
+}
+
+/// Checks the arguments common to every search.
+pub(crate) fn check_query(points: usize, k: usize, what: &'static str) -> crate::Result<()> {
+    if k == 0 {
+        return Err(crate::Error::ZeroK);
+    }
+    if points == 0 {
+        return Err(crate::Error::Empty { what });
+    }
+    if points < k {
+        return Err(crate::Error::TooFewPoints { what: what.to_string(), points, k });
+    }
+    Ok(())
+}

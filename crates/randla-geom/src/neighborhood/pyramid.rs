@@ -1,0 +1,207 @@
+//! The per-layer index pyramid of one crop, exactly as the reference `tf_map` builds it.
+//!
+//! For a crop of `N_0` points in shuffled order and sub-sampling ratios `r_0 … r_{L-1}`:
+//! `N_{l+1} = N_l / r_l` (integer division), level `l + 1` is the *prefix* of level `l` (random
+//! sampling is the prefix of a shuffled crop), and for each layer `l`:
+//! - `neighbors(l)`: `[N_l, K]`, the K nearest level-`l` points of every level-`l` point (self
+//!   included);
+//! - `sub_idx(l)`: `[N_{l+1}, K]`, the first `N_{l+1}` rows of `neighbors(l)`, the pooling
+//!   neighbourhoods of the points kept;
+//! - `interp_idx(l)`: `[N_l]`, the nearest level-`l + 1` point of every level-`l` point, for
+//!   nearest upsampling in the decoder.
+//!
+//! `sub_idx` is a view, not a copy, so a pyramid holds `Σ N_l · (K + 1)` indices: O(N·K).
+
+use crate::error::{Error, Result, check_finite};
+use crate::knn::KdTree;
+
+/// What a pyramid is built with: neighbours per point and one sub-sampling ratio per layer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct PyramidConfig {
+    /// Neighbours per point (the reference's `num_neighbors`/`k_n`, 16).
+    pub k: usize,
+    /// Sub-sampling ratio of each layer (the reference's `sub_sampling_ratio`, `[4, 4, 4, 4]`).
+    pub ratios: Vec<usize>,
+}
+
+impl Default for PyramidConfig {
+    /// The paper's SemanticKITTI setting: k = 16, four layers of ratio 4.
+    fn default() -> Self {
+        PyramidConfig { k: 16, ratios: vec![4, 4, 4, 4] }
+    }
+}
+
+impl PyramidConfig {
+    /// The point count of every level, `N_0 … N_L`, for a crop of `n` points.
+    pub fn level_sizes(&self, n: usize) -> Vec<usize> {
+        let mut sizes = vec![n];
+        for &r in &self.ratios {
+            let last = *sizes.last().unwrap_or(&0);
+            sizes.push(last / r.max(1));
+        }
+        sizes
+    }
+
+    /// Checks the configuration against a crop of `n` points.
+    pub fn validate(&self, n: usize) -> Result<()> {
+        if self.k == 0 {
+            return Err(Error::ZeroK);
+        }
+        if self.ratios.is_empty() {
+            return Err(Error::InvalidParameter {
+                name: "sub-sampling ratios",
+                value: "[]".into(),
+                reason: "at least one layer is needed",
+            });
+        }
+        if let Some(r) = self.ratios.iter().find(|&&r| r < 1) {
+            return Err(Error::InvalidParameter {
+                name: "sub-sampling ratio",
+                value: r.to_string(),
+                reason: "ratios must be at least 1",
+            });
+        }
+        if n == 0 {
+            return Err(Error::Empty { what: "crop" });
+        }
+        let sizes = self.level_sizes(n);
+        for (l, &s) in sizes[..self.ratios.len()].iter().enumerate() {
+            if s < self.k {
+                return Err(Error::TooFewPoints { what: format!("pyramid level {l}"), points: s, k: self.k });
+            }
+        }
+        let last = sizes[self.ratios.len()];
+        if last == 0 {
+            return Err(Error::TooFewPoints {
+                what: format!("pyramid level {} (after sub-sampling by {:?})", self.ratios.len(), self.ratios),
+                points: 0,
+                k: 1,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The index pyramid of one crop (see the module documentation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pyramid {
+    k: usize,
+    coords: Vec<[f32; 3]>,
+    sizes: Vec<usize>,
+    neighbors: Vec<Vec<u32>>,
+    interp: Vec<Vec<u32>>,
+}
+
+impl Pyramid {
+    /// Builds the pyramid of a crop whose points are already in (shuffled) sampling order.
+    pub fn build(points: &[[f32; 3]], config: &PyramidConfig) -> Result<Self> {
+        config.validate(points.len())?;
+        check_finite(points)?;
+        let sizes = config.level_sizes(points.len());
+        let layers = config.ratios.len();
+        let mut trees = Vec::with_capacity(layers + 1);
+        trees.push(KdTree::build(points)?);
+        let mut neighbors = Vec::with_capacity(layers);
+        let mut interp = Vec::with_capacity(layers);
+        for l in 0..layers {
+            neighbors.push(trees[l].knn_self_indices(config.k)?);
+            let next = KdTree::build(&points[..sizes[l + 1]])?;
+            let level = &points[..sizes[l]];
+            interp.push(next.knn_indices_ordered(level, trees[l].spatial_order(), 1)?);
+            trees.push(next);
+        }
+        Ok(Pyramid { k: config.k, coords: points.to_vec(), sizes, neighbors, interp })
+    }
+
+    /// Neighbours per point.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Number of layers `L`.
+    pub fn num_layers(&self) -> usize {
+        self.neighbors.len()
+    }
+
+    /// `N_0 … N_L`: the point count of every level (one more than the layers).
+    pub fn level_sizes(&self) -> &[usize] {
+        &self.sizes
+    }
+
+    /// `[N_l, 3]` coordinates of level `l` (a prefix of the crop).
+    pub fn coords(&self, l: usize) -> &[[f32; 3]] {
+        &self.coords[..self.sizes[l]]
+    }
+
+    /// `[N_l, K]` neighbour indices of layer `l`.
+    pub fn neighbors(&self, l: usize) -> &[u32] {
+        &self.neighbors[l]
+    }
+
+    /// `[N_{l+1}, K]` pooling indices of layer `l` (the first rows of `neighbors(l)`).
+    pub fn sub_idx(&self, l: usize) -> &[u32] {
+        &self.neighbors[l][..self.sizes[l + 1] * self.k]
+    }
+
+    /// `[N_l]` nearest level-`l + 1` point of every level-`l` point.
+    pub fn interp_idx(&self, l: usize) -> &[u32] {
+        &self.interp[l]
+    }
+
+    /// Bytes held on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.coords.len() * 12
+            + self.neighbors.iter().map(|v| v.len() * 4).sum::<usize>()
+            + self.interp.iter().map(|v| v.len() * 4).sum::<usize>()
+            + self.sizes.len() * 8
+    }
+
+    /// The bytes a pyramid of `n` points will hold, known before building it.
+    pub fn estimate_bytes(n: usize, config: &PyramidConfig) -> usize {
+        let sizes = config.level_sizes(n);
+        n * 12 + sizes[..config.ratios.len()].iter().map(|s| s * (config.k + 1) * 4).sum::<usize>()
+            + sizes.len() * 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid(n: usize) -> Vec<[f32; 3]> {
+        // A shuffled-looking deterministic order of a jittered grid.
+        (0..n)
+            .map(|i| {
+                let j = (i * 7919) % n;
+                [(j % 32) as f32 + (j as f32 * 0.37).sin() * 0.1, (j / 32) as f32, (j as f32 * 0.11).cos()]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn shapes_follow_tf_map() {
+        let pts = grid(4096);
+        let p = Pyramid::build(&pts, &PyramidConfig::default()).unwrap();
+        assert_eq!(p.level_sizes(), &[4096, 1024, 256, 64, 16]);
+        for l in 0..4 {
+            assert_eq!(p.neighbors(l).len(), p.level_sizes()[l] * 16);
+            assert_eq!(p.sub_idx(l).len(), p.level_sizes()[l + 1] * 16);
+            assert_eq!(p.interp_idx(l).len(), p.level_sizes()[l]);
+        }
+        assert_eq!(p.heap_bytes(), Pyramid::estimate_bytes(4096, &PyramidConfig::default()));
+    }
+
+    #[test]
+    fn too_small_crops_are_refused() {
+        let pts = grid(100);
+        let err = Pyramid::build(&pts, &PyramidConfig::default()).unwrap_err();
+        assert!(matches!(err, Error::TooFewPoints { points: 6, k: 16, .. }), "{err}");
+        let cfg = PyramidConfig { k: 0, ratios: vec![2] };
+        assert_eq!(Pyramid::build(&pts, &cfg).unwrap_err(), Error::ZeroK);
+        let cfg = PyramidConfig { k: 4, ratios: vec![] };
+        assert!(Pyramid::build(&pts, &cfg).is_err());
+        let cfg = PyramidConfig { k: 4, ratios: vec![200] };
+        assert!(Pyramid::build(&pts, &cfg).is_err());
+        assert!(Pyramid::build(&[], &PyramidConfig::default()).is_err());
+    }
+}

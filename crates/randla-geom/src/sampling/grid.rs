@@ -1,0 +1,239 @@
+//! Voxel-grid subsampling, as the reference's `grid_subsampling.cpp`.
+//!
+//! The grid origin is `floor(min / cell) * cell`; each occupied voxel gives one point: the
+//! barycentre of its points, the mean of their features and their majority label (the smallest
+//! label wins a tie). Unlike the reference, whose output order follows a hash map's iteration,
+//! the output is sorted by voxel id, so it is deterministic.
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result, check_finite};
+
+/// The result of [`grid_subsample`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridSubsampled {
+    /// `[M, 3]` voxel barycentres.
+    pub points: Vec<[f32; 3]>,
+    /// `[M, channels]` mean features, row-major.
+    pub features: Vec<f32>,
+    /// Feature channels per point.
+    pub channels: usize,
+    /// `[M]` majority label of each voxel, when labels were given.
+    pub labels: Option<Vec<u32>>,
+    /// `[N]` for every input point, the index of its voxel's point in `points`.
+    pub proj: Vec<u32>,
+}
+
+impl GridSubsampled {
+    /// Number of subsampled points.
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// True when no point survived (never, for a non-empty input).
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+}
+
+/// The voxel of a point, as integer coordinates, for a grid of cell `cell` anchored at `origin`.
+#[inline]
+pub fn voxel_of(p: [f32; 3], origin: [f64; 3], cell: f64) -> [u64; 3] {
+    std::array::from_fn(|d| ((p[d] as f64 - origin[d]) / cell).floor().max(0.0) as u64)
+}
+
+/// The grid origin the reference uses: `floor(min / cell) * cell`, per axis.
+pub fn grid_origin(points: &[[f32; 3]], cell: f64) -> [f64; 3] {
+    let mut min = [f64::INFINITY; 3];
+    for p in points {
+        for d in 0..3 {
+            min[d] = min[d].min(p[d] as f64);
+        }
+    }
+    std::array::from_fn(|d| (min[d] / cell).floor() * cell)
+}
+
+/// Subsamples `points` on a voxel grid of edge `cell`.
+///
+/// `features` is `[N, channels]` row-major (empty with `channels == 0`); `labels`, when given, has
+/// one label per point.
+pub fn grid_subsample(
+    points: &[[f32; 3]],
+    features: &[f32],
+    channels: usize,
+    labels: Option<&[u32]>,
+    cell: f32,
+) -> Result<GridSubsampled> {
+    let n = points.len();
+    if n == 0 {
+        return Err(Error::Empty { what: "point cloud" });
+    }
+    if !(cell.is_finite() && cell > 0.0) {
+        return Err(Error::InvalidParameter {
+            name: "grid size",
+            value: cell.to_string(),
+            reason: "must be a finite positive length",
+        });
+    }
+    if features.len() != n * channels {
+        return Err(Error::LengthMismatch {
+            what: "features (points × channels)",
+            expected: n * channels,
+            actual: features.len(),
+        });
+    }
+    if let Some(l) = labels
+        && l.len() != n
+    {
+        return Err(Error::LengthMismatch { what: "labels", expected: n, actual: l.len() });
+    }
+    check_finite(points)?;
+    if let Some(i) = features.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFiniteFeature { index: i / channels, column: i % channels, value: features[i] });
+    }
+    let cell = cell as f64;
+    let origin = grid_origin(points, cell);
+    let mut dims = [0u64; 3];
+    for p in points {
+        let v = voxel_of(*p, origin, cell);
+        for d in 0..3 {
+            dims[d] = dims[d].max(v[d] + 1);
+        }
+    }
+    let too_many = || Error::InvalidParameter {
+        name: "grid size",
+        value: format!("{cell} (grid of {} × {} × {} voxels)", dims[0], dims[1], dims[2]),
+        reason: "too fine for the cloud's extent: the voxel ids overflow 64 bits",
+    };
+    let nxy = dims[0].checked_mul(dims[1]).ok_or_else(too_many)?;
+    nxy.checked_mul(dims[2]).ok_or_else(too_many)?;
+
+    let mut keyed: Vec<(u64, u32)> = points
+        .par_iter()
+        .enumerate()
+        .map(|(i, &p)| {
+            let v = voxel_of(p, origin, cell);
+            (v[0] + dims[0] * v[1] + nxy * v[2], i as u32)
+        })
+        .collect();
+    keyed.par_sort_unstable();
+
+    let mut starts: Vec<usize> = Vec::with_capacity(n / 4 + 1);
+    for i in 0..n {
+        if i == 0 || keyed[i].0 != keyed[i - 1].0 {
+            starts.push(i);
+        }
+    }
+    starts.push(n);
+    let m = starts.len() - 1;
+
+    type Voxel = ([f32; 3], Vec<f32>, u32);
+    let voxels: Vec<Voxel> = (0..m)
+        .into_par_iter()
+        .map(|g| {
+            let members = &keyed[starts[g]..starts[g + 1]];
+            let mut sum = [0f64; 3];
+            let mut fsum = vec![0f64; channels];
+            for &(_, i) in members {
+                let i = i as usize;
+                for d in 0..3 {
+                    sum[d] += points[i][d] as f64;
+                }
+                for c in 0..channels {
+                    fsum[c] += features[i * channels + c] as f64;
+                }
+            }
+            let cnt = members.len() as f64;
+            let bary = std::array::from_fn(|d| (sum[d] / cnt) as f32);
+            let feat = fsum.iter().map(|s| (s / cnt) as f32).collect();
+            let label = labels.map_or(0, |l| majority(members.iter().map(|&(_, i)| l[i as usize])));
+            (bary, feat, label)
+        })
+        .collect();
+
+    let mut proj = vec![0u32; n];
+    for g in 0..m {
+        for &(_, i) in &keyed[starts[g]..starts[g + 1]] {
+            proj[i as usize] = g as u32;
+        }
+    }
+    let mut out_points = Vec::with_capacity(m);
+    let mut out_features = Vec::with_capacity(m * channels);
+    let mut out_labels = Vec::with_capacity(if labels.is_some() { m } else { 0 });
+    for (p, f, l) in voxels {
+        out_points.push(p);
+        out_features.extend(f);
+        out_labels.push(l);
+    }
+    Ok(GridSubsampled {
+        points: out_points,
+        features: out_features,
+        channels,
+        labels: labels.map(|_| out_labels),
+        proj,
+    })
+}
+
+/// The most frequent label; the smallest one on a tie.
+fn majority(labels: impl Iterator<Item = u32>) -> u32 {
+    let mut v: Vec<u32> = labels.collect();
+    v.sort_unstable();
+    let (mut best, mut best_n) = (v[0], 0usize);
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j < v.len() && v[j] == v[i] {
+            j += 1;
+        }
+        if j - i > best_n {
+            best = v[i];
+            best_n = j - i;
+        }
+        i = j;
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_computed_case() {
+        // Two points in voxel (0,0,0), one in voxel (1,0,0) for a 1 m grid anchored at 0.
+        let pts = [[0.2, 0.2, 0.2], [0.4, 0.6, 0.2], [1.5, 0.5, 0.5]];
+        let feats = [1.0, 10.0, 3.0, 20.0, 5.0, 30.0];
+        let out = grid_subsample(&pts, &feats, 2, Some(&[7, 7, 2]), 1.0).unwrap();
+        assert_eq!(out.len(), 2);
+        assert!((out.points[0][0] - 0.3).abs() < 1e-6 && (out.points[0][1] - 0.4).abs() < 1e-6);
+        assert_eq!(out.features, vec![2.0, 15.0, 5.0, 30.0]);
+        assert_eq!(out.labels, Some(vec![7, 2]));
+        assert_eq!(out.proj, vec![0, 0, 1]);
+    }
+
+    #[test]
+    fn majority_prefers_smallest_on_ties() {
+        assert_eq!(majority([5, 3, 5, 3, 9].into_iter()), 3);
+        assert_eq!(majority([4].into_iter()), 4);
+        assert_eq!(majority([2, 6, 6].into_iter()), 6);
+    }
+
+    #[test]
+    fn bad_input_is_refused() {
+        let pts = [[0.0, 0.0, 0.0]];
+        assert!(matches!(grid_subsample(&[], &[], 0, None, 1.0), Err(Error::Empty { .. })));
+        assert!(grid_subsample(&pts, &[], 0, None, 0.0).is_err());
+        assert!(grid_subsample(&pts, &[], 0, None, f32::NAN).is_err());
+        assert!(matches!(grid_subsample(&pts, &[1.0], 2, None, 1.0), Err(Error::LengthMismatch { .. })));
+        assert!(matches!(grid_subsample(&pts, &[], 0, Some(&[1, 2]), 1.0), Err(Error::LengthMismatch { .. })));
+        assert!(matches!(
+            grid_subsample(&[[f32::INFINITY, 0.0, 0.0]], &[], 0, None, 1.0),
+            Err(Error::NonFinite { axis: "x", .. })
+        ));
+        assert!(matches!(
+            grid_subsample(&pts, &[f32::NAN], 1, None, 1.0),
+            Err(Error::NonFiniteFeature { column: 0, .. })
+        ));
+        assert!(grid_subsample(&[[0.0, 0.0, 0.0], [1e30, 1e30, 1e30]], &[], 0, None, 1e-9).is_err());
+    }
+}

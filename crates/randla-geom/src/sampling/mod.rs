@@ -1,0 +1,11 @@
+//! Point subsampling.
+//!
+//! - [`grid`]: voxel-grid subsampling (barycentre, mean features, majority label) with the
+//!   back-projection index from every original point to its representative.
+//!
+//! RandLA-Net's own "random sampling" inside the network is the prefix of a shuffled crop; it
+//! is built by [`crate::neighborhood::Pyramid`].
+
+pub mod grid;
+
+pub use grid::{GridSubsampled, grid_subsample};
