@@ -21,7 +21,7 @@ use super::{Neighbours, check_query};
 use crate::error::{Result, check_finite};
 
 /// Maximum number of points in a leaf bucket.
-pub const LEAF_SIZE: usize = 12;
+pub const LEAF_SIZE: usize = 32;
 /// Below this many points a subtree is built on the current thread.
 const PAR_BUILD_MIN: usize = 32 * 1024;
 /// Queries handed to one rayon task.
@@ -375,13 +375,17 @@ impl KdTree {
         if n.dim == LEAF {
             let (s, e) = (n.a as usize, n.b as usize);
             let (xs, ys, zs, ids) = (&self.xs[s..e], &self.ys[s..e], &self.zs[s..e], &self.ids[s..e]);
-            for j in 0..xs.len() {
+            let mut ds = [0f32; LEAF_SIZE];
+            let m = xs.len();
+            for j in 0..m {
                 let dx = q[0] - xs[j];
                 let dy = q[1] - ys[j];
                 let dz = q[2] - zs[j];
-                let d = dx * dx + dy * dy + dz * dz;
-                if d <= best.worst() {
-                    best.offer(d, ids[j]);
+                ds[j] = dx * dx + dy * dy + dz * dz;
+            }
+            for j in 0..m {
+                if ds[j] <= best.worst() {
+                    best.offer(ds[j], ids[j]);
                 }
             }
             return;

@@ -93,27 +93,29 @@ pub fn grid_subsample(
     }
     let cell = cell as f64;
     let origin = grid_origin(points, cell);
-    let mut dims = [0u64; 3];
+    let mut max = [f64::NEG_INFINITY; 3];
     for p in points {
-        let v = voxel_of(*p, origin, cell);
         for d in 0..3 {
-            dims[d] = dims[d].max(v[d] + 1);
+            max[d] = max[d].max(p[d] as f64);
         }
     }
-    let too_many = || Error::InvalidParameter {
-        name: "grid size",
-        value: format!("{cell} (grid of {} × {} × {} voxels)", dims[0], dims[1], dims[2]),
-        reason: "too fine for the cloud's extent: the voxel ids overflow 64 bits",
-    };
-    let nxy = dims[0].checked_mul(dims[1]).ok_or_else(too_many)?;
-    nxy.checked_mul(dims[2]).ok_or_else(too_many)?;
+    let dims_f: [f64; 3] = std::array::from_fn(|d| ((max[d] - origin[d]) / cell).floor() + 1.0);
+    if dims_f.iter().product::<f64>() >= 2f64.powi(63) {
+        return Err(Error::InvalidParameter {
+            name: "grid size",
+            value: format!("{cell} (grid of {} × {} × {} voxels)", dims_f[0], dims_f[1], dims_f[2]),
+            reason: "too fine for the cloud's extent: the voxel ids overflow 64 bits",
+        });
+    }
+    let dims: [u64; 3] = std::array::from_fn(|d| dims_f[d] as u64);
+    let nxy = dims[0] * dims[1];
 
     let mut keyed: Vec<(u64, u32)> = points
         .par_iter()
         .enumerate()
         .map(|(i, &p)| {
             let v = voxel_of(p, origin, cell);
-            (v[0] + dims[0] * v[1] + nxy * v[2], i as u32)
+            (v[0].min(dims[0] - 1) + dims[0] * v[1].min(dims[1] - 1) + nxy * v[2].min(dims[2] - 1), i as u32)
         })
         .collect();
     keyed.par_sort_unstable();
