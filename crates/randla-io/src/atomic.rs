@@ -1,0 +1,198 @@
+//! Atomic output: write to a temporary file in the target folder, then rename it into place.
+//!
+//! A failed or abandoned write leaves nothing behind (the temporary file is deleted on drop),
+//! an existing output is replaced only when asked, and an input file is never the target.
+
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// A file being written; it appears at its final path only on [`AtomicFile::commit`].
+#[derive(Debug)]
+pub struct AtomicFile {
+    target: PathBuf,
+    overwrite: bool,
+    writer: BufWriter<tempfile::NamedTempFile>,
+}
+
+/// Returns true if `a` and `b` name the same existing file (same path after canonicalisation,
+/// or on Unix the same device and inode, which also catches hard links).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    if let (Ok(ca), Ok(cb)) = (a.canonicalize(), b.canonicalize()) {
+        if ca == cb {
+            return true;
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return ma.dev() == mb.dev() && ma.ino() == mb.ino();
+        }
+    }
+    false
+}
+
+/// Checks that `output` may be written: it is none of `inputs`, and it does not exist unless
+/// `overwrite` is set. Called before any work so that failures are immediate.
+pub fn check_output(output: &Path, inputs: &[&Path], overwrite: bool) -> Result<()> {
+    for input in inputs {
+        if same_file(output, input) || output == *input {
+            return Err(Error::OutputIsInput {
+                path: output.to_path_buf(),
+                input: input.to_path_buf(),
+            });
+        }
+    }
+    if !overwrite && std::fs::symlink_metadata(output).is_ok() {
+        return Err(Error::OutputExists { path: output.to_path_buf() });
+    }
+    Ok(())
+}
+
+impl AtomicFile {
+    /// Starts writing `target`, after [`check_output`]. The temporary file is created in the
+    /// target's folder (so that the final rename stays on one file system).
+    pub fn create(target: &Path, inputs: &[&Path], overwrite: bool) -> Result<Self> {
+        check_output(target, inputs, overwrite)?;
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .tempfile_in(&dir)
+            .map_err(|e| Error::io(target, "create temporary file", e))?;
+        Ok(AtomicFile {
+            target: target.to_path_buf(),
+            overwrite,
+            writer: BufWriter::with_capacity(1 << 20, tmp),
+        })
+    }
+
+    /// The final path.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Writes all of `buf`, mapping errors to [`Error::Io`] on the target path.
+    pub fn write_all_or_err(&mut self, buf: &[u8]) -> Result<()> {
+        self.writer.write_all(buf).map_err(|e| Error::io(&self.target, "write", e))
+    }
+
+    /// Flushes, syncs and renames the temporary file into place.
+    ///
+    /// Without `overwrite` the rename refuses to replace a file that appeared meanwhile.
+    pub fn commit(self) -> Result<()> {
+        let target = self.target;
+        let tmp = self
+            .writer
+            .into_inner()
+            .map_err(|e| Error::io(&target, "flush", e.into_error()))?;
+        tmp.as_file().sync_all().map_err(|e| Error::io(&target, "sync", e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&target).map(|m| m.permissions().mode()).unwrap_or(0o644);
+            let _ = tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode & 0o7777));
+        }
+        if self.overwrite {
+            tmp.persist(&target).map_err(|e| Error::io(&target, "rename into place", e.error))?;
+        } else {
+            tmp.persist_noclobber(&target).map_err(|e| {
+                if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                    Error::OutputExists { path: target.clone() }
+                } else {
+                    Error::io(&target, "rename into place", e.error)
+                }
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.writer.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+impl Seek for AtomicFile {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.writer.seek(pos)
+    }
+}
+
+/// Writes a whole file atomically: `fill` writes the content; on error nothing is left behind.
+pub fn write_atomic<F>(target: &Path, inputs: &[&Path], overwrite: bool, fill: F) -> Result<()>
+where
+    F: FnOnce(&mut AtomicFile) -> Result<()>,
+{
+    let mut f = AtomicFile::create(target, inputs, overwrite)?;
+    fill(&mut f)?;
+    f.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect()
+    }
+
+    #[test]
+    fn writes_and_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("a.txt");
+        write_atomic(&out, &[], false, |f| f.write_all_or_err(b"one")).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"one");
+        let e = write_atomic(&out, &[], false, |f| f.write_all_or_err(b"two")).unwrap_err();
+        assert!(matches!(e, Error::OutputExists { .. }), "{e}");
+        write_atomic(&out, &[], true, |f| f.write_all_or_err(b"two")).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"two");
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn failure_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("b.txt");
+        let r = write_atomic(&out, &[], false, |f| {
+            f.write_all_or_err(b"partial")?;
+            Err(Error::empty(Path::new("in"), "test"))
+        });
+        assert!(r.is_err());
+        assert!(!out.exists());
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn detects_input_through_other_spelling_and_hard_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.las");
+        std::fs::write(&input, b"x").unwrap();
+        let other = dir.path().join(".").join("sub").join("..").join("in.las");
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let e = check_output(&other, &[&input], true).unwrap_err();
+        assert!(matches!(e, Error::OutputIsInput { .. }), "{e}");
+        let link = dir.path().join("link.las");
+        std::fs::hard_link(&input, &link).unwrap();
+        assert!(matches!(check_output(&link, &[&input], true), Err(Error::OutputIsInput { .. })));
+    }
+}

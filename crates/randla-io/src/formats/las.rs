@@ -1,0 +1,1309 @@
+//! LAS and LAZ (LAS 1.0–1.4, point formats 0–10): chunked reading and copy-through rewriting.
+//!
+//! The header is parsed with `las::raw`, point records are handled as raw bytes (decompressed
+//! with the `laz` crate for LAZ), so that [`rewrite_las_classification`] can copy every
+//! dimension, VLR, EVLR and header field through unchanged and patch only the classification
+//! byte (and optionally append LAS 1.4 extra bytes).
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+use laz::{LasZipCompressor, LasZipDecompressor, LazVlr};
+
+use crate::atomic::{AtomicFile, check_output};
+use crate::cloud::{Bounds, PointCloud, choose_origin};
+use crate::error::{Error, Result};
+
+/// User id of the LASzip VLR.
+const LASZIP_USER_ID: &[u8] = b"laszip encoded";
+/// Record id of the LASzip VLR.
+const LASZIP_RECORD_ID: u16 = 22204;
+/// User id of the Extra Bytes VLR.
+const EXTRA_BYTES_USER_ID: &[u8] = b"LASF_Spec";
+/// Record id of the Extra Bytes VLR.
+const EXTRA_BYTES_RECORD_ID: u16 = 4;
+/// Size of one Extra Bytes descriptor.
+const EXTRA_BYTES_DESCRIPTOR_LEN: usize = 192;
+/// Points decoded per chunk by the whole-file helpers.
+pub const DEFAULT_CHUNK_POINTS: usize = 1 << 20;
+
+/// Size of the fixed part of each point format's record.
+fn base_record_len(format: u8) -> Option<usize> {
+    Some(match format {
+        0 => 20,
+        1 => 28,
+        2 => 26,
+        3 => 34,
+        4 => 57,
+        5 => 63,
+        6 => 30,
+        7 => 36,
+        8 => 38,
+        9 => 59,
+        10 => 67,
+        _ => return None,
+    })
+}
+
+/// Byte layout of one point record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Layout {
+    format: u8,
+    record_len: usize,
+    base_len: usize,
+}
+
+impl Layout {
+    fn extended(&self) -> bool {
+        self.format >= 6
+    }
+    fn class_offset(&self) -> usize {
+        if self.extended() { 16 } else { 15 }
+    }
+    fn gps_offset(&self) -> Option<usize> {
+        match self.format {
+            1 | 3 | 4 | 5 => Some(20),
+            6..=10 => Some(22),
+            _ => None,
+        }
+    }
+    fn rgb_offset(&self) -> Option<usize> {
+        match self.format {
+            2 => Some(20),
+            3 | 5 => Some(28),
+            7 | 8 | 10 => Some(30),
+            _ => None,
+        }
+    }
+    fn nir_offset(&self) -> Option<usize> {
+        match self.format {
+            8 | 10 => Some(36),
+            _ => None,
+        }
+    }
+    fn has_waveform(&self) -> bool {
+        matches!(self.format, 4 | 5 | 9 | 10)
+    }
+    fn extra_len(&self) -> usize {
+        self.record_len - self.base_len
+    }
+}
+
+/// Scalar type of an extra-bytes field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtraType {
+    /// `u8`
+    U8,
+    /// `i8`
+    I8,
+    /// `u16`
+    U16,
+    /// `i16`
+    I16,
+    /// `u32`
+    U32,
+    /// `i32`
+    I32,
+    /// `u64`
+    U64,
+    /// `i64`
+    I64,
+    /// `f32`
+    F32,
+    /// `f64`
+    F64,
+}
+
+impl ExtraType {
+    fn from_code(code: u8) -> Option<(ExtraType, usize)> {
+        // Codes 11–30 are the deprecated 2- and 3-element arrays of codes 1–10.
+        let (base, count) = match code {
+            1..=10 => (code, 1),
+            11..=20 => (code - 10, 2),
+            21..=30 => (code - 20, 3),
+            _ => return None,
+        };
+        let t = match base {
+            1 => ExtraType::U8,
+            2 => ExtraType::I8,
+            3 => ExtraType::U16,
+            4 => ExtraType::I16,
+            5 => ExtraType::U32,
+            6 => ExtraType::I32,
+            7 => ExtraType::U64,
+            8 => ExtraType::I64,
+            9 => ExtraType::F32,
+            _ => ExtraType::F64,
+        };
+        Some((t, count))
+    }
+
+    fn size(self) -> usize {
+        match self {
+            ExtraType::U8 | ExtraType::I8 => 1,
+            ExtraType::U16 | ExtraType::I16 => 2,
+            ExtraType::U32 | ExtraType::I32 | ExtraType::F32 => 4,
+            ExtraType::U64 | ExtraType::I64 | ExtraType::F64 => 8,
+        }
+    }
+
+    fn decode(self, b: &[u8]) -> f64 {
+        let a = |n: usize| -> [u8; 8] {
+            let mut x = [0u8; 8];
+            x[..n].copy_from_slice(&b[..n]);
+            x
+        };
+        match self {
+            ExtraType::U8 => f64::from(b[0]),
+            ExtraType::I8 => f64::from(b[0] as i8),
+            ExtraType::U16 => f64::from(u16::from_le_bytes([b[0], b[1]])),
+            ExtraType::I16 => f64::from(i16::from_le_bytes([b[0], b[1]])),
+            ExtraType::U32 => f64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            ExtraType::I32 => f64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            ExtraType::U64 => u64::from_le_bytes(a(8)) as f64,
+            ExtraType::I64 => i64::from_le_bytes(a(8)) as f64,
+            ExtraType::F32 => f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            ExtraType::F64 => f64::from_le_bytes(a(8)),
+        }
+    }
+}
+
+/// One documented extra-bytes dimension (from the Extra Bytes VLR).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtraField {
+    /// Name from the descriptor.
+    pub name: String,
+    /// Scalar type; `None` for undocumented bytes (data type 0).
+    pub ty: Option<ExtraType>,
+    /// Byte offset inside the extra-bytes part of the record.
+    pub offset: usize,
+    /// Total size in bytes.
+    pub size: usize,
+    /// Scale applied on decode (1 when the descriptor has none).
+    pub scale: f64,
+    /// Offset applied on decode (0 when the descriptor has none).
+    pub add: f64,
+}
+
+/// One variable-length record, kept byte for byte.
+#[derive(Debug, Clone, PartialEq)]
+struct Vlr {
+    reserved: u16,
+    user_id: [u8; 16],
+    record_id: u16,
+    description: [u8; 32],
+    data: Vec<u8>,
+}
+
+impl Vlr {
+    fn is(&self, user: &[u8], record: u16) -> bool {
+        self.record_id == record && trim_nul(&self.user_id) == user
+    }
+    fn byte_len(&self) -> u64 {
+        54 + self.data.len() as u64
+    }
+    fn write_to(&self, w: &mut impl Write) -> std::io::Result<()> {
+        w.write_all(&self.reserved.to_le_bytes())?;
+        w.write_all(&self.user_id)?;
+        w.write_all(&self.record_id.to_le_bytes())?;
+        w.write_all(&(self.data.len() as u16).to_le_bytes())?;
+        w.write_all(&self.description)?;
+        w.write_all(&self.data)
+    }
+    fn new(user: &[u8], record_id: u16, description: &str, data: Vec<u8>) -> Vlr {
+        let mut user_id = [0u8; 16];
+        user_id[..user.len().min(16)].copy_from_slice(&user[..user.len().min(16)]);
+        let mut desc = [0u8; 32];
+        let d = description.as_bytes();
+        desc[..d.len().min(32)].copy_from_slice(&d[..d.len().min(32)]);
+        Vlr { reserved: 0, user_id, record_id, description: desc, data }
+    }
+}
+
+fn trim_nul(b: &[u8]) -> &[u8] {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    &b[..end]
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(trim_nul(b)).trim().to_string()
+}
+
+/// Public summary of a LAS/LAZ header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LasHeader {
+    /// LAS version (major, minor).
+    pub version: (u8, u8),
+    /// Point data record format (0–10).
+    pub point_format: u8,
+    /// Bytes per point record (including extra bytes).
+    pub record_length: u16,
+    /// Number of points announced by the header.
+    pub point_count: u64,
+    /// True for LAZ (LASzip-compressed) point data.
+    pub compressed: bool,
+    /// x, y, z scale factors.
+    pub scale: [f64; 3],
+    /// x, y, z offsets.
+    pub offset: [f64; 3],
+    /// Bounds written in the header (not recomputed).
+    pub header_bounds: Bounds,
+    /// Documented extra-bytes dimensions.
+    pub extra_fields: Vec<ExtraField>,
+    /// System identifier string.
+    pub system_identifier: String,
+    /// Generating software string.
+    pub generating_software: String,
+    /// Number of VLRs.
+    pub vlr_count: usize,
+}
+
+impl LasHeader {
+    /// Names of every dimension stored per point, in record order.
+    pub fn attributes(&self) -> Vec<String> {
+        let mut a: Vec<&str> = vec!["x", "y", "z", "intensity", "return_number", "number_of_returns"];
+        if self.point_format >= 6 {
+            a.extend(["synthetic", "key_point", "withheld", "overlap", "scanner_channel"]);
+        }
+        a.extend(["scan_direction_flag", "edge_of_flight_line", "classification"]);
+        if self.point_format < 6 {
+            a.extend(["synthetic", "key_point", "withheld"]);
+        }
+        a.extend(["scan_angle", "user_data", "point_source_id"]);
+        let layout = Layout {
+            format: self.point_format,
+            record_len: usize::from(self.record_length),
+            base_len: base_record_len(self.point_format).unwrap_or(0),
+        };
+        if layout.gps_offset().is_some() {
+            a.push("gps_time");
+        }
+        if layout.rgb_offset().is_some() {
+            a.extend(["red", "green", "blue"]);
+        }
+        if layout.nir_offset().is_some() {
+            a.push("nir");
+        }
+        if layout.has_waveform() {
+            a.extend([
+                "wavepacket_index",
+                "wavepacket_offset",
+                "wavepacket_size",
+                "return_point_wave_location",
+                "x_t",
+                "y_t",
+                "z_t",
+            ]);
+        }
+        let mut v: Vec<String> = a.into_iter().map(String::from).collect();
+        v.extend(self.extra_fields.iter().map(|f| f.name.clone()));
+        v
+    }
+}
+
+/// Everything before the point data, as parsed.
+#[derive(Debug, Clone)]
+struct Head {
+    raw: las::raw::Header,
+    vlrs: Vec<Vlr>,
+    /// Bytes between the end of the VLRs and the point data (LAS 1.0 start signature, padding).
+    gap: Vec<u8>,
+    count: u64,
+    layout: Layout,
+    laz: Option<LazVlr>,
+    extra: Vec<ExtraField>,
+    file_len: u64,
+    scale: [f64; 3],
+    offset: [f64; 3],
+}
+
+fn read_head<R: Read + Seek>(r: &mut R, path: &Path) -> Result<Head> {
+    let file_len = r.seek(SeekFrom::End(0)).map_err(|e| Error::io(path, "seek", e))?;
+    r.seek(SeekFrom::Start(0)).map_err(|e| Error::io(path, "seek", e))?;
+    if file_len == 0 {
+        return Err(Error::empty(path, "file has 0 bytes"));
+    }
+    if file_len < 227 {
+        return Err(Error::truncated(path, "header", "at least 227 bytes", format!("{file_len} bytes")));
+    }
+    let mut sig = [0u8; 4];
+    r.read_exact(&mut sig).map_err(|e| Error::io(path, "read header", e))?;
+    if &sig != b"LASF" {
+        return Err(Error::invalid(path, "file signature", format!("{:?}", String::from_utf8_lossy(&sig)), "expected \"LASF\""));
+    }
+    let mut ver = [0u8; 2];
+    r.seek(SeekFrom::Start(24)).map_err(|e| Error::io(path, "seek", e))?;
+    r.read_exact(&mut ver).map_err(|e| Error::io(path, "read header", e))?;
+    if ver[0] != 1 || ver[1] > 4 {
+        return Err(Error::unsupported(path, "version", format!("{}.{}", ver[0], ver[1]), "LAS 1.0 to 1.4 are supported"));
+    }
+    r.seek(SeekFrom::Start(0)).map_err(|e| Error::io(path, "seek", e))?;
+    let raw = las::raw::Header::read_from(&mut *r).map_err(|e| match e {
+        las::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::truncated(path, "header", "a complete header", format!("{file_len} bytes"))
+        }
+        other => Error::invalid(path, "header", other, "unreadable LAS header"),
+    })?;
+    let version_size = raw.version.header_size();
+    if raw.header_size < version_size {
+        return Err(Error::invalid(path, "header_size", raw.header_size, format!("LAS {}.{} needs at least {version_size}", ver[0], ver[1])));
+    }
+    if u64::from(raw.offset_to_point_data) < u64::from(raw.header_size) || u64::from(raw.offset_to_point_data) > file_len {
+        return Err(Error::invalid(
+            path,
+            "offset_to_point_data",
+            raw.offset_to_point_data,
+            format!("must lie between the header size {} and the file size {file_len}", raw.header_size),
+        ));
+    }
+    let fmt_byte = raw.point_data_record_format;
+    let compressed = fmt_byte & 0xC0 != 0;
+    let format = fmt_byte & 0x3F;
+    let base_len = base_record_len(format).ok_or_else(|| {
+        Error::unsupported(path, "point_data_record_format", fmt_byte, "point formats 0 to 10 are supported")
+    })?;
+    let record_len = usize::from(raw.point_data_record_length);
+    if record_len < base_len {
+        return Err(Error::invalid(
+            path,
+            "point_data_record_length",
+            record_len,
+            format!("point format {format} needs at least {base_len} bytes"),
+        ));
+    }
+    let layout = Layout { format, record_len, base_len };
+    let count = match raw.large_file {
+        Some(lf) if raw.number_of_point_records == 0 => lf.number_of_point_records,
+        Some(lf) if lf.number_of_point_records != 0 && lf.number_of_point_records != u64::from(raw.number_of_point_records) => {
+            return Err(Error::invalid(
+                path,
+                "number_of_point_records",
+                raw.number_of_point_records,
+                format!("disagrees with the LAS 1.4 64-bit count {}", lf.number_of_point_records),
+            ));
+        }
+        _ => u64::from(raw.number_of_point_records),
+    };
+    let scale = [raw.x_scale_factor, raw.y_scale_factor, raw.z_scale_factor];
+    let offset = [raw.x_offset, raw.y_offset, raw.z_offset];
+    for k in 0..3 {
+        let n = ["x", "y", "z"][k];
+        if !scale[k].is_finite() || scale[k] == 0.0 {
+            return Err(Error::invalid(path, format!("{n}_scale_factor"), scale[k], "must be finite and non-zero"));
+        }
+        if !offset[k].is_finite() {
+            return Err(Error::invalid(path, format!("{n}_offset"), offset[k], "must be finite"));
+        }
+    }
+    // VLRs.
+    r.seek(SeekFrom::Start(u64::from(raw.header_size))).map_err(|e| Error::io(path, "seek", e))?;
+    let mut pos = u64::from(raw.header_size);
+    let end = u64::from(raw.offset_to_point_data);
+    let mut vlrs = Vec::new();
+    for i in 0..raw.number_of_variable_length_records {
+        if pos + 54 > end {
+            return Err(Error::invalid(
+                path,
+                "number_of_variable_length_records",
+                raw.number_of_variable_length_records,
+                format!("VLR {i} header would start at byte {pos}, past the point data at {end}"),
+            ));
+        }
+        let mut h = [0u8; 54];
+        r.read_exact(&mut h).map_err(|e| Error::io(path, format!("read VLR {i}"), e))?;
+        let len = u64::from(u16::from_le_bytes([h[20], h[21]]));
+        if pos + 54 + len > end {
+            return Err(Error::invalid(
+                path,
+                format!("VLR {i} record_length_after_header"),
+                len,
+                format!("runs past the start of point data at byte {end}"),
+            ));
+        }
+        let mut data = vec![0u8; len as usize];
+        r.read_exact(&mut data).map_err(|e| Error::io(path, format!("read VLR {i}"), e))?;
+        let mut user_id = [0u8; 16];
+        user_id.copy_from_slice(&h[2..18]);
+        let mut description = [0u8; 32];
+        description.copy_from_slice(&h[22..54]);
+        vlrs.push(Vlr {
+            reserved: u16::from_le_bytes([h[0], h[1]]),
+            user_id,
+            record_id: u16::from_le_bytes([h[18], h[19]]),
+            description,
+            data,
+        });
+        pos += 54 + len;
+    }
+    let mut gap = vec![0u8; (end - pos) as usize];
+    r.read_exact(&mut gap).map_err(|e| Error::io(path, "read bytes before point data", e))?;
+
+    let laz = if compressed {
+        let v = vlrs.iter().find(|v| v.is(LASZIP_USER_ID, LASZIP_RECORD_ID)).ok_or_else(|| {
+            Error::invalid(path, "point_data_record_format", fmt_byte, "compressed point format but no LASzip VLR")
+        })?;
+        let lv = LazVlr::from_buffer(&v.data)
+            .map_err(|e| Error::invalid(path, "LASzip VLR", e, "unreadable LASzip VLR"))?;
+        let items_size: u64 = lv.items().iter().map(|i| u64::from(i.size())).sum();
+        if items_size != record_len as u64 || lv.items().is_empty() {
+            return Err(Error::invalid(
+                path,
+                "LASzip VLR items size",
+                items_size,
+                format!("must equal point_data_record_length {record_len}"),
+            ));
+        }
+        Some(lv)
+    } else {
+        let needed = count.checked_mul(record_len as u64).and_then(|b| b.checked_add(end));
+        match needed {
+            Some(n) if n <= file_len => {}
+            _ => {
+                let holds = (file_len - end) / record_len as u64;
+                return Err(Error::invalid(
+                    path,
+                    "number_of_point_records",
+                    count,
+                    format!("the file holds only {holds} records of {record_len} bytes after byte {end} (file size {file_len}): truncated or corrupt"),
+                ));
+            }
+        }
+        None
+    };
+    let extra = parse_extra_fields(path, &vlrs, layout.extra_len())?;
+    Ok(Head { raw, vlrs, gap, count, layout, laz, extra, file_len, scale, offset })
+}
+
+/// Parses the Extra Bytes VLR descriptors that fit in `extra_len` bytes.
+fn parse_extra_fields(path: &Path, vlrs: &[Vlr], extra_len: usize) -> Result<Vec<ExtraField>> {
+    let Some(v) = vlrs.iter().find(|v| v.is(EXTRA_BYTES_USER_ID, EXTRA_BYTES_RECORD_ID)) else {
+        return Ok(Vec::new());
+    };
+    let mut fields = Vec::new();
+    let mut offset = 0usize;
+    for (i, d) in v.data.chunks_exact(EXTRA_BYTES_DESCRIPTOR_LEN).enumerate() {
+        let code = d[2];
+        let options = d[3];
+        let name = text(&d[4..36]);
+        let (ty, size) = if code == 0 {
+            (None, usize::from(options))
+        } else {
+            match ExtraType::from_code(code) {
+                Some((t, n)) => (Some(t), t.size() * n),
+                None => {
+                    return Err(Error::invalid(path, format!("extra bytes descriptor {i} ({name}) data_type"), code, "must be 0 to 30"));
+                }
+            }
+        };
+        if offset + size > extra_len {
+            return Err(Error::invalid(
+                path,
+                format!("extra bytes descriptor {i} ({name})"),
+                format!("{size} bytes at offset {offset}"),
+                format!("the records have only {extra_len} extra bytes"),
+            ));
+        }
+        let f64_at = |o: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&d[o..o + 8]);
+            f64::from_le_bytes(b)
+        };
+        let scale = if options & 0x08 != 0 { f64_at(112) } else { 1.0 };
+        let add = if options & 0x10 != 0 { f64_at(136) } else { 0.0 };
+        let (scale, add) = if scale.is_finite() && add.is_finite() { (scale, add) } else { (1.0, 0.0) };
+        fields.push(ExtraField { name, ty, offset, size, scale, add });
+        offset += size;
+    }
+    Ok(fields)
+}
+
+fn header_summary(h: &Head) -> LasHeader {
+    let r = &h.raw;
+    LasHeader {
+        version: (r.version.major, r.version.minor),
+        point_format: h.layout.format,
+        record_length: r.point_data_record_length,
+        point_count: h.count,
+        compressed: h.laz.is_some(),
+        scale: h.scale,
+        offset: h.offset,
+        header_bounds: Bounds { min: [r.min_x, r.min_y, r.min_z], max: [r.max_x, r.max_y, r.max_z] },
+        extra_fields: h.extra.clone(),
+        system_identifier: text(&r.system_identifier),
+        generating_software: text(&r.generating_software),
+        vlr_count: h.vlrs.len(),
+    }
+}
+
+/// Runs a LAZ call, turning a panic inside the `laz` crate into an error.
+fn guard_laz<T>(path: &Path, action: &str, f: impl FnOnce() -> std::result::Result<T, String>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(message)) => Err(Error::Laz { path: path.to_path_buf(), action: action.to_string(), message }),
+        Err(_) => Err(Error::Laz {
+            path: path.to_path_buf(),
+            action: action.to_string(),
+            message: "the LAZ decoder failed on corrupt data".to_string(),
+        }),
+    }
+}
+
+enum Source<R: Read + Seek + Send + Sync + 'static> {
+    Raw(R),
+    Laz(Box<LasZipDecompressor<'static, R>>),
+    Failed,
+}
+
+/// Streaming reader of a LAS/LAZ file: raw records or decoded [`PointCloud`] chunks.
+pub struct LasReader<R: Read + Seek + Send + Sync + 'static = BufReader<File>> {
+    path: PathBuf,
+    head: Head,
+    source: Source<R>,
+    read: u64,
+    origin: Option<[f64; 3]>,
+    buf: Vec<u8>,
+}
+
+impl<R: Read + Seek + Send + Sync + 'static> std::fmt::Debug for LasReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LasReader").field("path", &self.path).field("read", &self.read).finish()
+    }
+}
+
+impl LasReader<BufReader<File>> {
+    /// Opens a `.las` or `.laz` file and parses its header and VLRs.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let f = super::open(path)?;
+        LasReader::from_reader(BufReader::with_capacity(1 << 20, f), path)
+    }
+}
+
+impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
+    /// Reads from any seekable source; `path` only names the source in errors.
+    pub fn from_reader(mut reader: R, path: &Path) -> Result<Self> {
+        let head = read_head(&mut reader, path)?;
+        let source = match &head.laz {
+            None => Source::Raw(reader),
+            Some(vlr) => {
+                let vlr = vlr.clone();
+                let d = guard_laz(path, "open point data", move || {
+                    LasZipDecompressor::new(reader, vlr).map_err(|e| e.to_string())
+                })?;
+                Source::Laz(Box::new(d))
+            }
+        };
+        Ok(LasReader { path: path.to_path_buf(), head, source, read: 0, origin: None, buf: Vec::new() })
+    }
+
+    /// The header summary.
+    pub fn header(&self) -> LasHeader {
+        header_summary(&self.head)
+    }
+
+    /// Number of points announced by the header.
+    pub fn point_count(&self) -> u64 {
+        self.head.count
+    }
+
+    /// Number of points read so far.
+    pub fn points_read(&self) -> u64 {
+        self.read
+    }
+
+    /// Reads up to `max` raw point records (each `record_length` bytes, little-endian, exactly
+    /// as stored in an uncompressed LAS file) into `out`, replacing its content. Returns the
+    /// number of records read, 0 at the end.
+    pub fn read_raw(&mut self, max: usize, out: &mut Vec<u8>) -> Result<usize> {
+        let n = (self.head.count - self.read).min(max as u64) as usize;
+        let len = self.head.layout.record_len;
+        out.clear();
+        if n == 0 {
+            return Ok(0);
+        }
+        out.resize(n * len, 0);
+        let path = &self.path;
+        let first = self.read;
+        match &mut self.source {
+            Source::Raw(r) => {
+                if first == 0 {
+                    r.seek(SeekFrom::Start(u64::from(self.head.raw.offset_to_point_data)))
+                        .map_err(|e| Error::io(path, "seek to point data", e))?;
+                }
+                r.read_exact(out).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        Error::truncated(path, "point data", format!("{} points", self.head.count), format!("fewer than {}", first + n as u64))
+                    } else {
+                        Error::io(path, "read point data", e)
+                    }
+                })?;
+            }
+            Source::Laz(d) => {
+                let count = self.head.count;
+                let res = guard_laz(path, &format!("decompress points {first}..{}", first + n as u64), || {
+                    d.decompress_many(out).map_err(|e| {
+                        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                            format!("compressed data ends before the {count} points announced by the header (truncated file)")
+                        } else {
+                            e.to_string()
+                        }
+                    })
+                });
+                if res.is_err() {
+                    self.source = Source::Failed;
+                }
+                res?;
+            }
+            Source::Failed => {
+                return Err(Error::Laz {
+                    path: path.clone(),
+                    action: "read".into(),
+                    message: "an earlier error left the decoder unusable".into(),
+                });
+            }
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
+
+    /// Reads and decodes the next chunk of up to `max` points; `None` at the end.
+    ///
+    /// All chunks share one origin (chosen from the first point). Features: `intensity`,
+    /// `return_number`, `number_of_returns`, `scan_angle` (degrees), `red`/`green`/`blue` and
+    /// `nir` when the format has them, and every documented scalar extra-bytes field; labels are
+    /// the classification codes.
+    pub fn read_chunk(&mut self, max: usize) -> Result<Option<PointCloud>> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let start = self.read;
+        let n = self.read_raw(max.max(1), &mut buf)?;
+        if n == 0 {
+            self.buf = buf;
+            if self.head.count == 0 && start == 0 {
+                return Err(Error::empty(&self.path, "header announces 0 points"));
+            }
+            return Ok(None);
+        }
+        let cloud = self.decode(&buf, start)?;
+        self.buf = buf;
+        Ok(Some(cloud))
+    }
+
+    fn decode(&mut self, buf: &[u8], start: u64) -> Result<PointCloud> {
+        let l = self.head.layout;
+        let n = buf.len() / l.record_len;
+        let (s, o) = (self.head.scale, self.head.offset);
+        let abs = |rec: &[u8]| -> [f64; 3] {
+            let g = |k: usize| i32::from_le_bytes([rec[4 * k], rec[4 * k + 1], rec[4 * k + 2], rec[4 * k + 3]]);
+            [f64::from(g(0)) * s[0] + o[0], f64::from(g(1)) * s[1] + o[1], f64::from(g(2)) * s[2] + o[2]]
+        };
+        let origin = *self.origin.get_or_insert_with(|| choose_origin(abs(&buf[..l.record_len])));
+        let mut cloud = PointCloud::with_origin(origin);
+        cloud.positions.reserve(n);
+        let u16_at = |rec: &[u8], o: usize| f32::from(u16::from_le_bytes([rec[o], rec[o + 1]]));
+        let mut intensity = Vec::with_capacity(n);
+        let mut ret = Vec::with_capacity(n);
+        let mut nret = Vec::with_capacity(n);
+        let mut angle = Vec::with_capacity(n);
+        let mut labels = Vec::with_capacity(n);
+        let mut rgb = l.rgb_offset().map(|_| [Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n)]);
+        let mut nir = l.nir_offset().map(|_| Vec::with_capacity(n));
+        let extra: Vec<&ExtraField> = self.head.extra.iter().filter(|f| f.ty.is_some()).collect();
+        let mut extra_vals: Vec<Vec<f32>> = extra.iter().map(|_| Vec::with_capacity(n)).collect();
+        for (i, rec) in buf.chunks_exact(l.record_len).enumerate() {
+            let p = abs(rec);
+            for (k, name) in ["x", "y", "z"].into_iter().enumerate() {
+                super::check_finite(&self.path, name, p[k], start + i as u64)?;
+            }
+            cloud.positions.push(cloud.local(p));
+            intensity.push(u16_at(rec, 12));
+            if l.extended() {
+                ret.push(f32::from(rec[14] & 0x0F));
+                nret.push(f32::from(rec[14] >> 4));
+                labels.push(u32::from(rec[16]));
+                angle.push(f32::from(i16::from_le_bytes([rec[18], rec[19]])) * 0.006);
+            } else {
+                ret.push(f32::from(rec[14] & 0x07));
+                nret.push(f32::from((rec[14] >> 3) & 0x07));
+                labels.push(u32::from(rec[15] & 0x1F));
+                angle.push(f32::from(rec[16] as i8));
+            }
+            if let (Some(o), Some(c)) = (l.rgb_offset(), rgb.as_mut()) {
+                for k in 0..3 {
+                    c[k].push(u16_at(rec, o + 2 * k));
+                }
+            }
+            if let (Some(o), Some(v)) = (l.nir_offset(), nir.as_mut()) {
+                v.push(u16_at(rec, o));
+            }
+            for (f, v) in extra.iter().zip(extra_vals.iter_mut()) {
+                if let Some(t) = f.ty {
+                    let b = &rec[l.base_len + f.offset..];
+                    v.push((t.decode(b) * f.scale + f.add) as f32);
+                }
+            }
+        }
+        cloud.set_feature("intensity", intensity);
+        cloud.set_feature("return_number", ret);
+        cloud.set_feature("number_of_returns", nret);
+        cloud.set_feature("scan_angle", angle);
+        if let Some([r, g, b]) = rgb {
+            cloud.set_feature("red", r);
+            cloud.set_feature("green", g);
+            cloud.set_feature("blue", b);
+        }
+        if let Some(v) = nir {
+            cloud.set_feature("nir", v);
+        }
+        for (f, v) in extra.iter().zip(extra_vals) {
+            cloud.set_feature(f.name.clone(), v);
+        }
+        cloud.labels = Some(labels);
+        Ok(cloud)
+    }
+
+    /// Iterates over decoded chunks of up to `chunk_points` points.
+    pub fn chunks(self, chunk_points: usize) -> LasChunks<R> {
+        LasChunks { reader: self, chunk_points, done: false }
+    }
+
+    /// Reads all remaining points into one cloud.
+    pub fn read_all(mut self) -> Result<PointCloud> {
+        let mut all = PointCloud::default();
+        while let Some(c) = self.read_chunk(DEFAULT_CHUNK_POINTS)? {
+            if all.is_empty() {
+                all = c;
+            } else {
+                all.append(&c).map_err(|e| Error::invalid(&self.path, "chunk", e, "internal layout mismatch"))?;
+            }
+        }
+        Ok(all)
+    }
+
+    /// Streams the file once for its point count, bounds (recomputed from the points) and
+    /// classification histogram.
+    pub fn summarize(mut self) -> Result<(LasHeader, u64, Bounds, std::collections::BTreeMap<u32, u64>)> {
+        let header = self.header();
+        let l = self.head.layout;
+        let (s, o) = (self.head.scale, self.head.offset);
+        let mut bounds = Bounds::empty();
+        let mut hist = [0u64; 256];
+        let mut buf = Vec::new();
+        let mut done = 0u64;
+        loop {
+            let n = self.read_raw(DEFAULT_CHUNK_POINTS, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            let mut lo = [i32::MAX; 3];
+            let mut hi = [i32::MIN; 3];
+            for rec in buf.chunks_exact(l.record_len) {
+                for k in 0..3 {
+                    let v = i32::from_le_bytes([rec[4 * k], rec[4 * k + 1], rec[4 * k + 2], rec[4 * k + 3]]);
+                    lo[k] = lo[k].min(v);
+                    hi[k] = hi[k].max(v);
+                }
+                let c = if l.extended() { rec[16] } else { rec[15] & 0x1F };
+                hist[usize::from(c)] += 1;
+            }
+            let mut a = [0.0; 3];
+            let mut b = [0.0; 3];
+            for k in 0..3 {
+                let x = f64::from(lo[k]) * s[k] + o[k];
+                let y = f64::from(hi[k]) * s[k] + o[k];
+                (a[k], b[k]) = if x <= y { (x, y) } else { (y, x) };
+                super::check_finite(&self.path, ["x", "y", "z"][k], if a[k].is_finite() { b[k] } else { a[k] }, done)?;
+            }
+            bounds.extend(a);
+            bounds.extend(b);
+            done += n as u64;
+        }
+        if done == 0 {
+            return Err(Error::empty(&self.path, "header announces 0 points"));
+        }
+        let classes = hist.iter().enumerate().filter(|(_, c)| **c > 0).map(|(k, c)| (k as u32, *c)).collect();
+        Ok((header, done, bounds, classes))
+    }
+}
+
+/// Iterator over decoded chunks of a LAS/LAZ file (see [`LasReader::chunks`]).
+pub struct LasChunks<R: Read + Seek + Send + Sync + 'static = BufReader<File>> {
+    reader: LasReader<R>,
+    chunk_points: usize,
+    done: bool,
+}
+
+impl<R: Read + Seek + Send + Sync + 'static> std::fmt::Debug for LasChunks<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LasChunks").field("reader", &self.reader).finish()
+    }
+}
+
+impl<R: Read + Seek + Send + Sync + 'static> Iterator for LasChunks<R> {
+    type Item = Result<PointCloud>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.reader.read_chunk(self.chunk_points) {
+            Ok(Some(c)) => Some(Ok(c)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Reads a whole `.las`/`.laz` file into memory.
+pub fn read_las(path: impl AsRef<Path>) -> Result<PointCloud> {
+    LasReader::open(path)?.read_all()
+}
+
+/// Per-class scores to append as extra bytes (row-major, `names.len()` values per point).
+#[derive(Debug, Clone, Copy)]
+pub struct Probabilities<'a> {
+    /// Class names; the extra-bytes dimension of class `c` is called `prob_<names[c]>`.
+    pub names: &'a [String],
+    /// `point_count × names.len()` values, point-major.
+    pub values: &'a [f32],
+}
+
+/// Optional per-point prediction outputs written next to the classification.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExtraOutputs<'a> {
+    /// One confidence value per point (dimension `confidence`).
+    pub confidence: Option<&'a [f32]>,
+    /// Per-class probabilities.
+    pub probabilities: Option<Probabilities<'a>>,
+}
+
+/// What a rewrite produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RewriteSummary {
+    /// Points written.
+    pub points: u64,
+    /// Bytes per output record.
+    pub record_length: u16,
+    /// Names of the extra-bytes dimensions appended.
+    pub added_dimensions: Vec<String>,
+    /// True if the output is LAZ.
+    pub compressed: bool,
+}
+
+/// Options of [`rewrite_las_with`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RewriteOptions {
+    /// Replace an existing output file.
+    pub overwrite: bool,
+    /// Append an `f32` extra-bytes dimension `confidence`.
+    pub confidence: bool,
+    /// Append one `f32` extra-bytes dimension `prob_<name>` per class name.
+    pub probability_names: Vec<String>,
+    /// Points per processing chunk (memory use is about this times the record length, ×3).
+    pub chunk_points: usize,
+}
+
+impl Default for RewriteOptions {
+    fn default() -> Self {
+        RewriteOptions { overwrite: false, confidence: false, probability_names: Vec::new(), chunk_points: 1 << 18 }
+    }
+}
+
+/// The buffers a [`rewrite_las_with`] callback fills for one chunk of points.
+#[derive(Debug)]
+pub struct ChunkFill<'a> {
+    /// Index of the chunk's first point in the file.
+    pub start: u64,
+    /// The chunk's raw input records (`record_length` bytes each, as stored in LAS).
+    pub records: &'a [u8],
+    /// Classification per point; pre-filled with the input classification.
+    pub classes: &'a mut [u8],
+    /// Confidence per point (empty unless requested); pre-filled with 0.
+    pub confidence: &'a mut [f32],
+    /// Probabilities, point-major (empty unless requested); pre-filled with 0.
+    pub probabilities: &'a mut [f32],
+}
+
+/// Copies a LAS/LAZ file through, replacing each point's classification with `classes[i]` and
+/// optionally appending `confidence` / `prob_<class>` as `f32` LAS 1.4 extra bytes (declared in
+/// an Extra Bytes VLR, user id `LASF_Spec`, record id 4).
+///
+/// Everything else (every dimension, VLR, EVLR and header field) is copied unchanged; only the
+/// fields that must follow the layout change (record length, VLR count, offset to point data,
+/// start of first EVLR). The output is LAZ if its extension is `.laz`, else LAS. It is written to
+/// a temporary file and renamed into place; an existing output is replaced only with
+/// `overwrite`, and the input never. Points are streamed in chunks.
+pub fn rewrite_las_classification(
+    input: &Path,
+    output: &Path,
+    classes: &[u8],
+    extra: Option<&ExtraOutputs<'_>>,
+    overwrite: bool,
+) -> Result<RewriteSummary> {
+    let extra = extra.copied().unwrap_or_default();
+    let names: Vec<String> = extra.probabilities.map(|p| p.names.to_vec()).unwrap_or_default();
+    let k = names.len();
+    let opts = RewriteOptions {
+        overwrite,
+        confidence: extra.confidence.is_some(),
+        probability_names: names,
+        ..RewriteOptions::default()
+    };
+    let n = classes.len() as u64;
+    if let Some(c) = extra.confidence {
+        if c.len() != classes.len() {
+            return Err(Error::argument(output, "confidence length", c.len(), format!("must equal the class array length {n}")));
+        }
+    }
+    if let Some(p) = extra.probabilities {
+        if p.values.len() != classes.len() * k {
+            return Err(Error::argument(
+                output,
+                "probabilities length",
+                p.values.len(),
+                format!("must be points × classes = {n} × {k}"),
+            ));
+        }
+    }
+    // Check the count against the header before any work.
+    let header = LasReader::open(input)?.header();
+    if header.point_count != n {
+        return Err(Error::argument(input, "classes length", n, format!("the file has {} points", header.point_count)));
+    }
+    rewrite_las_with(input, output, &opts, |fill| {
+        let s = fill.start as usize;
+        let m = fill.classes.len();
+        fill.classes.copy_from_slice(&classes[s..s + m]);
+        if let Some(c) = extra.confidence {
+            fill.confidence.copy_from_slice(&c[s..s + m]);
+        }
+        if let Some(p) = extra.probabilities {
+            fill.probabilities.copy_from_slice(&p.values[s * k..(s + m) * k]);
+        }
+        Ok(())
+    })
+}
+
+fn eb_descriptor(name: &str, code: u8, options: u8, description: &str) -> [u8; EXTRA_BYTES_DESCRIPTOR_LEN] {
+    let mut d = [0u8; EXTRA_BYTES_DESCRIPTOR_LEN];
+    d[2] = code;
+    d[3] = options;
+    let nb = name.as_bytes();
+    d[4..4 + nb.len().min(32)].copy_from_slice(&nb[..nb.len().min(32)]);
+    let db = description.as_bytes();
+    d[160..160 + db.len().min(32)].copy_from_slice(&db[..db.len().min(32)]);
+    d
+}
+
+/// Streaming form of [`rewrite_las_classification`]: `fill` is called once per chunk, in order,
+/// to provide the classes (and requested extra values) of that chunk's points.
+pub fn rewrite_las_with<F>(input: &Path, output: &Path, opts: &RewriteOptions, mut fill: F) -> Result<RewriteSummary>
+where
+    F: FnMut(ChunkFill<'_>) -> Result<()>,
+{
+    let out_compressed = match super::Format::from_path(output)? {
+        super::Format::Las => false,
+        super::Format::Laz => true,
+        _ => {
+            return Err(Error::argument(output, "output extension", output.display(), "a LAS rewrite writes .las or .laz"));
+        }
+    };
+    check_output(output, &[input], opts.overwrite)?;
+    let mut reader = LasReader::open(input)?;
+    let head = reader.head.clone();
+    let l = head.layout;
+    if head.count == 0 {
+        return Err(Error::empty(input, "header announces 0 points"));
+    }
+
+    // Added extra-bytes dimensions.
+    let mut added: Vec<String> = Vec::new();
+    if opts.confidence {
+        added.push("confidence".into());
+    }
+    for name in &opts.probability_names {
+        added.push(format!("prob_{name}"));
+    }
+    for (i, a) in added.iter().enumerate() {
+        if a.len() > 32 {
+            return Err(Error::argument(output, "extra dimension name", a, "extra-bytes names are limited to 32 bytes"));
+        }
+        if head.extra.iter().any(|f| &f.name == a) || added[..i].contains(a) {
+            return Err(Error::argument(output, "extra dimension name", a, "a dimension of that name already exists"));
+        }
+    }
+    let add_bytes = 4 * added.len();
+    let out_len = l.record_len + add_bytes;
+    if out_len > usize::from(u16::MAX) {
+        return Err(Error::argument(output, "record length", out_len, "exceeds 65535 bytes"));
+    }
+    let k = opts.probability_names.len();
+
+    // VLRs of the output.
+    let mut vlrs = head.vlrs.clone();
+    if add_bytes > 0 {
+        let documented: usize = head.extra.iter().map(|f| f.size).sum();
+        let mut new_desc = Vec::new();
+        let undocumented = l.extra_len() - documented;
+        let mut has_eb = vlrs.iter().any(|v| v.is(EXTRA_BYTES_USER_ID, EXTRA_BYTES_RECORD_ID));
+        if undocumented > 0 {
+            // Describe the bytes nobody declared so that ours land at the right offsets.
+            let mut left = undocumented;
+            while left > 0 {
+                let part = left.min(255);
+                new_desc.extend_from_slice(&eb_descriptor("undocumented", 0, part as u8, "undocumented extra bytes"));
+                left -= part;
+            }
+        }
+        for a in &added {
+            new_desc.extend_from_slice(&eb_descriptor(a, 9, 0, if a == "confidence" { "prediction confidence" } else { "class probability" }));
+        }
+        if let Some(v) = vlrs.iter_mut().find(|v| v.is(EXTRA_BYTES_USER_ID, EXTRA_BYTES_RECORD_ID)) {
+            // Drop a trailing partial descriptor, if any, before appending.
+            let keep = v.data.len() / EXTRA_BYTES_DESCRIPTOR_LEN * EXTRA_BYTES_DESCRIPTOR_LEN;
+            v.data.truncate(keep);
+            v.data.extend_from_slice(&new_desc);
+            if v.data.len() > usize::from(u16::MAX) {
+                return Err(Error::argument(output, "extra bytes VLR size", v.data.len(), "exceeds 65535 bytes"));
+            }
+        } else {
+            vlrs.push(Vlr::new(EXTRA_BYTES_USER_ID, EXTRA_BYTES_RECORD_ID, "Extra Bytes Record", new_desc));
+            has_eb = true;
+        }
+        debug_assert!(has_eb);
+    }
+    let laz_pos = vlrs.iter().position(|v| v.is(LASZIP_USER_ID, LASZIP_RECORD_ID));
+    let out_laz_vlr: Option<LazVlr> = if out_compressed {
+        let data = match (head.laz.is_some(), laz_pos) {
+            (true, Some(p)) => {
+                let mut data = vlrs[p].data.clone();
+                if add_bytes > 0 {
+                    add_laz_extra_bytes(output, &mut data, l.extended(), add_bytes as u16)?;
+                }
+                data
+            }
+            _ => {
+                let extra_total = (out_len - l.base_len) as u16;
+                let vlr = guard_laz(output, "build LASzip VLR", || {
+                    laz::LazVlrBuilder::default()
+                        .with_point_format(l.format, extra_total)
+                        .map(|b| b.build())
+                        .map_err(|e| e.to_string())
+                })?;
+                let mut data = Vec::new();
+                vlr.write_to(&mut data).map_err(|e| Error::io(output, "encode LASzip VLR", e))?;
+                data
+            }
+        };
+        let lv = LazVlr::from_buffer(&data).map_err(|e| Error::Laz { path: output.into(), action: "build LASzip VLR".into(), message: e.to_string() })?;
+        match laz_pos {
+            Some(p) => vlrs[p].data = data,
+            None => vlrs.push(Vlr::new(LASZIP_USER_ID, LASZIP_RECORD_ID, "https://laszip.org", data)),
+        }
+        Some(lv)
+    } else {
+        if let Some(p) = laz_pos {
+            vlrs.remove(p);
+        }
+        None
+    };
+
+    // Header of the output.
+    let mut raw = head.raw.clone();
+    raw.point_data_record_length = out_len as u16;
+    raw.number_of_variable_length_records = vlrs.len() as u32;
+    raw.point_data_record_format = if out_compressed == head.laz.is_some() {
+        head.raw.point_data_record_format
+    } else if out_compressed {
+        l.format | 0x80
+    } else {
+        l.format
+    };
+    let offset = u64::from(raw.header_size) + vlrs.iter().map(Vlr::byte_len).sum::<u64>() + head.gap.len() as u64;
+    raw.offset_to_point_data = u32::try_from(offset)
+        .map_err(|_| Error::argument(output, "offset_to_point_data", offset, "exceeds 4 GiB"))?;
+
+    // Whatever follows the point data that the header points at (EVLRs, waveform packets).
+    let evlr_start = head.raw.evlr.map(|e| e.start_of_first_evlr).filter(|&s| s > 0);
+    let wdp_start = head.raw.start_of_waveform_data_packet_record.filter(|&s| s > 0);
+    let min_tail = if head.laz.is_none() { head.raw.offset_to_end_of_points() } else { u64::from(head.raw.offset_to_point_data) };
+    let tail_start = [evlr_start, wdp_start].into_iter().flatten().filter(|&s| s >= min_tail && s <= head.file_len).min();
+
+    let mut out = AtomicFile::create(output, &[input], opts.overwrite)?;
+    let werr = |e: std::io::Error| Error::io(output, "write", e);
+    raw.write_to(&mut out).map_err(|e| Error::invalid(output, "header", e, "could not write header"))?;
+    for v in &vlrs {
+        v.write_to(&mut out).map_err(werr)?;
+    }
+    out.write_all(&head.gap).map_err(werr)?;
+
+    let mut records = Vec::new();
+    let mut obuf = Vec::new();
+    let mut classes = Vec::new();
+    let mut conf = Vec::new();
+    let mut probs = Vec::new();
+    let chunk = opts.chunk_points.max(1);
+    let class_off = l.class_offset();
+    let mut sink = match &out_laz_vlr {
+        Some(vlr) => {
+            let vlr = vlr.clone();
+            let w = &mut out;
+            Sink::Laz(Box::new(guard_laz(output, "start compression", move || {
+                LasZipCompressor::new(w, vlr).map_err(|e| e.to_string())
+            })?))
+        }
+        None => Sink::Raw(&mut out),
+    };
+    let mut written = 0u64;
+    loop {
+        let start = reader.read;
+        let n = reader.read_raw(chunk, &mut records)?;
+        if n == 0 {
+            break;
+        }
+        classes.clear();
+        classes.extend(records.chunks_exact(l.record_len).map(|r| if l.extended() { r[16] } else { r[15] & 0x1F }));
+        conf.clear();
+        conf.resize(if opts.confidence { n } else { 0 }, 0.0f32);
+        probs.clear();
+        probs.resize(n * k, 0.0f32);
+        fill(ChunkFill { start, records: &records, classes: &mut classes, confidence: &mut conf, probabilities: &mut probs })?;
+        obuf.clear();
+        obuf.reserve(n * out_len);
+        for (i, rec) in records.chunks_exact(l.record_len).enumerate() {
+            let c = classes[i];
+            let at = obuf.len();
+            obuf.extend_from_slice(rec);
+            if l.extended() {
+                obuf[at + class_off] = c;
+            } else {
+                if c > 31 {
+                    return Err(Error::argument(
+                        input,
+                        format!("classes[{}]", start + i as u64),
+                        c,
+                        format!("point format {} stores classes 0 to 31 only", l.format),
+                    ));
+                }
+                obuf[at + class_off] = (rec[class_off] & 0xE0) | c;
+            }
+            if opts.confidence {
+                obuf.extend_from_slice(&conf[i].to_le_bytes());
+            }
+            for p in &probs[i * k..(i + 1) * k] {
+                obuf.extend_from_slice(&p.to_le_bytes());
+            }
+        }
+        match &mut sink {
+            Sink::Laz(c) => guard_laz(output, "compress points", || c.compress_many(&obuf).map_err(|e| e.to_string()))?,
+            Sink::Raw(w) => w.write_all(&obuf).map_err(werr)?,
+        }
+        written += n as u64;
+    }
+    if written != head.count {
+        return Err(Error::count(input, "points read", head.count, written));
+    }
+    if let Sink::Laz(c) = &mut sink {
+        guard_laz(output, "finish compression", || c.done().map_err(|e| e.to_string()))?;
+    }
+    drop(sink);
+
+    if let Some(ts) = tail_start {
+        let new_tail = out.stream_position().map_err(|e| Error::io(output, "seek", e))?;
+        let mut f = super::open(input)?;
+        f.seek(SeekFrom::Start(ts)).map_err(|e| Error::io(input, "seek to EVLRs", e))?;
+        std::io::copy(&mut f, &mut out).map_err(|e| Error::io(output, "copy EVLRs", e))?;
+        if let (Some(e), Some(s)) = (raw.evlr.as_mut(), evlr_start) {
+            e.start_of_first_evlr = s - ts + new_tail;
+        }
+        if let Some(s) = wdp_start {
+            if s >= ts {
+                raw.start_of_waveform_data_packet_record = Some(s - ts + new_tail);
+            }
+        }
+        out.seek(SeekFrom::Start(0)).map_err(|e| Error::io(output, "seek", e))?;
+        raw.write_to(&mut out).map_err(|e| Error::invalid(output, "header", e, "could not write header"))?;
+    }
+    out.commit()?;
+    Ok(RewriteSummary { points: written, record_length: out_len as u16, added_dimensions: added, compressed: out_compressed })
+}
+
+/// Where rewritten records go.
+enum Sink<'a> {
+    Raw(&'a mut AtomicFile),
+    Laz(Box<LasZipCompressor<'a, &'a mut AtomicFile>>),
+}
+
+/// Grows the extra-bytes item of a raw LASzip VLR by `add` bytes (adding the item if absent).
+fn add_laz_extra_bytes(path: &Path, data: &mut Vec<u8>, extended: bool, add: u16) -> Result<()> {
+    const FIXED: usize = 32;
+    if data.len() < FIXED + 2 {
+        return Err(Error::invalid(path, "LASzip VLR length", data.len(), "too short"));
+    }
+    let n = usize::from(u16::from_le_bytes([data[FIXED], data[FIXED + 1]]));
+    if data.len() < FIXED + 2 + 6 * n {
+        return Err(Error::invalid(path, "LASzip VLR item count", n, "more items than bytes"));
+    }
+    for i in 0..n {
+        let at = FIXED + 2 + 6 * i;
+        let ty = u16::from_le_bytes([data[at], data[at + 1]]);
+        if ty == 0 || ty == 14 {
+            let size = u16::from_le_bytes([data[at + 2], data[at + 3]]);
+            let new = size.checked_add(add).ok_or_else(|| Error::argument(path, "extra bytes", size, "too many extra bytes"))?;
+            data[at + 2..at + 4].copy_from_slice(&new.to_le_bytes());
+            return Ok(());
+        }
+    }
+    let (ty, version): (u16, u16) = if extended { (14, 3) } else { (0, 2) };
+    let at = FIXED + 2 + 6 * n;
+    let mut item = Vec::with_capacity(6);
+    item.extend_from_slice(&ty.to_le_bytes());
+    item.extend_from_slice(&add.to_le_bytes());
+    item.extend_from_slice(&version.to_le_bytes());
+    data.splice(at..at, item);
+    data[FIXED..FIXED + 2].copy_from_slice(&((n + 1) as u16).to_le_bytes());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_layouts() {
+        assert_eq!(base_record_len(8), Some(38));
+        assert_eq!(base_record_len(11), None);
+        let l = Layout { format: 8, record_len: 42, base_len: 38 };
+        assert_eq!((l.class_offset(), l.rgb_offset(), l.nir_offset(), l.extra_len()), (16, Some(30), Some(36), 4));
+        let l = Layout { format: 3, record_len: 34, base_len: 34 };
+        assert_eq!((l.class_offset(), l.gps_offset(), l.rgb_offset()), (15, Some(20), Some(28)));
+    }
+
+    #[test]
+    fn extra_types_decode() {
+        assert_eq!(ExtraType::from_code(9), Some((ExtraType::F32, 1)));
+        assert_eq!(ExtraType::from_code(19), Some((ExtraType::F32, 2)));
+        assert_eq!(ExtraType::from_code(31), None);
+        assert_eq!(ExtraType::I16.decode(&(-3i16).to_le_bytes()), -3.0);
+        assert_eq!(ExtraType::F32.decode(&0.5f32.to_le_bytes()), 0.5);
+    }
+
+    #[test]
+    fn laz_vlr_extra_bytes_item_is_added_or_grown() {
+        let vlr = laz::LazVlrBuilder::default().with_point_format(8, 0).unwrap().build();
+        let mut data = Vec::new();
+        vlr.write_to(&mut data).unwrap();
+        add_laz_extra_bytes(Path::new("t"), &mut data, true, 8).unwrap();
+        let v = LazVlr::from_buffer(&data).unwrap();
+        assert_eq!(v.items_size(), 38 + 8);
+        add_laz_extra_bytes(Path::new("t"), &mut data, true, 4).unwrap();
+        assert_eq!(LazVlr::from_buffer(&data).unwrap().items_size(), 38 + 12);
+        assert!(add_laz_extra_bytes(Path::new("t"), &mut vec![0; 10], true, 4).is_err());
+    }
+}
