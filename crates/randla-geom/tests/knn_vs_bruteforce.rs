@@ -73,4 +73,11 @@ fn bad_input_gives_clear_errors() {
         tree.knn_indices_ordered(&pts, &order, 1).unwrap_err(),
         Error::LengthMismatch { expected: 5, actual: 2, .. }
     ));
+    // An order that is not a permutation would make two tasks write one row: refused.
+    for order in [[0u32, 0, 1, 2, 3], [0, 1, 2, 3, 5]] {
+        assert!(matches!(
+            tree.knn_indices_ordered(&pts, &order, 1).unwrap_err(),
+            Error::InvalidParameter { name: "query order", .. }
+        ));
+    }
 }

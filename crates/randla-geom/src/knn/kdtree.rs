@@ -141,50 +141,91 @@ impl BuildCtx<'_> {
     }
 }
 
-/// The k best candidates of one query, sorted ascending by (squared distance, index).
-struct Best {
-    k: usize,
-    len: usize,
+/// The k best candidates of one query, sorted ascending by (squared distance, index). Empty
+/// slots hold (+inf, u32::MAX), which every real candidate beats.
+trait Candidates {
+    fn reset(&mut self);
+    fn worst(&self) -> f32;
+    fn offer(&mut self, d: f32, id: u32);
+    fn indices(&self) -> &[u32];
+    fn sq_dists(&self) -> &[f32];
+}
+
+/// Inserts (d, id) into the sorted arrays if it beats the last slot.
+#[inline(always)]
+fn insert_sorted(ds: &mut [f32], is: &mut [u32], d: f32, id: u32) {
+    let k = ds.len();
+    let (w, wi) = (ds[k - 1], is[k - 1]);
+    if d > w || (d == w && id >= wi) {
+        return;
+    }
+    let mut j = k - 1;
+    while j > 0 && (d < ds[j - 1] || (d == ds[j - 1] && id < is[j - 1])) {
+        ds[j] = ds[j - 1];
+        is[j] = is[j - 1];
+        j -= 1;
+    }
+    ds[j] = d;
+    is[j] = id;
+}
+
+/// Candidates for a `k` known at compile time (the common 1 and 16).
+struct Fixed<const K: usize> {
+    d: [f32; K],
+    i: [u32; K],
+}
+
+impl<const K: usize> Fixed<K> {
+    fn new() -> Self {
+        Fixed { d: [f32::INFINITY; K], i: [u32::MAX; K] }
+    }
+}
+
+impl<const K: usize> Candidates for Fixed<K> {
+    fn reset(&mut self) {
+        self.d = [f32::INFINITY; K];
+        self.i = [u32::MAX; K];
+    }
+    #[inline(always)]
+    fn worst(&self) -> f32 {
+        self.d[K - 1]
+    }
+    #[inline(always)]
+    fn offer(&mut self, d: f32, id: u32) {
+        insert_sorted(&mut self.d, &mut self.i, d, id);
+    }
+    fn indices(&self) -> &[u32] {
+        &self.i
+    }
+    fn sq_dists(&self) -> &[f32] {
+        &self.d
+    }
+}
+
+/// Candidates for any `k`.
+struct Dynamic {
     d: Vec<f32>,
     i: Vec<u32>,
 }
 
-impl Best {
-    fn new(k: usize) -> Self {
-        Best { k, len: 0, d: vec![f32::INFINITY; k], i: vec![u32::MAX; k] }
-    }
-
+impl Candidates for Dynamic {
     fn reset(&mut self) {
-        self.len = 0;
         self.d.fill(f32::INFINITY);
         self.i.fill(u32::MAX);
     }
-
     #[inline(always)]
     fn worst(&self) -> f32 {
-        self.d[self.k - 1]
+        self.d[self.d.len() - 1]
     }
-
     #[inline(always)]
     fn offer(&mut self, d: f32, id: u32) {
-        let k = self.k;
-        let w = self.d[k - 1];
-        if d > w || (d == w && id >= self.i[k - 1]) {
-            return;
-        }
-        let mut j = if self.len < k {
-            self.len += 1;
-            self.len - 1
-        } else {
-            k - 1
-        };
-        while j > 0 && (d < self.d[j - 1] || (d == self.d[j - 1] && id < self.i[j - 1])) {
-            self.d[j] = self.d[j - 1];
-            self.i[j] = self.i[j - 1];
-            j -= 1;
-        }
-        self.d[j] = d;
-        self.i[j] = id;
+        insert_sorted(&mut self.d, &mut self.i, d, id);
+    }
+    fn indices(&self) -> &[u32] {
+        &self.i
+    }
+    fn sq_dists(&self) -> &[f32] {
+        &self.d
     }
 }
 
@@ -247,16 +288,16 @@ impl KdTree {
     /// neighbour unless duplicates with smaller indices exist). Row `i` belongs to input point `i`.
     pub fn knn_self(&self, k: usize) -> Result<Neighbours> {
         check_query(self.len(), k, "point cloud")?;
-        let (indices, distances) = self.run(self.len(), k, true, Some(&self.ids), |slot| {
+        let (indices, distances) = self.run(self.len(), k, true, &self.ids, |slot| {
             [self.xs[slot], self.ys[slot], self.zs[slot]]
         });
-        Ok(Neighbours { k, indices, distances: sqrt_all(distances.unwrap_or_default()) })
+        Ok(Neighbours { k, indices, distances: distances.unwrap_or_default() })
     }
 
     /// Like [`KdTree::knn_self`], indices only (no distances are computed or stored).
     pub fn knn_self_indices(&self, k: usize) -> Result<Vec<u32>> {
         check_query(self.len(), k, "point cloud")?;
-        let (indices, _) = self.run(self.len(), k, false, Some(&self.ids), |slot| {
+        let (indices, _) = self.run(self.len(), k, false, &self.ids, |slot| {
             [self.xs[slot], self.ys[slot], self.zs[slot]]
         });
         Ok(indices)
@@ -265,7 +306,7 @@ impl KdTree {
     /// The k nearest tree points of each query. Row `i` belongs to `queries[i]`.
     pub fn knn(&self, queries: &[[f32; 3]], k: usize) -> Result<Neighbours> {
         let (indices, distances) = self.knn_general(queries, k, true)?;
-        Ok(Neighbours { k, indices, distances: sqrt_all(distances.unwrap_or_default()) })
+        Ok(Neighbours { k, indices, distances: distances.unwrap_or_default() })
     }
 
     /// Like [`KdTree::knn`], indices only.
@@ -291,7 +332,8 @@ impl KdTree {
                 actual: order.len(),
             });
         }
-        Ok(self.run(queries.len(), k, false, Some(order), |i| queries[order[i] as usize]).0)
+        check_permutation(order)?;
+        Ok(self.run(queries.len(), k, false, order, |i| queries[order[i] as usize]).0)
     }
 
     fn knn_general(
@@ -303,60 +345,74 @@ impl KdTree {
         check_query(self.len(), k, "point cloud")?;
         check_finite(queries)?;
         let order = morton_order(queries);
-        Ok(self.run(queries.len(), k, want_dist, Some(&order), |i| queries[order[i] as usize]))
+        Ok(self.run(queries.len(), k, want_dist, &order, |i| queries[order[i] as usize]))
     }
 
-    /// Runs `n` queries; the query at processing position `i` is `query(i)` and belongs to output
-    /// row `order[i]`.
+    /// Runs `n` queries; the query at processing position `i` is `query(i)` and its result goes
+    /// to output row `order[i]`. `order` must be a permutation of `0..n`. Distances, when wanted,
+    /// come back Euclidean.
     fn run(
         &self,
         n: usize,
         k: usize,
         want_dist: bool,
-        order: Option<&[u32]>,
+        order: &[u32],
         query: impl Fn(usize) -> [f32; 3] + Sync,
     ) -> (Vec<u32>, Option<Vec<f32>>) {
+        debug_assert_eq!(order.len(), n);
         let mut idx = vec![0u32; n * k];
         let mut dist = if want_dist { vec![0f32; n * k] } else { Vec::new() };
-        let chunk = QUERY_CHUNK * k;
-        let work = |(c, (irows, drows)): (usize, (&mut [u32], Option<&mut [f32]>))| {
-            let mut best = Best::new(k);
-            let first = c * QUERY_CHUNK;
-            let mut drows = drows;
-            for r in 0..irows.len() / k {
+        let out = (SharedOut(idx.as_mut_ptr()), SharedOut(dist.as_mut_ptr()));
+        match k {
+            1 => self.run_with(n, want_dist, order, &query, &out, Fixed::<1>::new),
+            8 => self.run_with(n, want_dist, order, &query, &out, Fixed::<8>::new),
+            16 => self.run_with(n, want_dist, order, &query, &out, Fixed::<16>::new),
+            32 => self.run_with(n, want_dist, order, &query, &out, Fixed::<32>::new),
+            _ => self.run_with(n, want_dist, order, &query, &out, || Dynamic {
+                d: vec![f32::INFINITY; k],
+                i: vec![u32::MAX; k],
+            }),
+        }
+        (idx, want_dist.then_some(dist))
+    }
+
+    fn run_with<C: Candidates>(
+        &self,
+        n: usize,
+        want_dist: bool,
+        order: &[u32],
+        query: &(impl Fn(usize) -> [f32; 3] + Sync),
+        out: &(SharedOut<u32>, SharedOut<f32>),
+        make: impl Fn() -> C + Sync,
+    ) {
+        (0..n.div_ceil(QUERY_CHUNK)).into_par_iter().for_each(|c| {
+            let mut best = make();
+            for pos in c * QUERY_CHUNK..((c + 1) * QUERY_CHUNK).min(n) {
                 best.reset();
-                self.search(query(first + r), &mut best);
-                irows[r * k..(r + 1) * k].copy_from_slice(&best.i);
-                if let Some(d) = drows.as_deref_mut() {
-                    d[r * k..(r + 1) * k].copy_from_slice(&best.d);
+                self.search(query(pos), &mut best);
+                let row = order[pos] as usize;
+                assert!(row < n);
+                let k = best.indices().len();
+                // SAFETY: `order` is a permutation of `0..n` (by construction in the callers, or
+                // checked by `check_permutation`), so every row `row * k .. row * k + k` lies
+                // inside the `n * k` buffers and is written by exactly one task; the buffers
+                // outlive this parallel loop and are not read until it ends.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(best.indices().as_ptr(), out.0.get().add(row * k), k);
+                    if want_dist {
+                        let d = out.1.get().add(row * k);
+                        for (j, sq) in best.sq_dists().iter().enumerate() {
+                            *d.add(j) = sq.sqrt();
+                        }
+                    }
                 }
             }
-        };
-        if want_dist {
-            idx.par_chunks_mut(chunk)
-                .zip(dist.par_chunks_mut(chunk))
-                .enumerate()
-                .for_each(|(c, (i, d))| work((c, (i, Some(d)))));
-        } else {
-            idx.par_chunks_mut(chunk).enumerate().for_each(|(c, i)| work((c, (i, None))));
-        }
-        match order {
-            None => (idx, want_dist.then_some(dist)),
-            Some(order) => {
-                let mut inv = vec![0u32; n];
-                for (pos, &row) in order.iter().enumerate() {
-                    inv[row as usize] = pos as u32;
-                }
-                let idx = unpermute(&idx, &inv, k);
-                let dist = want_dist.then(|| unpermute(&dist, &inv, k));
-                (idx, dist)
-            }
-        }
+        });
     }
 
     /// Fills `best` with the k nearest points to `q`.
     #[inline]
-    fn search(&self, q: [f32; 3], best: &mut Best) {
+    fn search<C: Candidates>(&self, q: [f32; 3], best: &mut C) {
         let mut dists = [0f32; 3];
         for d in 0..3 {
             if q[d] < self.min[d] {
@@ -370,7 +426,7 @@ impl KdTree {
         self.descend(0, q, &mut dists, best);
     }
 
-    fn descend(&self, node: usize, q: [f32; 3], dists: &mut [f32; 3], best: &mut Best) {
+    fn descend<C: Candidates>(&self, node: usize, q: [f32; 3], dists: &mut [f32; 3], best: &mut C) {
         let n = self.nodes[node];
         if n.dim == LEAF {
             let (s, e) = (n.a as usize, n.b as usize);
@@ -410,21 +466,34 @@ impl KdTree {
     }
 }
 
-fn sqrt_all(mut v: Vec<f32>) -> Vec<f32> {
-    v.par_iter_mut().for_each(|d| *d = d.sqrt());
-    v
+/// A raw output pointer shared by the query tasks, each writing its own rows.
+struct SharedOut<T>(*mut T);
+// SAFETY: the tasks write disjoint rows only (see `KdTree::run`).
+unsafe impl<T: Send> Send for SharedOut<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for SharedOut<T> {}
+impl<T> SharedOut<T> {
+    fn get(&self) -> *mut T {
+        self.0
+    }
 }
 
-/// `out[row] = src[inv[row]]`, row-wise with rows of `k` values.
-fn unpermute<T: Copy + Send + Sync + Default>(src: &[T], inv: &[u32], k: usize) -> Vec<T> {
-    let mut out = vec![T::default(); src.len()];
-    out.par_chunks_mut(k * 256).enumerate().for_each(|(c, chunk)| {
-        for (r, row) in chunk.chunks_mut(k).enumerate() {
-            let from = inv[c * 256 + r] as usize * k;
-            row.copy_from_slice(&src[from..from + k]);
+/// Checks that `order` is a permutation of `0..order.len()`.
+fn check_permutation(order: &[u32]) -> Result<()> {
+    let mut seen = vec![false; order.len()];
+    for &i in order {
+        match seen.get_mut(i as usize) {
+            Some(s) if !*s => *s = true,
+            _ => {
+                return Err(crate::Error::InvalidParameter {
+                    name: "query order",
+                    value: format!("contains {i} out of range or twice"),
+                    reason: "must be a permutation of 0..queries",
+                });
+            }
         }
-    });
-    out
+    }
+    Ok(())
 }
 
 /// A permutation of `0..points.len()` in Morton (Z-curve) order of the points.
