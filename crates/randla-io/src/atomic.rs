@@ -46,7 +46,9 @@ pub fn check_output(output: &Path, inputs: &[&Path], overwrite: bool) -> Result<
         }
     }
     if !overwrite && std::fs::symlink_metadata(output).is_ok() {
-        return Err(Error::OutputExists { path: output.to_path_buf() });
+        return Err(Error::OutputExists {
+            path: output.to_path_buf(),
+        });
     }
     Ok(())
 }
@@ -60,7 +62,10 @@ impl AtomicFile {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
@@ -80,7 +85,9 @@ impl AtomicFile {
 
     /// Writes all of `buf`, mapping errors to [`Error::Io`] on the target path.
     pub fn write_all_or_err(&mut self, buf: &[u8]) -> Result<()> {
-        self.writer.write_all(buf).map_err(|e| Error::io(&self.target, "write", e))
+        self.writer
+            .write_all(buf)
+            .map_err(|e| Error::io(&self.target, "write", e))
     }
 
     /// Flushes, syncs and renames the temporary file into place.
@@ -92,19 +99,28 @@ impl AtomicFile {
             .writer
             .into_inner()
             .map_err(|e| Error::io(&target, "flush", e.into_error()))?;
-        tmp.as_file().sync_all().map_err(|e| Error::io(&target, "sync", e))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io(&target, "sync", e))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&target).map(|m| m.permissions().mode()).unwrap_or(0o644);
-            let _ = tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode & 0o7777));
+            let mode = std::fs::metadata(&target)
+                .map(|m| m.permissions().mode())
+                .unwrap_or(0o644);
+            let _ = tmp
+                .as_file()
+                .set_permissions(std::fs::Permissions::from_mode(mode & 0o7777));
         }
         if self.overwrite {
-            tmp.persist(&target).map_err(|e| Error::io(&target, "rename into place", e.error))?;
+            tmp.persist(&target)
+                .map_err(|e| Error::io(&target, "rename into place", e.error))?;
         } else {
             tmp.persist_noclobber(&target).map_err(|e| {
                 if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                    Error::OutputExists { path: target.clone() }
+                    Error::OutputExists {
+                        path: target.clone(),
+                    }
                 } else {
                     Error::io(&target, "rename into place", e.error)
                 }
@@ -193,6 +209,9 @@ mod tests {
         assert!(matches!(e, Error::OutputIsInput { .. }), "{e}");
         let link = dir.path().join("link.las");
         std::fs::hard_link(&input, &link).unwrap();
-        assert!(matches!(check_output(&link, &[&input], true), Err(Error::OutputIsInput { .. })));
+        assert!(matches!(
+            check_output(&link, &[&input], true),
+            Err(Error::OutputIsInput { .. })
+        ));
     }
 }

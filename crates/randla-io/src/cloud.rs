@@ -45,7 +45,10 @@ pub struct Bounds {
 impl Bounds {
     /// An empty box that any point will grow.
     pub fn empty() -> Self {
-        Bounds { min: [f64::INFINITY; 3], max: [f64::NEG_INFINITY; 3] }
+        Bounds {
+            min: [f64::INFINITY; 3],
+            max: [f64::NEG_INFINITY; 3],
+        }
     }
 
     /// Grows the box to include `p`.
@@ -86,7 +89,10 @@ pub fn choose_origin(p: [f64; 3]) -> [f64; 3] {
 impl PointCloud {
     /// An empty cloud with the given origin.
     pub fn with_origin(origin: [f64; 3]) -> Self {
-        PointCloud { origin, ..Default::default() }
+        PointCloud {
+            origin,
+            ..Default::default()
+        }
     }
 
     /// Builds a cloud from absolute coordinates, choosing the origin with [`choose_origin`].
@@ -131,7 +137,10 @@ impl PointCloud {
 
     /// The feature column called `name`, if any.
     pub fn feature(&self, name: &str) -> Option<&[f32]> {
-        self.features.iter().find(|f| f.name == name).map(|f| f.values.as_slice())
+        self.features
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.values.as_slice())
     }
 
     /// Adds (or replaces) a feature column.
@@ -164,8 +173,16 @@ impl PointCloud {
         }
         let o = self.origin;
         Bounds {
-            min: [o[0] + f64::from(lo[0]), o[1] + f64::from(lo[1]), o[2] + f64::from(lo[2])],
-            max: [o[0] + f64::from(hi[0]), o[1] + f64::from(hi[1]), o[2] + f64::from(hi[2])],
+            min: [
+                o[0] + f64::from(lo[0]),
+                o[1] + f64::from(lo[1]),
+                o[2] + f64::from(lo[2]),
+            ],
+            max: [
+                o[0] + f64::from(hi[0]),
+                o[1] + f64::from(hi[1]),
+                o[2] + f64::from(hi[2]),
+            ],
         }
     }
 
@@ -186,8 +203,14 @@ impl PointCloud {
     /// `other` must match this cloud's, except that an empty `self` adopts `other`'s layout.
     pub fn append(&mut self, other: &PointCloud) -> std::result::Result<(), String> {
         if self.positions.is_empty() && self.features.is_empty() && self.labels.is_none() {
-            self.features =
-                other.features.iter().map(|f| Feature { name: f.name.clone(), values: Vec::new() }).collect();
+            self.features = other
+                .features
+                .iter()
+                .map(|f| Feature {
+                    name: f.name.clone(),
+                    values: Vec::new(),
+                })
+                .collect();
             if other.labels.is_some() {
                 self.labels = Some(Vec::new());
             }
@@ -226,7 +249,12 @@ impl PointCloud {
         let n = self.positions.len() as u64;
         for f in &self.features {
             if f.values.len() as u64 != n {
-                return Err(Error::count(path, format!("feature {}", f.name), n, f.values.len() as u64));
+                return Err(Error::count(
+                    path,
+                    format!("feature {}", f.name),
+                    n,
+                    f.values.len() as u64,
+                ));
             }
         }
         if let Some(l) = &self.labels {
@@ -256,7 +284,10 @@ mod tests {
 
     #[test]
     fn keeps_precision_on_large_coordinates() {
-        let pts = [[770_512.345_678, 6_277_543.210_987, 123.456], [770_600.001, 6_277_599.999, 99.0]];
+        let pts = [
+            [770_512.345_678, 6_277_543.210_987, 123.456],
+            [770_600.001, 6_277_599.999, 99.0],
+        ];
         let c = PointCloud::from_f64(&pts);
         assert_eq!(c.origin, [770_000.0, 6_277_000.0, 0.0]);
         for (i, p) in pts.iter().enumerate() {
@@ -273,7 +304,10 @@ mod tests {
     #[test]
     fn small_coordinates_keep_zero_origin() {
         assert_eq!(choose_origin([-45.0, 12.0, -1.7]), [0.0; 3]);
-        assert_eq!(choose_origin([f64::NAN, 1e6, -2.5e4]), [0.0, 1e6, -25_000.0]);
+        assert_eq!(
+            choose_origin([f64::NAN, 1e6, -2.5e4]),
+            [0.0, 1e6, -25_000.0]
+        );
     }
 
     #[test]

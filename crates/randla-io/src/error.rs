@@ -153,7 +153,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// Builds an [`Error::Io`].
     pub(crate) fn io(path: &Path, action: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { path: path.to_path_buf(), action: action.into(), source }
+        Error::Io {
+            path: path.to_path_buf(),
+            action: action.into(),
+            source,
+        }
     }
 
     /// Builds an [`Error::Invalid`].
@@ -218,12 +222,20 @@ impl Error {
 
     /// Builds an [`Error::Empty`].
     pub(crate) fn empty(path: &Path, what: impl Into<String>) -> Self {
-        Error::Empty { path: path.to_path_buf(), what: what.into() }
+        Error::Empty {
+            path: path.to_path_buf(),
+            what: what.into(),
+        }
     }
 
     /// Builds an [`Error::CountMismatch`].
     pub(crate) fn count(path: &Path, field: impl Into<String>, expected: u64, found: u64) -> Self {
-        Error::CountMismatch { path: path.to_path_buf(), field: field.into(), expected, found }
+        Error::CountMismatch {
+            path: path.to_path_buf(),
+            field: field.into(),
+            expected,
+            found,
+        }
     }
 
     /// The path of the file this error is about.
@@ -251,12 +263,28 @@ mod tests {
 
     #[test]
     fn messages_name_path_field_and_value() {
-        let e = Error::invalid(Path::new("/d/a.ply"), "property x", "int", "must be float or double");
+        let e = Error::invalid(
+            Path::new("/d/a.ply"),
+            "property x",
+            "int",
+            "must be float or double",
+        );
         let s = e.to_string();
-        assert!(s.contains("/d/a.ply") && s.contains("property x") && s.contains("int"), "{s}");
+        assert!(
+            s.contains("/d/a.ply") && s.contains("property x") && s.contains("int"),
+            "{s}"
+        );
         assert_eq!(e.path(), Path::new("/d/a.ply"));
-        let s = Error::NonFinite { path: "f.txt".into(), field: "y", value: f64::NAN, index: 7 }
-            .to_string();
-        assert!(s.contains("f.txt") && s.contains("NaN") && s.contains("point 7"), "{s}");
+        let s = Error::NonFinite {
+            path: "f.txt".into(),
+            field: "y",
+            value: f64::NAN,
+            index: 7,
+        }
+        .to_string();
+        assert!(
+            s.contains("f.txt") && s.contains("NaN") && s.contains("point 7"),
+            "{s}"
+        );
     }
 }

@@ -91,7 +91,12 @@ pub fn info_with(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<CloudInfo
     let path = path.as_ref();
     if !path.is_dir() && matches!(Format::from_path(path)?, Format::Las | Format::Laz) {
         let (header, points, bounds, classes) = LasReader::open(path)?.summarize()?;
-        return Ok(CloudInfo { points, bounds, attributes: header.attributes(), classes });
+        return Ok(CloudInfo {
+            points,
+            bounds,
+            attributes: header.attributes(),
+            classes,
+        });
     }
     let c = read_with(path, opts)?;
     let mut attributes: Vec<String> = ["x", "y", "z"].iter().map(|s| s.to_string()).collect();
@@ -99,5 +104,10 @@ pub fn info_with(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<CloudInfo
     if c.labels.is_some() {
         attributes.push("label".into());
     }
-    Ok(CloudInfo { points: c.len() as u64, bounds: c.bounds(), attributes, classes: c.class_histogram() })
+    Ok(CloudInfo {
+        points: c.len() as u64,
+        bounds: c.bounds(),
+        attributes,
+        classes: c.class_histogram(),
+    })
 }

@@ -11,12 +11,81 @@ fn tiles_dir() -> PathBuf {
 
 /// (tile, points, class counts) from data/ign-lidar-hd/README.md.
 const TILES: [(&str, u64, &[(u32, u64)]); 6] = [
-    ("77050_627755", 73_355, &[(1, 1344), (2, 13881), (3, 187), (4, 1190), (5, 29514), (6, 27239)]),
-    ("77050_627760", 56_035, &[(1, 4783), (2, 33568), (3, 379), (4, 933), (5, 12154), (6, 4148), (64, 70)]),
-    ("77055_627755", 72_770, &[(1, 2264), (2, 39468), (3, 682), (4, 729), (5, 5152), (6, 24362), (64, 113)]),
-    ("77055_627760", 60_653, &[(1, 581), (2, 22343), (3, 2497), (4, 2449), (5, 17875), (6, 14908)]),
-    ("77060_627755", 83_518, &[(1, 4436), (2, 32663), (3, 2347), (4, 3335), (5, 19871), (6, 20839), (64, 27)]),
-    ("77060_627760", 59_606, &[(1, 3195), (2, 21975), (3, 1811), (4, 2184), (5, 12582), (6, 17859)]),
+    (
+        "77050_627755",
+        73_355,
+        &[
+            (1, 1344),
+            (2, 13881),
+            (3, 187),
+            (4, 1190),
+            (5, 29514),
+            (6, 27239),
+        ],
+    ),
+    (
+        "77050_627760",
+        56_035,
+        &[
+            (1, 4783),
+            (2, 33568),
+            (3, 379),
+            (4, 933),
+            (5, 12154),
+            (6, 4148),
+            (64, 70),
+        ],
+    ),
+    (
+        "77055_627755",
+        72_770,
+        &[
+            (1, 2264),
+            (2, 39468),
+            (3, 682),
+            (4, 729),
+            (5, 5152),
+            (6, 24362),
+            (64, 113),
+        ],
+    ),
+    (
+        "77055_627760",
+        60_653,
+        &[
+            (1, 581),
+            (2, 22343),
+            (3, 2497),
+            (4, 2449),
+            (5, 17875),
+            (6, 14908),
+        ],
+    ),
+    (
+        "77060_627755",
+        83_518,
+        &[
+            (1, 4436),
+            (2, 32663),
+            (3, 2347),
+            (4, 3335),
+            (5, 19871),
+            (6, 20839),
+            (64, 27),
+        ],
+    ),
+    (
+        "77060_627760",
+        59_606,
+        &[
+            (1, 3195),
+            (2, 21975),
+            (3, 1811),
+            (4, 2184),
+            (5, 12582),
+            (6, 17859),
+        ],
+    ),
 ];
 
 fn tile(name: &str) -> PathBuf {
@@ -34,8 +103,16 @@ fn info_matches_the_published_table() {
         // Tiles are 50 m squares named by their upper-left corner in hm (x) and hm (y).
         let x0: f64 = name[..5].parse::<f64>().unwrap() * 10.0;
         let y1: f64 = name[6..].parse::<f64>().unwrap() * 10.0;
-        assert!(i.bounds.min[0] >= x0 && i.bounds.max[0] <= x0 + 50.0, "{name} {:?}", i.bounds);
-        assert!(i.bounds.min[1] >= y1 - 50.0 && i.bounds.max[1] <= y1, "{name} {:?}", i.bounds);
+        assert!(
+            i.bounds.min[0] >= x0 && i.bounds.max[0] <= x0 + 50.0,
+            "{name} {:?}",
+            i.bounds
+        );
+        assert!(
+            i.bounds.min[1] >= y1 - 50.0 && i.bounds.max[1] <= y1,
+            "{name} {:?}",
+            i.bounds
+        );
         assert!(i.attributes.iter().any(|a| a == "nir"));
         assert!(i.attributes.iter().any(|a| a == "gps_time"));
         total += i.points;
@@ -60,7 +137,16 @@ fn whole_read_matches_chunked_read_and_keeps_precision() {
     assert_eq!(whole.len(), 59_606);
     assert_eq!(whole.origin, [770_000.0, 6_277_000.0, 0.0]);
     let names = whole.feature_names();
-    for f in ["intensity", "return_number", "number_of_returns", "scan_angle", "red", "green", "blue", "nir"] {
+    for f in [
+        "intensity",
+        "return_number",
+        "number_of_returns",
+        "scan_angle",
+        "red",
+        "green",
+        "blue",
+        "nir",
+    ] {
         assert!(names.iter().any(|n| n == f), "missing {f} in {names:?}");
     }
     let mut n = 0;
@@ -68,7 +154,10 @@ fn whole_read_matches_chunked_read_and_keeps_precision() {
         let chunk = chunk.unwrap();
         assert_eq!(chunk.origin, whole.origin);
         assert_eq!(chunk.positions[..], whole.positions[n..n + chunk.len()]);
-        assert_eq!(chunk.labels.as_ref().unwrap()[..], whole.labels.as_ref().unwrap()[n..n + chunk.len()]);
+        assert_eq!(
+            chunk.labels.as_ref().unwrap()[..],
+            whole.labels.as_ref().unwrap()[n..n + chunk.len()]
+        );
         n += chunk.len();
     }
     assert_eq!(n, whole.len());
@@ -77,12 +166,17 @@ fn whole_read_matches_chunked_read_and_keeps_precision() {
         let p = whole.point_f64(i);
         for v in p {
             let cm = v * 100.0;
-            assert!((cm - cm.round()).abs() < 0.01, "{v} is not on the 1 cm grid");
+            assert!(
+                (cm - cm.round()).abs() < 0.01,
+                "{v} is not on the 1 cm grid"
+            );
         }
     }
     let b = whole.bounds();
     let i = info(&path).unwrap();
     for k in 0..3 {
-        assert!((b.min[k] - i.bounds.min[k]).abs() < 1e-3 && (b.max[k] - i.bounds.max[k]).abs() < 1e-3);
+        assert!(
+            (b.min[k] - i.bounds.min[k]).abs() < 1e-3 && (b.max[k] - i.bounds.max[k]).abs() < 1e-3
+        );
     }
 }

@@ -29,8 +29,14 @@ impl LearningMap {
     /// Parses the two mappings from yaml text (block style `key: value` lines indented under
     /// the section name, or flow style `{k: v, ...}`); other sections are ignored.
     pub fn from_yaml(text: &str, path: &Path) -> Result<LearningMap> {
-        let map = section(text, "learning_map", path)?
-            .ok_or_else(|| Error::invalid(path, "learning_map", "missing", "the yaml has no top-level learning_map section"))?;
+        let map = section(text, "learning_map", path)?.ok_or_else(|| {
+            Error::invalid(
+                path,
+                "learning_map",
+                "missing",
+                "the yaml has no top-level learning_map section",
+            )
+        })?;
         if map.is_empty() {
             return Err(Error::empty(path, "learning_map has no entries"));
         }
@@ -54,9 +60,23 @@ fn strip_comment(line: &str) -> &str {
 }
 
 fn parse_pair(path: &Path, sec: &str, no: usize, s: &str) -> Result<(u32, u32)> {
-    let (k, v) = s.split_once(':').ok_or_else(|| Error::invalid(path, format!("{sec} (line {no})"), format!("{s:?}"), "expected `key: value`"))?;
+    let (k, v) = s.split_once(':').ok_or_else(|| {
+        Error::invalid(
+            path,
+            format!("{sec} (line {no})"),
+            format!("{s:?}"),
+            "expected `key: value`",
+        )
+    })?;
     let num = |t: &str| {
-        t.trim().parse::<u32>().map_err(|_| Error::invalid(path, format!("{sec} (line {no})"), format!("{:?}", t.trim()), "expected a non-negative integer"))
+        t.trim().parse::<u32>().map_err(|_| {
+            Error::invalid(
+                path,
+                format!("{sec} (line {no})"),
+                format!("{:?}", t.trim()),
+                "expected a non-negative integer",
+            )
+        })
     };
     Ok((num(k)?, num(v)?))
 }
@@ -73,9 +93,17 @@ fn section(text: &str, name: &str, path: &Path) -> Result<Option<BTreeMap<u32, u
         let rest = l[head.len()..].trim();
         let mut m = BTreeMap::new();
         if !rest.is_empty() {
-            let inner = rest.strip_prefix('{').and_then(|r| r.strip_suffix('}')).ok_or_else(|| {
-                Error::invalid(path, format!("{name} (line {no})"), format!("{rest:?}"), "expected a mapping")
-            })?;
+            let inner = rest
+                .strip_prefix('{')
+                .and_then(|r| r.strip_suffix('}'))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        path,
+                        format!("{name} (line {no})"),
+                        format!("{rest:?}"),
+                        "expected a mapping",
+                    )
+                })?;
             for part in inner.split(',').filter(|p| !p.trim().is_empty()) {
                 let (k, v) = parse_pair(path, name, no, part)?;
                 m.insert(k, v);
@@ -92,7 +120,12 @@ fn section(text: &str, name: &str, path: &Path) -> Result<Option<BTreeMap<u32, u
             }
             let (k, v) = parse_pair(path, name, no, l.trim())?;
             if m.insert(k, v).is_some() {
-                return Err(Error::invalid(path, format!("{name} (line {no})"), k, "duplicate key"));
+                return Err(Error::invalid(
+                    path,
+                    format!("{name} (line {no})"),
+                    k,
+                    "duplicate key",
+                ));
             }
         }
         return Ok(Some(m));
@@ -102,7 +135,10 @@ fn section(text: &str, name: &str, path: &Path) -> Result<Option<BTreeMap<u32, u
 
 /// The label file of a scan: `sequences/NN/velodyne/X.bin` → `sequences/NN/labels/X.label`.
 pub fn labels_path(scan: &Path) -> PathBuf {
-    let stem = scan.file_stem().map(|s| s.to_os_string()).unwrap_or_default();
+    let stem = scan
+        .file_stem()
+        .map(|s| s.to_os_string())
+        .unwrap_or_default();
     let mut name = stem;
     name.push(".label");
     match scan.parent().and_then(Path::parent) {
@@ -114,10 +150,16 @@ pub fn labels_path(scan: &Path) -> PathBuf {
 /// Reads a scan, with labels from `labels` or (when `None`) from [`labels_path`] if it exists.
 /// Labels are the semantic part (low 16 bits), passed through `map` when given (an unmapped raw
 /// label is an error). Feature: `remission`.
-pub fn read_kitti(scan: &Path, labels: Option<&Path>, map: Option<&LearningMap>) -> Result<PointCloud> {
+pub fn read_kitti(
+    scan: &Path,
+    labels: Option<&Path>,
+    map: Option<&LearningMap>,
+) -> Result<PointCloud> {
     let bytes = super::read_nonempty(scan)?;
     let mut cloud = read_kitti_scan_bytes(&bytes, scan)?;
-    let lp = labels.map(Path::to_path_buf).unwrap_or_else(|| labels_path(scan));
+    let lp = labels
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| labels_path(scan));
     if labels.is_some() || lp.is_file() {
         let lb = super::read_nonempty(&lp)?;
         cloud.labels = Some(read_kitti_label_bytes(&lb, &lp, cloud.len(), map)?);
@@ -131,7 +173,12 @@ pub fn read_kitti_scan_bytes(bytes: &[u8], path: &Path) -> Result<PointCloud> {
         return Err(Error::empty(path, "file has 0 bytes"));
     }
     if bytes.len() % 16 != 0 {
-        return Err(Error::truncated(path, "point records", "a multiple of 16 bytes (float32 x y z remission)", format!("{} bytes", bytes.len())));
+        return Err(Error::truncated(
+            path,
+            "point records",
+            "a multiple of 16 bytes (float32 x y z remission)",
+            format!("{} bytes", bytes.len()),
+        ));
     }
     let n = bytes.len() / 16;
     let mut cloud = PointCloud::default();
@@ -151,13 +198,28 @@ pub fn read_kitti_scan_bytes(bytes: &[u8], path: &Path) -> Result<PointCloud> {
 }
 
 /// Decodes a `.label` file held in memory, checking it has `points` entries.
-pub fn read_kitti_label_bytes(bytes: &[u8], path: &Path, points: usize, map: Option<&LearningMap>) -> Result<Vec<u32>> {
+pub fn read_kitti_label_bytes(
+    bytes: &[u8],
+    path: &Path,
+    points: usize,
+    map: Option<&LearningMap>,
+) -> Result<Vec<u32>> {
     if bytes.len() % 4 != 0 {
-        return Err(Error::truncated(path, "labels", "a multiple of 4 bytes (uint32)", format!("{} bytes", bytes.len())));
+        return Err(Error::truncated(
+            path,
+            "labels",
+            "a multiple of 4 bytes (uint32)",
+            format!("{} bytes", bytes.len()),
+        ));
     }
     let n = bytes.len() / 4;
     if n != points {
-        return Err(Error::count(path, "labels (one per scan point)", points as u64, n as u64));
+        return Err(Error::count(
+            path,
+            "labels (one per scan point)",
+            points as u64,
+            n as u64,
+        ));
     }
     bytes
         .chunks_exact(4)
@@ -167,7 +229,12 @@ pub fn read_kitti_label_bytes(bytes: &[u8], path: &Path, points: usize, map: Opt
             match map {
                 None => Ok(sem),
                 Some(m) => m.apply(sem).ok_or_else(|| {
-                    Error::invalid(path, format!("label of point {i}"), sem, "not in the learning_map")
+                    Error::invalid(
+                        path,
+                        format!("label of point {i}"),
+                        sem,
+                        "not in the learning_map",
+                    )
                 }),
             }
         })
@@ -178,7 +245,12 @@ pub fn read_kitti_label_bytes(bytes: &[u8], path: &Path, points: usize, map: Opt
 /// SemanticKITTI ids (see [`LearningMap::to_raw`]) for a submission-ready file.
 pub fn write_kitti_labels(path: &Path, labels: &[u32], overwrite: bool) -> Result<()> {
     if let Some((i, l)) = labels.iter().enumerate().find(|(_, l)| **l > 0xFFFF) {
-        return Err(Error::argument(path, format!("labels[{i}]"), l, "semantic labels are 16-bit"));
+        return Err(Error::argument(
+            path,
+            format!("labels[{i}]"),
+            l,
+            "semantic labels are 16-bit",
+        ));
     }
     write_atomic(path, &[], overwrite, |out| {
         let mut buf = Vec::with_capacity(labels.len().min(1 << 16) * 4);
@@ -205,15 +277,24 @@ mod tests {
         assert_eq!(m.map.len(), 3);
         assert_eq!(m.apply(252 | (7 << 16)), Some(1));
         assert_eq!(m.to_raw(1), Some(10));
-        let flow = LearningMap::from_yaml("learning_map: {0: 0, 10: 1}\n", Path::new("k.yaml")).unwrap();
+        let flow =
+            LearningMap::from_yaml("learning_map: {0: 0, 10: 1}\n", Path::new("k.yaml")).unwrap();
         assert_eq!(flow.apply(10), Some(1));
-        let e = LearningMap::from_yaml("learning_map:\n  a: 1\n", Path::new("k.yaml")).unwrap_err().to_string();
-        assert!(e.contains("k.yaml") && e.contains("line 2") && e.contains("\"a\""), "{e}");
+        let e = LearningMap::from_yaml("learning_map:\n  a: 1\n", Path::new("k.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("k.yaml") && e.contains("line 2") && e.contains("\"a\""),
+            "{e}"
+        );
         assert!(LearningMap::from_yaml("labels:\n  0: x\n", Path::new("k.yaml")).is_err());
     }
 
     #[test]
     fn label_path_follows_layout() {
-        assert_eq!(labels_path(Path::new("seq/00/velodyne/000123.bin")), Path::new("seq/00/labels/000123.label"));
+        assert_eq!(
+            labels_path(Path::new("seq/00/velodyne/000123.bin")),
+            Path::new("seq/00/labels/000123.label")
+        );
     }
 }

@@ -218,7 +218,13 @@ impl Vlr {
         let mut desc = [0u8; 32];
         let d = description.as_bytes();
         desc[..d.len().min(32)].copy_from_slice(&d[..d.len().min(32)]);
-        Vlr { reserved: 0, user_id, record_id, description: desc, data }
+        Vlr {
+            reserved: 0,
+            user_id,
+            record_id,
+            description: desc,
+            data,
+        }
     }
 }
 
@@ -263,11 +269,28 @@ pub struct LasHeader {
 impl LasHeader {
     /// Names of every dimension stored per point, in record order.
     pub fn attributes(&self) -> Vec<String> {
-        let mut a: Vec<&str> = vec!["x", "y", "z", "intensity", "return_number", "number_of_returns"];
+        let mut a: Vec<&str> = vec![
+            "x",
+            "y",
+            "z",
+            "intensity",
+            "return_number",
+            "number_of_returns",
+        ];
         if self.point_format >= 6 {
-            a.extend(["synthetic", "key_point", "withheld", "overlap", "scanner_channel"]);
+            a.extend([
+                "synthetic",
+                "key_point",
+                "withheld",
+                "overlap",
+                "scanner_channel",
+            ]);
         }
-        a.extend(["scan_direction_flag", "edge_of_flight_line", "classification"]);
+        a.extend([
+            "scan_direction_flag",
+            "edge_of_flight_line",
+            "classification",
+        ]);
         if self.point_format < 6 {
             a.extend(["synthetic", "key_point", "withheld"]);
         }
@@ -320,49 +343,89 @@ struct Head {
 }
 
 fn read_head<R: Read + Seek>(r: &mut R, path: &Path) -> Result<Head> {
-    let file_len = r.seek(SeekFrom::End(0)).map_err(|e| Error::io(path, "seek", e))?;
-    r.seek(SeekFrom::Start(0)).map_err(|e| Error::io(path, "seek", e))?;
+    let file_len = r
+        .seek(SeekFrom::End(0))
+        .map_err(|e| Error::io(path, "seek", e))?;
+    r.seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io(path, "seek", e))?;
     if file_len == 0 {
         return Err(Error::empty(path, "file has 0 bytes"));
     }
     if file_len < 227 {
-        return Err(Error::truncated(path, "header", "at least 227 bytes", format!("{file_len} bytes")));
+        return Err(Error::truncated(
+            path,
+            "header",
+            "at least 227 bytes",
+            format!("{file_len} bytes"),
+        ));
     }
     let mut sig = [0u8; 4];
-    r.read_exact(&mut sig).map_err(|e| Error::io(path, "read header", e))?;
+    r.read_exact(&mut sig)
+        .map_err(|e| Error::io(path, "read header", e))?;
     if &sig != b"LASF" {
-        return Err(Error::invalid(path, "file signature", format!("{:?}", String::from_utf8_lossy(&sig)), "expected \"LASF\""));
+        return Err(Error::invalid(
+            path,
+            "file signature",
+            format!("{:?}", String::from_utf8_lossy(&sig)),
+            "expected \"LASF\"",
+        ));
     }
     let mut ver = [0u8; 2];
-    r.seek(SeekFrom::Start(24)).map_err(|e| Error::io(path, "seek", e))?;
-    r.read_exact(&mut ver).map_err(|e| Error::io(path, "read header", e))?;
+    r.seek(SeekFrom::Start(24))
+        .map_err(|e| Error::io(path, "seek", e))?;
+    r.read_exact(&mut ver)
+        .map_err(|e| Error::io(path, "read header", e))?;
     if ver[0] != 1 || ver[1] > 4 {
-        return Err(Error::unsupported(path, "version", format!("{}.{}", ver[0], ver[1]), "LAS 1.0 to 1.4 are supported"));
+        return Err(Error::unsupported(
+            path,
+            "version",
+            format!("{}.{}", ver[0], ver[1]),
+            "LAS 1.0 to 1.4 are supported",
+        ));
     }
-    r.seek(SeekFrom::Start(0)).map_err(|e| Error::io(path, "seek", e))?;
+    r.seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io(path, "seek", e))?;
     let raw = las::raw::Header::read_from(&mut *r).map_err(|e| match e {
-        las::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Error::truncated(path, "header", "a complete header", format!("{file_len} bytes"))
-        }
+        las::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => Error::truncated(
+            path,
+            "header",
+            "a complete header",
+            format!("{file_len} bytes"),
+        ),
         other => Error::invalid(path, "header", other, "unreadable LAS header"),
     })?;
     let version_size = raw.version.header_size();
     if raw.header_size < version_size {
-        return Err(Error::invalid(path, "header_size", raw.header_size, format!("LAS {}.{} needs at least {version_size}", ver[0], ver[1])));
+        return Err(Error::invalid(
+            path,
+            "header_size",
+            raw.header_size,
+            format!("LAS {}.{} needs at least {version_size}", ver[0], ver[1]),
+        ));
     }
-    if u64::from(raw.offset_to_point_data) < u64::from(raw.header_size) || u64::from(raw.offset_to_point_data) > file_len {
+    if u64::from(raw.offset_to_point_data) < u64::from(raw.header_size)
+        || u64::from(raw.offset_to_point_data) > file_len
+    {
         return Err(Error::invalid(
             path,
             "offset_to_point_data",
             raw.offset_to_point_data,
-            format!("must lie between the header size {} and the file size {file_len}", raw.header_size),
+            format!(
+                "must lie between the header size {} and the file size {file_len}",
+                raw.header_size
+            ),
         ));
     }
     let fmt_byte = raw.point_data_record_format;
     let compressed = fmt_byte & 0xC0 != 0;
     let format = fmt_byte & 0x3F;
     let base_len = base_record_len(format).ok_or_else(|| {
-        Error::unsupported(path, "point_data_record_format", fmt_byte, "point formats 0 to 10 are supported")
+        Error::unsupported(
+            path,
+            "point_data_record_format",
+            fmt_byte,
+            "point formats 0 to 10 are supported",
+        )
     })?;
     let record_len = usize::from(raw.point_data_record_length);
     if record_len < base_len {
@@ -373,15 +436,25 @@ fn read_head<R: Read + Seek>(r: &mut R, path: &Path) -> Result<Head> {
             format!("point format {format} needs at least {base_len} bytes"),
         ));
     }
-    let layout = Layout { format, record_len, base_len };
+    let layout = Layout {
+        format,
+        record_len,
+        base_len,
+    };
     let count = match raw.large_file {
         Some(lf) if raw.number_of_point_records == 0 => lf.number_of_point_records,
-        Some(lf) if lf.number_of_point_records != 0 && lf.number_of_point_records != u64::from(raw.number_of_point_records) => {
+        Some(lf)
+            if lf.number_of_point_records != 0
+                && lf.number_of_point_records != u64::from(raw.number_of_point_records) =>
+        {
             return Err(Error::invalid(
                 path,
                 "number_of_point_records",
                 raw.number_of_point_records,
-                format!("disagrees with the LAS 1.4 64-bit count {}", lf.number_of_point_records),
+                format!(
+                    "disagrees with the LAS 1.4 64-bit count {}",
+                    lf.number_of_point_records
+                ),
             ));
         }
         _ => u64::from(raw.number_of_point_records),
@@ -391,14 +464,25 @@ fn read_head<R: Read + Seek>(r: &mut R, path: &Path) -> Result<Head> {
     for k in 0..3 {
         let n = ["x", "y", "z"][k];
         if !scale[k].is_finite() || scale[k] == 0.0 {
-            return Err(Error::invalid(path, format!("{n}_scale_factor"), scale[k], "must be finite and non-zero"));
+            return Err(Error::invalid(
+                path,
+                format!("{n}_scale_factor"),
+                scale[k],
+                "must be finite and non-zero",
+            ));
         }
         if !offset[k].is_finite() {
-            return Err(Error::invalid(path, format!("{n}_offset"), offset[k], "must be finite"));
+            return Err(Error::invalid(
+                path,
+                format!("{n}_offset"),
+                offset[k],
+                "must be finite",
+            ));
         }
     }
     // VLRs.
-    r.seek(SeekFrom::Start(u64::from(raw.header_size))).map_err(|e| Error::io(path, "seek", e))?;
+    r.seek(SeekFrom::Start(u64::from(raw.header_size)))
+        .map_err(|e| Error::io(path, "seek", e))?;
     let mut pos = u64::from(raw.header_size);
     let end = u64::from(raw.offset_to_point_data);
     let mut vlrs = Vec::new();
@@ -412,7 +496,8 @@ fn read_head<R: Read + Seek>(r: &mut R, path: &Path) -> Result<Head> {
             ));
         }
         let mut h = [0u8; 54];
-        r.read_exact(&mut h).map_err(|e| Error::io(path, format!("read VLR {i}"), e))?;
+        r.read_exact(&mut h)
+            .map_err(|e| Error::io(path, format!("read VLR {i}"), e))?;
         let len = u64::from(u16::from_le_bytes([h[20], h[21]]));
         if pos + 54 + len > end {
             return Err(Error::invalid(
@@ -423,7 +508,8 @@ fn read_head<R: Read + Seek>(r: &mut R, path: &Path) -> Result<Head> {
             ));
         }
         let mut data = vec![0u8; len as usize];
-        r.read_exact(&mut data).map_err(|e| Error::io(path, format!("read VLR {i}"), e))?;
+        r.read_exact(&mut data)
+            .map_err(|e| Error::io(path, format!("read VLR {i}"), e))?;
         let mut user_id = [0u8; 16];
         user_id.copy_from_slice(&h[2..18]);
         let mut description = [0u8; 32];
@@ -438,12 +524,21 @@ fn read_head<R: Read + Seek>(r: &mut R, path: &Path) -> Result<Head> {
         pos += 54 + len;
     }
     let mut gap = vec![0u8; (end - pos) as usize];
-    r.read_exact(&mut gap).map_err(|e| Error::io(path, "read bytes before point data", e))?;
+    r.read_exact(&mut gap)
+        .map_err(|e| Error::io(path, "read bytes before point data", e))?;
 
     let laz = if compressed {
-        let v = vlrs.iter().find(|v| v.is(LASZIP_USER_ID, LASZIP_RECORD_ID)).ok_or_else(|| {
-            Error::invalid(path, "point_data_record_format", fmt_byte, "compressed point format but no LASzip VLR")
-        })?;
+        let v = vlrs
+            .iter()
+            .find(|v| v.is(LASZIP_USER_ID, LASZIP_RECORD_ID))
+            .ok_or_else(|| {
+                Error::invalid(
+                    path,
+                    "point_data_record_format",
+                    fmt_byte,
+                    "compressed point format but no LASzip VLR",
+                )
+            })?;
         let lv = LazVlr::from_buffer(&v.data)
             .map_err(|e| Error::invalid(path, "LASzip VLR", e, "unreadable LASzip VLR"))?;
         let items_size: u64 = lv.items().iter().map(|i| u64::from(i.size())).sum();
@@ -457,7 +552,9 @@ fn read_head<R: Read + Seek>(r: &mut R, path: &Path) -> Result<Head> {
         }
         Some(lv)
     } else {
-        let needed = count.checked_mul(record_len as u64).and_then(|b| b.checked_add(end));
+        let needed = count
+            .checked_mul(record_len as u64)
+            .and_then(|b| b.checked_add(end));
         match needed {
             Some(n) if n <= file_len => {}
             _ => {
@@ -466,19 +563,35 @@ fn read_head<R: Read + Seek>(r: &mut R, path: &Path) -> Result<Head> {
                     path,
                     "number_of_point_records",
                     count,
-                    format!("the file holds only {holds} records of {record_len} bytes after byte {end} (file size {file_len}): truncated or corrupt"),
+                    format!(
+                        "the file holds only {holds} records of {record_len} bytes after byte {end} (file size {file_len}): truncated or corrupt"
+                    ),
                 ));
             }
         }
         None
     };
     let extra = parse_extra_fields(path, &vlrs, layout.extra_len())?;
-    Ok(Head { raw, vlrs, gap, count, layout, laz, extra, file_len, scale, offset })
+    Ok(Head {
+        raw,
+        vlrs,
+        gap,
+        count,
+        layout,
+        laz,
+        extra,
+        file_len,
+        scale,
+        offset,
+    })
 }
 
 /// Parses the Extra Bytes VLR descriptors that fit in `extra_len` bytes.
 fn parse_extra_fields(path: &Path, vlrs: &[Vlr], extra_len: usize) -> Result<Vec<ExtraField>> {
-    let Some(v) = vlrs.iter().find(|v| v.is(EXTRA_BYTES_USER_ID, EXTRA_BYTES_RECORD_ID)) else {
+    let Some(v) = vlrs
+        .iter()
+        .find(|v| v.is(EXTRA_BYTES_USER_ID, EXTRA_BYTES_RECORD_ID))
+    else {
         return Ok(Vec::new());
     };
     let mut fields = Vec::new();
@@ -493,7 +606,12 @@ fn parse_extra_fields(path: &Path, vlrs: &[Vlr], extra_len: usize) -> Result<Vec
             match ExtraType::from_code(code) {
                 Some((t, n)) => (Some(t), t.size() * n),
                 None => {
-                    return Err(Error::invalid(path, format!("extra bytes descriptor {i} ({name}) data_type"), code, "must be 0 to 30"));
+                    return Err(Error::invalid(
+                        path,
+                        format!("extra bytes descriptor {i} ({name}) data_type"),
+                        code,
+                        "must be 0 to 30",
+                    ));
                 }
             }
         };
@@ -510,10 +628,29 @@ fn parse_extra_fields(path: &Path, vlrs: &[Vlr], extra_len: usize) -> Result<Vec
             b.copy_from_slice(&d[o..o + 8]);
             f64::from_le_bytes(b)
         };
-        let scale = if options & 0x08 != 0 { f64_at(112) } else { 1.0 };
-        let add = if options & 0x10 != 0 { f64_at(136) } else { 0.0 };
-        let (scale, add) = if scale.is_finite() && add.is_finite() { (scale, add) } else { (1.0, 0.0) };
-        fields.push(ExtraField { name, ty, offset, size, scale, add });
+        let scale = if options & 0x08 != 0 {
+            f64_at(112)
+        } else {
+            1.0
+        };
+        let add = if options & 0x10 != 0 {
+            f64_at(136)
+        } else {
+            0.0
+        };
+        let (scale, add) = if scale.is_finite() && add.is_finite() {
+            (scale, add)
+        } else {
+            (1.0, 0.0)
+        };
+        fields.push(ExtraField {
+            name,
+            ty,
+            offset,
+            size,
+            scale,
+            add,
+        });
         offset += size;
     }
     Ok(fields)
@@ -529,7 +666,10 @@ fn header_summary(h: &Head) -> LasHeader {
         compressed: h.laz.is_some(),
         scale: h.scale,
         offset: h.offset,
-        header_bounds: Bounds { min: [r.min_x, r.min_y, r.min_z], max: [r.max_x, r.max_y, r.max_z] },
+        header_bounds: Bounds {
+            min: [r.min_x, r.min_y, r.min_z],
+            max: [r.max_x, r.max_y, r.max_z],
+        },
         extra_fields: h.extra.clone(),
         system_identifier: text(&r.system_identifier),
         generating_software: text(&r.generating_software),
@@ -538,10 +678,18 @@ fn header_summary(h: &Head) -> LasHeader {
 }
 
 /// Runs a LAZ call, turning a panic inside the `laz` crate into an error.
-fn guard_laz<T>(path: &Path, action: &str, f: impl FnOnce() -> std::result::Result<T, String>) -> Result<T> {
+fn guard_laz<T>(
+    path: &Path,
+    action: &str,
+    f: impl FnOnce() -> std::result::Result<T, String>,
+) -> Result<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(message)) => Err(Error::Laz { path: path.to_path_buf(), action: action.to_string(), message }),
+        Ok(Err(message)) => Err(Error::Laz {
+            path: path.to_path_buf(),
+            action: action.to_string(),
+            message,
+        }),
         Err(_) => Err(Error::Laz {
             path: path.to_path_buf(),
             action: action.to_string(),
@@ -568,7 +716,10 @@ pub struct LasReader<R: Read + Seek + Send + Sync + 'static = BufReader<File>> {
 
 impl<R: Read + Seek + Send + Sync + 'static> std::fmt::Debug for LasReader<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LasReader").field("path", &self.path).field("read", &self.read).finish()
+        f.debug_struct("LasReader")
+            .field("path", &self.path)
+            .field("read", &self.read)
+            .finish()
     }
 }
 
@@ -595,7 +746,14 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
                 Source::Laz(Box::new(d))
             }
         };
-        Ok(LasReader { path: path.to_path_buf(), head, source, read: 0, origin: None, buf: Vec::new() })
+        Ok(LasReader {
+            path: path.to_path_buf(),
+            head,
+            source,
+            read: 0,
+            origin: None,
+            buf: Vec::new(),
+        })
     }
 
     /// The header summary.
@@ -629,12 +787,19 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
         match &mut self.source {
             Source::Raw(r) => {
                 if first == 0 {
-                    r.seek(SeekFrom::Start(u64::from(self.head.raw.offset_to_point_data)))
-                        .map_err(|e| Error::io(path, "seek to point data", e))?;
+                    r.seek(SeekFrom::Start(u64::from(
+                        self.head.raw.offset_to_point_data,
+                    )))
+                    .map_err(|e| Error::io(path, "seek to point data", e))?;
                 }
                 r.read_exact(out).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                        Error::truncated(path, "point data", format!("{} points", self.head.count), format!("fewer than {}", first + n as u64))
+                        Error::truncated(
+                            path,
+                            "point data",
+                            format!("{} points", self.head.count),
+                            format!("fewer than {}", first + n as u64),
+                        )
                     } else {
                         Error::io(path, "read point data", e)
                     }
@@ -642,15 +807,19 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
             }
             Source::Laz(d) => {
                 let count = self.head.count;
-                let res = guard_laz(path, &format!("decompress points {first}..{}", first + n as u64), || {
-                    d.decompress_many(out).map_err(|e| {
+                let res = guard_laz(
+                    path,
+                    &format!("decompress points {first}..{}", first + n as u64),
+                    || {
+                        d.decompress_many(out).map_err(|e| {
                         if e.kind() == std::io::ErrorKind::UnexpectedEof {
                             format!("compressed data ends before the {count} points announced by the header (truncated file)")
                         } else {
                             e.to_string()
                         }
                     })
-                });
+                    },
+                );
                 if res.is_err() {
                     self.source = Source::Failed;
                 }
@@ -695,10 +864,18 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
         let n = buf.len() / l.record_len;
         let (s, o) = (self.head.scale, self.head.offset);
         let abs = |rec: &[u8]| -> [f64; 3] {
-            let g = |k: usize| i32::from_le_bytes([rec[4 * k], rec[4 * k + 1], rec[4 * k + 2], rec[4 * k + 3]]);
-            [f64::from(g(0)) * s[0] + o[0], f64::from(g(1)) * s[1] + o[1], f64::from(g(2)) * s[2] + o[2]]
+            let g = |k: usize| {
+                i32::from_le_bytes([rec[4 * k], rec[4 * k + 1], rec[4 * k + 2], rec[4 * k + 3]])
+            };
+            [
+                f64::from(g(0)) * s[0] + o[0],
+                f64::from(g(1)) * s[1] + o[1],
+                f64::from(g(2)) * s[2] + o[2],
+            ]
         };
-        let origin = *self.origin.get_or_insert_with(|| choose_origin(abs(&buf[..l.record_len])));
+        let origin = *self
+            .origin
+            .get_or_insert_with(|| choose_origin(abs(&buf[..l.record_len])));
         let mut cloud = PointCloud::with_origin(origin);
         cloud.positions.reserve(n);
         let u16_at = |rec: &[u8], o: usize| f32::from(u16::from_le_bytes([rec[o], rec[o + 1]]));
@@ -707,7 +884,13 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
         let mut nret = Vec::with_capacity(n);
         let mut angle = Vec::with_capacity(n);
         let mut labels = Vec::with_capacity(n);
-        let mut rgb = l.rgb_offset().map(|_| [Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n)]);
+        let mut rgb = l.rgb_offset().map(|_| {
+            [
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            ]
+        });
         let mut nir = l.nir_offset().map(|_| Vec::with_capacity(n));
         let extra: Vec<&ExtraField> = self.head.extra.iter().filter(|f| f.ty.is_some()).collect();
         let mut extra_vals: Vec<Vec<f32>> = extra.iter().map(|_| Vec::with_capacity(n)).collect();
@@ -765,7 +948,11 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
 
     /// Iterates over decoded chunks of up to `chunk_points` points.
     pub fn chunks(self, chunk_points: usize) -> LasChunks<R> {
-        LasChunks { reader: self, chunk_points, done: false }
+        LasChunks {
+            reader: self,
+            chunk_points,
+            done: false,
+        }
     }
 
     /// Reads all remaining points into one cloud.
@@ -775,7 +962,9 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
             if all.is_empty() {
                 all = c;
             } else {
-                all.append(&c).map_err(|e| Error::invalid(&self.path, "chunk", e, "internal layout mismatch"))?;
+                all.append(&c).map_err(|e| {
+                    Error::invalid(&self.path, "chunk", e, "internal layout mismatch")
+                })?;
             }
         }
         Ok(all)
@@ -783,7 +972,9 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
 
     /// Streams the file once for its point count, bounds (recomputed from the points) and
     /// classification histogram.
-    pub fn summarize(mut self) -> Result<(LasHeader, u64, Bounds, std::collections::BTreeMap<u32, u64>)> {
+    pub fn summarize(
+        mut self,
+    ) -> Result<(LasHeader, u64, Bounds, std::collections::BTreeMap<u32, u64>)> {
         let header = self.header();
         let l = self.head.layout;
         let (s, o) = (self.head.scale, self.head.offset);
@@ -800,11 +991,20 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
             let mut hi = [i32::MIN; 3];
             for rec in buf.chunks_exact(l.record_len) {
                 for k in 0..3 {
-                    let v = i32::from_le_bytes([rec[4 * k], rec[4 * k + 1], rec[4 * k + 2], rec[4 * k + 3]]);
+                    let v = i32::from_le_bytes([
+                        rec[4 * k],
+                        rec[4 * k + 1],
+                        rec[4 * k + 2],
+                        rec[4 * k + 3],
+                    ]);
                     lo[k] = lo[k].min(v);
                     hi[k] = hi[k].max(v);
                 }
-                let c = if l.extended() { rec[16] } else { rec[15] & 0x1F };
+                let c = if l.extended() {
+                    rec[16]
+                } else {
+                    rec[15] & 0x1F
+                };
                 hist[usize::from(c)] += 1;
             }
             let mut a = [0.0; 3];
@@ -813,7 +1013,12 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
                 let x = f64::from(lo[k]) * s[k] + o[k];
                 let y = f64::from(hi[k]) * s[k] + o[k];
                 (a[k], b[k]) = if x <= y { (x, y) } else { (y, x) };
-                super::check_finite(&self.path, ["x", "y", "z"][k], if a[k].is_finite() { b[k] } else { a[k] }, done)?;
+                super::check_finite(
+                    &self.path,
+                    ["x", "y", "z"][k],
+                    if a[k].is_finite() { b[k] } else { a[k] },
+                    done,
+                )?;
             }
             bounds.extend(a);
             bounds.extend(b);
@@ -822,7 +1027,12 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
         if done == 0 {
             return Err(Error::empty(&self.path, "header announces 0 points"));
         }
-        let classes = hist.iter().enumerate().filter(|(_, c)| **c > 0).map(|(k, c)| (k as u32, *c)).collect();
+        let classes = hist
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(k, c)| (k as u32, *c))
+            .collect();
         Ok((header, done, bounds, classes))
     }
 }
@@ -836,7 +1046,9 @@ pub struct LasChunks<R: Read + Seek + Send + Sync + 'static = BufReader<File>> {
 
 impl<R: Read + Seek + Send + Sync + 'static> std::fmt::Debug for LasChunks<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LasChunks").field("reader", &self.reader).finish()
+        f.debug_struct("LasChunks")
+            .field("reader", &self.reader)
+            .finish()
     }
 }
 
@@ -911,7 +1123,12 @@ pub struct RewriteOptions {
 
 impl Default for RewriteOptions {
     fn default() -> Self {
-        RewriteOptions { overwrite: false, confidence: false, probability_names: Vec::new(), chunk_points: 1 << 18 }
+        RewriteOptions {
+            overwrite: false,
+            confidence: false,
+            probability_names: Vec::new(),
+            chunk_points: 1 << 18,
+        }
     }
 }
 
@@ -947,7 +1164,10 @@ pub fn rewrite_las_classification(
     overwrite: bool,
 ) -> Result<RewriteSummary> {
     let extra = extra.copied().unwrap_or_default();
-    let names: Vec<String> = extra.probabilities.map(|p| p.names.to_vec()).unwrap_or_default();
+    let names: Vec<String> = extra
+        .probabilities
+        .map(|p| p.names.to_vec())
+        .unwrap_or_default();
     let k = names.len();
     let opts = RewriteOptions {
         overwrite,
@@ -958,7 +1178,12 @@ pub fn rewrite_las_classification(
     let n = classes.len() as u64;
     if let Some(c) = extra.confidence {
         if c.len() != classes.len() {
-            return Err(Error::argument(output, "confidence length", c.len(), format!("must equal the class array length {n}")));
+            return Err(Error::argument(
+                output,
+                "confidence length",
+                c.len(),
+                format!("must equal the class array length {n}"),
+            ));
         }
     }
     if let Some(p) = extra.probabilities {
@@ -974,7 +1199,12 @@ pub fn rewrite_las_classification(
     // Check the count against the header before any work.
     let header = LasReader::open(input)?.header();
     if header.point_count != n {
-        return Err(Error::argument(input, "classes length", n, format!("the file has {} points", header.point_count)));
+        return Err(Error::argument(
+            input,
+            "classes length",
+            n,
+            format!("the file has {} points", header.point_count),
+        ));
     }
     rewrite_las_with(input, output, &opts, |fill| {
         let s = fill.start as usize;
@@ -984,13 +1214,19 @@ pub fn rewrite_las_classification(
             fill.confidence.copy_from_slice(&c[s..s + m]);
         }
         if let Some(p) = extra.probabilities {
-            fill.probabilities.copy_from_slice(&p.values[s * k..(s + m) * k]);
+            fill.probabilities
+                .copy_from_slice(&p.values[s * k..(s + m) * k]);
         }
         Ok(())
     })
 }
 
-fn eb_descriptor(name: &str, code: u8, options: u8, description: &str) -> [u8; EXTRA_BYTES_DESCRIPTOR_LEN] {
+fn eb_descriptor(
+    name: &str,
+    code: u8,
+    options: u8,
+    description: &str,
+) -> [u8; EXTRA_BYTES_DESCRIPTOR_LEN] {
     let mut d = [0u8; EXTRA_BYTES_DESCRIPTOR_LEN];
     d[2] = code;
     d[3] = options;
@@ -1003,7 +1239,12 @@ fn eb_descriptor(name: &str, code: u8, options: u8, description: &str) -> [u8; E
 
 /// Streaming form of [`rewrite_las_classification`]: `fill` is called once per chunk, in order,
 /// to provide the classes (and requested extra values) of that chunk's points.
-pub fn rewrite_las_with<F>(input: &Path, output: &Path, opts: &RewriteOptions, mut fill: F) -> Result<RewriteSummary>
+pub fn rewrite_las_with<F>(
+    input: &Path,
+    output: &Path,
+    opts: &RewriteOptions,
+    mut fill: F,
+) -> Result<RewriteSummary>
 where
     F: FnMut(ChunkFill<'_>) -> Result<()>,
 {
@@ -1011,7 +1252,12 @@ where
         super::Format::Las => false,
         super::Format::Laz => true,
         _ => {
-            return Err(Error::argument(output, "output extension", output.display(), "a LAS rewrite writes .las or .laz"));
+            return Err(Error::argument(
+                output,
+                "output extension",
+                output.display(),
+                "a LAS rewrite writes .las or .laz",
+            ));
         }
     };
     check_output(output, &[input], opts.overwrite)?;
@@ -1032,16 +1278,31 @@ where
     }
     for (i, a) in added.iter().enumerate() {
         if a.len() > 32 {
-            return Err(Error::argument(output, "extra dimension name", a, "extra-bytes names are limited to 32 bytes"));
+            return Err(Error::argument(
+                output,
+                "extra dimension name",
+                a,
+                "extra-bytes names are limited to 32 bytes",
+            ));
         }
         if head.extra.iter().any(|f| &f.name == a) || added[..i].contains(a) {
-            return Err(Error::argument(output, "extra dimension name", a, "a dimension of that name already exists"));
+            return Err(Error::argument(
+                output,
+                "extra dimension name",
+                a,
+                "a dimension of that name already exists",
+            ));
         }
     }
     let add_bytes = 4 * added.len();
     let out_len = l.record_len + add_bytes;
     if out_len > usize::from(u16::MAX) {
-        return Err(Error::argument(output, "record length", out_len, "exceeds 65535 bytes"));
+        return Err(Error::argument(
+            output,
+            "record length",
+            out_len,
+            "exceeds 65535 bytes",
+        ));
     }
     let k = opts.probability_names.len();
 
@@ -1051,34 +1312,65 @@ where
         let documented: usize = head.extra.iter().map(|f| f.size).sum();
         let mut new_desc = Vec::new();
         let undocumented = l.extra_len() - documented;
-        let mut has_eb = vlrs.iter().any(|v| v.is(EXTRA_BYTES_USER_ID, EXTRA_BYTES_RECORD_ID));
+        let mut has_eb = vlrs
+            .iter()
+            .any(|v| v.is(EXTRA_BYTES_USER_ID, EXTRA_BYTES_RECORD_ID));
         if undocumented > 0 {
             // Describe the bytes nobody declared so that ours land at the right offsets.
             let mut left = undocumented;
             while left > 0 {
                 let part = left.min(255);
-                new_desc.extend_from_slice(&eb_descriptor("undocumented", 0, part as u8, "undocumented extra bytes"));
+                new_desc.extend_from_slice(&eb_descriptor(
+                    "undocumented",
+                    0,
+                    part as u8,
+                    "undocumented extra bytes",
+                ));
                 left -= part;
             }
         }
         for a in &added {
-            new_desc.extend_from_slice(&eb_descriptor(a, 9, 0, if a == "confidence" { "prediction confidence" } else { "class probability" }));
+            new_desc.extend_from_slice(&eb_descriptor(
+                a,
+                9,
+                0,
+                if a == "confidence" {
+                    "prediction confidence"
+                } else {
+                    "class probability"
+                },
+            ));
         }
-        if let Some(v) = vlrs.iter_mut().find(|v| v.is(EXTRA_BYTES_USER_ID, EXTRA_BYTES_RECORD_ID)) {
+        if let Some(v) = vlrs
+            .iter_mut()
+            .find(|v| v.is(EXTRA_BYTES_USER_ID, EXTRA_BYTES_RECORD_ID))
+        {
             // Drop a trailing partial descriptor, if any, before appending.
             let keep = v.data.len() / EXTRA_BYTES_DESCRIPTOR_LEN * EXTRA_BYTES_DESCRIPTOR_LEN;
             v.data.truncate(keep);
             v.data.extend_from_slice(&new_desc);
             if v.data.len() > usize::from(u16::MAX) {
-                return Err(Error::argument(output, "extra bytes VLR size", v.data.len(), "exceeds 65535 bytes"));
+                return Err(Error::argument(
+                    output,
+                    "extra bytes VLR size",
+                    v.data.len(),
+                    "exceeds 65535 bytes",
+                ));
             }
         } else {
-            vlrs.push(Vlr::new(EXTRA_BYTES_USER_ID, EXTRA_BYTES_RECORD_ID, "Extra Bytes Record", new_desc));
+            vlrs.push(Vlr::new(
+                EXTRA_BYTES_USER_ID,
+                EXTRA_BYTES_RECORD_ID,
+                "Extra Bytes Record",
+                new_desc,
+            ));
             has_eb = true;
         }
         debug_assert!(has_eb);
     }
-    let laz_pos = vlrs.iter().position(|v| v.is(LASZIP_USER_ID, LASZIP_RECORD_ID));
+    let laz_pos = vlrs
+        .iter()
+        .position(|v| v.is(LASZIP_USER_ID, LASZIP_RECORD_ID));
     let out_laz_vlr: Option<LazVlr> = if out_compressed {
         let data = match (head.laz.is_some(), laz_pos) {
             (true, Some(p)) => {
@@ -1097,14 +1389,24 @@ where
                         .map_err(|e| e.to_string())
                 })?;
                 let mut data = Vec::new();
-                vlr.write_to(&mut data).map_err(|e| Error::io(output, "encode LASzip VLR", e))?;
+                vlr.write_to(&mut data)
+                    .map_err(|e| Error::io(output, "encode LASzip VLR", e))?;
                 data
             }
         };
-        let lv = LazVlr::from_buffer(&data).map_err(|e| Error::Laz { path: output.into(), action: "build LASzip VLR".into(), message: e.to_string() })?;
+        let lv = LazVlr::from_buffer(&data).map_err(|e| Error::Laz {
+            path: output.into(),
+            action: "build LASzip VLR".into(),
+            message: e.to_string(),
+        })?;
         match laz_pos {
             Some(p) => vlrs[p].data = data,
-            None => vlrs.push(Vlr::new(LASZIP_USER_ID, LASZIP_RECORD_ID, "https://laszip.org", data)),
+            None => vlrs.push(Vlr::new(
+                LASZIP_USER_ID,
+                LASZIP_RECORD_ID,
+                "https://laszip.org",
+                data,
+            )),
         }
         Some(lv)
     } else {
@@ -1125,19 +1427,37 @@ where
     } else {
         l.format
     };
-    let offset = u64::from(raw.header_size) + vlrs.iter().map(Vlr::byte_len).sum::<u64>() + head.gap.len() as u64;
+    let offset = u64::from(raw.header_size)
+        + vlrs.iter().map(Vlr::byte_len).sum::<u64>()
+        + head.gap.len() as u64;
     raw.offset_to_point_data = u32::try_from(offset)
         .map_err(|_| Error::argument(output, "offset_to_point_data", offset, "exceeds 4 GiB"))?;
 
     // Whatever follows the point data that the header points at (EVLRs, waveform packets).
-    let evlr_start = head.raw.evlr.map(|e| e.start_of_first_evlr).filter(|&s| s > 0);
-    let wdp_start = head.raw.start_of_waveform_data_packet_record.filter(|&s| s > 0);
-    let min_tail = if head.laz.is_none() { head.raw.offset_to_end_of_points() } else { u64::from(head.raw.offset_to_point_data) };
-    let tail_start = [evlr_start, wdp_start].into_iter().flatten().filter(|&s| s >= min_tail && s <= head.file_len).min();
+    let evlr_start = head
+        .raw
+        .evlr
+        .map(|e| e.start_of_first_evlr)
+        .filter(|&s| s > 0);
+    let wdp_start = head
+        .raw
+        .start_of_waveform_data_packet_record
+        .filter(|&s| s > 0);
+    let min_tail = if head.laz.is_none() {
+        head.raw.offset_to_end_of_points()
+    } else {
+        u64::from(head.raw.offset_to_point_data)
+    };
+    let tail_start = [evlr_start, wdp_start]
+        .into_iter()
+        .flatten()
+        .filter(|&s| s >= min_tail && s <= head.file_len)
+        .min();
 
     let mut out = AtomicFile::create(output, &[input], opts.overwrite)?;
     let werr = |e: std::io::Error| Error::io(output, "write", e);
-    raw.write_to(&mut out).map_err(|e| Error::invalid(output, "header", e, "could not write header"))?;
+    raw.write_to(&mut out)
+        .map_err(|e| Error::invalid(output, "header", e, "could not write header"))?;
     for v in &vlrs {
         v.write_to(&mut out).map_err(werr)?;
     }
@@ -1154,9 +1474,11 @@ where
         Some(vlr) => {
             let vlr = vlr.clone();
             let w = &mut out;
-            Sink::Laz(Box::new(guard_laz(output, "start compression", move || {
-                LasZipCompressor::new(w, vlr).map_err(|e| e.to_string())
-            })?))
+            Sink::Laz(Box::new(guard_laz(
+                output,
+                "start compression",
+                move || LasZipCompressor::new(w, vlr).map_err(|e| e.to_string()),
+            )?))
         }
         None => Sink::Raw(&mut out),
     };
@@ -1168,12 +1490,22 @@ where
             break;
         }
         classes.clear();
-        classes.extend(records.chunks_exact(l.record_len).map(|r| if l.extended() { r[16] } else { r[15] & 0x1F }));
+        classes.extend(
+            records
+                .chunks_exact(l.record_len)
+                .map(|r| if l.extended() { r[16] } else { r[15] & 0x1F }),
+        );
         conf.clear();
         conf.resize(if opts.confidence { n } else { 0 }, 0.0f32);
         probs.clear();
         probs.resize(n * k, 0.0f32);
-        fill(ChunkFill { start, records: &records, classes: &mut classes, confidence: &mut conf, probabilities: &mut probs })?;
+        fill(ChunkFill {
+            start,
+            records: &records,
+            classes: &mut classes,
+            confidence: &mut conf,
+            probabilities: &mut probs,
+        })?;
         obuf.clear();
         obuf.reserve(n * out_len);
         for (i, rec) in records.chunks_exact(l.record_len).enumerate() {
@@ -1201,7 +1533,9 @@ where
             }
         }
         match &mut sink {
-            Sink::Laz(c) => guard_laz(output, "compress points", || c.compress_many(&obuf).map_err(|e| e.to_string()))?,
+            Sink::Laz(c) => guard_laz(output, "compress points", || {
+                c.compress_many(&obuf).map_err(|e| e.to_string())
+            })?,
             Sink::Raw(w) => w.write_all(&obuf).map_err(werr)?,
         }
         written += n as u64;
@@ -1210,14 +1544,19 @@ where
         return Err(Error::count(input, "points read", head.count, written));
     }
     if let Sink::Laz(c) = &mut sink {
-        guard_laz(output, "finish compression", || c.done().map_err(|e| e.to_string()))?;
+        guard_laz(output, "finish compression", || {
+            c.done().map_err(|e| e.to_string())
+        })?;
     }
     drop(sink);
 
     if let Some(ts) = tail_start {
-        let new_tail = out.stream_position().map_err(|e| Error::io(output, "seek", e))?;
+        let new_tail = out
+            .stream_position()
+            .map_err(|e| Error::io(output, "seek", e))?;
         let mut f = super::open(input)?;
-        f.seek(SeekFrom::Start(ts)).map_err(|e| Error::io(input, "seek to EVLRs", e))?;
+        f.seek(SeekFrom::Start(ts))
+            .map_err(|e| Error::io(input, "seek to EVLRs", e))?;
         std::io::copy(&mut f, &mut out).map_err(|e| Error::io(output, "copy EVLRs", e))?;
         if let (Some(e), Some(s)) = (raw.evlr.as_mut(), evlr_start) {
             e.start_of_first_evlr = s - ts + new_tail;
@@ -1227,11 +1566,18 @@ where
                 raw.start_of_waveform_data_packet_record = Some(s - ts + new_tail);
             }
         }
-        out.seek(SeekFrom::Start(0)).map_err(|e| Error::io(output, "seek", e))?;
-        raw.write_to(&mut out).map_err(|e| Error::invalid(output, "header", e, "could not write header"))?;
+        out.seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io(output, "seek", e))?;
+        raw.write_to(&mut out)
+            .map_err(|e| Error::invalid(output, "header", e, "could not write header"))?;
     }
     out.commit()?;
-    Ok(RewriteSummary { points: written, record_length: out_len as u16, added_dimensions: added, compressed: out_compressed })
+    Ok(RewriteSummary {
+        points: written,
+        record_length: out_len as u16,
+        added_dimensions: added,
+        compressed: out_compressed,
+    })
 }
 
 /// Where rewritten records go.
@@ -1244,18 +1590,30 @@ enum Sink<'a> {
 fn add_laz_extra_bytes(path: &Path, data: &mut Vec<u8>, extended: bool, add: u16) -> Result<()> {
     const FIXED: usize = 32;
     if data.len() < FIXED + 2 {
-        return Err(Error::invalid(path, "LASzip VLR length", data.len(), "too short"));
+        return Err(Error::invalid(
+            path,
+            "LASzip VLR length",
+            data.len(),
+            "too short",
+        ));
     }
     let n = usize::from(u16::from_le_bytes([data[FIXED], data[FIXED + 1]]));
     if data.len() < FIXED + 2 + 6 * n {
-        return Err(Error::invalid(path, "LASzip VLR item count", n, "more items than bytes"));
+        return Err(Error::invalid(
+            path,
+            "LASzip VLR item count",
+            n,
+            "more items than bytes",
+        ));
     }
     for i in 0..n {
         let at = FIXED + 2 + 6 * i;
         let ty = u16::from_le_bytes([data[at], data[at + 1]]);
         if ty == 0 || ty == 14 {
             let size = u16::from_le_bytes([data[at + 2], data[at + 3]]);
-            let new = size.checked_add(add).ok_or_else(|| Error::argument(path, "extra bytes", size, "too many extra bytes"))?;
+            let new = size.checked_add(add).ok_or_else(|| {
+                Error::argument(path, "extra bytes", size, "too many extra bytes")
+            })?;
             data[at + 2..at + 4].copy_from_slice(&new.to_le_bytes());
             return Ok(());
         }
@@ -1279,10 +1637,29 @@ mod tests {
     fn record_layouts() {
         assert_eq!(base_record_len(8), Some(38));
         assert_eq!(base_record_len(11), None);
-        let l = Layout { format: 8, record_len: 42, base_len: 38 };
-        assert_eq!((l.class_offset(), l.rgb_offset(), l.nir_offset(), l.extra_len()), (16, Some(30), Some(36), 4));
-        let l = Layout { format: 3, record_len: 34, base_len: 34 };
-        assert_eq!((l.class_offset(), l.gps_offset(), l.rgb_offset()), (15, Some(20), Some(28)));
+        let l = Layout {
+            format: 8,
+            record_len: 42,
+            base_len: 38,
+        };
+        assert_eq!(
+            (
+                l.class_offset(),
+                l.rgb_offset(),
+                l.nir_offset(),
+                l.extra_len()
+            ),
+            (16, Some(30), Some(36), 4)
+        );
+        let l = Layout {
+            format: 3,
+            record_len: 34,
+            base_len: 34,
+        };
+        assert_eq!(
+            (l.class_offset(), l.gps_offset(), l.rgb_offset()),
+            (15, Some(20), Some(28))
+        );
     }
 
     #[test]
@@ -1296,7 +1673,10 @@ mod tests {
 
     #[test]
     fn laz_vlr_extra_bytes_item_is_added_or_grown() {
-        let vlr = laz::LazVlrBuilder::default().with_point_format(8, 0).unwrap().build();
+        let vlr = laz::LazVlrBuilder::default()
+            .with_point_format(8, 0)
+            .unwrap()
+            .build();
         let mut data = Vec::new();
         vlr.write_to(&mut data).unwrap();
         add_laz_extra_bytes(Path::new("t"), &mut data, true, 8).unwrap();

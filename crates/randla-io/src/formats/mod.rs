@@ -30,7 +30,8 @@ pub enum Format {
 }
 
 /// The extensions [`Format::from_path`] understands, for error messages.
-pub const KNOWN_EXTENSIONS: &str = ".las .laz .ply .txt (Semantic3D) .bin (SemanticKITTI) .xyz .csv .pts";
+pub const KNOWN_EXTENSIONS: &str =
+    ".las .laz .ply .txt (Semantic3D) .bin (SemanticKITTI) .xyz .csv .pts";
 
 impl Format {
     /// Detects the format from the file extension (case-insensitive).
@@ -86,7 +87,12 @@ pub(crate) fn read_nonempty(path: &Path) -> Result<Vec<u8>> {
 /// Parses one numeric text token as `f64`, naming the field and line on error.
 pub(crate) fn parse_f64(path: &Path, field: &str, line: usize, tok: &str) -> Result<f64> {
     tok.parse::<f64>().map_err(|_| {
-        Error::invalid(path, format!("{field} (line {line})"), format!("{tok:?}"), "not a number")
+        Error::invalid(
+            path,
+            format!("{field} (line {line})"),
+            format!("{tok:?}"),
+            "not a number",
+        )
     })
 }
 
@@ -104,7 +110,12 @@ pub(crate) fn label_from_f64(path: &Path, field: &str, v: f64) -> Result<u32> {
     if v.is_finite() && v >= 0.0 && v <= f64::from(u32::MAX) && v.fract() == 0.0 {
         Ok(v as u32)
     } else {
-        Err(Error::invalid(path, field, v, "a label must be a non-negative integer"))
+        Err(Error::invalid(
+            path,
+            field,
+            v,
+            "a label must be a non-negative integer",
+        ))
     }
 }
 
@@ -113,7 +124,12 @@ pub(crate) fn check_finite(path: &Path, field: &'static str, value: f64, index: 
     if value.is_finite() {
         Ok(())
     } else {
-        Err(Error::NonFinite { path: path.to_path_buf(), field, value, index })
+        Err(Error::NonFinite {
+            path: path.to_path_buf(),
+            field,
+            value,
+            index,
+        })
     }
 }
 
@@ -127,13 +143,20 @@ pub(crate) fn for_each_line<R: std::io::BufRead>(
     let mut no = 0usize;
     loop {
         buf.clear();
-        let n = r.read_until(b'\n', &mut buf).map_err(|e| Error::io(path, "read", e))?;
+        let n = r
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Error::io(path, "read", e))?;
         if n == 0 {
             return Ok(());
         }
         no += 1;
         let s = std::str::from_utf8(&buf).map_err(|e| {
-            Error::invalid(path, format!("line {no} byte {}", e.valid_up_to()), "non-UTF-8 data", "a text file was expected")
+            Error::invalid(
+                path,
+                format!("line {no} byte {}", e.valid_up_to()),
+                "non-UTF-8 data",
+                "a text file was expected",
+            )
         })?;
         let t = s.trim();
         if !t.is_empty() {
@@ -155,7 +178,12 @@ pub(crate) fn open_text(path: &Path) -> Result<std::io::BufReader<std::fs::File>
 /// Decodes a file as UTF-8, naming the first bad byte offset on error.
 pub(crate) fn as_utf8<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str> {
     std::str::from_utf8(bytes).map_err(|e| {
-        Error::invalid(path, format!("byte {}", e.valid_up_to()), "non-UTF-8 data", "a text file was expected")
+        Error::invalid(
+            path,
+            format!("byte {}", e.valid_up_to()),
+            "non-UTF-8 data",
+            "a text file was expected",
+        )
     })
 }
 
@@ -165,10 +193,18 @@ mod tests {
 
     #[test]
     fn detects_by_extension() {
-        assert_eq!(Format::from_path(Path::new("a/B.LAZ")).unwrap(), Format::Laz);
+        assert_eq!(
+            Format::from_path(Path::new("a/B.LAZ")).unwrap(),
+            Format::Laz
+        );
         assert_eq!(Format::from_path(Path::new("x.csv")).unwrap(), Format::Xyz);
-        let e = Format::from_path(Path::new("scan.e57")).unwrap_err().to_string();
-        assert!(e.contains("scan.e57") && e.contains("unknown") && e.contains("e57"), "{e}");
+        let e = Format::from_path(Path::new("scan.e57"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("scan.e57") && e.contains("unknown") && e.contains("e57"),
+            "{e}"
+        );
         assert!(Format::from_path(Path::new("noext")).is_err());
     }
 
@@ -180,6 +216,11 @@ mod tests {
         assert!(parse_label(p, "label", 1, "-1").is_err());
         assert!(parse_label(p, "label", 1, "2.5").is_err());
         assert!(parse_label(p, "label", 1, "nan").is_err());
-        assert!(parse_label(p, "label", 1, "abc").unwrap_err().to_string().contains("\"abc\""));
+        assert!(
+            parse_label(p, "label", 1, "abc")
+                .unwrap_err()
+                .to_string()
+                .contains("\"abc\"")
+        );
     }
 }

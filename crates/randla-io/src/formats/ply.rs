@@ -59,7 +59,11 @@ impl Ty {
             ($t:ty, $n:expr) => {{
                 let mut a = [0u8; $n];
                 a.copy_from_slice(&b[..$n]);
-                if big { <$t>::from_be_bytes(a) } else { <$t>::from_le_bytes(a) }
+                if big {
+                    <$t>::from_be_bytes(a)
+                } else {
+                    <$t>::from_le_bytes(a)
+                }
             }};
         }
         match self {
@@ -133,10 +137,15 @@ fn parse_header<'a>(bytes: &'a [u8], path: &Path) -> Result<(Encoding, Vec<Eleme
     let mut found_end = false;
     let mut line_no = 0usize;
     while pos < bytes.len() {
-        let end = bytes[pos..].iter().position(|&b| b == b'\n').map(|i| pos + i);
+        let end = bytes[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|i| pos + i);
         let Some(end) = end else { break };
         line_no += 1;
-        let line = String::from_utf8_lossy(&bytes[pos..end]).trim_end_matches('\r').to_string();
+        let line = String::from_utf8_lossy(&bytes[pos..end])
+            .trim_end_matches('\r')
+            .to_string();
         pos = end + 1;
         if line.trim() == "end_header" {
             found_end = true;
@@ -149,10 +158,20 @@ fn parse_header<'a>(bytes: &'a [u8], path: &Path) -> Result<(Encoding, Vec<Eleme
     }
     if lines.first().map(|l| l.1.trim()) != Some("ply") {
         let first = String::from_utf8_lossy(&bytes[..bytes.len().min(16)]).to_string();
-        return Err(Error::invalid(path, "magic", format!("{first:?}"), "a PLY file starts with the line \"ply\""));
+        return Err(Error::invalid(
+            path,
+            "magic",
+            format!("{first:?}"),
+            "a PLY file starts with the line \"ply\"",
+        ));
     }
     if !found_end {
-        return Err(Error::truncated(path, "header", "a line \"end_header\"", "end of file"));
+        return Err(Error::truncated(
+            path,
+            "header",
+            "a line \"end_header\"",
+            "end of file",
+        ));
     }
     let mut encoding = None;
     let mut elements: Vec<Element> = Vec::new();
@@ -163,39 +182,116 @@ fn parse_header<'a>(bytes: &'a [u8], path: &Path) -> Result<(Encoding, Vec<Eleme
             ["comment", ..] | ["obj_info", ..] => {}
             ["format", f, v] => {
                 if *v != "1.0" {
-                    return Err(Error::unsupported(path, format!("format version (header line {no})"), v, "only PLY 1.0 exists"));
+                    return Err(Error::unsupported(
+                        path,
+                        format!("format version (header line {no})"),
+                        v,
+                        "only PLY 1.0 exists",
+                    ));
                 }
                 encoding = Some(match *f {
                     "ascii" => Encoding::Ascii,
                     "binary_little_endian" => Encoding::Le,
                     "binary_big_endian" => Encoding::Be,
-                    _ => return Err(Error::invalid(path, format!("format (header line {no})"), f, "expected ascii, binary_little_endian or binary_big_endian")),
+                    _ => {
+                        return Err(Error::invalid(
+                            path,
+                            format!("format (header line {no})"),
+                            f,
+                            "expected ascii, binary_little_endian or binary_big_endian",
+                        ));
+                    }
                 });
             }
             ["element", name, count] => {
                 let count = count.parse::<u64>().map_err(|_| {
-                    Error::invalid(path, format!("element {name} count (header line {no})"), count, "not a non-negative integer")
+                    Error::invalid(
+                        path,
+                        format!("element {name} count (header line {no})"),
+                        count,
+                        "not a non-negative integer",
+                    )
                 })?;
-                elements.push(Element { name: name.to_string(), count, props: Vec::new() });
+                elements.push(Element {
+                    name: name.to_string(),
+                    count,
+                    props: Vec::new(),
+                });
             }
             ["property", "list", c, i, name] => {
-                let el = elements.last_mut().ok_or_else(|| Error::invalid(path, format!("header line {no}"), line, "property before any element"))?;
-                let count = Ty::parse(c).ok_or_else(|| Error::invalid(path, format!("property {name} list count type"), c, "unknown PLY type"))?;
-                let item = Ty::parse(i).ok_or_else(|| Error::invalid(path, format!("property {name} list item type"), i, "unknown PLY type"))?;
+                let el = elements.last_mut().ok_or_else(|| {
+                    Error::invalid(
+                        path,
+                        format!("header line {no}"),
+                        line,
+                        "property before any element",
+                    )
+                })?;
+                let count = Ty::parse(c).ok_or_else(|| {
+                    Error::invalid(
+                        path,
+                        format!("property {name} list count type"),
+                        c,
+                        "unknown PLY type",
+                    )
+                })?;
+                let item = Ty::parse(i).ok_or_else(|| {
+                    Error::invalid(
+                        path,
+                        format!("property {name} list item type"),
+                        i,
+                        "unknown PLY type",
+                    )
+                })?;
                 if count.is_float() {
-                    return Err(Error::invalid(path, format!("property {name} list count type"), c, "must be an integer type"));
+                    return Err(Error::invalid(
+                        path,
+                        format!("property {name} list count type"),
+                        c,
+                        "must be an integer type",
+                    ));
                 }
-                el.props.push(Prop::List { name: name.to_string(), count, item });
+                el.props.push(Prop::List {
+                    name: name.to_string(),
+                    count,
+                    item,
+                });
             }
             ["property", ty, name] => {
-                let el = elements.last_mut().ok_or_else(|| Error::invalid(path, format!("header line {no}"), line, "property before any element"))?;
-                let ty = Ty::parse(ty).ok_or_else(|| Error::invalid(path, format!("property {name} type"), ty, "unknown PLY type"))?;
-                el.props.push(Prop::Scalar { name: name.to_string(), ty });
+                let el = elements.last_mut().ok_or_else(|| {
+                    Error::invalid(
+                        path,
+                        format!("header line {no}"),
+                        line,
+                        "property before any element",
+                    )
+                })?;
+                let ty = Ty::parse(ty).ok_or_else(|| {
+                    Error::invalid(
+                        path,
+                        format!("property {name} type"),
+                        ty,
+                        "unknown PLY type",
+                    )
+                })?;
+                el.props.push(Prop::Scalar {
+                    name: name.to_string(),
+                    ty,
+                });
             }
-            _ => return Err(Error::invalid(path, format!("header line {no}"), format!("{line:?}"), "not a PLY header line")),
+            _ => {
+                return Err(Error::invalid(
+                    path,
+                    format!("header line {no}"),
+                    format!("{line:?}"),
+                    "not a PLY header line",
+                ));
+            }
         }
     }
-    let encoding = encoding.ok_or_else(|| Error::invalid(path, "format", "missing", "the header has no format line"))?;
+    let encoding = encoding.ok_or_else(|| {
+        Error::invalid(path, "format", "missing", "the header has no format line")
+    })?;
     Ok((encoding, elements, &bytes[pos..]))
 }
 
@@ -208,28 +304,66 @@ pub fn read_ply_bytes(bytes: &[u8], path: &Path, opts: &PlyOptions) -> Result<Po
     let vi = elements
         .iter()
         .position(|e| e.name == "vertex")
-        .ok_or_else(|| Error::invalid(path, "element vertex", "missing", "a PLY point cloud needs a vertex element"))?;
+        .ok_or_else(|| {
+            Error::invalid(
+                path,
+                "element vertex",
+                "missing",
+                "a PLY point cloud needs a vertex element",
+            )
+        })?;
     let vertex = &elements[vi];
     let find = |n: &str| vertex.props.iter().position(|p| p.name() == n);
     let mut xyz = [0usize; 3];
     for (k, n) in ["x", "y", "z"].into_iter().enumerate() {
-        let i = find(n).ok_or_else(|| Error::invalid(path, format!("property {n}"), "missing", "the vertex element needs x, y and z"))?;
+        let i = find(n).ok_or_else(|| {
+            Error::invalid(
+                path,
+                format!("property {n}"),
+                "missing",
+                "the vertex element needs x, y and z",
+            )
+        })?;
         match &vertex.props[i] {
             Prop::Scalar { ty, .. } if ty.is_float() => {}
             Prop::Scalar { ty, .. } => {
-                return Err(Error::invalid(path, format!("property {n} type"), format!("{ty:?}").to_lowercase(), "x, y and z must be float or double"));
+                return Err(Error::invalid(
+                    path,
+                    format!("property {n} type"),
+                    format!("{ty:?}").to_lowercase(),
+                    "x, y and z must be float or double",
+                ));
             }
-            Prop::List { .. } => return Err(Error::invalid(path, format!("property {n} type"), "list", "x, y and z must be float or double")),
+            Prop::List { .. } => {
+                return Err(Error::invalid(
+                    path,
+                    format!("property {n} type"),
+                    "list",
+                    "x, y and z must be float or double",
+                ));
+            }
         }
         xyz[k] = i;
     }
     let label = match &opts.label {
-        Some(n) => Some(find(n).ok_or_else(|| Error::invalid(path, format!("label property {n}"), "missing", "the requested label property is not in the vertex element"))?),
+        Some(n) => Some(find(n).ok_or_else(|| {
+            Error::invalid(
+                path,
+                format!("label property {n}"),
+                "missing",
+                "the requested label property is not in the vertex element",
+            )
+        })?),
         None => LABEL_NAMES.iter().find_map(|n| find(n)),
     };
     if let Some(li) = label {
         if let Prop::List { name, .. } = &vertex.props[li] {
-            return Err(Error::invalid(path, format!("property {name} type"), "list", "a label must be a scalar"));
+            return Err(Error::invalid(
+                path,
+                format!("property {name} type"),
+                "list",
+                "a label must be a scalar",
+            ));
         }
     }
     if vertex.count == 0 {
@@ -239,19 +373,31 @@ pub fn read_ply_bytes(bytes: &[u8], path: &Path, opts: &PlyOptions) -> Result<Po
     // data cannot be right; checking it first avoids giant allocations on corrupt headers.
     let min_point = match encoding {
         Encoding::Ascii => 2 * vertex.props.len() as u64,
-        _ => vertex.props.iter().map(|p| match p { Prop::Scalar { ty, .. } => ty.size() as u64, Prop::List { count, .. } => count.size() as u64 }).sum(),
+        _ => vertex
+            .props
+            .iter()
+            .map(|p| match p {
+                Prop::Scalar { ty, .. } => ty.size() as u64,
+                Prop::List { count, .. } => count.size() as u64,
+            })
+            .sum(),
     };
     if vertex.count.saturating_mul(min_point.max(1)) > body.len() as u64 {
         return Err(Error::invalid(
             path,
             "element vertex count",
             vertex.count,
-            format!("the {} bytes of data cannot hold that many points: truncated or corrupt", body.len()),
+            format!(
+                "the {} bytes of data cannot hold that many points: truncated or corrupt",
+                body.len()
+            ),
         ));
     }
     let n = vertex.count as usize;
     let feature_idx: Vec<usize> = (0..vertex.props.len())
-        .filter(|&i| !xyz.contains(&i) && Some(i) != label && matches!(vertex.props[i], Prop::Scalar { .. }))
+        .filter(|&i| {
+            !xyz.contains(&i) && Some(i) != label && matches!(vertex.props[i], Prop::Scalar { .. })
+        })
         .collect();
     let mut cols: Vec<Vec<f32>> = feature_idx.iter().map(|_| Vec::with_capacity(n)).collect();
     let mut labels: Vec<u32> = Vec::with_capacity(if label.is_some() { n } else { 0 });
@@ -273,7 +419,11 @@ pub fn read_ply_bytes(bytes: &[u8], path: &Path, opts: &PlyOptions) -> Result<Po
             c.push(row[i] as f32);
         }
         if let Some(li) = label {
-            labels.push(super::label_from_f64(path, &format!("{} of vertex {index}", vertex.props[li].name()), row[li])?);
+            labels.push(super::label_from_f64(
+                path,
+                &format!("{} of vertex {index}", vertex.props[li].name()),
+                row[li],
+            )?);
         }
         index += 1;
         Ok(())
@@ -281,12 +431,20 @@ pub fn read_ply_bytes(bytes: &[u8], path: &Path, opts: &PlyOptions) -> Result<Po
     match encoding {
         Encoding::Ascii => {
             let text = super::as_utf8(path, body)?;
-            let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+            let mut lines = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty());
             for e in &elements[..=vi] {
                 let is_vertex = e.name == "vertex";
                 for j in 0..e.count {
                     let Some((ln, line)) = lines.next() else {
-                        return Err(Error::truncated(path, format!("element {}", e.name), format!("{} rows", e.count), format!("{j} rows")));
+                        return Err(Error::truncated(
+                            path,
+                            format!("element {}", e.name),
+                            format!("{} rows", e.count),
+                            format!("{j} rows"),
+                        ));
                     };
                     if !is_vertex {
                         continue;
@@ -296,14 +454,44 @@ pub fn read_ply_bytes(bytes: &[u8], path: &Path, opts: &PlyOptions) -> Result<Po
                         let field = format!("property {} (data line {})", p.name(), ln + 1);
                         match p {
                             Prop::Scalar { .. } => {
-                                let t = toks.next().ok_or_else(|| Error::truncated(path, field.clone(), "a value", "end of line"))?;
-                                row[pi] = t.parse::<f64>().map_err(|_| Error::invalid(path, field.clone(), format!("{t:?}"), "not a number"))?;
+                                let t = toks.next().ok_or_else(|| {
+                                    Error::truncated(path, field.clone(), "a value", "end of line")
+                                })?;
+                                row[pi] = t.parse::<f64>().map_err(|_| {
+                                    Error::invalid(
+                                        path,
+                                        field.clone(),
+                                        format!("{t:?}"),
+                                        "not a number",
+                                    )
+                                })?;
                             }
                             Prop::List { .. } => {
-                                let t = toks.next().ok_or_else(|| Error::truncated(path, field.clone(), "a list count", "end of line"))?;
-                                let c = t.parse::<usize>().map_err(|_| Error::invalid(path, field.clone(), format!("{t:?}"), "not a list count"))?;
+                                let t = toks.next().ok_or_else(|| {
+                                    Error::truncated(
+                                        path,
+                                        field.clone(),
+                                        "a list count",
+                                        "end of line",
+                                    )
+                                })?;
+                                let c = t.parse::<usize>().map_err(|_| {
+                                    Error::invalid(
+                                        path,
+                                        field.clone(),
+                                        format!("{t:?}"),
+                                        "not a list count",
+                                    )
+                                })?;
                                 for _ in 0..c {
-                                    toks.next().ok_or_else(|| Error::truncated(path, field.clone(), format!("{c} list items"), "end of line"))?;
+                                    toks.next().ok_or_else(|| {
+                                        Error::truncated(
+                                            path,
+                                            field.clone(),
+                                            format!("{c} list items"),
+                                            "end of line",
+                                        )
+                                    })?;
                                 }
                             }
                         }
@@ -317,12 +505,24 @@ pub fn read_ply_bytes(bytes: &[u8], path: &Path, opts: &PlyOptions) -> Result<Po
             let mut at = 0usize;
             for e in &elements[..=vi] {
                 let is_vertex = e.name == "vertex";
-                let fixed: Option<usize> = e.props.iter().map(|p| match p { Prop::Scalar { ty, .. } => Some(ty.size()), _ => None }).sum();
+                let fixed: Option<usize> = e
+                    .props
+                    .iter()
+                    .map(|p| match p {
+                        Prop::Scalar { ty, .. } => Some(ty.size()),
+                        _ => None,
+                    })
+                    .sum();
                 if !is_vertex {
                     if let Some(sz) = fixed {
                         let need = (e.count as u128) * sz as u128;
                         if need > (body.len() - at) as u128 {
-                            return Err(Error::truncated(path, format!("element {}", e.name), format!("{need} bytes"), format!("{} bytes", body.len() - at)));
+                            return Err(Error::truncated(
+                                path,
+                                format!("element {}", e.name),
+                                format!("{need} bytes"),
+                                format!("{} bytes", body.len() - at),
+                            ));
                         }
                         at += need as usize;
                         continue;
@@ -357,7 +557,16 @@ pub fn read_ply_bytes(bytes: &[u8], path: &Path, opts: &PlyOptions) -> Result<Po
                                 let c = count.decode(&body[at..], big);
                                 at += s;
                                 if c < 0.0 {
-                                    return Err(Error::invalid(path, format!("element {} row {j} property {} count", e.name, p.name()), c, "negative list length"));
+                                    return Err(Error::invalid(
+                                        path,
+                                        format!(
+                                            "element {} row {j} property {} count",
+                                            e.name,
+                                            p.name()
+                                        ),
+                                        c,
+                                        "negative list length",
+                                    ));
                                 }
                                 let len = (c as usize).saturating_mul(item.size());
                                 if len > body.len() - at {
@@ -404,13 +613,23 @@ pub fn write_ply(path: &Path, cloud: &PointCloud, opts: &PlyWriteOptions<'_>) ->
     let n = cloud.len();
     if let Some(c) = opts.confidence {
         if c.len() != n {
-            return Err(Error::argument(path, "confidence length", c.len(), format!("must equal the point count {n}")));
+            return Err(Error::argument(
+                path,
+                "confidence length",
+                c.len(),
+                format!("must equal the point count {n}"),
+            ));
         }
     }
     let k = opts.probabilities.map_or(0, |p| p.names.len());
     if let Some(p) = opts.probabilities {
         if p.values.len() != n * k {
-            return Err(Error::argument(path, "probabilities length", p.values.len(), format!("must be points × classes = {n} × {k}")));
+            return Err(Error::argument(
+                path,
+                "probabilities length",
+                p.values.len(),
+                format!("must be points × classes = {n} × {k}"),
+            ));
         }
     }
     let mut names: Vec<String> = Vec::new();
@@ -424,8 +643,16 @@ pub fn write_ply(path: &Path, cloud: &PointCloud, opts: &PlyWriteOptions<'_>) ->
         names.extend(p.names.iter().map(|n| format!("prob_{n}")));
     }
     for nm in &names {
-        if nm.is_empty() || nm.chars().any(char::is_whitespace) || ["x", "y", "z", "label"].contains(&nm.as_str()) {
-            return Err(Error::argument(path, "property name", format!("{nm:?}"), "must be non-empty, without spaces, and not x/y/z/label"));
+        if nm.is_empty()
+            || nm.chars().any(char::is_whitespace)
+            || ["x", "y", "z", "label"].contains(&nm.as_str())
+        {
+            return Err(Error::argument(
+                path,
+                "property name",
+                format!("{nm:?}"),
+                "must be non-empty, without spaces, and not x/y/z/label",
+            ));
         }
     }
     write_atomic(path, &[], opts.overwrite, |out| {
@@ -435,7 +662,9 @@ pub fn write_ply(path: &Path, cloud: &PointCloud, opts: &PlyWriteOptions<'_>) ->
             PlyEncoding::BinaryLittleEndian => "format binary_little_endian 1.0\n",
         };
         h += "comment written by randla-io\n";
-        h += &format!("element vertex {n}\nproperty double x\nproperty double y\nproperty double z\n");
+        h += &format!(
+            "element vertex {n}\nproperty double x\nproperty double y\nproperty double z\n"
+        );
         for nm in &names {
             h += &format!("property float {nm}\n");
         }
@@ -518,7 +747,12 @@ mod tests {
     #[test]
     fn integer_coordinates_are_rejected_with_type() {
         let ply = b"ply\nformat ascii 1.0\nelement vertex 1\nproperty int x\nproperty float y\nproperty float z\nend_header\n1 2 3\n";
-        let e = read_ply_bytes(ply, Path::new("t.ply"), &PlyOptions::default()).unwrap_err().to_string();
-        assert!(e.contains("t.ply") && e.contains("property x") && e.contains("i32"), "{e}");
+        let e = read_ply_bytes(ply, Path::new("t.ply"), &PlyOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.ply") && e.contains("property x") && e.contains("i32"),
+            "{e}"
+        );
     }
 }

@@ -17,13 +17,20 @@ pub const S3DIS_CLASSES: [&str; 13] = [
 /// reference RandLA-Net preprocessing.
 pub fn class_of_file(name: &str) -> u32 {
     let prefix = name.split('_').next().unwrap_or("");
-    S3DIS_CLASSES.iter().position(|c| *c == prefix).unwrap_or(12) as u32
+    S3DIS_CLASSES
+        .iter()
+        .position(|c| *c == prefix)
+        .unwrap_or(12) as u32
 }
 
 /// The object files of a room, sorted by name. `room` may be the room folder or its
 /// `Annotations` folder.
 pub fn room_files(room: &Path) -> Result<Vec<PathBuf>> {
-    let ann = if room.join("Annotations").is_dir() { room.join("Annotations") } else { room.to_path_buf() };
+    let ann = if room.join("Annotations").is_dir() {
+        room.join("Annotations")
+    } else {
+        room.to_path_buf()
+    };
     let rd = std::fs::read_dir(&ann).map_err(|e| Error::io(&ann, "list annotations", e))?;
     let mut files = Vec::new();
     for e in rd {
@@ -47,9 +54,19 @@ pub fn read_s3dis_room(room: &Path) -> Result<PointCloud> {
     let mut rgb: [Vec<f32>; 3] = Default::default();
     let mut labels = Vec::new();
     for f in room_files(room)? {
-        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let class = class_of_file(&name);
-        read_object(super::open_text(&f)?, &f, class, &mut cloud, &mut rgb, &mut labels)?;
+        read_object(
+            super::open_text(&f)?,
+            &f,
+            class,
+            &mut cloud,
+            &mut rgb,
+            &mut labels,
+        )?;
     }
     if cloud.is_empty() {
         return Err(Error::empty(room, "no points in any object file"));
@@ -75,7 +92,12 @@ pub fn read_object<R: std::io::BufRead>(
         let mut v = [0f64; 6];
         let toks: Vec<&str> = line.split_whitespace().collect();
         if toks.len() != 6 {
-            return Err(Error::invalid(path, format!("line {no}"), format!("{line:?}"), format!("expected 6 columns (x y z r g b), found {}", toks.len())));
+            return Err(Error::invalid(
+                path,
+                format!("line {no}"),
+                format!("{line:?}"),
+                format!("expected 6 columns (x y z r g b), found {}", toks.len()),
+            ));
         }
         for (k, t) in toks.iter().enumerate() {
             v[k] = super::parse_f64(path, ["x", "y", "z", "red", "green", "blue"][k], no, t)?;

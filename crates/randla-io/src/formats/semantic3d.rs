@@ -17,11 +17,18 @@ pub fn labels_path(points: &Path) -> PathBuf {
 /// `.labels` file if one exists. Features: `intensity`, `red`, `green`, `blue`.
 pub fn read_semantic3d(path: &Path, labels: Option<&Path>) -> Result<PointCloud> {
     let mut cloud = read_semantic3d_points(super::open_text(path)?, path)?;
-    let lp = labels.map(Path::to_path_buf).unwrap_or_else(|| labels_path(path));
+    let lp = labels
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| labels_path(path));
     if labels.is_some() || lp.is_file() {
         let l = read_labels(super::open_text(&lp)?, &lp)?;
         if l.len() != cloud.len() {
-            return Err(Error::count(&lp, format!("labels (one per point of {})", path.display()), cloud.len() as u64, l.len() as u64));
+            return Err(Error::count(
+                &lp,
+                format!("labels (one per point of {})", path.display()),
+                cloud.len() as u64,
+                l.len() as u64,
+            ));
         }
         cloud.labels = Some(l);
     }
@@ -40,11 +47,24 @@ pub fn read_semantic3d_points<R: BufRead>(r: R, path: &Path) -> Result<PointClou
                 n += 1;
                 break;
             }
-            v[n] = super::parse_f64(path, ["x", "y", "z", "intensity", "red", "green", "blue"][n], no, tok)?;
+            v[n] = super::parse_f64(
+                path,
+                ["x", "y", "z", "intensity", "red", "green", "blue"][n],
+                no,
+                tok,
+            )?;
             n += 1;
         }
         if n != 7 {
-            return Err(Error::invalid(path, format!("line {no}"), format!("{line:?}"), format!("expected 7 columns (x y z intensity r g b), found {}", line.split_whitespace().count())));
+            return Err(Error::invalid(
+                path,
+                format!("line {no}"),
+                format!("{line:?}"),
+                format!(
+                    "expected 7 columns (x y z intensity r g b), found {}",
+                    line.split_whitespace().count()
+                ),
+            ));
         }
         let p = [v[0], v[1], v[2]];
         let index = cloud.positions.len() as u64;
@@ -109,11 +129,17 @@ mod tests {
         let c = read_semantic3d_points(t.as_bytes(), Path::new("s.txt")).unwrap();
         assert_eq!(c.len(), 2);
         assert_eq!(c.feature("intensity").unwrap(), &[-1200.0, 7.0]);
-        let e = read_semantic3d_points("1 2 3 4 5 6\n".as_bytes(), Path::new("s.txt")).unwrap_err().to_string();
+        let e = read_semantic3d_points("1 2 3 4 5 6\n".as_bytes(), Path::new("s.txt"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 1") && e.contains("found 6"), "{e}");
-        let e = read_semantic3d_points("1 2 x 4 5 6 7\n".as_bytes(), Path::new("s.txt")).unwrap_err().to_string();
+        let e = read_semantic3d_points("1 2 x 4 5 6 7\n".as_bytes(), Path::new("s.txt"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("z (line 1)") && e.contains("\"x\""), "{e}");
-        let e = read_semantic3d_points("1 2 inf 4 5 6 7\n".as_bytes(), Path::new("s.txt")).unwrap_err().to_string();
+        let e = read_semantic3d_points("1 2 inf 4 5 6 7\n".as_bytes(), Path::new("s.txt"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("non-finite"), "{e}");
     }
 }

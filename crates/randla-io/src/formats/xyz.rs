@@ -24,7 +24,12 @@ impl XyzOptions {
     /// Parses a column spec such as `"x,y,z,_,intensity,label"` (commas or spaces).
     pub fn with_spec(spec: &str) -> XyzOptions {
         XyzOptions {
-            columns: Some(spec.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_string).collect()),
+            columns: Some(
+                spec.split([',', ' '])
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            ),
             delimiter: None,
         }
     }
@@ -81,26 +86,44 @@ pub fn read_xyz_from<R: BufRead>(r: R, path: &Path, opts: &XyzOptions) -> Result
             let is_header = split(line, delim).any(|t| t.parse::<f64>().is_err());
             if is_header {
                 if names_from_spec.is_none() {
-                    names_from_spec = Some(split(line, delim).map(|t| t.trim_matches('"').to_string()).collect());
+                    names_from_spec = Some(
+                        split(line, delim)
+                            .map(|t| t.trim_matches('"').to_string())
+                            .collect(),
+                    );
                 }
-                let c = build(path, names_from_spec.as_deref().unwrap_or(&[]), &mut feature_names, &mut has_label)?;
+                let c = build(
+                    path,
+                    names_from_spec.as_deref().unwrap_or(&[]),
+                    &mut feature_names,
+                    &mut has_label,
+                )?;
                 features = feature_names.iter().map(|_| Vec::new()).collect();
                 cols = Some(c);
                 return Ok(());
             }
-            let names: Vec<String> = names_from_spec.clone().unwrap_or_else(|| vec!["x".into(), "y".into(), "z".into()]);
+            let names: Vec<String> = names_from_spec
+                .clone()
+                .unwrap_or_else(|| vec!["x".into(), "y".into(), "z".into()]);
             let c = build(path, &names, &mut feature_names, &mut has_label)?;
             features = feature_names.iter().map(|_| Vec::new()).collect();
             cols = Some(c);
         }
-        let Some(cols) = cols.as_ref() else { return Ok(()) };
+        let Some(cols) = cols.as_ref() else {
+            return Ok(());
+        };
         let mut p = [0f64; 3];
         let mut got = 0usize;
         let index = cloud.positions.len() as u64;
         let mut toks = split(line, delim);
         for c in cols {
             let t = toks.next().ok_or_else(|| {
-                Error::invalid(path, format!("line {no}"), format!("{line:?}"), format!("expected {} columns, found {got}", cols.len()))
+                Error::invalid(
+                    path,
+                    format!("line {no}"),
+                    format!("{line:?}"),
+                    format!("expected {} columns, found {got}", cols.len()),
+                )
             })?;
             got += 1;
             let field = |c: &Col| match c {
@@ -114,11 +137,17 @@ pub fn read_xyz_from<R: BufRead>(r: R, path: &Path, opts: &XyzOptions) -> Result
             match c {
                 Col::Skip => {}
                 Col::X | Col::Y | Col::Z => {
-                    let k = match c { Col::X => 0, Col::Y => 1, _ => 2 };
+                    let k = match c {
+                        Col::X => 0,
+                        Col::Y => 1,
+                        _ => 2,
+                    };
                     p[k] = super::parse_f64(path, &field(c), no, t)?;
                 }
                 Col::Label => labels.push(super::parse_label(path, "label", no, t)?),
-                Col::Feature(i) => features[*i].push(super::parse_f64(path, &field(c), no, t)? as f32),
+                Col::Feature(i) => {
+                    features[*i].push(super::parse_f64(path, &field(c), no, t)? as f32)
+                }
             }
         }
         for (k, name) in ["x", "y", "z"].into_iter().enumerate() {
@@ -143,7 +172,12 @@ pub fn read_xyz_from<R: BufRead>(r: R, path: &Path, opts: &XyzOptions) -> Result
     Ok(cloud)
 }
 
-fn build(path: &Path, names: &[String], features: &mut Vec<String>, has_label: &mut bool) -> Result<Vec<Col>> {
+fn build(
+    path: &Path,
+    names: &[String],
+    features: &mut Vec<String>,
+    has_label: &mut bool,
+) -> Result<Vec<Col>> {
     let mut cols = Vec::new();
     for n in names {
         let c = match n.to_ascii_lowercase().as_str() {
@@ -152,7 +186,12 @@ fn build(path: &Path, names: &[String], features: &mut Vec<String>, has_label: &
             "z" => Col::Z,
             "label" | "class" | "classification" => {
                 if *has_label {
-                    return Err(Error::invalid(path, "column spec", names.join(","), "more than one label column"));
+                    return Err(Error::invalid(
+                        path,
+                        "column spec",
+                        names.join(","),
+                        "more than one label column",
+                    ));
                 }
                 *has_label = true;
                 Col::Label
@@ -164,13 +203,23 @@ fn build(path: &Path, names: &[String], features: &mut Vec<String>, has_label: &
             }
         };
         if c != Col::Skip && !matches!(c, Col::Feature(_)) && cols.contains(&c) {
-            return Err(Error::invalid(path, "column spec", names.join(","), format!("column {n} appears twice")));
+            return Err(Error::invalid(
+                path,
+                "column spec",
+                names.join(","),
+                format!("column {n} appears twice"),
+            ));
         }
         cols.push(c);
     }
     for (c, n) in [(Col::X, "x"), (Col::Y, "y"), (Col::Z, "z")] {
         if !cols.contains(&c) {
-            return Err(Error::invalid(path, "column spec", names.join(","), format!("no {n} column")));
+            return Err(Error::invalid(
+                path,
+                "column spec",
+                names.join(","),
+                format!("no {n} column"),
+            ));
         }
     }
     Ok(cols)
@@ -182,16 +231,46 @@ mod tests {
 
     #[test]
     fn header_names_and_spec() {
-        let c = read_xyz_from("x,y,z,intensity,label\n1,2,3,40,5\n4,5,6,70,8\n".as_bytes(), Path::new("a.csv"), &XyzOptions::default()).unwrap();
+        let c = read_xyz_from(
+            "x,y,z,intensity,label\n1,2,3,40,5\n4,5,6,70,8\n".as_bytes(),
+            Path::new("a.csv"),
+            &XyzOptions::default(),
+        )
+        .unwrap();
         assert_eq!(c.labels, Some(vec![5, 8]));
         assert_eq!(c.feature("intensity").unwrap(), &[40.0, 70.0]);
-        let c = read_xyz_from("1 2 3 9 1\n".as_bytes(), Path::new("a.xyz"), &XyzOptions::with_spec("x y z _ class")).unwrap();
+        let c = read_xyz_from(
+            "1 2 3 9 1\n".as_bytes(),
+            Path::new("a.xyz"),
+            &XyzOptions::with_spec("x y z _ class"),
+        )
+        .unwrap();
         assert_eq!(c.labels, Some(vec![1]));
-        let c = read_xyz_from("# comment\n1 2 3 9\n".as_bytes(), Path::new("a.xyz"), &XyzOptions::default()).unwrap();
+        let c = read_xyz_from(
+            "# comment\n1 2 3 9\n".as_bytes(),
+            Path::new("a.xyz"),
+            &XyzOptions::default(),
+        )
+        .unwrap();
         assert_eq!(c.len(), 1);
-        let e = read_xyz_from("1 2\n".as_bytes(), Path::new("a.xyz"), &XyzOptions::default()).unwrap_err().to_string();
-        assert!(e.contains("line 1") && e.contains("expected 3 columns"), "{e}");
-        let e = read_xyz_from("1 2 3\n".as_bytes(), Path::new("a.xyz"), &XyzOptions::with_spec("x,y")).unwrap_err().to_string();
+        let e = read_xyz_from(
+            "1 2\n".as_bytes(),
+            Path::new("a.xyz"),
+            &XyzOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("line 1") && e.contains("expected 3 columns"),
+            "{e}"
+        );
+        let e = read_xyz_from(
+            "1 2 3\n".as_bytes(),
+            Path::new("a.xyz"),
+            &XyzOptions::with_spec("x,y"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("no z column"), "{e}");
     }
 }

@@ -1,0 +1,344 @@
+//! Round trips: LAS/LAZ copy-through with new classification (identical except Classification),
+//! extra bytes, LAS↔LAZ, PLY ascii/binary, Semantic3D and SemanticKITTI labels.
+
+mod common;
+
+use std::path::Path;
+
+use common::{leftovers, make_las, raw_records, tile};
+use randla_io::{
+    ExtraOutputs, LasReader, PlyEncoding, PlyOptions, PlyWriteOptions, Probabilities,
+    RewriteOptions, read, read_las, read_ply, rewrite_las_classification, rewrite_las_with,
+    write_ply,
+};
+
+fn new_classes(n: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i * 7 + 3) % 20) as u8).collect()
+}
+
+/// Asserts that two record sets are identical except the classification byte, which must be
+/// `classes` (for formats 0–5 only the low 5 bits, the flag bits must be unchanged).
+fn assert_same_but_class(
+    a: &[u8],
+    b: &[u8],
+    len_a: usize,
+    len_b: usize,
+    format: u8,
+    classes: &[u8],
+) {
+    assert_eq!(a.len() / len_a, b.len() / len_b);
+    let off = if format >= 6 { 16 } else { 15 };
+    for (i, (ra, rb)) in a.chunks_exact(len_a).zip(b.chunks_exact(len_b)).enumerate() {
+        assert_eq!(ra[..off], rb[..off], "point {i}");
+        assert_eq!(ra[off + 1..], rb[off + 1..len_a], "point {i}");
+        if format >= 6 {
+            assert_eq!(rb[off], classes[i], "point {i}");
+        } else {
+            assert_eq!(rb[off] & 0x1F, classes[i], "point {i}");
+            assert_eq!(rb[off] & 0xE0, ra[off] & 0xE0, "flags of point {i}");
+        }
+    }
+}
+
+fn prefix(path: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    let r = LasReader::open(path).unwrap();
+    let _ = r;
+    let off = u32::from_le_bytes([bytes[96], bytes[97], bytes[98], bytes[99]]) as usize;
+    bytes[..off].to_vec()
+}
+
+#[test]
+fn laz_tile_rewrite_changes_only_classification() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = tile("77050_627760");
+    let out = dir.path().join("out.laz");
+    let n = LasReader::open(&input).unwrap().point_count() as usize;
+    let classes = new_classes(n);
+    let s = rewrite_las_classification(&input, &out, &classes, None, false).unwrap();
+    assert_eq!(s.points, n as u64);
+    assert!(s.compressed);
+    // Header and every VLR byte for byte.
+    assert_eq!(prefix(&input), prefix(&out));
+    let (a, la) = raw_records(&input);
+    let (b, lb) = raw_records(&out);
+    assert_same_but_class(&a, &b, la, lb, 8, &classes);
+    let c = read_las(&out).unwrap();
+    assert_eq!(
+        c.labels
+            .unwrap()
+            .iter()
+            .map(|&l| l as u8)
+            .collect::<Vec<_>>(),
+        classes
+    );
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn las_rewrite_is_byte_identical_except_classification() {
+    let dir = tempfile::tempdir().unwrap();
+    for (minor, format) in [
+        (0, 0),
+        (1, 1),
+        (2, 2),
+        (2, 3),
+        (3, 4),
+        (3, 5),
+        (4, 6),
+        (4, 7),
+        (4, 8),
+        (4, 9),
+        (4, 10),
+    ] {
+        let input = dir.path().join(format!("in_{minor}_{format}.las"));
+        make_las(&input, minor, format, 500, 3, minor == 4);
+        let out = dir.path().join(format!("out_{minor}_{format}.las"));
+        let classes: Vec<u8> = (0..500).map(|i| (i % 31) as u8).collect();
+        rewrite_las_classification(&input, &out, &classes, None, false).unwrap();
+        let a = std::fs::read(&input).unwrap();
+        let b = std::fs::read(&out).unwrap();
+        assert_eq!(a.len(), b.len(), "format {format}");
+        let h = LasReader::open(&input).unwrap().header();
+        let start = u32::from_le_bytes([a[96], a[97], a[98], a[99]]) as usize;
+        let len = usize::from(h.record_length);
+        let off = if format >= 6 { 16 } else { 15 };
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            let in_points = i >= start && i < start + 500 * len;
+            if in_points && (i - start) % len == off {
+                let p = (i - start) / len;
+                if format >= 6 {
+                    assert_eq!(*y, classes[p]);
+                } else {
+                    assert_eq!((*y & 0x1F, *y & 0xE0), (classes[p], *x & 0xE0));
+                }
+            } else {
+                assert_eq!(x, y, "format {format}: byte {i} differs");
+            }
+        }
+    }
+}
+
+#[test]
+fn laz_of_every_format_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    for (minor, format) in [(2, 0), (2, 1), (2, 2), (2, 3), (4, 6), (4, 7), (4, 8)] {
+        let input = dir.path().join(format!("in_{format}.laz"));
+        make_las(&input, minor, format, 300, 2, minor == 4);
+        let classes: Vec<u8> = (0..300).map(|i| (30 - i % 31) as u8).collect();
+        let out = dir.path().join(format!("out_{format}.laz"));
+        rewrite_las_classification(&input, &out, &classes, None, false).unwrap();
+        assert_eq!(prefix(&input), prefix(&out), "format {format}");
+        let (a, la) = raw_records(&input);
+        let (b, lb) = raw_records(&out);
+        assert_same_but_class(&a, &b, la, lb, format, &classes);
+        // The EVLR after the compressed points is copied and still found by the las crate.
+        if minor == 4 {
+            let r = las::Reader::from_path(&out).unwrap();
+
+            let e = &r.header().evlrs()[0];
+            assert_eq!(e.data, b"evlr payload that must survive");
+        }
+    }
+}
+
+#[test]
+fn laz_to_las_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = tile("77060_627760");
+    let n = LasReader::open(&input).unwrap().point_count() as usize;
+    let classes = new_classes(n);
+    let las_out = dir.path().join("plain.las");
+    let s = rewrite_las_classification(&input, &las_out, &classes, None, false).unwrap();
+    assert!(!s.compressed);
+    let h = LasReader::open(&las_out).unwrap().header();
+    assert!(
+        !h.compressed
+            && h.point_format == 8
+            && h.vlr_count + 1 == LasReader::open(&input).unwrap().header().vlr_count
+    );
+    let (a, la) = raw_records(&input);
+    let (b, lb) = raw_records(&las_out);
+    assert_same_but_class(&a, &b, la, lb, 8, &classes);
+    let back = dir.path().join("back.laz");
+    let orig: Vec<u8> = a.chunks_exact(la).map(|r| r[16]).collect();
+    rewrite_las_classification(&las_out, &back, &orig, None, false).unwrap();
+    let (c, lc) = raw_records(&back);
+    assert_eq!(a, c);
+    assert_eq!(la, lc);
+    let r = las::Reader::from_path(&back).unwrap();
+
+    assert_eq!(r.header().number_of_points(), n as u64);
+}
+
+#[test]
+fn extra_bytes_confidence_and_probabilities() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = tile("77055_627760");
+    let n = LasReader::open(&input).unwrap().point_count() as usize;
+    let classes = new_classes(n);
+    let names: Vec<String> = ["ground", "vegetation", "building"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let conf: Vec<f32> = (0..n).map(|i| (i % 100) as f32 / 100.0).collect();
+    let probs: Vec<f32> = (0..n * 3).map(|i| (i % 3) as f32 * 0.25).collect();
+    let extra = ExtraOutputs {
+        confidence: Some(&conf),
+        probabilities: Some(Probabilities {
+            names: &names,
+            values: &probs,
+        }),
+    };
+    for ext in ["laz", "las"] {
+        let out = dir.path().join(format!("pred.{ext}"));
+        let s = rewrite_las_classification(&input, &out, &classes, Some(&extra), false).unwrap();
+        assert_eq!(
+            s.added_dimensions,
+            [
+                "confidence",
+                "prob_ground",
+                "prob_vegetation",
+                "prob_building"
+            ]
+        );
+        assert_eq!(s.record_length, 38 + 16);
+        let c = read_las(&out).unwrap();
+        assert_eq!(c.feature("confidence").unwrap(), &conf[..]);
+        let pb = c.feature("prob_building").unwrap();
+        for i in (0..n).step_by(101) {
+            assert_eq!(pb[i], probs[i * 3 + 2]);
+        }
+        let (a, la) = raw_records(&input);
+        let (b, lb) = raw_records(&out);
+        assert_same_but_class(&a, &b, la, lb, 8, &classes);
+        // The Extra Bytes VLR as other readers see it.
+        let r = las::Reader::from_path(&out).unwrap();
+
+        let eb = r
+            .header()
+            .vlrs()
+            .iter()
+            .find(|v| v.user_id == "LASF_Spec" && v.record_id == 4)
+            .unwrap();
+        assert_eq!(eb.data.len(), 4 * 192);
+        assert_eq!(&eb.data[4..14], b"confidence");
+        assert_eq!(eb.data[2], 9, "float data type");
+    }
+    // Adding the same dimension twice is refused.
+    let out = dir.path().join("pred.laz");
+    let again = dir.path().join("again.laz");
+    let e = rewrite_las_classification(&out, &again, &classes, Some(&extra), false).unwrap_err();
+    assert!(e.to_string().contains("confidence"), "{e}");
+    assert!(!again.exists());
+}
+
+#[test]
+fn streaming_rewrite_sees_every_point_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = tile("77050_627755");
+    let out = dir.path().join("s.laz");
+    let opts = RewriteOptions {
+        chunk_points: 7_000,
+        confidence: true,
+        ..Default::default()
+    };
+    let mut seen = 0u64;
+    let s = rewrite_las_with(&input, &out, &opts, |f| {
+        assert_eq!(f.start, seen);
+        assert_eq!(f.records.len(), f.classes.len() * 38);
+        for (i, c) in f.classes.iter_mut().enumerate() {
+            *c = if *c == 2 { 9 } else { *c };
+            f.confidence[i] = 0.5;
+        }
+        seen += f.classes.len() as u64;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(seen, s.points);
+    let c = read(&out).unwrap();
+    let h = c.class_histogram();
+    assert_eq!(h.get(&9), Some(&13_881));
+    assert_eq!(h.get(&2), None);
+}
+
+#[test]
+fn ply_binary_and_ascii_round_trip_the_tile() {
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = read(tile("77060_627755")).unwrap();
+    for enc in [PlyEncoding::BinaryLittleEndian, PlyEncoding::Ascii] {
+        let out = dir.path().join(format!("{enc:?}.ply"));
+        let n = cloud.len();
+        let names = vec!["a".to_string(), "b".to_string()];
+        let probs: Vec<f32> = (0..2 * n).map(|i| (i % 5) as f32 / 4.0).collect();
+        let opts = PlyWriteOptions {
+            encoding: enc,
+            probabilities: Some(Probabilities {
+                names: &names,
+                values: &probs,
+            }),
+            ..Default::default()
+        };
+        write_ply(&out, &cloud, &opts).unwrap();
+        let back = read_ply(&out, &PlyOptions::default()).unwrap();
+        assert_eq!(back.origin, cloud.origin);
+        assert_eq!(back.positions, cloud.positions, "{enc:?}");
+        assert_eq!(back.labels, cloud.labels);
+        for f in &cloud.features {
+            assert_eq!(back.feature(&f.name).unwrap(), &f.values[..], "{}", f.name);
+        }
+        assert_eq!(
+            back.feature("prob_b").unwrap()[..4],
+            [probs[1], probs[3], probs[5], probs[7]]
+        );
+        // Refuses to overwrite without the flag, replaces with it.
+        assert!(
+            write_ply(
+                &out,
+                &cloud,
+                &PlyWriteOptions {
+                    encoding: enc,
+                    ..Default::default()
+                }
+            )
+            .is_err()
+        );
+        let opts = PlyWriteOptions {
+            encoding: enc,
+            overwrite: true,
+            ..Default::default()
+        };
+        write_ply(&out, &cloud, &opts).unwrap();
+        assert!(
+            read_ply(&out, &PlyOptions::default())
+                .unwrap()
+                .feature("prob_b")
+                .is_none()
+        );
+    }
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn label_files_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels: Vec<u32> = (0..1000).map(|i| i % 9).collect();
+    let s3d = dir.path().join("scan.labels");
+    randla_io::write_semantic3d_labels(&s3d, &labels, false).unwrap();
+    let back = randla_io::formats::semantic3d::read_labels(
+        std::fs::File::open(&s3d)
+            .map(std::io::BufReader::new)
+            .unwrap(),
+        &s3d,
+    )
+    .unwrap();
+    assert_eq!(back, labels);
+    let k = dir.path().join("000000.label");
+    randla_io::write_kitti_labels(&k, &labels, false).unwrap();
+    let bytes = std::fs::read(&k).unwrap();
+    let back = randla_io::formats::kitti::read_kitti_label_bytes(&bytes, &k, 1000, None).unwrap();
+    assert_eq!(back, labels);
+    assert!(randla_io::write_kitti_labels(&k, &labels, false).is_err());
+    randla_io::write_kitti_labels(&k, &labels[..10], true).unwrap();
+    assert_eq!(std::fs::read(&k).unwrap().len(), 40);
+}
