@@ -550,6 +550,7 @@ fn read_head<R: Read + Seek>(r: &mut R, path: &Path) -> Result<Head> {
                 format!("must equal point_data_record_length {record_len}"),
             ));
         }
+        check_chunk_table(r, path, end, file_len, count, &lv)?;
         Some(lv)
     } else {
         let needed = count
@@ -584,6 +585,83 @@ fn read_head<R: Read + Seek>(r: &mut R, path: &Path) -> Result<Head> {
         scale,
         offset,
     })
+}
+
+/// Validates the LAZ chunk table's position and size before the `laz` crate reads it (it would
+/// otherwise trust a corrupt chunk count and try to allocate for it).
+fn check_chunk_table<R: Read + Seek>(
+    r: &mut R,
+    path: &Path,
+    data_start: u64,
+    file_len: u64,
+    count: u64,
+    lv: &LazVlr,
+) -> Result<()> {
+    let io = |e| Error::io(path, "read LAZ chunk table", e);
+    if data_start + 8 > file_len {
+        return Err(Error::truncated(
+            path,
+            "compressed point data",
+            "at least 8 bytes",
+            format!("{} bytes", file_len - data_start),
+        ));
+    }
+    r.seek(SeekFrom::Start(data_start)).map_err(io)?;
+    let mut b = [0u8; 8];
+    r.read_exact(&mut b).map_err(io)?;
+    let off = i64::from_le_bytes(b);
+    if off == -1 && !lv.uses_variable_size_chunks() {
+        // Written by a streaming writer that could not seek back: decodable without the table.
+        return Ok(());
+    }
+    let valid = u64::try_from(off)
+        .ok()
+        .filter(|&o| o >= data_start + 8 && o + 8 <= file_len);
+    let Some(off) = valid else {
+        return Err(Error::invalid(
+            path,
+            "LAZ chunk table offset",
+            off,
+            format!(
+                "must lie after the point data start {data_start} and inside the file ({file_len} bytes): truncated or corrupt"
+            ),
+        ));
+    };
+    r.seek(SeekFrom::Start(off + 4)).map_err(io)?;
+    let mut n = [0u8; 4];
+    r.read_exact(&mut n).map_err(io)?;
+    let n = u64::from(u32::from_le_bytes(n));
+    // Every chunk holds at least one point and at least 4 compressed bytes.
+    let mut max = count.min((off - data_start) / 4) + 1;
+    if !lv.uses_variable_size_chunks() && lv.chunk_size() > 0 {
+        max = max.min(count.div_ceil(u64::from(lv.chunk_size())) + 1);
+    }
+    if n > max {
+        return Err(Error::invalid(
+            path,
+            "LAZ number of chunks",
+            n,
+            format!(
+                "at most {max} chunks fit {count} points in {} compressed bytes",
+                off - data_start
+            ),
+        ));
+    }
+    if n > 0 && !lv.uses_variable_size_chunks() && lv.chunk_size() > 0 {
+        let cs = u64::from(lv.chunk_size());
+        if count > n * cs || count <= (n - 1) * cs {
+            return Err(Error::invalid(
+                path,
+                "number_of_point_records",
+                count,
+                format!(
+                    "the LAZ chunk table holds {n} chunks of {cs} points: header/point-count mismatch"
+                ),
+            ));
+        }
+    }
+    r.seek(SeekFrom::Start(data_start)).map_err(io)?;
+    Ok(())
 }
 
 /// Parses the Extra Bytes VLR descriptors that fit in `extra_len` bytes.
