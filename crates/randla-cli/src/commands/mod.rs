@@ -1,6 +1,7 @@
 //! Command-line definition and dispatch.
 
 mod bench;
+mod info;
 
 use clap::{Parser, Subcommand};
 
@@ -19,11 +20,14 @@ pub enum Command {
     /// Benchmarks: KNN and (later) the model.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Point count, bounds, attributes and class histogram of a point-cloud file.
+    Info(info::InfoArgs),
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Info(args) => info::run(args),
     }
 }

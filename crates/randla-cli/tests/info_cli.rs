@@ -1,0 +1,97 @@
+//! `randla info` on a real IGN tile: the JSON shape other tools rely on, and the table.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn tile() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/ign-lidar-hd/test_data_77060_627755_LA93_IGN69.laz")
+}
+
+#[test]
+fn info_json_has_the_agreed_keys_and_values() {
+    let out = Command::new(env!("CARGO_BIN_EXE_randla"))
+        .args(["info", "--json"])
+        .arg(tile())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let obj = v.as_object().unwrap();
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["attributes", "bounds", "classes", "points"]);
+    assert_eq!(v["points"], 83_518);
+    let b = &v["bounds"];
+    assert_eq!(b.as_object().unwrap().len(), 2);
+    let (min, max) = (b["min"].as_array().unwrap(), b["max"].as_array().unwrap());
+    assert_eq!((min.len(), max.len()), (3, 3));
+    assert!(min[0].as_f64().unwrap() >= 770_600.0 && max[0].as_f64().unwrap() <= 770_650.0);
+    assert!(min[1].as_f64().unwrap() >= 6_277_500.0 && max[1].as_f64().unwrap() <= 6_277_550.0);
+    let classes = v["classes"].as_object().unwrap();
+    let want = [
+        ("1", 4436),
+        ("2", 32663),
+        ("3", 2347),
+        ("4", 3335),
+        ("5", 19871),
+        ("6", 20839),
+        ("64", 27),
+    ];
+    assert_eq!(classes.len(), want.len());
+    for (code, count) in want {
+        assert_eq!(classes[code], count, "class {code}");
+    }
+    let attrs: Vec<&str> = v["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    for a in [
+        "x",
+        "y",
+        "z",
+        "intensity",
+        "classification",
+        "gps_time",
+        "nir",
+    ] {
+        assert!(attrs.contains(&a), "{a} missing from {attrs:?}");
+    }
+}
+
+#[test]
+fn info_table_and_errors() {
+    let out = Command::new(env!("CARGO_BIN_EXE_randla"))
+        .arg("info")
+        .arg(tile())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        s.contains("83,518") && s.contains("classes") && s.contains("32,663"),
+        "{s}"
+    );
+    let dir = std::env::temp_dir().join(format!("randla-info-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("scan.e57");
+    std::fs::write(&bad, b"x").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_randla"))
+        .arg("info")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("scan.e57") && err.contains("unknown point-cloud format"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
