@@ -147,6 +147,30 @@ fn laz_corruption_is_an_error_not_a_panic() {
             "{e}"
         );
     }
+    // A chunk table claiming billions of chunks (found by the fuzzer: the laz crate would try to
+    // allocate for them).
+    let table = u64::from_le_bytes(bytes[offset..offset + 8].try_into().unwrap()) as usize;
+    let mut b = bytes.clone();
+    b[table + 4..table + 8].copy_from_slice(&0xF0F0_F0F0u32.to_le_bytes());
+    assert_has(
+        &err_of(&write(d.path(), "chunks.laz", &b)),
+        &["LAZ number of chunks", "4042322160"],
+    );
+    let mut b = bytes.clone();
+    b[offset..offset + 8].copy_from_slice(&(bytes.len() as u64 + 10).to_le_bytes());
+    assert_has(
+        &err_of(&write(d.path(), "table.laz", &b)),
+        &["LAZ chunk table offset"],
+    );
+    // A layer size of ~4 GiB at the start of the first chunk (found by the fuzzer: the laz crate
+    // allocates the announced size before reading).
+    let mut b = bytes.clone();
+    let sizes = offset + 8 + 38 + 4;
+    b[sizes + 4..sizes + 8].copy_from_slice(&0xFFFF_0000u32.to_le_bytes());
+    assert_has(
+        &err_of(&write(d.path(), "layer.laz", &b)),
+        &["LAZ chunk 0 layer sizes"],
+    );
     // Compressed flag without the LASzip VLR.
     let mut b = bytes.clone();
     b[100..104].copy_from_slice(&0u32.to_le_bytes());

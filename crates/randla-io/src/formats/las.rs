@@ -612,6 +612,8 @@ fn check_chunk_table<R: Read + Seek>(
     let off = i64::from_le_bytes(b);
     if off == -1 && !lv.uses_variable_size_chunks() {
         // Written by a streaming writer that could not seek back: decodable without the table.
+        check_layered_chunks(r, path, data_start, file_len, count, lv)?;
+        r.seek(SeekFrom::Start(data_start)).map_err(io)?;
         return Ok(());
     }
     let valid = u64::try_from(off)
@@ -660,7 +662,86 @@ fn check_chunk_table<R: Read + Seek>(
             ));
         }
     }
+    check_layered_chunks(r, path, data_start, off, count, lv)?;
     r.seek(SeekFrom::Start(data_start)).map_err(io)?;
+    Ok(())
+}
+
+/// For layered LAZ (point formats 6–10), walks the chunks and checks that the layer sizes
+/// stored at the start of each fit before `end`: the `laz` crate allocates a buffer of each
+/// announced size before reading it, so a corrupt size would otherwise request gigabytes.
+fn check_layered_chunks<R: Read + Seek>(
+    r: &mut R,
+    path: &Path,
+    data_start: u64,
+    end: u64,
+    count: u64,
+    lv: &LazVlr,
+) -> Result<()> {
+    use laz::LazItemType as T;
+    let mut sizes = 0u64;
+    let mut record = 0u64;
+    for item in lv.items() {
+        record += u64::from(item.size());
+        sizes += match item.item_type() {
+            T::Point14 => 9,
+            T::RGB14 | T::WavePacket14 => 1,
+            T::RGBNIR14 => 2,
+            T::Byte14(n) => u64::from(n),
+            // Point-wise (LAS 1.0–1.3 style) items: no size-prefixed layers.
+            _ => return Ok(()),
+        };
+    }
+    let io = |e| Error::io(path, "read LAZ chunk header", e);
+    let mut pos = data_start + 8;
+    let mut left = count;
+    let mut chunk = 0u64;
+    let mut buf = vec![0u8; 4 + 4 * sizes as usize];
+    while left > 0 {
+        let head_end = pos + record + 4 + 4 * sizes;
+        if head_end > end {
+            return Err(Error::truncated(
+                path,
+                format!("LAZ chunk {chunk}"),
+                format!("{} more points", left),
+                format!("compressed data ends at byte {end}"),
+            ));
+        }
+        r.seek(SeekFrom::Start(pos + record)).map_err(io)?;
+        r.read_exact(&mut buf).map_err(io)?;
+        let points = u64::from(u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]));
+        let total: u64 = buf[4..]
+            .chunks_exact(4)
+            .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            .sum();
+        if head_end + total > end {
+            return Err(Error::invalid(
+                path,
+                format!("LAZ chunk {chunk} layer sizes"),
+                total,
+                format!(
+                    "only {} bytes remain before byte {end}: truncated or corrupt",
+                    end - head_end
+                ),
+            ));
+        }
+        let step = if lv.uses_variable_size_chunks() {
+            points
+        } else {
+            u64::from(lv.chunk_size())
+        };
+        if step == 0 {
+            return Err(Error::invalid(
+                path,
+                format!("LAZ chunk {chunk} point count"),
+                0,
+                "a chunk holds at least one point",
+            ));
+        }
+        left = left.saturating_sub(step);
+        pos = head_end + total;
+        chunk += 1;
+    }
     Ok(())
 }
 
