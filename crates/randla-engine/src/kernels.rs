@@ -1,0 +1,195 @@
+//! The numeric kernels: dense layers on top of `matrixmultiply`'s SGEMM, a vectorisable `exp`,
+//! and the softmax-over-K attentive pooling.
+
+use rayon::prelude::*;
+
+/// Rows handed to one task by the row-parallel dense layers.
+const ROWS_PER_TASK: usize = 512;
+
+/// `c[m, n] = a[m, k] · w[n, k]ᵀ` for row-major `a`, `w` and `c` (single-threaded).
+#[inline]
+pub fn matmul_wt(a: &[f32], m: usize, k: usize, w: &[f32], n: usize, c: &mut [f32]) {
+    assert!(a.len() >= m * k && w.len() >= n * k && c.len() >= m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: the asserts above bound every element the strides reach: a is m×k with row stride
+    // k, w read as its transpose (k×n with row stride 1, column stride k), c is m×n row-major.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            k as isize,
+            1,
+            w.as_ptr(),
+            1,
+            k as isize,
+            0.0,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+/// A 1×1 convolution / linear layer with its batch norm folded in: `y = x · wᵀ + b`.
+#[derive(Debug, Clone)]
+pub struct Dense {
+    /// `[out, inp]` row-major.
+    pub w: Vec<f32>,
+    /// `[out]`.
+    pub b: Vec<f32>,
+    /// Input width.
+    pub inp: usize,
+    /// Output width.
+    pub out: usize,
+}
+
+impl Dense {
+    /// `y[n, out] = act(x[n, inp] · wᵀ + b)`, parallel over rows. `slope` is the LeakyReLU
+    /// negative slope (`None`: no activation).
+    pub fn apply(&self, x: &[f32], n: usize, slope: Option<f32>) -> Vec<f32> {
+        assert_eq!(x.len(), n * self.inp);
+        let mut y = vec![0f32; n * self.out];
+        y.par_chunks_mut(ROWS_PER_TASK * self.out).enumerate().for_each(|(c, yc)| {
+            let rows = yc.len() / self.out;
+            let xc = &x[c * ROWS_PER_TASK * self.inp..][..rows * self.inp];
+            self.apply_rows(xc, rows, yc, slope);
+        });
+        y
+    }
+
+    /// Single-threaded [`Dense::apply`] into `y`.
+    #[inline]
+    pub fn apply_rows(&self, x: &[f32], rows: usize, y: &mut [f32], slope: Option<f32>) {
+        matmul_wt(x, rows, self.inp, &self.w, self.out, y);
+        for row in y[..rows * self.out].chunks_exact_mut(self.out) {
+            add_bias_act(row, &self.b, slope);
+        }
+    }
+}
+
+/// `row = act(row + b)`.
+#[inline(always)]
+pub fn add_bias_act(row: &mut [f32], b: &[f32], slope: Option<f32>) {
+    match slope {
+        Some(s) => row.iter_mut().zip(b).for_each(|(v, b)| {
+            let t = *v + b;
+            *v = if t >= 0.0 { t } else { t * s };
+        }),
+        None => row.iter_mut().zip(b).for_each(|(v, b)| *v += b),
+    }
+}
+
+/// LeakyReLU in place.
+#[inline(always)]
+pub fn leaky(v: &mut [f32], slope: f32) {
+    v.iter_mut().for_each(|x| *x = if *x >= 0.0 { *x } else { *x * slope });
+}
+
+/// `e^x` for `x <= 0` (softmax arguments), to about 2 ulp, branch-free so that it vectorises.
+/// Cephes' `expf` polynomial after a round-to-nearest range reduction done with adds only.
+#[inline(always)]
+pub fn exp_neg(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const C1: f32 = 0.693_359_4;
+    const C2: f32 = -2.121_944_4e-4;
+    const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer.
+    let x = x.max(-87.0);
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
+    let r = x - n * C1 - n * C2;
+    let r2 = r * r;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 5.000_000_1e-1;
+    let p = p * r2 + r + 1.0;
+    // n is an integer in [-126, 0]: its float bits minus ROUND's bits give it as an integer.
+    let ni = (t.to_bits() as i32) - (ROUND.to_bits() as i32);
+    p * f32::from_bits(((ni + 127) << 23) as u32)
+}
+
+/// Attentive pooling of one point: softmax over the K rows of `scores` (per channel), then the
+/// weighted sum of the values `[feat[nb[k]] (half channels), rel[k] (half channels)]`.
+///
+/// `scores` `[K, c]` is overwritten; `feat` is `[N, c/2]`; `rel` `[K, c/2]`; `out` `[c]`;
+/// `tmp` `[c]` scratch.
+#[inline(always)]
+pub fn softmax_pool(scores: &mut [f32], nb: &[u32], feat: &[f32], rel: &[f32], out: &mut [f32], tmp: &mut [f32]) {
+    let c = out.len();
+    let h = c / 2;
+    let k = nb.len();
+    tmp.copy_from_slice(&scores[..c]);
+    for row in scores[c..k * c].chunks_exact(c) {
+        tmp.iter_mut().zip(row).for_each(|(m, &s)| *m = m.max(s));
+    }
+    for row in scores[..k * c].chunks_exact_mut(c) {
+        row.iter_mut().zip(tmp.iter()).for_each(|(s, &m)| *s = exp_neg(*s - m));
+    }
+    // tmp becomes the per-channel sum of the weights.
+    tmp.copy_from_slice(&scores[..c]);
+    for row in scores[c..k * c].chunks_exact(c) {
+        tmp.iter_mut().zip(row).for_each(|(t, &e)| *t += e);
+    }
+    out.fill(0.0);
+    for (j, (row, &n)) in scores.chunks_exact(c).zip(nb).enumerate() {
+        let f = &feat[n as usize * h..][..h];
+        let r = &rel[j * h..][..h];
+        let (lo, hi) = out.split_at_mut(h);
+        lo.iter_mut().zip(&row[..h]).zip(f).for_each(|((o, &e), &v)| *o += e * v);
+        hi.iter_mut().zip(&row[h..]).zip(r).for_each(|((o, &e), &v)| *o += e * v);
+    }
+    out.iter_mut().zip(tmp.iter()).for_each(|(o, &s)| *o /= s);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_is_accurate_on_the_softmax_range() {
+        let mut worst = 0f64;
+        for i in 0..200_000 {
+            let x = -(i as f32) * 0.0004;
+            let want = (x as f64).exp();
+            let got = exp_neg(x) as f64;
+            worst = worst.max((got - want).abs() / want);
+        }
+        assert!(worst < 5e-7, "relative error {worst}");
+        assert!(exp_neg(-200.0) < 1e-37);
+        assert_eq!(exp_neg(0.0), 1.0);
+    }
+
+    #[test]
+    fn matmul_matches_naive() {
+        let (m, k, n) = (5, 7, 3);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let w: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.11).cos()).collect();
+        let mut c = vec![0f32; m * n];
+        matmul_wt(&a, m, k, &w, n, &mut c);
+        for i in 0..m {
+            for j in 0..n {
+                let want: f32 = (0..k).map(|p| a[i * k + p] * w[j * k + p]).sum();
+                assert!((c[i * n + j] - want).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn softmax_pool_hand_computed() {
+        // K = 2 neighbours, c = 2 channels (1 feature + 1 relative).
+        let mut scores = vec![0.0, 1.0, (2f32).ln(), 1.0];
+        let feat = vec![10.0, 40.0, 70.0];
+        let rel = vec![3.0, 6.0];
+        let (mut out, mut tmp) = (vec![0.0; 2], vec![0.0; 2]);
+        softmax_pool(&mut scores, &[2, 0], &feat, &rel, &mut out, &mut tmp);
+        // Channel 0: weights 1/3, 2/3 over feat[2] = 70, feat[0] = 10 → 30.
+        assert!((out[0] - 30.0).abs() < 1e-4, "{out:?}");
+        // Channel 1: equal weights over 3 and 6 → 4.5.
+        assert!((out[1] - 4.5).abs() < 1e-5, "{out:?}");
+    }
+}

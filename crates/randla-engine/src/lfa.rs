@@ -1,0 +1,252 @@
+//! The fused local feature aggregation (dilated residual block) of one encoder layer.
+//!
+//! Per point `i` with neighbours `k`, Open3D-ML computes, on `[N, K, C]` tensors:
+//! `r1 = φ1([‖p_i−p_k‖, p_i−p_k, p_i, p_k])`, `a1 = pool1([h_k, r1])`, `r2 = φ2(r1)`,
+//! `a2 = pool2([x1_k, r2])` with `h = mlp1(x)`, `x1 = pool1.mlp(a1)`. Here:
+//! - linearity moves work from K rows to one: φ1's pre-activation is
+//!   `A_i + B_k + w_d·‖p_i − p_k‖` with `A = (W_rel + W_pi)·p + b` and `B = (W_pk − W_rel)·p`
+//!   computed once per point; a score layer applied to gathered features equals gathering the
+//!   scored features (`W·h[nb] = (W·h)[nb]`), so the feature half of both attention scores is a
+//!   per-point product;
+//! - the rest runs over tiles of points, in buffers sized to stay in cache: `r1` and `r2` for
+//!   `t·K` rows, their score GEMMs, the softmax over K and the weighted sums. No `[N, K, C]`
+//!   tensor exists; `r1` is recomputed in the second pass rather than stored.
+
+use rayon::prelude::*;
+
+use randla_model::StateDict;
+
+use crate::error::Result;
+use crate::fold::{linear, shared_mlp, split_columns};
+use crate::kernels::{Dense, leaky, matmul_wt, softmax_pool};
+
+/// Slope of every LeakyReLU inside the block but the last.
+const SLOPE: f32 = 0.2;
+/// Slope of the block's output LeakyReLU (Open3D-ML's `nn.LeakyReLU()` default).
+const OUT_SLOPE: f32 = 0.01;
+/// Bytes of per-tile scratch the tile size aims at (a share of L2).
+const TILE_BYTES: usize = 256 * 1024;
+
+/// The folded weights of one dilated residual block.
+#[derive(Debug, Clone)]
+pub struct Lfa {
+    /// `d_out` of the layer (the block outputs `2·d_out`).
+    pub d_out: usize,
+    /// Input width.
+    #[allow(dead_code)]
+    pub d_in: usize,
+    mlp1: Dense,
+    /// `[o/2, 3]` on `p_i`, with φ1's bias.
+    pos_i: Dense,
+    /// `[o/2, 3]` on `p_k`.
+    pos_k: Dense,
+    /// `[o/2]` weight of the distance channel.
+    w_dist: Vec<f32>,
+    score1_feat: Dense,
+    score1_rel: Dense,
+    pool1_mlp: Dense,
+    lse2: Dense,
+    score2_feat: Dense,
+    score2_rel: Dense,
+    pool2_mlp: Dense,
+    mlp2: Dense,
+    shortcut: Dense,
+}
+
+impl Lfa {
+    /// Loads `encoder.{i}` from a state dict, folding batch norms and splitting the encodings.
+    pub fn load(sd: &StateDict, i: usize) -> Result<Self> {
+        let p = format!("encoder.{i}");
+        let mlp1 = shared_mlp(sd, &format!("{p}.mlp1"), true)?;
+        let lse1 = shared_mlp(sd, &format!("{p}.lse1.mlp"), true)?;
+        let h = lse1.out;
+        // lse1 input channels: 0 dist, 1..4 p_i − p_k, 4..7 p_i, 7..10 p_k.
+        let (mut wi, mut wk, mut wd) = (vec![0f32; h * 3], vec![0f32; h * 3], vec![0f32; h]);
+        for o in 0..h {
+            let row = &lse1.w[o * 10..(o + 1) * 10];
+            wd[o] = row[0];
+            for d in 0..3 {
+                wi[o * 3 + d] = row[1 + d] + row[4 + d];
+                wk[o * 3 + d] = row[7 + d] - row[1 + d];
+            }
+        }
+        let score1 = linear(sd, &format!("{p}.pool1.score_fn.0"))?;
+        let score2 = linear(sd, &format!("{p}.pool2.score_fn.0"))?;
+        let (score1_feat, score1_rel) = split_columns(&score1, h);
+        let (score2_feat, score2_rel) = split_columns(&score2, h);
+        let mlp2 = shared_mlp(sd, &format!("{p}.mlp2"), true)?;
+        Ok(Lfa {
+            d_out: 2 * h,
+            d_in: mlp1.inp,
+            pos_i: Dense { w: wi, b: lse1.b.clone(), inp: 3, out: h },
+            pos_k: Dense { w: wk, b: vec![0.0; h], inp: 3, out: h },
+            w_dist: wd,
+            mlp1,
+            score1_feat,
+            score1_rel,
+            pool1_mlp: shared_mlp(sd, &format!("{p}.pool1.mlp"), true)?,
+            lse2: shared_mlp(sd, &format!("{p}.lse2.mlp"), true)?,
+            score2_feat,
+            score2_rel,
+            pool2_mlp: shared_mlp(sd, &format!("{p}.pool2.mlp"), true)?,
+            mlp2,
+            shortcut: shared_mlp(sd, &format!("{p}.shortcut"), true)?,
+        })
+    }
+
+    /// Points per tile for `k` neighbours: the scratch (`r1`, `r2`, scores) of a tile fits
+    /// [`TILE_BYTES`].
+    fn tile_points(&self, k: usize) -> usize {
+        let per_row = (self.d_out / 2 * 2 + self.d_out) * 4;
+        (TILE_BYTES / (per_row * k)).clamp(1, 256)
+    }
+
+    /// Runs the block on one crop level: `x [N, d_in]`, `xyz [N, 3]`, `nb [N, K]` → `[N, 2·d_out]`.
+    pub fn forward(&self, x: &[f32], xyz: &[f32], nb: &[u32], n: usize, k: usize) -> Vec<f32> {
+        let (o, h) = (self.d_out, self.d_out / 2);
+        let hfeat = self.mlp1.apply(x, n, Some(SLOPE)); // [N, o/2]
+        let pos_i = self.pos_i.apply(xyz, n, None); // [N, o/2]
+        let pos_k = self.pos_k.apply(xyz, n, None); // [N, o/2]
+        let g1 = self.score1_feat.apply(&hfeat, n, None); // [N, o] (score bias included)
+        let t = self.tile_points(k);
+        let geo = Geometry { xyz, nb, pos_i: &pos_i, pos_k: &pos_k, k };
+
+        // Pass 1: a1 = pool1([h_k, r1]) per point.
+        let mut a1 = vec![0f32; n * o]; // [N, o]
+        a1.par_chunks_mut(t * o).enumerate().for_each_init(|| Scratch::new(t * k, o), |s, (c, out)| {
+            let pts = out.len() / o;
+            let first = c * t;
+            self.encode_rel(&geo, first, pts, &mut s.r1);
+            matmul_wt(&s.r1, pts * k, h, &self.score1_rel.w, o, &mut s.scores);
+            self.attend(&geo, first, pts, &g1, &hfeat, &mut s.scores, &s.r1, out, &mut s.tmp);
+        });
+        drop(g1);
+        drop(hfeat);
+        let x1 = self.pool1_mlp.apply(&a1, n, Some(SLOPE)); // [N, o/2]
+        drop(a1);
+        let g2 = self.score2_feat.apply(&x1, n, None); // [N, o]
+
+        // Pass 2: a2 = pool2([x1_k, r2]), r2 = φ2(r1) with r1 recomputed.
+        let mut a2 = vec![0f32; n * o]; // [N, o]
+        a2.par_chunks_mut(t * o).enumerate().for_each_init(|| Scratch::new(t * k, o), |s, (c, out)| {
+            let pts = out.len() / o;
+            let first = c * t;
+            self.encode_rel(&geo, first, pts, &mut s.r1);
+            self.lse2.apply_rows(&s.r1, pts * k, &mut s.r2, Some(SLOPE));
+            matmul_wt(&s.r2, pts * k, h, &self.score2_rel.w, o, &mut s.scores);
+            self.attend(&geo, first, pts, &g2, &x1, &mut s.scores, &s.r2, out, &mut s.tmp);
+        });
+        drop(g2);
+        drop(x1);
+        let x2 = self.pool2_mlp.apply(&a2, n, Some(SLOPE)); // [N, o]
+        drop(a2);
+        let mut y = self.mlp2.apply(&x2, n, None); // [N, 2o]
+        let sc = self.shortcut.apply(x, n, None); // [N, 2o]
+        y.par_iter_mut().zip(sc.par_iter()).for_each(|(a, b)| {
+            let t = *a + b;
+            *a = if t >= 0.0 { t } else { t * OUT_SLOPE };
+        });
+        y
+    }
+
+    /// `r1 [pts·K, o/2]` of the points `first..first + pts`.
+    fn encode_rel(&self, g: &Geometry<'_>, first: usize, pts: usize, r1: &mut [f32]) {
+        let h = self.d_out / 2;
+        for p in 0..pts {
+            let i = first + p;
+            let pi = &g.xyz[i * 3..i * 3 + 3];
+            let ai = &g.pos_i[i * h..(i + 1) * h];
+            for j in 0..g.k {
+                let n = g.nb[i * g.k + j] as usize;
+                let pk = &g.xyz[n * 3..n * 3 + 3];
+                let (dx, dy, dz) = (pi[0] - pk[0], pi[1] - pk[1], pi[2] - pk[2]);
+                let dist = (dx * dx + dy * dy + dz * dz).sqrt();
+                let bk = &g.pos_k[n * h..(n + 1) * h];
+                let row = &mut r1[(p * g.k + j) * h..][..h];
+                for c in 0..h {
+                    let t = ai[c] + bk[c] + self.w_dist[c] * dist;
+                    row[c] = if t >= 0.0 { t } else { t * SLOPE };
+                }
+            }
+        }
+    }
+
+    /// Adds the gathered feature scores and softmax-pools each point of the tile into `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn attend(
+        &self,
+        g: &Geometry<'_>,
+        first: usize,
+        pts: usize,
+        gfeat: &[f32],
+        feat: &[f32],
+        scores: &mut [f32],
+        rel: &[f32],
+        out: &mut [f32],
+        tmp: &mut [f32],
+    ) {
+        let (o, h, k) = (self.d_out, self.d_out / 2, g.k);
+        for p in 0..pts {
+            let i = first + p;
+            let nb = &g.nb[i * k..(i + 1) * k];
+            let s = &mut scores[p * k * o..(p + 1) * k * o];
+            for (row, &n) in s.chunks_exact_mut(o).zip(nb) {
+                row.iter_mut().zip(&gfeat[n as usize * o..][..o]).for_each(|(a, b)| *a += b);
+            }
+            softmax_pool(s, nb, feat, &rel[p * k * h..(p + 1) * k * h], &mut out[p * o..(p + 1) * o], tmp);
+        }
+    }
+}
+
+struct Geometry<'a> {
+    xyz: &'a [f32],
+    nb: &'a [u32],
+    pos_i: &'a [f32],
+    pos_k: &'a [f32],
+    k: usize,
+}
+
+struct Scratch {
+    r1: Vec<f32>,
+    r2: Vec<f32>,
+    scores: Vec<f32>,
+    tmp: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(rows: usize, o: usize) -> Self {
+        Scratch { r1: vec![0.0; rows * o / 2], r2: vec![0.0; rows * o / 2], scores: vec![0.0; rows * o], tmp: vec![0.0; o] }
+    }
+}
+
+/// Random-sample pooling: `out[j] = max_k x[sub[j, k]]` for the `m` points kept.
+pub fn max_pool(x: &[f32], c: usize, sub: &[u32], m: usize, k: usize) -> Vec<f32> {
+    let mut out = vec![0f32; m * c];
+    out.par_chunks_mut(c * 64).enumerate().for_each(|(chunk, rows)| {
+        for (r, row) in rows.chunks_exact_mut(c).enumerate() {
+            let j = chunk * 64 + r;
+            let idx = &sub[j * k..(j + 1) * k];
+            row.copy_from_slice(&x[idx[0] as usize * c..][..c]);
+            for &n in &idx[1..] {
+                row.iter_mut().zip(&x[n as usize * c..][..c]).for_each(|(a, &b)| *a = a.max(b));
+            }
+        }
+    });
+    out
+}
+
+/// `y = act(skip·W_sᵀ + (x_coarse·W_uᵀ)[up] + b)`: a decoder layer with the upsampling gather
+/// moved after the (linear) coarse half of the convolution.
+pub fn decode(skip_w: &Dense, up_w: &Dense, skip: &[f32], n: usize, coarse: &[f32], m: usize, up: &[u32]) -> Vec<f32> {
+    let out = skip_w.out;
+    let yc = up_w.apply(coarse, m, None); // [M, out]
+    let mut y = skip_w.apply(skip, n, None); // [N, out]
+    y.par_chunks_mut(out * 256).enumerate().for_each(|(c, rows)| {
+        for (r, row) in rows.chunks_exact_mut(out).enumerate() {
+            let src = up[c * 256 + r] as usize;
+            row.iter_mut().zip(&yc[src * out..][..out]).for_each(|(a, b)| *a += b);
+            leaky(row, SLOPE);
+        }
+    });
+    y
+}

@@ -1,0 +1,166 @@
+//! The whole network on the fused path.
+
+use rayon::prelude::*;
+
+use randla_geom::Pyramid;
+use randla_model::{Batch, RandLaNetConfig, StateDict};
+
+use crate::error::{Error, Result};
+use crate::fold::{fc0, shared_mlp, split_columns, transposed_mlp};
+use crate::kernels::Dense;
+use crate::lfa::{Lfa, decode, max_pool};
+
+const SLOPE: f32 = 0.2;
+
+/// RandLA-Net inference on the CPU, fused (see the crate documentation).
+#[derive(Debug, Clone)]
+pub struct FusedEngine {
+    config: RandLaNetConfig,
+    fc0: Dense,
+    blocks: Vec<Lfa>,
+    mlp: Dense,
+    /// Per decoder layer: the skip half and the upsampled half of its convolution.
+    decoder: Vec<(Dense, Dense)>,
+    head: [Dense; 3],
+}
+
+impl FusedEngine {
+    /// Checks `weights` against `config` and folds them.
+    pub fn new(config: &RandLaNetConfig, weights: &StateDict) -> Result<Self> {
+        config.validate()?;
+        weights.check(config)?;
+        let skips = config.skip_dims();
+        let decoder = (0..config.num_layers)
+            .map(|j| {
+                let d = transposed_mlp(weights, &format!("decoder.{j}"))?;
+                Ok(split_columns(&d, skips[skips.len() - j - 2]))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(FusedEngine {
+            config: config.clone(),
+            fc0: fc0(weights)?,
+            blocks: (0..config.num_layers).map(|i| Lfa::load(weights, i)).collect::<Result<_>>()?,
+            mlp: shared_mlp(weights, "mlp", true)?,
+            decoder,
+            head: [
+                shared_mlp(weights, "fc1.0", true)?,
+                shared_mlp(weights, "fc1.1", true)?,
+                shared_mlp(weights, "fc1.3", false)?,
+            ],
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RandLaNetConfig {
+        &self.config
+    }
+
+    /// Logits `[B, N, classes]` of a batch (validated first).
+    pub fn forward(&self, batch: &Batch) -> Result<Vec<f32>> {
+        batch.validate(&self.config)?;
+        let (n0, c) = (batch.sizes[0], batch.channels);
+        let classes = self.config.num_classes;
+        let mut out = Vec::with_capacity(batch.batch_size * n0 * classes);
+        for b in 0..batch.batch_size {
+            let level = |l: usize| {
+                let (n, next, k) = (batch.sizes[l], batch.sizes[l + 1], batch.k);
+                Level {
+                    n,
+                    next,
+                    xyz: &batch.coords[l][b * n * 3..(b + 1) * n * 3],
+                    nb: &batch.neighbors[l][b * n * k..(b + 1) * n * k],
+                    sub: &batch.sub_idx[l][b * next * k..(b + 1) * next * k],
+                    up: &batch.interp_idx[l][b * n..(b + 1) * n],
+                }
+            };
+            let levels: Vec<Level<'_>> = (0..batch.num_layers()).map(level).collect();
+            out.extend(self.run(&batch.features[b * n0 * c..(b + 1) * n0 * c], &levels, batch.k));
+        }
+        Ok(out)
+    }
+
+    /// Logits `[N, classes]` of one crop: its `[N, in_channels]` features and its pyramid.
+    pub fn forward_crop(&self, features: &[f32], pyramid: &Pyramid) -> Result<Vec<f32>> {
+        let cfg = &self.config;
+        if pyramid.num_layers() != cfg.num_layers || pyramid.k() != cfg.num_neighbors {
+            return Err(Error::Input {
+                what: "pyramid".into(),
+                message: format!(
+                    "{} layers with k = {}, the model has num_layers = {} and num_neighbors = {}",
+                    pyramid.num_layers(),
+                    pyramid.k(),
+                    cfg.num_layers,
+                    cfg.num_neighbors
+                ),
+            });
+        }
+        let n = pyramid.level_sizes()[0];
+        if features.len() != n * cfg.in_channels {
+            return Err(Error::Input {
+                what: "features".into(),
+                message: format!("{} values for {n} points × in_channels = {}", features.len(), cfg.in_channels),
+            });
+        }
+        let coords: Vec<Vec<f32>> = (0..cfg.num_layers).map(|l| pyramid.coords(l).iter().flatten().copied().collect()).collect();
+        let levels: Vec<Level<'_>> = (0..cfg.num_layers)
+            .map(|l| Level {
+                n: pyramid.level_sizes()[l],
+                next: pyramid.level_sizes()[l + 1],
+                xyz: &coords[l],
+                nb: pyramid.neighbors(l),
+                sub: pyramid.sub_idx(l),
+                up: pyramid.interp_idx(l),
+            })
+            .collect();
+        Ok(self.run(features, &levels, pyramid.k()))
+    }
+
+    fn run(&self, features: &[f32], levels: &[Level<'_>], k: usize) -> Vec<f32> {
+        let n0 = levels[0].n;
+        let mut x = self.fc0.apply(features, n0, Some(SLOPE)); // [N0, 8]
+        let mut skips: Vec<Vec<f32>> = Vec::with_capacity(levels.len() + 1);
+        for (l, (block, lv)) in self.blocks.iter().zip(levels).enumerate() {
+            let y = block.forward(&x, lv.xyz, lv.nb, lv.n, k); // [N_l, 2o]
+            let c = 2 * block.d_out;
+            let pooled = max_pool(&y, c, lv.sub, lv.next, k); // [N_{l+1}, 2o]
+            if l == 0 {
+                skips.push(y);
+            }
+            skips.push(pooled.clone());
+            x = pooled;
+        }
+        let last = levels.len();
+        x = self.mlp.apply(&x, levels[last - 1].next, Some(SLOPE)); // [N_L, C]
+        skips.pop();
+        for (j, (skip_w, up_w)) in self.decoder.iter().enumerate() {
+            let lv = &levels[last - 1 - j];
+            let skip = skips.pop().expect("one skip per decoder layer");
+            x = decode(skip_w, up_w, &skip, lv.n, &x, lv.next, lv.up); // [N_l, skip]
+        }
+        let h = self.head[0].apply(&x, n0, Some(SLOPE)); // [N0, 64]
+        let h = self.head[1].apply(&h, n0, Some(SLOPE)); // [N0, 32]
+        self.head[2].apply(&h, n0, None) // [N0, classes]
+    }
+
+    /// Class probabilities from logits (softmax per point), in place.
+    pub fn softmax_in_place(logits: &mut [f32], classes: usize) {
+        logits.par_chunks_mut(classes).for_each(|row| {
+            let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            let mut s = 0.0;
+            row.iter_mut().for_each(|v| {
+                *v = (*v - m).exp();
+                s += *v;
+            });
+            row.iter_mut().for_each(|v| *v /= s);
+        });
+    }
+}
+
+struct Level<'a> {
+    n: usize,
+    next: usize,
+    xyz: &'a [f32],
+    nb: &'a [u32],
+    sub: &'a [u32],
+    up: &'a [u32],
+}
