@@ -19,10 +19,10 @@ pub struct AtomicFile {
 /// Returns true if `a` and `b` name the same existing file (same path after canonicalisation,
 /// or on Unix the same device and inode, which also catches hard links).
 pub fn same_file(a: &Path, b: &Path) -> bool {
-    if let (Ok(ca), Ok(cb)) = (a.canonicalize(), b.canonicalize()) {
-        if ca == cb {
-            return true;
-        }
+    if let (Ok(ca), Ok(cb)) = (a.canonicalize(), b.canonicalize())
+        && ca == cb
+    {
+        return true;
     }
     #[cfg(unix)]
     {

@@ -257,10 +257,10 @@ impl PointCloud {
                 ));
             }
         }
-        if let Some(l) = &self.labels {
-            if l.len() as u64 != n {
-                return Err(Error::count(path, "labels", n, l.len() as u64));
-            }
+        if let Some(l) = &self.labels
+            && l.len() as u64 != n
+        {
+            return Err(Error::count(path, "labels", n, l.len() as u64));
         }
         for (i, p) in self.positions.iter().enumerate() {
             for (k, name) in ["x", "y", "z"].iter().enumerate() {

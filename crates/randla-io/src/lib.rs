@@ -90,7 +90,7 @@ pub fn info(path: impl AsRef<Path>) -> Result<CloudInfo> {
 pub fn info_with(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<CloudInfo> {
     let path = path.as_ref();
     if !path.is_dir() && matches!(Format::from_path(path)?, Format::Las | Format::Laz) {
-        let (header, points, bounds, classes) = LasReader::open(path)?.summarize()?;
+        let (header, points, bounds, classes) = LasReader::open_for_cloud(path)?.summarize()?;
         return Ok(CloudInfo {
             points,
             bounds,

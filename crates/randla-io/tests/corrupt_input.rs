@@ -348,3 +348,30 @@ fn semantic3d_s3dis_kitti_xyz_corruption() {
         &["non-UTF-8"],
     );
 }
+
+/// Inputs the fuzzer (fuzz/, target `las`) found to crash the process through the `laz` crate:
+/// a chunk table announcing billions of chunks, a ~4 GiB layer size, and GPS-time data that
+/// makes the layered decoder recurse until the stack overflows. All must now be plain errors,
+/// both when decoding every field and when decoding for a point cloud.
+#[test]
+fn fuzzer_findings_are_errors() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for name in [
+        "fuzz_laz_chunk_count.laz",
+        "fuzz_laz_layer_size.laz",
+        "fuzz_laz_gps_recursion.laz",
+    ] {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        let full = std::io::Cursor::new(bytes.clone());
+        let r = randla_io::LasReader::from_reader(full, Path::new(name)).and_then(|mut r| {
+            while r.read_chunk(4096)?.is_some() {}
+            Ok(())
+        });
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains(name), "{e}");
+        let cloud = std::io::Cursor::new(bytes);
+        let r = randla_io::LasReader::from_reader_for_cloud(cloud, Path::new(name))
+            .and_then(|r| r.read_all());
+        assert!(r.is_err(), "{name}");
+    }
+}

@@ -10,7 +10,9 @@ fn tiles_dir() -> PathBuf {
 }
 
 /// (tile, points, class counts) from data/ign-lidar-hd/README.md.
-const TILES: [(&str, u64, &[(u32, u64)]); 6] = [
+type Tile = (&'static str, u64, &'static [(u32, u64)]);
+
+const TILES: [Tile; 6] = [
     (
         "77050_627755",
         73_355,

@@ -172,7 +172,7 @@ pub fn read_kitti_scan_bytes(bytes: &[u8], path: &Path) -> Result<PointCloud> {
     if bytes.is_empty() {
         return Err(Error::empty(path, "file has 0 bytes"));
     }
-    if bytes.len() % 16 != 0 {
+    if !bytes.len().is_multiple_of(16) {
         return Err(Error::truncated(
             path,
             "point records",
@@ -204,7 +204,7 @@ pub fn read_kitti_label_bytes(
     points: usize,
     map: Option<&LearningMap>,
 ) -> Result<Vec<u32>> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(Error::truncated(
             path,
             "labels",

@@ -883,24 +883,58 @@ impl<R: Read + Seek + Send + Sync + 'static> std::fmt::Debug for LasReader<R> {
 }
 
 impl LasReader<BufReader<File>> {
-    /// Opens a `.las` or `.laz` file and parses its header and VLRs.
+    /// Opens a `.las` or `.laz` file and parses its header and VLRs; every field of every
+    /// record is decoded (see [`LasReader::read_raw`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let f = super::open(path)?;
         LasReader::from_reader(BufReader::with_capacity(1 << 20, f), path)
     }
+
+    /// Opens a file for decoding into [`PointCloud`]s only: LAZ fields the cloud does not
+    /// carry (GPS time, user data, point source id, wave packets) are not decompressed, which
+    /// is faster and avoids the `laz` crate's recursive GPS-time decoder on corrupt data.
+    /// Raw records from such a reader have those fields zeroed.
+    pub fn open_for_cloud(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let f = super::open(path)?;
+        LasReader::from_reader_for_cloud(BufReader::with_capacity(1 << 20, f), path)
+    }
 }
+
+/// Stack size of the thread that runs LAZ decompression. The `laz` crate decodes GPS-time
+/// sequence switches recursively, and corrupt data can nest deeply; a large (lazily committed)
+/// stack turns what would be a stack-overflow abort into a decoding error in practice.
+const LAZ_STACK_BYTES: usize = 512 << 20;
 
 impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
     /// Reads from any seekable source; `path` only names the source in errors.
-    pub fn from_reader(mut reader: R, path: &Path) -> Result<Self> {
+    pub fn from_reader(reader: R, path: &Path) -> Result<Self> {
+        Self::with_selection(reader, path, laz::DecompressionSelection::all())
+    }
+
+    /// [`LasReader::open_for_cloud`] for any seekable source.
+    pub fn from_reader_for_cloud(reader: R, path: &Path) -> Result<Self> {
+        let sel = laz::DecompressionSelection::all()
+            .skip_gps_time()
+            .skip_user_data()
+            .skip_point_source_id()
+            .skip_wavepacket();
+        Self::with_selection(reader, path, sel)
+    }
+
+    fn with_selection(
+        mut reader: R,
+        path: &Path,
+        sel: laz::DecompressionSelection,
+    ) -> Result<Self> {
         let head = read_head(&mut reader, path)?;
         let source = match &head.laz {
             None => Source::Raw(reader),
             Some(vlr) => {
                 let vlr = vlr.clone();
                 let d = guard_laz(path, "open point data", move || {
-                    LasZipDecompressor::new(reader, vlr).map_err(|e| e.to_string())
+                    LasZipDecompressor::selective(reader, vlr, sel).map_err(|e| e.to_string())
                 })?;
                 Source::Laz(Box::new(d))
             }
@@ -966,19 +1000,32 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
             }
             Source::Laz(d) => {
                 let count = self.head.count;
-                let res = guard_laz(
-                    path,
-                    &format!("decompress points {first}..{}", first + n as u64),
-                    || {
-                        d.decompress_many(out).map_err(|e| {
+                let action = format!("decompress points {first}..{}", first + n as u64);
+                let work = || {
+                    d.decompress_many(out).map_err(|e| {
                         if e.kind() == std::io::ErrorKind::UnexpectedEof {
                             format!("compressed data ends before the {count} points announced by the header (truncated file)")
                         } else {
                             e.to_string()
                         }
                     })
-                    },
-                );
+                };
+                let res = std::thread::scope(|s| {
+                    let big = std::thread::Builder::new()
+                        .name("randla-laz".into())
+                        .stack_size(LAZ_STACK_BYTES)
+                        .spawn_scoped(s, || guard_laz(path, &action, work));
+                    match big {
+                        Ok(h) => h.join().unwrap_or_else(|_| {
+                            Err(Error::Laz {
+                                path: path.clone(),
+                                action: action.clone(),
+                                message: "the LAZ decoder failed on corrupt data".into(),
+                            })
+                        }),
+                        Err(e) => Err(Error::io(path, "start LAZ decoding thread", e)),
+                    }
+                });
                 if res.is_err() {
                     self.source = Source::Failed;
                 }
@@ -1233,7 +1280,7 @@ impl<R: Read + Seek + Send + Sync + 'static> Iterator for LasChunks<R> {
 
 /// Reads a whole `.las`/`.laz` file into memory.
 pub fn read_las(path: impl AsRef<Path>) -> Result<PointCloud> {
-    LasReader::open(path)?.read_all()
+    LasReader::open_for_cloud(path)?.read_all()
 }
 
 /// Per-class scores to append as extra bytes (row-major, `names.len()` values per point).
@@ -1335,25 +1382,25 @@ pub fn rewrite_las_classification(
         ..RewriteOptions::default()
     };
     let n = classes.len() as u64;
-    if let Some(c) = extra.confidence {
-        if c.len() != classes.len() {
-            return Err(Error::argument(
-                output,
-                "confidence length",
-                c.len(),
-                format!("must equal the class array length {n}"),
-            ));
-        }
+    if let Some(c) = extra.confidence
+        && c.len() != classes.len()
+    {
+        return Err(Error::argument(
+            output,
+            "confidence length",
+            c.len(),
+            format!("must equal the class array length {n}"),
+        ));
     }
-    if let Some(p) = extra.probabilities {
-        if p.values.len() != classes.len() * k {
-            return Err(Error::argument(
-                output,
-                "probabilities length",
-                p.values.len(),
-                format!("must be points × classes = {n} × {k}"),
-            ));
-        }
+    if let Some(p) = extra.probabilities
+        && p.values.len() != classes.len() * k
+    {
+        return Err(Error::argument(
+            output,
+            "probabilities length",
+            p.values.len(),
+            format!("must be points × classes = {n} × {k}"),
+        ));
     }
     // Check the count against the header before any work.
     let header = LasReader::open(input)?.header();
@@ -1720,10 +1767,10 @@ where
         if let (Some(e), Some(s)) = (raw.evlr.as_mut(), evlr_start) {
             e.start_of_first_evlr = s - ts + new_tail;
         }
-        if let Some(s) = wdp_start {
-            if s >= ts {
-                raw.start_of_waveform_data_packet_record = Some(s - ts + new_tail);
-            }
+        if let Some(s) = wdp_start
+            && s >= ts
+        {
+            raw.start_of_waveform_data_packet_record = Some(s - ts + new_tail);
         }
         out.seek(SeekFrom::Start(0))
             .map_err(|e| Error::io(output, "seek", e))?;

@@ -356,15 +356,15 @@ pub fn read_ply_bytes(bytes: &[u8], path: &Path, opts: &PlyOptions) -> Result<Po
         })?),
         None => LABEL_NAMES.iter().find_map(|n| find(n)),
     };
-    if let Some(li) = label {
-        if let Prop::List { name, .. } = &vertex.props[li] {
-            return Err(Error::invalid(
-                path,
-                format!("property {name} type"),
-                "list",
-                "a label must be a scalar",
-            ));
-        }
+    if let Some(li) = label
+        && let Prop::List { name, .. } = &vertex.props[li]
+    {
+        return Err(Error::invalid(
+            path,
+            format!("property {name} type"),
+            "list",
+            "a label must be a scalar",
+        ));
     }
     if vertex.count == 0 {
         return Err(Error::empty(path, "element vertex has 0 points"));
@@ -513,20 +513,18 @@ pub fn read_ply_bytes(bytes: &[u8], path: &Path, opts: &PlyOptions) -> Result<Po
                         _ => None,
                     })
                     .sum();
-                if !is_vertex {
-                    if let Some(sz) = fixed {
-                        let need = (e.count as u128) * sz as u128;
-                        if need > (body.len() - at) as u128 {
-                            return Err(Error::truncated(
-                                path,
-                                format!("element {}", e.name),
-                                format!("{need} bytes"),
-                                format!("{} bytes", body.len() - at),
-                            ));
-                        }
-                        at += need as usize;
-                        continue;
+                if !is_vertex && let Some(sz) = fixed {
+                    let need = (e.count as u128) * sz as u128;
+                    if need > (body.len() - at) as u128 {
+                        return Err(Error::truncated(
+                            path,
+                            format!("element {}", e.name),
+                            format!("{need} bytes"),
+                            format!("{} bytes", body.len() - at),
+                        ));
                     }
+                    at += need as usize;
+                    continue;
                 }
                 for j in 0..e.count {
                     for (pi, p) in e.props.iter().enumerate() {
@@ -611,26 +609,26 @@ pub struct PlyWriteOptions<'a> {
 pub fn write_ply(path: &Path, cloud: &PointCloud, opts: &PlyWriteOptions<'_>) -> Result<()> {
     cloud.validate(path)?;
     let n = cloud.len();
-    if let Some(c) = opts.confidence {
-        if c.len() != n {
-            return Err(Error::argument(
-                path,
-                "confidence length",
-                c.len(),
-                format!("must equal the point count {n}"),
-            ));
-        }
+    if let Some(c) = opts.confidence
+        && c.len() != n
+    {
+        return Err(Error::argument(
+            path,
+            "confidence length",
+            c.len(),
+            format!("must equal the point count {n}"),
+        ));
     }
     let k = opts.probabilities.map_or(0, |p| p.names.len());
-    if let Some(p) = opts.probabilities {
-        if p.values.len() != n * k {
-            return Err(Error::argument(
-                path,
-                "probabilities length",
-                p.values.len(),
-                format!("must be points × classes = {n} × {k}"),
-            ));
-        }
+    if let Some(p) = opts.probabilities
+        && p.values.len() != n * k
+    {
+        return Err(Error::argument(
+            path,
+            "probabilities length",
+            p.values.len(),
+            format!("must be points × classes = {n} × {k}"),
+        ));
     }
     let mut names: Vec<String> = Vec::new();
     for f in &cloud.features {

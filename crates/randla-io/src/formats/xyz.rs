@@ -113,10 +113,9 @@ pub fn read_xyz_from<R: BufRead>(r: R, path: &Path, opts: &XyzOptions) -> Result
             return Ok(());
         };
         let mut p = [0f64; 3];
-        let mut got = 0usize;
         let index = cloud.positions.len() as u64;
         let mut toks = split(line, delim);
-        for c in cols {
+        for (got, c) in cols.iter().enumerate() {
             let t = toks.next().ok_or_else(|| {
                 Error::invalid(
                     path,
@@ -125,7 +124,6 @@ pub fn read_xyz_from<R: BufRead>(r: R, path: &Path, opts: &XyzOptions) -> Result
                     format!("expected {} columns, found {got}", cols.len()),
                 )
             })?;
-            got += 1;
             let field = |c: &Col| match c {
                 Col::X => "x".to_string(),
                 Col::Y => "y".to_string(),
