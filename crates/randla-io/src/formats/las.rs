@@ -662,6 +662,29 @@ fn check_chunk_table<R: Read + Seek>(
             ));
         }
     }
+    if lv.uses_variable_size_chunks() {
+        // The decoder indexes the table by chunk number: it must cover every point.
+        r.seek(SeekFrom::Start(data_start)).map_err(io)?;
+        let table = guard_laz(path, "read chunk table", || {
+            laz::laszip::ChunkTable::read_from(&mut *r, lv).map_err(|e| e.to_string())
+        })?;
+        let entries: &[laz::laszip::ChunkTableEntry] = table.as_ref();
+        let covered: u64 = entries
+            .iter()
+            .map(|e| e.point_count)
+            .fold(0, u64::saturating_add);
+        if covered < count || entries.iter().any(|e| e.point_count == 0) {
+            return Err(Error::invalid(
+                path,
+                "number_of_point_records",
+                count,
+                format!(
+                    "the LAZ chunk table covers {covered} points in {} chunks: header/point-count mismatch or corrupt table",
+                    entries.len()
+                ),
+            ));
+        }
+    }
     check_layered_chunks(r, path, data_start, off, count, lv)?;
     r.seek(SeekFrom::Start(data_start)).map_err(io)?;
     Ok(())
