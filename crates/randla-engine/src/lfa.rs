@@ -18,7 +18,31 @@ use randla_model::StateDict;
 
 use crate::error::Result;
 use crate::fold::{linear, shared_mlp, split_columns};
-use crate::kernels::{Dense, leaky, matmul_wt, softmax_pool};
+use crate::kernels::{Dense, add_bias_act, gemm_rows, leaky, softmax_pool, transpose};
+
+/// Runs a method call compiled for the widest vector unit the CPU has: AVX-512, AVX2 + FMA, or
+/// the baseline. The tile bodies are `#[inline(always)]`, so each entry point below compiles them
+/// anew with its target features.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F (checked just above).
+                unsafe { $self.avx512(|l| l.$method($($arg),*)) }
+            } else if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                unsafe { $self.avx2(|l| l.$method($($arg),*)) }
+            } else {
+                $self.$method($($arg),*)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $self.$method($($arg),*)
+        }
+    }};
+}
 
 /// Slope of every LeakyReLU inside the block but the last.
 const SLOPE: f32 = 0.2;
@@ -44,16 +68,36 @@ pub struct Lfa {
     w_dist: Vec<f32>,
     score1_feat: Dense,
     score1_rel: Dense,
+    /// `score1_rel` transposed, `[o/2, o]`.
+    score1_rel_t: Vec<f32>,
     pool1_mlp: Dense,
     lse2: Dense,
+    /// `lse2` transposed, `[o/2, o/2]`.
+    lse2_t: Vec<f32>,
     score2_feat: Dense,
     score2_rel: Dense,
+    /// `score2_rel` transposed, `[o/2, o]`.
+    score2_rel_t: Vec<f32>,
     pool2_mlp: Dense,
     mlp2: Dense,
     shortcut: Dense,
 }
 
 impl Lfa {
+    /// Calls `f` from a function compiled with AVX-512F enabled.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn avx512(&self, f: impl FnOnce(&Self)) {
+        f(self)
+    }
+
+    /// Calls `f` from a function compiled with AVX2 and FMA enabled.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(&self, f: impl FnOnce(&Self)) {
+        f(self)
+    }
+
     /// Loads `encoder.{i}` from a state dict, folding batch norms and splitting the encodings.
     pub fn load(sd: &StateDict, i: usize) -> Result<Self> {
         let p = format!("encoder.{i}");
@@ -75,7 +119,12 @@ impl Lfa {
         let (score1_feat, score1_rel) = split_columns(&score1, h);
         let (score2_feat, score2_rel) = split_columns(&score2, h);
         let mlp2 = shared_mlp(sd, &format!("{p}.mlp2"), true)?;
+        let lse2 = shared_mlp(sd, &format!("{p}.lse2.mlp"), true)?;
         Ok(Lfa {
+            score1_rel_t: transpose(&score1_rel.w, score1_rel.out, score1_rel.inp),
+            score2_rel_t: transpose(&score2_rel.w, score2_rel.out, score2_rel.inp),
+            lse2_t: transpose(&lse2.w, lse2.out, lse2.inp),
+            lse2,
             d_out: 2 * h,
             d_in: mlp1.inp,
             pos_i: Dense { w: wi, b: lse1.b.clone(), inp: 3, out: h },
@@ -85,7 +134,6 @@ impl Lfa {
             score1_feat,
             score1_rel,
             pool1_mlp: shared_mlp(sd, &format!("{p}.pool1.mlp"), true)?,
-            lse2: shared_mlp(sd, &format!("{p}.lse2.mlp"), true)?,
             score2_feat,
             score2_rel,
             pool2_mlp: shared_mlp(sd, &format!("{p}.pool2.mlp"), true)?,
@@ -103,7 +151,7 @@ impl Lfa {
 
     /// Runs the block on one crop level: `x [N, d_in]`, `xyz [N, 3]`, `nb [N, K]` → `[N, 2·d_out]`.
     pub fn forward(&self, x: &[f32], xyz: &[f32], nb: &[u32], n: usize, k: usize) -> Vec<f32> {
-        let (o, h) = (self.d_out, self.d_out / 2);
+        let o = self.d_out;
         let hfeat = self.mlp1.apply(x, n, Some(SLOPE)); // [N, o/2]
         let pos_i = self.pos_i.apply(xyz, n, None); // [N, o/2]
         let pos_k = self.pos_k.apply(xyz, n, None); // [N, o/2]
@@ -116,9 +164,8 @@ impl Lfa {
         a1.par_chunks_mut(t * o).enumerate().for_each_init(|| Scratch::new(t * k, o), |s, (c, out)| {
             let pts = out.len() / o;
             let first = c * t;
-            self.encode_rel(&geo, first, pts, &mut s.r1);
-            matmul_wt(&s.r1, pts * k, h, &self.score1_rel.w, o, &mut s.scores);
-            self.attend(&geo, first, pts, &g1, &hfeat, &mut s.scores, &s.r1, out, &mut s.tmp);
+            let tile = Tile { geo: &geo, first, pts, gfeat: &g1, feat: &hfeat };
+            dispatch!(self.pass1(&tile, s, out));
         });
         drop(g1);
         drop(hfeat);
@@ -131,10 +178,8 @@ impl Lfa {
         a2.par_chunks_mut(t * o).enumerate().for_each_init(|| Scratch::new(t * k, o), |s, (c, out)| {
             let pts = out.len() / o;
             let first = c * t;
-            self.encode_rel(&geo, first, pts, &mut s.r1);
-            self.lse2.apply_rows(&s.r1, pts * k, &mut s.r2, Some(SLOPE));
-            matmul_wt(&s.r2, pts * k, h, &self.score2_rel.w, o, &mut s.scores);
-            self.attend(&geo, first, pts, &g2, &x1, &mut s.scores, &s.r2, out, &mut s.tmp);
+            let tile = Tile { geo: &geo, first, pts, gfeat: &g2, feat: &x1 };
+            dispatch!(self.pass2(&tile, s, out));
         });
         drop(g2);
         drop(x1);
@@ -149,7 +194,30 @@ impl Lfa {
         y
     }
 
+    /// Pass 1 on one tile: `out [pts, o] = pool1([h_k, r1])` before pool1's MLP.
+    #[inline(always)]
+    fn pass1(&self, t: &Tile<'_>, s: &mut Scratch, out: &mut [f32]) {
+        let (o, h, k) = (self.d_out, self.d_out / 2, t.geo.k);
+        self.encode_rel(t.geo, t.first, t.pts, &mut s.r1);
+        gemm_rows(&s.r1, t.pts * k, h, &self.score1_rel_t, o, &mut s.scores, false);
+        self.attend(t.geo, t.first, t.pts, t.gfeat, t.feat, &mut s.scores, &s.r1, out, &mut s.tmp);
+    }
+
+    /// Pass 2 on one tile: `out [pts, o] = pool2([x1_k, φ2(r1)])` before pool2's MLP.
+    #[inline(always)]
+    fn pass2(&self, t: &Tile<'_>, s: &mut Scratch, out: &mut [f32]) {
+        let (o, h, k) = (self.d_out, self.d_out / 2, t.geo.k);
+        self.encode_rel(t.geo, t.first, t.pts, &mut s.r1);
+        gemm_rows(&s.r1, t.pts * k, h, &self.lse2_t, h, &mut s.r2, false);
+        for row in s.r2[..t.pts * k * h].chunks_exact_mut(h) {
+            add_bias_act(row, &self.lse2.b, Some(SLOPE));
+        }
+        gemm_rows(&s.r2, t.pts * k, h, &self.score2_rel_t, o, &mut s.scores, false);
+        self.attend(t.geo, t.first, t.pts, t.gfeat, t.feat, &mut s.scores, &s.r2, out, &mut s.tmp);
+    }
+
     /// `r1 [pts·K, o/2]` of the points `first..first + pts`.
+    #[inline(always)]
     fn encode_rel(&self, g: &Geometry<'_>, first: usize, pts: usize, r1: &mut [f32]) {
         let h = self.d_out / 2;
         for p in 0..pts {
@@ -173,6 +241,7 @@ impl Lfa {
 
     /// Adds the gathered feature scores and softmax-pools each point of the tile into `out`.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn attend(
         &self,
         g: &Geometry<'_>,
@@ -196,6 +265,15 @@ impl Lfa {
             softmax_pool(s, nb, feat, &rel[p * k * h..(p + 1) * k * h], &mut out[p * o..(p + 1) * o], tmp);
         }
     }
+}
+
+/// One tile of points and the per-point arrays its pass reads.
+struct Tile<'a> {
+    geo: &'a Geometry<'a>,
+    first: usize,
+    pts: usize,
+    gfeat: &'a [f32],
+    feat: &'a [f32],
 }
 
 struct Geometry<'a> {

@@ -33,4 +33,4 @@ mod lfa;
 mod network;
 
 pub use error::{Error, Result};
-pub use network::FusedEngine;
+pub use network::{FusedEngine, Stage};

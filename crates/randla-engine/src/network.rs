@@ -74,13 +74,17 @@ impl FusedEngine {
                 }
             };
             let levels: Vec<Level<'_>> = (0..batch.num_layers()).map(level).collect();
-            out.extend(self.run(&batch.features[b * n0 * c..(b + 1) * n0 * c], &levels, batch.k));
+            out.extend(self.run(&batch.features[b * n0 * c..(b + 1) * n0 * c], &levels, batch.k, None));
         }
         Ok(out)
     }
 
     /// Logits `[N, classes]` of one crop: its `[N, in_channels]` features and its pyramid.
     pub fn forward_crop(&self, features: &[f32], pyramid: &Pyramid) -> Result<Vec<f32>> {
+        self.forward_crop_inner(features, pyramid, None)
+    }
+
+    fn forward_crop_inner(&self, features: &[f32], pyramid: &Pyramid, prof: Option<&mut Vec<Stage>>) -> Result<Vec<f32>> {
         let cfg = &self.config;
         if pyramid.num_layers() != cfg.num_layers || pyramid.k() != cfg.num_neighbors {
             return Err(Error::Input {
@@ -112,17 +116,27 @@ impl FusedEngine {
                 up: pyramid.interp_idx(l),
             })
             .collect();
-        Ok(self.run(features, &levels, pyramid.k()))
+        Ok(self.run(features, &levels, pyramid.k(), prof))
     }
 
-    fn run(&self, features: &[f32], levels: &[Level<'_>], k: usize) -> Vec<f32> {
+    fn run(&self, features: &[f32], levels: &[Level<'_>], k: usize, mut prof: Option<&mut Vec<Stage>>) -> Vec<f32> {
+        let mut clock = std::time::Instant::now();
+        let mut mark = |name: String, points: usize, out: &[f32]| {
+            if let Some(p) = prof.as_deref_mut() {
+                p.push(Stage { name, points, seconds: clock.elapsed().as_secs_f64(), output_bytes: out.len() * 4 });
+                clock = std::time::Instant::now();
+            }
+        };
         let n0 = levels[0].n;
         let mut x = self.fc0.apply(features, n0, Some(SLOPE)); // [N0, 8]
+        mark("fc0".into(), n0, &x);
         let mut skips: Vec<Vec<f32>> = Vec::with_capacity(levels.len() + 1);
         for (l, (block, lv)) in self.blocks.iter().zip(levels).enumerate() {
             let y = block.forward(&x, lv.xyz, lv.nb, lv.n, k); // [N_l, 2o]
+            mark(format!("encoder.{l}"), lv.n, &y);
             let c = 2 * block.d_out;
             let pooled = max_pool(&y, c, lv.sub, lv.next, k); // [N_{l+1}, 2o]
+            mark(format!("random_sample.{l}"), lv.next, &pooled);
             if l == 0 {
                 skips.push(y);
             }
@@ -131,15 +145,26 @@ impl FusedEngine {
         }
         let last = levels.len();
         x = self.mlp.apply(&x, levels[last - 1].next, Some(SLOPE)); // [N_L, C]
+        mark("mlp".into(), levels[last - 1].next, &x);
         skips.pop();
         for (j, (skip_w, up_w)) in self.decoder.iter().enumerate() {
             let lv = &levels[last - 1 - j];
             let skip = skips.pop().expect("one skip per decoder layer");
             x = decode(skip_w, up_w, &skip, lv.n, &x, lv.next, lv.up); // [N_l, skip]
+            mark(format!("decoder.{j}"), lv.n, &x);
         }
         let h = self.head[0].apply(&x, n0, Some(SLOPE)); // [N0, 64]
         let h = self.head[1].apply(&h, n0, Some(SLOPE)); // [N0, 32]
-        self.head[2].apply(&h, n0, None) // [N0, classes]
+        let logits = self.head[2].apply(&h, n0, None); // [N0, classes]
+        mark("fc1".into(), n0, &logits);
+        logits
+    }
+
+    /// Like [`FusedEngine::forward_crop`], also timing every stage of the network.
+    pub fn forward_crop_profiled(&self, features: &[f32], pyramid: &Pyramid) -> Result<(Vec<f32>, Vec<Stage>)> {
+        let mut stages = Vec::new();
+        let logits = self.forward_crop_inner(features, pyramid, Some(&mut stages))?;
+        Ok((logits, stages))
     }
 
     /// Class probabilities from logits (softmax per point), in place.
@@ -154,6 +179,19 @@ impl FusedEngine {
             row.iter_mut().for_each(|v| *v /= s);
         });
     }
+}
+
+/// Time spent in one stage of a forward.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    /// Stage name, after the reference's modules (`encoder.0`, `random_sample.0`, `decoder.3`, …).
+    pub name: String,
+    /// Points the stage produced.
+    pub points: usize,
+    /// Wall time in seconds.
+    pub seconds: f64,
+    /// Bytes of the stage's output tensor.
+    pub output_bytes: usize,
 }
 
 struct Level<'a> {
