@@ -342,3 +342,30 @@ fn label_files_round_trip() {
     randla_io::write_kitti_labels(&k, &labels[..10], true).unwrap();
     assert_eq!(std::fs::read(&k).unwrap().len(), 40);
 }
+
+#[test]
+fn extra_bytes_after_undocumented_bytes_in_las12() {
+    // LAS 1.2 point format 3 with 2 undeclared extra bytes per point: the new dimension must be
+    // declared after a filler descriptor so that it lands at the right offset.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("f3.laz");
+    make_las(&input, 2, 3, 400, 2, false);
+    let classes: Vec<u8> = (0..400).map(|i| (i % 32) as u8).collect();
+    let conf: Vec<f32> = (0..400).map(|i| i as f32 * 0.5).collect();
+    let extra = ExtraOutputs {
+        confidence: Some(&conf),
+        probabilities: None,
+    };
+    let out = dir.path().join("f3_pred.laz");
+    let s = rewrite_las_classification(&input, &out, &classes, Some(&extra), false).unwrap();
+    assert_eq!(s.record_length, 34 + 2 + 4);
+    let h = LasReader::open(&out).unwrap().header();
+    let names: Vec<&str> = h.extra_fields.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["undocumented", "confidence"]);
+    assert_eq!(h.version, (1, 2));
+    let c = read_las(&out).unwrap();
+    assert_eq!(c.feature("confidence").unwrap(), &conf[..]);
+    let (a, la) = raw_records(&input);
+    let (b, lb) = raw_records(&out);
+    assert_same_but_class(&a, &b, la, lb, 3, &classes);
+}

@@ -1024,31 +1024,47 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
             Source::Laz(d) => {
                 let count = self.head.count;
                 let action = format!("decompress points {first}..{}", first + n as u64);
-                let work = || {
-                    d.decompress_many(out).map_err(|e| {
-                        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                            format!("compressed data ends before the {count} points announced by the header (truncated file)")
-                        } else {
-                            e.to_string()
-                        }
+                let action = action.as_str();
+                let path = path.as_path();
+                // Copy (captures only shared references and a u64): usable on either thread.
+                let decode = move |d: &mut LasZipDecompressor<'static, R>, out: &mut [u8]| {
+                    guard_laz(path, action, || {
+                        d.decompress_many(out).map_err(|e| {
+                            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                                format!("compressed data ends before the {count} points announced by the header (truncated file)")
+                            } else {
+                                e.to_string()
+                            }
+                        })
                     })
                 };
-                let res = std::thread::scope(|s| {
-                    let big = std::thread::Builder::new()
+                let mut job = Some((&mut **d, &mut out[..]));
+                let threaded: Option<Result<()>> = std::thread::scope(|s| {
+                    let slot = &mut job;
+                    let spawned = std::thread::Builder::new()
                         .name("randla-laz".into())
                         .stack_size(LAZ_STACK_BYTES)
-                        .spawn_scoped(s, || guard_laz(path, &action, work));
-                    match big {
-                        Ok(h) => h.join().unwrap_or_else(|_| {
+                        .spawn_scoped(s, move || match slot.take() {
+                            Some((d, out)) => decode(d, out),
+                            None => Ok(()),
+                        });
+                    match spawned {
+                        Ok(h) => Some(h.join().unwrap_or_else(|_| {
                             Err(Error::Laz {
-                                path: path.clone(),
-                                action: action.clone(),
+                                path: path.to_path_buf(),
+                                action: action.to_string(),
                                 message: "the LAZ decoder failed on corrupt data".into(),
                             })
-                        }),
-                        Err(e) => Err(Error::io(path, "start LAZ decoding thread", e)),
+                        })),
+                        // No memory for the big stack: decode on this thread instead.
+                        Err(_) => None,
                     }
                 });
+                let res = match (threaded, job) {
+                    (Some(r), _) => r,
+                    (None, Some((d, out))) => decode(d, out),
+                    (None, None) => Ok(()),
+                };
                 if res.is_err() {
                     self.source = Source::Failed;
                 }
