@@ -352,7 +352,9 @@ fn semantic3d_s3dis_kitti_xyz_corruption() {
 /// Inputs the fuzzer (fuzz/, target `las`) found to crash the process through the `laz` crate:
 /// a chunk table announcing billions of chunks, a ~4 GiB layer size, GPS-time data that makes
 /// the layered decoder recurse until the stack overflows, and a variable-size chunk table
-/// covering fewer points than the header (index out of bounds). All must now be plain errors,
+/// covering fewer points than the header (index out of bounds), and a corrupt arithmetic-coded
+/// stream that makes the decoder index out of bounds (caught, `Error::Laz`; the default panic
+/// hook still prints the `laz` panic message to stderr). All must now be plain errors,
 /// both when decoding every field and when decoding for a point cloud.
 #[test]
 fn fuzzer_findings_are_errors() {
@@ -362,6 +364,7 @@ fn fuzzer_findings_are_errors() {
         "fuzz_laz_layer_size.laz",
         "fuzz_laz_gps_recursion.laz",
         "fuzz_laz_variable_chunks.laz",
+        "fuzz_laz_decoder_panic.laz",
     ] {
         let bytes = std::fs::read(dir.join(name)).unwrap();
         let full = std::io::Cursor::new(bytes.clone());
