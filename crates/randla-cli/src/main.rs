@@ -1,11 +1,15 @@
 //! `randla`: RandLA-Net semantic segmentation of point clouds, in one binary.
 //!
 //! Each subcommand lives in its own file under `commands/`; this file only parses the command line
-//! and dispatches.
+//! and dispatches. The binary counts its heap exactly (see `randla-memory`), so memory reports
+//! are byte-accurate.
 
 mod commands;
 
 use clap::Parser;
+
+#[global_allocator]
+static ALLOC: randla_memory::CountingAllocator = randla_memory::CountingAllocator::SYSTEM;
 
 fn main() -> anyhow::Result<()> {
     let cli = commands::Cli::parse();

@@ -67,16 +67,14 @@ pub struct Lfa {
     /// `[o/2]` weight of the distance channel.
     w_dist: Vec<f32>,
     score1_feat: Dense,
-    score1_rel: Dense,
-    /// `score1_rel` transposed, `[o/2, o]`.
+    /// The relative half of pool1's score layer, transposed, `[o/2, o]`.
     score1_rel_t: Vec<f32>,
     pool1_mlp: Dense,
     lse2: Dense,
     /// `lse2` transposed, `[o/2, o/2]`.
     lse2_t: Vec<f32>,
     score2_feat: Dense,
-    score2_rel: Dense,
-    /// `score2_rel` transposed, `[o/2, o]`.
+    /// The relative half of pool2's score layer, transposed, `[o/2, o]`.
     score2_rel_t: Vec<f32>,
     pool2_mlp: Dense,
     mlp2: Dense,
@@ -132,10 +130,8 @@ impl Lfa {
             w_dist: wd,
             mlp1,
             score1_feat,
-            score1_rel,
             pool1_mlp: shared_mlp(sd, &format!("{p}.pool1.mlp"), true)?,
             score2_feat,
-            score2_rel,
             pool2_mlp: shared_mlp(sd, &format!("{p}.pool2.mlp"), true)?,
             mlp2,
             shortcut: shared_mlp(sd, &format!("{p}.shortcut"), true)?,

@@ -3,6 +3,7 @@
 use rayon::prelude::*;
 
 use randla_geom::Pyramid;
+use randla_geom::knn::morton_order;
 use randla_model::{Batch, RandLaNetConfig, StateDict};
 
 use crate::error::{Error, Result};
@@ -128,7 +129,14 @@ impl FusedEngine {
             }
         };
         let n0 = levels[0].n;
-        let mut x = self.fc0.apply(features, n0, Some(SLOPE)); // [N0, 8]
+        // Lay every level out in Morton order so that neighbours sit near each other in memory.
+        let r = Reordered::new(features, self.config.in_channels, levels, k);
+        let owned: Vec<Level<'_>> = (0..levels.len())
+            .map(|l| Level { n: levels[l].n, next: levels[l].next, xyz: &r.xyz[l], nb: &r.nb[l], sub: &r.sub[l], up: &r.up[l] })
+            .collect();
+        let levels = &owned[..];
+        mark("reorder".into(), n0, &r.features);
+        let mut x = self.fc0.apply(&r.features, n0, Some(SLOPE)); // [N0, 8]
         mark("fc0".into(), n0, &x);
         let mut skips: Vec<Vec<f32>> = Vec::with_capacity(levels.len() + 1);
         for (l, (block, lv)) in self.blocks.iter().zip(levels).enumerate() {
@@ -156,6 +164,7 @@ impl FusedEngine {
         let h = self.head[0].apply(&x, n0, Some(SLOPE)); // [N0, 64]
         let h = self.head[1].apply(&h, n0, Some(SLOPE)); // [N0, 32]
         let logits = self.head[2].apply(&h, n0, None); // [N0, classes]
+        let logits = r.restore(&logits, self.config.num_classes); // back to the input order
         mark("fc1".into(), n0, &logits);
         logits
     }
@@ -165,6 +174,25 @@ impl FusedEngine {
         let mut stages = Vec::new();
         let logits = self.forward_crop_inner(features, pyramid, Some(&mut stages))?;
         Ok((logits, stages))
+    }
+
+    /// An upper estimate of the heap bytes one crop's forward holds at its peak, for level sizes
+    /// `N_0 … N_L` (pyramid and input not included): the skip features, and at the busiest layer
+    /// its per-point arrays plus the tile scratch of every thread.
+    pub fn estimate_peak_bytes(&self, sizes: &[usize]) -> usize {
+        let cfg = &self.config;
+        let skips: usize = sizes[0] * 2 * cfg.dim_output[0]
+            + (0..cfg.num_layers).map(|l| sizes[l + 1] * 2 * cfg.dim_output[l]).sum::<usize>();
+        let threads = rayon::current_num_threads();
+        let layer = (0..cfg.num_layers)
+            .map(|l| {
+                let (o, d) = (cfg.dim_output[l], cfg.encoder_in_dims()[l]);
+                sizes[l] * (d + 3 * o / 2 + 2 * o + 4 * o + 2 * o) + threads * 512 * 1024
+            })
+            .max()
+            .unwrap_or(0);
+        let head = sizes[0] * (2 * cfg.dim_output[0] + 64 + 32 + cfg.num_classes);
+        4 * (skips + layer.max(head))
     }
 
     /// Class probabilities from logits (softmax per point), in place.
@@ -192,6 +220,70 @@ pub struct Stage {
     pub seconds: f64,
     /// Bytes of the stage's output tensor.
     pub output_bytes: usize,
+}
+
+/// A crop's levels re-laid out in Morton order (indices remapped to match).
+struct Reordered {
+    perm0: Vec<u32>,
+    features: Vec<f32>,
+    xyz: Vec<Vec<f32>>,
+    nb: Vec<Vec<u32>>,
+    sub: Vec<Vec<u32>>,
+    up: Vec<Vec<u32>>,
+}
+
+impl Reordered {
+    fn new(features: &[f32], channels: usize, levels: &[Level<'_>], k: usize) -> Self {
+        let layers = levels.len();
+        let pts = |l: usize| -> Vec<[f32; 3]> {
+            let (xyz, n) = if l < layers { (levels[l].xyz, levels[l].n) } else { (levels[l - 1].xyz, levels[l - 1].next) };
+            xyz[..n * 3].chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect()
+        };
+        let perms: Vec<Vec<u32>> = (0..=layers).map(|l| morton_order(&pts(l))).collect();
+        let invs: Vec<Vec<u32>> = perms
+            .iter()
+            .map(|p| {
+                let mut inv = vec![0u32; p.len()];
+                for (i, &o) in p.iter().enumerate() {
+                    inv[o as usize] = i as u32;
+                }
+                inv
+            })
+            .collect();
+        let remap_rows = |src: &[u32], perm: &[u32], inv: &[u32], width: usize| -> Vec<u32> {
+            let mut out = vec![0u32; perm.len() * width];
+            out.par_chunks_mut(width).zip(perm.par_iter()).for_each(|(row, &o)| {
+                for (d, &v) in row.iter_mut().zip(&src[o as usize * width..(o as usize + 1) * width]) {
+                    *d = inv[v as usize];
+                }
+            });
+            out
+        };
+        let gather_rows = |src: &[f32], perm: &[u32], width: usize| -> Vec<f32> {
+            let mut out = vec![0f32; perm.len() * width];
+            out.par_chunks_mut(width).zip(perm.par_iter()).for_each(|(row, &o)| {
+                row.copy_from_slice(&src[o as usize * width..(o as usize + 1) * width]);
+            });
+            out
+        };
+        Reordered {
+            features: gather_rows(features, &perms[0], channels),
+            xyz: (0..layers).map(|l| gather_rows(levels[l].xyz, &perms[l], 3)).collect(),
+            nb: (0..layers).map(|l| remap_rows(levels[l].nb, &perms[l], &invs[l], k)).collect(),
+            sub: (0..layers).map(|l| remap_rows(levels[l].sub, &perms[l + 1], &invs[l], k)).collect(),
+            up: (0..layers).map(|l| remap_rows(levels[l].up, &perms[l], &invs[l + 1], 1)).collect(),
+            perm0: perms.into_iter().next().unwrap_or_default(),
+        }
+    }
+
+    /// Rows of `x` (in Morton order) back in the input order.
+    fn restore(&self, x: &[f32], width: usize) -> Vec<f32> {
+        let mut out = vec![0f32; x.len()];
+        for (i, &o) in self.perm0.iter().enumerate() {
+            out[o as usize * width..(o as usize + 1) * width].copy_from_slice(&x[i * width..(i + 1) * width]);
+        }
+        out
+    }
 }
 
 struct Level<'a> {

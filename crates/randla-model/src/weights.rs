@@ -161,6 +161,35 @@ impl StateDict {
         Ok(())
     }
 
+    /// The configuration these weights imply: layers, widths, input channels and classes are read
+    /// off the tensor shapes; what weights cannot tell (`num_neighbors`, `sub_sampling_ratio`,
+    /// `num_points`, `grid_size`) keeps the defaults of `base`. The result is checked against the
+    /// weights.
+    pub fn infer_config(&self, base: &RandLaNetConfig) -> Result<RandLaNetConfig> {
+        let shape = |name: &str| self.get(name).map(|p| p.shape.clone());
+        let fc0 = shape("fc0.weight")?;
+        let head = shape("fc1.3.conv.weight")?;
+        let mut dim_output = Vec::new();
+        while let Ok(s) = shape(&format!("encoder.{}.mlp2.conv.weight", dim_output.len())) {
+            dim_output.push(s[1]);
+        }
+        let layers = dim_output.len();
+        let mut cfg = RandLaNetConfig {
+            num_layers: layers,
+            in_channels: fc0.get(1).copied().unwrap_or(0),
+            dim_features: fc0.first().copied().unwrap_or(0),
+            num_classes: head.first().copied().unwrap_or(0),
+            dim_output,
+            ..base.clone()
+        };
+        if cfg.sub_sampling_ratio.len() != layers {
+            cfg.sub_sampling_ratio = (0..layers).map(|i| base.sub_sampling_ratio.get(i).copied().unwrap_or(4)).collect();
+        }
+        cfg.validate()?;
+        self.check(&cfg)?;
+        Ok(cfg)
+    }
+
     /// Fresh weights for `config`, initialised as PyTorch initialises Open3D-ML's modules:
     /// linear and convolution weights and biases uniform in ±1/√fan_in (Kaiming-uniform with
     /// a = √5), batch-norm γ = 1, β = 0, running mean 0, running variance 1. Deterministic in `seed`.
@@ -210,6 +239,20 @@ mod tests {
         let bound = 1.0 / (32f32).sqrt();
         assert!(w.iter().all(|v| v.abs() <= bound));
         assert!(w.iter().any(|v| v.abs() > bound * 0.5));
+    }
+
+    #[test]
+    fn config_is_inferred_from_shapes() {
+        let s3dis = crate::RandLaNetConfig::preset(crate::Preset::S3dis);
+        let sd = StateDict::random(&s3dis, 3);
+        let got = sd.infer_config(&RandLaNetConfig::default()).unwrap();
+        // Shapes give the network; the rest keeps the base's values (ratio 4 for the new layer).
+        assert_eq!((got.num_layers, &got.dim_output, got.in_channels, got.num_classes), (5, &s3dis.dim_output, 6, 13));
+        assert_eq!(got.sub_sampling_ratio, vec![4; 5]);
+        assert_eq!(sd.infer_config(&s3dis).unwrap(), s3dis);
+        let mut broken = sd.clone();
+        broken.remove("fc0.weight");
+        assert!(broken.infer_config(&RandLaNetConfig::default()).unwrap_err().to_string().contains("fc0.weight"));
     }
 
     #[test]

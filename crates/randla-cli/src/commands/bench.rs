@@ -14,6 +14,9 @@ use serde::Serialize;
 pub enum BenchCommand {
     /// Exact KNN of every point of a uniform random cloud (100 m cube, fixed seed).
     Knn(KnnArgs),
+    /// Forward time and peak memory of the network over batch sizes × point counts × modes, on
+    /// crops of the shipped LiDAR tiles, outputs cross-checked.
+    Model(super::bench_model::ModelArgs),
 }
 
 /// Arguments of `randla bench knn`.
@@ -51,6 +54,7 @@ struct KnnReport {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Knn(args) => knn(args),
+        BenchCommand::Model(args) => super::bench_model::run(args),
     }
 }
 
@@ -62,7 +66,7 @@ pub fn uniform_cloud(n: usize, side: f32, seed: u64) -> Vec<[f32; 3]> {
         .collect()
 }
 
-fn thread_pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
+pub fn thread_pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
     let mut b = rayon::ThreadPoolBuilder::new();
     if let Some(t) = threads {
         if t == 0 {

@@ -1,7 +1,12 @@
 //! Command-line definition and dispatch.
 
 mod bench;
+mod bench_model;
+mod forward;
+mod import;
 mod info;
+mod model;
+mod scene;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +27,10 @@ pub enum Command {
     Bench(bench::BenchCommand),
     /// Point count, bounds, attributes and class histogram of a point-cloud file.
     Info(info::InfoArgs),
+    /// Import an Open3D-ML checkpoint (and its YAML config) into a native model directory.
+    Import(import::ImportArgs),
+    /// Run the network on an Open3D-ML-style input batch and write its logits.
+    Forward(forward::ForwardArgs),
 }
 
 /// Runs the parsed command line.
@@ -29,5 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Bench(cmd) => bench::run(cmd),
         Command::Info(args) => info::run(args),
+        Command::Import(args) => import::run(args),
+        Command::Forward(args) => forward::run(args),
     }
 }

@@ -13,7 +13,7 @@
 pub mod brute;
 mod kdtree;
 
-pub use kdtree::KdTree;
+pub use kdtree::{KdTree, morton_order};
 
 /// The result of a KNN query: `k` neighbours for each of `len()` query points, row-major.
 #[derive(Debug, Clone, PartialEq)]
