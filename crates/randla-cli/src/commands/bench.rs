@@ -34,6 +34,10 @@ pub struct KnnArgs {
     /// Random seed of the cloud.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Use the points of this point-cloud file (LAS/LAZ/PLY/…) instead of a random cloud;
+    /// `--points` then caps how many are used.
+    #[arg(long)]
+    pub input: Option<std::path::PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -82,7 +86,15 @@ fn knn(args: KnnArgs) -> anyhow::Result<()> {
         bail!("--points must be at least 1, got 0");
     }
     let pool = thread_pool(args.threads)?;
-    let points = uniform_cloud(args.points, 100.0, args.seed);
+    let (points, what) = match &args.input {
+        Some(path) => {
+            let mut c = randla_io::read(path)?;
+            c.positions.truncate(args.points);
+            let what = format!("{} points of {}", c.len(), path.display());
+            (c.positions, what)
+        }
+        None => (uniform_cloud(args.points, 100.0, args.seed), format!("{} uniform random points in a 100 m cube", args.points)),
+    };
     let report = pool.install(|| -> anyhow::Result<KnnReport> {
         let t = Instant::now();
         let tree = KdTree::build(&points)?;
@@ -92,18 +104,18 @@ fn knn(args: KnnArgs) -> anyhow::Result<()> {
         let query_s = t.elapsed().as_secs_f64();
         std::hint::black_box(&nn);
         Ok(KnnReport {
-            points: args.points,
+            points: points.len(),
             k: args.k,
             threads: rayon::current_num_threads(),
             build_s,
             query_s,
-            queries_per_s: args.points as f64 / query_s,
+            queries_per_s: points.len() as f64 / query_s,
         })
     })?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("KNN benchmark: {} uniform random points in a 100 m cube, k = {}, {} thread(s)", report.points, report.k, report.threads);
+        println!("KNN benchmark: {what}, k = {}, {} thread(s)", report.k, report.threads);
         println!("  build   {:>9.3} s", report.build_s);
         println!("  query   {:>9.3} s  (every point, distances included)", report.query_s);
         println!("  rate    {:>9.0} queries/s", report.queries_per_s);
