@@ -1,7 +1,24 @@
-//! Our native model directory: `config.toml` (the network configuration under `[model]`, plus
-//! whatever sections training adds) and `weights.safetensors` (Open3D-ML parameter names, f32).
+//! Our native model directory: `config.toml` (the network under `[model]`, what feeds it under
+//! `[input]`, what its classes mean under `[classes]`) and `weights.safetensors` (Open3D-ML
+//! parameter names, f32).
+//!
+//! ```toml
+//! [model]
+//! num_neighbors = 16
+//! # … every RandLaNetConfig field
+//!
+//! [input]                      # after xyz, in this order, each divided by its scale
+//! features = ["intensity", "return_number", "number_of_returns"]
+//! scale = [65535.0, 5.0, 5.0]
+//!
+//! [classes]                    # class i is written back as codes[i][0]
+//! names = ["ground", "vegetation", "building", "other"]
+//! codes = [[2], [3, 4, 5], [6], [1, 64]]
+//! ```
 
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use crate::config::RandLaNetConfig;
 use crate::error::{Error, Result};
@@ -12,6 +29,57 @@ pub const CONFIG_FILE: &str = "config.toml";
 /// File name of the weights inside a model directory.
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
 
+/// What feeds the network: xyz (recentred on each crop), then these point attributes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputSpec {
+    /// Attribute names, as `randla_io` reads them (`intensity`, `return_number`, `red`, …).
+    pub features: Vec<String>,
+    /// Each attribute is divided by its scale.
+    pub scale: Vec<f32>,
+}
+
+impl InputSpec {
+    /// xyz only.
+    pub fn xyz_only() -> Self {
+        InputSpec { features: Vec::new(), scale: Vec::new() }
+    }
+
+    /// Input channels this spec gives: 3 + features.
+    pub fn channels(&self) -> usize {
+        3 + self.features.len()
+    }
+}
+
+/// What the network's classes are: names, and the raw codes each one stands for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassSpec {
+    /// One name per class.
+    pub names: Vec<String>,
+    /// The raw codes (LAS classification, dataset label) of each class; the first is written back.
+    pub codes: Vec<Vec<u32>>,
+}
+
+impl ClassSpec {
+    /// Classes `0..n` named `class_i`, written back as code `i`.
+    pub fn identity(n: usize) -> Self {
+        ClassSpec { names: (0..n).map(|i| format!("class_{i}")).collect(), codes: (0..n).map(|i| vec![i as u32]).collect() }
+    }
+
+    /// The code written for class `c`.
+    pub fn code(&self, c: usize) -> u32 {
+        self.codes[c][0]
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct Sections {
+    model: RandLaNetConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    input: Option<InputSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    classes: Option<ClassSpec>,
+}
+
 /// A model loaded from a directory.
 #[derive(Debug, Clone)]
 pub struct ModelDir {
@@ -21,6 +89,10 @@ pub struct ModelDir {
     pub config: RandLaNetConfig,
     /// The weights, checked against the configuration.
     pub weights: StateDict,
+    /// What feeds the network (absent in imported models: xyz only then, if that fits).
+    pub input: Option<InputSpec>,
+    /// What the classes mean (absent in imported models).
+    pub classes: Option<ClassSpec>,
 }
 
 impl ModelDir {
@@ -30,18 +102,52 @@ impl ModelDir {
         if !dir.is_dir() {
             return Err(Error::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "not a model directory")));
         }
-        let config = RandLaNetConfig::from_file(dir.join(CONFIG_FILE))?;
+        let cfg_path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+        let s: Sections = toml::from_str(&text).map_err(|e| Error::ConfigParse { path: cfg_path.clone(), message: e.to_string() })?;
+        s.model.validate()?;
         let weights = StateDict::load_safetensors(dir.join(WEIGHTS_FILE))?;
-        weights.check(&config)?;
-        Ok(ModelDir { path: dir.into(), config, weights })
+        weights.check(&s.model)?;
+        let m = ModelDir { path: dir.into(), config: s.model, weights, input: s.input, classes: s.classes };
+        m.check_specs()?;
+        Ok(m)
     }
 
-    /// Writes `config` and `weights` (checked first) into `dir`, creating it; each file is written
-    /// atomically. Refuses to replace an existing model unless `overwrite`. `extra_toml` is
-    /// appended to `config.toml` (training adds its data and label sections there).
-    pub fn save(dir: impl AsRef<Path>, config: &RandLaNetConfig, weights: &StateDict, extra_toml: &str, overwrite: bool) -> Result<()> {
+    /// Checks the input and class specs against the configuration.
+    pub fn check_specs(&self) -> Result<()> {
+        if let Some(i) = &self.input {
+            if i.features.len() != i.scale.len() {
+                return Err(Error::Config { field: "input.scale", value: format!("{:?}", i.scale), reason: format!("needs one scale per feature ({})", i.features.len()) });
+            }
+            if i.channels() != self.config.in_channels {
+                return Err(Error::Config {
+                    field: "input.features",
+                    value: format!("{:?}", i.features),
+                    reason: format!("xyz + {} features = {} channels, the model takes in_channels = {}", i.features.len(), i.channels(), self.config.in_channels),
+                });
+            }
+            if let Some(s) = i.scale.iter().find(|s| !(s.is_finite() && **s != 0.0)) {
+                return Err(Error::Config { field: "input.scale", value: s.to_string(), reason: "scales must be finite and non-zero".into() });
+            }
+        }
+        if let Some(c) = &self.classes
+            && (c.names.len() != self.config.num_classes || c.codes.len() != self.config.num_classes || c.codes.iter().any(|v| v.is_empty()))
+        {
+            return Err(Error::Config {
+                field: "classes",
+                value: format!("{} names, {} code lists", c.names.len(), c.codes.len()),
+                reason: format!("needs one name and a non-empty code list per class (num_classes = {})", self.config.num_classes),
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes the model into `dir` (created if needed), each file atomically. Refuses to replace
+    /// an existing model unless `overwrite`.
+    pub fn save(&self, dir: impl AsRef<Path>, overwrite: bool) -> Result<()> {
         let dir = dir.as_ref();
-        weights.check(config)?;
+        self.weights.check(&self.config)?;
+        self.check_specs()?;
         if !overwrite && (dir.join(CONFIG_FILE).exists() || dir.join(WEIGHTS_FILE).exists()) {
             return Err(Error::io(
                 dir,
@@ -49,13 +155,18 @@ impl ModelDir {
             ));
         }
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        weights.save_safetensors(dir.join(WEIGHTS_FILE))?;
-        let mut text = String::from("# RandLA-Net configuration (Open3D-ML parameter names).\n");
-        text.push_str(&config.to_toml_string());
-        if !extra_toml.is_empty() {
-            text.push('\n');
-            text.push_str(extra_toml);
-        }
+        self.weights.save_safetensors(dir.join(WEIGHTS_FILE))?;
+        let sections = Sections { model: self.config.clone(), input: self.input.clone(), classes: self.classes.clone() };
+        let mut text = String::from("# RandLA-Net model (Open3D-ML parameter names); see randla-model's model_dir docs.\n");
+        text.push_str(&toml::to_string_pretty(&sections).map_err(|e| Error::ConfigParse { path: dir.join(CONFIG_FILE), message: e.to_string() })?);
         crate::write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())
+    }
+
+    /// A model from its parts (not yet on disk).
+    pub fn new(config: RandLaNetConfig, weights: StateDict, input: Option<InputSpec>, classes: Option<ClassSpec>) -> Result<Self> {
+        let m = ModelDir { path: PathBuf::new(), config, weights, input, classes };
+        m.weights.check(&m.config)?;
+        m.check_specs()?;
+        Ok(m)
     }
 }

@@ -94,11 +94,19 @@ fn model_directory_round_trip() {
     let sd = StateDict::load(fixture("o3d_kitti_small.pth")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let m = dir.path().join("model");
-    ModelDir::save(&m, &cfg, &sd, "", false).unwrap();
+    let input = randla_model::model_dir::InputSpec { features: vec!["intensity".into(), "return_number".into(), "number_of_returns".into()], scale: vec![65535.0, 5.0, 5.0] };
+    let model = ModelDir::new(cfg.clone(), sd.clone(), Some(input.clone()), Some(randla_model::model_dir::ClassSpec::identity(7))).unwrap();
+    model.save(&m, false).unwrap();
     let back = ModelDir::load(&m).unwrap();
     assert_eq!(back.config, cfg);
     assert_eq!(back.weights, sd);
+    assert_eq!(back.input, Some(input));
+    assert_eq!(back.classes.as_ref().unwrap().code(3), 3);
     // No silent overwrite.
-    assert!(ModelDir::save(&m, &cfg, &sd, "", false).unwrap_err().to_string().contains("--force"));
-    ModelDir::save(&m, &cfg, &sd, "", true).unwrap();
+    assert!(model.save(&m, false).unwrap_err().to_string().contains("--force"));
+    model.save(&m, true).unwrap();
+    // Specs that do not fit the network are refused.
+    let wrong = randla_model::model_dir::InputSpec { features: vec!["intensity".into()], scale: vec![1.0] };
+    assert!(ModelDir::new(cfg.clone(), sd.clone(), Some(wrong), None).unwrap_err().to_string().contains("in_channels = 6"));
+    assert!(ModelDir::new(cfg, sd, None, Some(randla_model::model_dir::ClassSpec::identity(3))).is_err());
 }

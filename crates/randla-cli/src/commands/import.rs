@@ -28,7 +28,8 @@ pub struct ImportArgs {
 /// Runs `randla import`.
 pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     let m = model::load(&args.checkpoint, args.config.as_ref())?;
-    ModelDir::save(&args.output, &m.config, &m.weights, "", args.force)?;
+    let input = (m.config.in_channels == 3).then(randla_model::model_dir::InputSpec::xyz_only);
+    ModelDir::new(m.config.clone(), m.weights, input, None)?.save(&args.output, args.force)?;
     eprintln!(
         "imported {} ({} layers {:?}, {} input channels, {} classes, {} parameters{}) into {}",
         args.checkpoint.display(),
@@ -36,7 +37,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
         m.config.dim_output,
         m.config.in_channels,
         m.config.num_classes,
-        m.weights.num_trainable_parameters(),
+        m.config.num_trainable_parameters(),
         if m.inferred { "; configuration inferred from the weights" } else { "" },
         args.output.display()
     );
