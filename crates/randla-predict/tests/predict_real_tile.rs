@@ -1,0 +1,61 @@
+//! Prediction on a real IGN tile with a random-weight model: every point gets a class and a code
+//! of the model, in one pass or in voting crops under a small budget; clouds that do not fit the
+//! model are refused with the attribute named.
+
+use randla_geom::MemoryBudget;
+use randla_model::RandLaNetConfig;
+use randla_model::StateDict;
+use randla_model::model_dir::{ClassSpec, InputSpec, ModelDir};
+use randla_predict::{PredictOptions, Predictor};
+
+fn tile() -> randla_io::PointCloud {
+    randla_io::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/ign-lidar-hd/test_data_77060_627760_LA93_IGN69.laz")).unwrap()
+}
+
+fn model() -> ModelDir {
+    let cfg = RandLaNetConfig { in_channels: 6, num_classes: 4, grid_size: 0.4, num_layers: 3, dim_output: vec![16, 32, 64], sub_sampling_ratio: vec![4, 4, 4], ..Default::default() };
+    let input = InputSpec { features: vec!["intensity".into(), "return_number".into(), "number_of_returns".into()], scale: vec![65535.0, 5.0, 5.0] };
+    let classes = ClassSpec { names: vec!["ground".into(), "vegetation".into(), "building".into(), "other".into()], codes: vec![vec![2], vec![3, 4, 5], vec![6], vec![1, 64]] };
+    ModelDir::new(cfg.clone(), StateDict::random(&cfg, 5), Some(input), Some(classes)).unwrap()
+}
+
+#[test]
+fn whole_cloud_in_one_pass_and_in_voting_crops() {
+    let cloud = tile();
+    let p = Predictor::new(&model()).unwrap();
+    let one = p.predict(&cloud, "tile", &PredictOptions { probabilities: true, budget: MemoryBudget::bytes(4 << 30), ..Default::default() }, &|_, _| {}).unwrap();
+    assert_eq!(one.stats.passes, 1);
+    assert_eq!(one.class.len(), cloud.len());
+    assert!(one.stats.subsampled < cloud.len() && one.stats.subsampled > 1000);
+    assert!(one.codes.iter().all(|c| [2, 3, 6, 1].contains(c)));
+    let probs = one.probabilities.as_ref().unwrap();
+    for (i, row) in probs.chunks(4).enumerate().step_by(997) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        assert_eq!(one.confidence[i], row[one.class[i] as usize]);
+    }
+    // Points of one voxel share their prediction (projection by voxel).
+    let crops = p.predict(&cloud, "tile", &PredictOptions { max_crop_points: Some(3000), ..Default::default() }, &|_, _| {}).unwrap();
+    assert!(crops.stats.passes > 1, "{:?}", crops.stats);
+    assert_eq!(crops.class.len(), cloud.len());
+    assert!(crops.probabilities.is_none());
+    // Deterministic.
+    let again = p.predict(&cloud, "tile", &PredictOptions { max_crop_points: Some(3000), ..Default::default() }, &|_, _| {}).unwrap();
+    assert_eq!(again.class, crops.class);
+}
+
+#[test]
+fn clouds_that_do_not_fit_are_refused() {
+    let mut cloud = tile();
+    cloud.features.retain(|f| f.name != "return_number");
+    let p = Predictor::new(&model()).unwrap();
+    let e = p.predict(&cloud, "my.laz", &PredictOptions::default(), &|_, _| {}).unwrap_err().to_string();
+    assert!(e.contains("my.laz") && e.contains("return_number"), "{e}");
+    let e = p.predict(&randla_io::PointCloud::default(), "empty.laz", &PredictOptions::default(), &|_, _| {}).unwrap_err().to_string();
+    assert!(e.contains("empty.laz"), "{e}");
+    let e = p.predict(&tile(), "t", &PredictOptions { budget: MemoryBudget::bytes(1000), ..Default::default() }, &|_, _| {}).unwrap_err().to_string();
+    assert!(e.contains("memory budget"), "{e}");
+    // A model that needs features but does not say which.
+    let mut m = model();
+    m.input = None;
+    assert!(Predictor::new(&m).unwrap_err().to_string().contains("[input]"));
+}
