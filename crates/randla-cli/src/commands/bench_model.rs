@@ -17,6 +17,10 @@ use super::scene;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
+    /// The burn network, op by op, every block over the whole cloud (the reference for max |Δ|).
+    Standard,
+    /// The burn network with the local feature aggregation over chunks of points.
+    MemoryEfficient,
     /// The fused CPU engine (randla-engine).
     Fused,
 }
@@ -24,7 +28,21 @@ pub enum Mode {
 impl Mode {
     fn name(self) -> &'static str {
         match self {
+            Mode::Standard => "standard",
+            Mode::MemoryEfficient => "memory-efficient",
             Mode::Fused => "fused",
+        }
+    }
+
+    /// Rough peak bytes of a forward in this mode (for the budget check).
+    fn estimate(self, cfg: &RandLaNetConfig, engine: &FusedEngine, batch: &Batch, lfa_budget: u64) -> u64 {
+        let b = batch.batch_size;
+        let per_point: usize = batch.sizes[0] * (2 * cfg.dim_output[0] * 4 + 64 + 32 + cfg.num_classes) * 4;
+        let neigh = |l: usize| b * batch.sizes[l] * batch.k * (4 * cfg.dim_output[l] + 10) * 4;
+        match self {
+            Mode::Standard => (b * per_point + (0..cfg.num_layers).map(neigh).max().unwrap_or(0) * 2) as u64,
+            Mode::MemoryEfficient => (b * per_point) as u64 + lfa_budget,
+            Mode::Fused => (engine.estimate_peak_bytes(&batch.sizes) + b * batch.sizes[0] * cfg.num_classes * 4) as u64,
         }
     }
 }
@@ -41,8 +59,9 @@ pub struct ModelArgs {
     /// Sizes as BATCHxPOINTS, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1x4096,1x16384,1x45056")]
     pub sizes: Vec<String>,
-    /// Modes to run, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "fused")]
+    /// Modes to run, comma-separated; the first that runs is the reference for max |Δ| (put
+    /// `standard` first).
+    #[arg(long, value_delimiter = ',', default_value = "standard,memory-efficient,fused")]
     pub modes: Vec<Mode>,
     /// Timed runs per size and mode (after one warm-up run); the median is reported.
     #[arg(long, default_value_t = 5)]
@@ -75,6 +94,10 @@ struct Row {
     peak_heap_bytes: Option<u64>,
     peak_rss_bytes: Option<u64>,
     max_abs_diff: Option<f32>,
+}
+
+fn tensor_values(t: randla_burn::burn::tensor::Tensor<3>) -> anyhow::Result<Vec<f32>> {
+    t.try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("reading the logits back: {e:?}"))
 }
 
 fn parse_size(s: &str) -> anyhow::Result<(usize, usize)> {
@@ -117,6 +140,10 @@ pub fn run(args: ModelArgs) -> anyhow::Result<()> {
     let scene = scene::load(&data)?;
     let weights = StateDict::random(&cfg, 0);
     let engine = FusedEngine::new(&cfg, &weights)?;
+    let device = randla_burn::cpu_device();
+    let net = if args.modes.iter().any(|m| *m != Mode::Fused) { Some(randla_burn::RandLaNet::from_state_dict(&cfg, &weights, &device)?) } else { None };
+    // The memory-efficient mode's per-chunk intermediates get an eighth of the budget.
+    let lfa_budget = MemoryBudget::bytes(budget.bytes / 8);
     let mut rows = Vec::new();
     let bar = indicatif::ProgressBar::new((sizes.len() * args.modes.len()) as u64);
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
@@ -135,14 +162,27 @@ pub fn run(args: ModelArgs) -> anyhow::Result<()> {
             let mut standard: Option<Vec<f32>> = None;
             for &mode in &args.modes {
                 bar.set_message(format!("{b}x{n} {}", mode.name()));
-                let need = engine.estimate_peak_bytes(&batch.sizes) + b * n * cfg.num_classes * 4;
-                if need as u64 > budget.bytes {
+                let need = mode.estimate(&cfg, &engine, &batch, lfa_budget.bytes);
+                if need > budget.bytes {
                     eprintln!("{b}x{n} {}: needs about {need} bytes, over the memory budget of {budget}; not run", mode.name());
                     rows.push(Row { batch: b, points: n, mode: mode.name(), median_s: None, peak_heap_bytes: None, peak_rss_bytes: None, max_abs_diff: None });
                     bar.inc(1);
                     continue;
                 }
-                let run = || engine.forward(&batch);
+                let tensors = match mode {
+                    Mode::Fused => None,
+                    _ => Some(randla_burn::BatchTensors::from_batch(&batch, &cfg, &device)?),
+                };
+                let run = || -> anyhow::Result<Vec<f32>> {
+                    Ok(match (mode, &net, &tensors) {
+                        (Mode::Fused, _, _) => engine.forward(&batch)?,
+                        (Mode::Standard, Some(net), Some(t)) => tensor_values(net.forward(t)?)?,
+                        (Mode::MemoryEfficient, Some(net), Some(t)) => {
+                            tensor_values(net.forward_with(t, &randla_burn::ForwardOptions::memory_efficient(lfa_budget))?)?
+                        }
+                        _ => bail!("mode {} has no network", mode.name()),
+                    })
+                };
                 let out = run()?; // warm-up
                 let mut times = Vec::with_capacity(args.repeat);
                 let mon = MemoryMonitor::with_rss_peak(format!("{b}x{n} {}", mode.name()));

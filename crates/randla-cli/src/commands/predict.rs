@@ -1,0 +1,206 @@
+//! `randla predict`: classify every point of one or more files and write them back intact.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use randla_geom::MemoryBudget;
+use randla_io::{ExtraOutputs, Format, PlyEncoding, PlyWriteOptions, Probabilities};
+use randla_model::model_dir::ModelDir;
+use randla_predict::{PredictOptions, Predictor};
+
+/// Arguments of `randla predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Point-cloud files (LAS/LAZ, PLY, Semantic3D .txt, SemanticKITTI .bin) or folders of them.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Output: a file (one input) or a folder (each output named after its input).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Model directory (default: the built-in model in `models/default`).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Memory the inference may hold; larger clouds are run as overlapping crops (e.g. 2GiB).
+    /// Default: half the RAM available now.
+    #[arg(long)]
+    pub memory_budget: Option<String>,
+    /// Also write the confidence and the per-class probabilities (LAS 1.4 extra bytes, PLY
+    /// properties).
+    #[arg(long)]
+    pub probabilities: bool,
+    /// Replace outputs that exist.
+    #[arg(long)]
+    pub force: bool,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// The built-in model: `RANDLA_MODEL`, else `models/default` of the repository the binary was built from.
+pub fn default_model_dir() -> PathBuf {
+    std::env::var_os("RANDLA_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default"))
+}
+
+/// Every input file: files as given, folders expanded to the supported files they hold.
+fn expand(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            let mut inner: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("{}: cannot list the folder", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file() && Format::from_path(f).is_ok())
+                .collect();
+            inner.sort();
+            if inner.is_empty() {
+                bail!("{}: the folder holds no point-cloud file", p.display());
+            }
+            files.extend(inner);
+        } else if p.is_file() {
+            Format::from_path(p)?;
+            files.push(p.clone());
+        } else {
+            bail!("{}: no such file or folder", p.display());
+        }
+    }
+    Ok(files)
+}
+
+/// Where the prediction of `input` goes.
+fn output_for(input: &Path, output: &Path, single: bool) -> PathBuf {
+    if single && !output.is_dir() && output.extension().is_some() {
+        return output.to_path_buf();
+    }
+    let name = input.file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("prediction.laz"));
+    let name = match Format::from_path(input) {
+        Ok(Format::Semantic3d) => name.with_extension("labels"),
+        Ok(Format::Kitti) => name.with_extension("label"),
+        _ => name,
+    };
+    output.join(name)
+}
+
+/// Runs `randla predict`.
+pub fn run(args: PredictArgs) -> anyhow::Result<()> {
+    let pool = super::bench::thread_pool(args.threads)?;
+    let files = expand(&args.inputs)?;
+    let single = files.len() == 1;
+    let outs: Vec<PathBuf> = files.iter().map(|f| output_for(f, &args.output, single)).collect();
+    for (f, o) in files.iter().zip(&outs) {
+        if o.exists() && !args.force {
+            bail!("{}: the output exists; use --force to replace it (input {})", o.display(), f.display());
+        }
+        if o.canonicalize().ok().is_some_and(|c| f.canonicalize().ok().as_ref() == Some(&c)) {
+            bail!("{}: the output would overwrite its own input", o.display());
+        }
+    }
+    if !single || args.output.extension().is_none() {
+        std::fs::create_dir_all(&args.output).with_context(|| format!("{}: cannot create the output folder", args.output.display()))?;
+    }
+    let model_path = args.model.clone().unwrap_or_else(default_model_dir);
+    if !model_path.exists() {
+        bail!(
+            "{}: no model there. Give --model MODEL_DIR (from `randla train` or `randla import`){}",
+            model_path.display(),
+            if args.model.is_none() { "; the built-in model is missing from this checkout" } else { "" }
+        );
+    }
+    let model = ModelDir::load(&model_path).with_context(|| format!("loading the model {}", model_path.display()))?;
+    let predictor = Predictor::new(&model)?;
+    let budget = match &args.memory_budget {
+        Some(s) => s.parse::<MemoryBudget>()?,
+        None => MemoryBudget::default(),
+    };
+    let opts = PredictOptions { budget, probabilities: args.probabilities, ..Default::default() };
+    let total_t = Instant::now();
+    let mut total_points = 0usize;
+    pool.install(|| -> anyhow::Result<()> {
+        for (file, out) in files.iter().zip(&outs) {
+            let t = Instant::now();
+            let cloud = randla_io::read(file)?;
+            let read_s = t.elapsed().as_secs_f64();
+            let bar = indicatif::ProgressBar::new(100);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {percent}% {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message(format!("{}", file.display()));
+            let progress = |done: usize, all: usize| bar.set_position((100 * done / all.max(1)) as u64);
+            let p = predictor.predict(&cloud, &file.display().to_string(), &opts, &progress)?;
+            bar.finish_and_clear();
+            let t_write = Instant::now();
+            write(file, out, &cloud, &p, args.force)?;
+            let write_s = t_write.elapsed().as_secs_f64();
+            let secs = t.elapsed().as_secs_f64();
+            total_points += cloud.len();
+            let s = &p.stats;
+            eprintln!(
+                "{} → {}: {} points ({} after {} m grid) in {:.2} s = {:.0} points/s [read {:.2} s, subsample {:.2} s, neighbours {:.2} s, network {:.2} s in {} pass(es) of {} points, write {:.2} s]",
+                file.display(),
+                out.display(),
+                s.points,
+                s.subsampled,
+                predictor.config().grid_size,
+                secs,
+                s.points as f64 / secs,
+                read_s,
+                s.subsample_s,
+                s.pyramid_s,
+                s.network_s,
+                s.passes,
+                s.crop_points,
+                write_s
+            );
+            let mut hist = std::collections::BTreeMap::new();
+            for &c in &p.class {
+                *hist.entry(c).or_insert(0usize) += 1;
+            }
+            let parts: Vec<String> = hist.iter().map(|(c, n)| format!("{} {:.1}%", p.class_names[*c as usize], 100.0 * *n as f64 / s.points as f64)).collect();
+            eprintln!("  classes: {}", parts.join(", "));
+        }
+        Ok(())
+    })?;
+    let secs = total_t.elapsed().as_secs_f64();
+    let mem = randla_memory::memory_info();
+    eprintln!(
+        "done: {} file(s), {} points in {:.2} s ({:.0} points/s), peak RSS {:.0} MiB",
+        files.len(),
+        total_points,
+        secs,
+        total_points as f64 / secs,
+        mem.rss_peak_bytes.unwrap_or(0) as f64 / 1048576.0
+    );
+    Ok(())
+}
+
+fn write(input: &Path, out: &Path, cloud: &randla_io::PointCloud, p: &randla_predict::Prediction, force: bool) -> anyhow::Result<()> {
+    let probs = p.probabilities.as_deref().map(|values| Probabilities { names: &p.class_names, values });
+    let conf = p.probabilities.as_ref().map(|_| p.confidence.as_slice());
+    match Format::from_path(out).ok() {
+        Some(Format::Las | Format::Laz) => {
+            if !matches!(Format::from_path(input)?, Format::Las | Format::Laz) {
+                bail!("{}: LAS/LAZ output needs a LAS/LAZ input to copy from (input {}); write .ply instead", out.display(), input.display());
+            }
+            let codes = p
+                .codes
+                .iter()
+                .map(|&c| u8::try_from(c).map_err(|_| anyhow::anyhow!("{}: class code {c} does not fit a LAS classification byte", out.display())))
+                .collect::<anyhow::Result<Vec<u8>>>()?;
+            let extra = ExtraOutputs { confidence: conf, probabilities: probs };
+            randla_io::rewrite_las_classification(input, out, &codes, Some(&extra), force)?;
+        }
+        Some(Format::Ply) => {
+            let mut c = cloud.clone();
+            c.labels = Some(p.codes.clone());
+            randla_io::write_ply(out, &c, &PlyWriteOptions { encoding: PlyEncoding::BinaryLittleEndian, overwrite: force, confidence: conf, probabilities: probs })?;
+        }
+        _ if out.extension().is_some_and(|e| e == "labels") => randla_io::write_semantic3d_labels(out, &p.codes, force)?,
+        _ if out.extension().is_some_and(|e| e == "label") => randla_io::write_kitti_labels(out, &p.codes, force)?,
+        _ => bail!("{}: cannot write predictions in this format; use .las, .laz, .ply, .labels or .label", out.display()),
+    }
+    Ok(())
+}
