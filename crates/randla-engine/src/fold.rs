@@ -19,11 +19,9 @@ fn fold_bn(sd: &StateDict, d: &mut Dense, bn: &str) -> Result<()> {
     let beta = get(sd, &format!("{bn}.bias"))?;
     let mean = get(sd, &format!("{bn}.running_mean"))?;
     let var = get(sd, &format!("{bn}.running_var"))?;
-    for o in 0..d.out {
-        let s = gamma[o] / (var[o] + BN_EPS).sqrt();
-        d.w[o * d.inp..(o + 1) * d.inp].iter_mut().for_each(|w| *w *= s);
-        d.b[o] = s * (d.b[o] - mean[o]) + beta[o];
-    }
+    let s: Vec<f32> = (0..d.out).map(|o| gamma[o] / (var[o] + BN_EPS).sqrt()).collect();
+    let b = (0..d.out).map(|o| s[o] * (d.b[o] - mean[o]) + beta[o]).collect();
+    d.fold(&s, b);
     Ok(())
 }
 
@@ -31,7 +29,7 @@ fn fold_bn(sd: &StateDict, d: &mut Dense, bn: &str) -> Result<()> {
 pub fn shared_mlp(sd: &StateDict, prefix: &str, bn: bool) -> Result<Dense> {
     let w = sd.get(&format!("{prefix}.conv.weight"))?;
     let (out, inp) = (w.shape[0], w.shape[1]);
-    let mut d = Dense { w: w.data.clone(), b: get(sd, &format!("{prefix}.conv.bias"))?, inp, out };
+    let mut d = Dense::new(w.data.clone(), get(sd, &format!("{prefix}.conv.bias"))?, inp, out);
     if bn {
         fold_bn(sd, &mut d, &format!("{prefix}.batch_norm"))?;
     }
@@ -48,7 +46,7 @@ pub fn transposed_mlp(sd: &StateDict, prefix: &str) -> Result<Dense> {
             wt[o * inp + i] = w.data[i * out + o];
         }
     }
-    let mut d = Dense { w: wt, b: get(sd, &format!("{prefix}.conv.bias"))?, inp, out };
+    let mut d = Dense::new(wt, get(sd, &format!("{prefix}.conv.bias"))?, inp, out);
     fold_bn(sd, &mut d, &format!("{prefix}.batch_norm"))?;
     Ok(d)
 }
@@ -57,7 +55,7 @@ pub fn transposed_mlp(sd: &StateDict, prefix: &str) -> Result<Dense> {
 pub fn fc0(sd: &StateDict) -> Result<Dense> {
     let w = sd.get("fc0.weight")?;
     let (out, inp) = (w.shape[0], w.shape[1]);
-    let mut d = Dense { w: w.data.clone(), b: get(sd, "fc0.bias")?, inp, out };
+    let mut d = Dense::new(w.data.clone(), get(sd, "fc0.bias")?, inp, out);
     fold_bn(sd, &mut d, "bn0")?;
     Ok(d)
 }
@@ -65,7 +63,7 @@ pub fn fc0(sd: &StateDict) -> Result<Dense> {
 /// A plain Linear layer (`{prefix}.weight [out, in]`, `{prefix}.bias`).
 pub fn linear(sd: &StateDict, prefix: &str) -> Result<Dense> {
     let w = sd.get(&format!("{prefix}.weight"))?;
-    Ok(Dense { w: w.data.clone(), b: get(sd, &format!("{prefix}.bias"))?, inp: w.shape[1], out: w.shape[0] })
+    Ok(Dense::new(w.data.clone(), get(sd, &format!("{prefix}.bias"))?, w.shape[1], w.shape[0]))
 }
 
 /// Splits a dense layer's input columns at `at`: `(w[:, ..at], w[:, at..])`, biases on the first.
@@ -76,7 +74,7 @@ pub fn split_columns(d: &Dense, at: usize) -> (Dense, Dense) {
         b.extend_from_slice(&row[at..]);
     }
     (
-        Dense { w: a, b: d.b.clone(), inp: at, out: d.out },
-        Dense { w: b, b: vec![0.0; d.out], inp: d.inp - at, out: d.out },
+        Dense::new(a, d.b.clone(), at, d.out),
+        Dense::new(b, vec![0.0; d.out], d.inp - at, d.out),
     )
 }

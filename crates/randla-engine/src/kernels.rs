@@ -1,39 +1,10 @@
-//! The numeric kernels: dense layers on top of `matrixmultiply`'s SGEMM, a vectorisable `exp`,
+//! The numeric kernels: dense layers on a register-blocked AVX2/FMA product, a vectorisable `exp`,
 //! and the softmax-over-K attentive pooling.
 
 use rayon::prelude::*;
 
 /// Rows handed to one task by the row-parallel dense layers.
 const ROWS_PER_TASK: usize = 512;
-
-/// `c[m, n] = a[m, k] · w[n, k]ᵀ` for row-major `a`, `w` and `c` (single-threaded).
-#[inline]
-pub fn matmul_wt(a: &[f32], m: usize, k: usize, w: &[f32], n: usize, c: &mut [f32]) {
-    assert!(a.len() >= m * k && w.len() >= n * k && c.len() >= m * n);
-    if m == 0 || n == 0 {
-        return;
-    }
-    // SAFETY: the asserts above bound every element the strides reach: a is m×k with row stride
-    // k, w read as its transpose (k×n with row stride 1, column stride k), c is m×n row-major.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            k as isize,
-            1,
-            w.as_ptr(),
-            1,
-            k as isize,
-            0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
-}
 
 /// A 1×1 convolution / linear layer with its batch norm folded in: `y = x · wᵀ + b`.
 #[derive(Debug, Clone)]
@@ -46,9 +17,28 @@ pub struct Dense {
     pub inp: usize,
     /// Output width.
     pub out: usize,
+    /// `w` transposed, `[inp, out]` (what the row kernel reads).
+    wt: Vec<f32>,
 }
 
 impl Dense {
+    /// A layer from its `[out, inp]` weights and `[out]` bias.
+    pub fn new(w: Vec<f32>, b: Vec<f32>, inp: usize, out: usize) -> Self {
+        assert_eq!(w.len(), inp * out);
+        assert_eq!(b.len(), out);
+        let wt = transpose(&w, out, inp);
+        Dense { w, b, inp, out, wt }
+    }
+
+    /// Scales row `o` of the weights by `s[o]` and replaces the bias (batch-norm folding).
+    pub fn fold(&mut self, s: &[f32], b: Vec<f32>) {
+        for o in 0..self.out {
+            self.w[o * self.inp..(o + 1) * self.inp].iter_mut().for_each(|w| *w *= s[o]);
+        }
+        self.b = b;
+        self.wt = transpose(&self.w, self.out, self.inp);
+    }
+
     /// `y[n, out] = act(x[n, inp] · wᵀ + b)`, parallel over rows. `slope` is the LeakyReLU
     /// negative slope (`None`: no activation).
     pub fn apply(&self, x: &[f32], n: usize, slope: Option<f32>) -> Vec<f32> {
@@ -65,7 +55,7 @@ impl Dense {
     /// Single-threaded [`Dense::apply`] into `y`.
     #[inline]
     pub fn apply_rows(&self, x: &[f32], rows: usize, y: &mut [f32], slope: Option<f32>) {
-        matmul_wt(x, rows, self.inp, &self.w, self.out, y);
+        gemm_rows(x, rows, self.inp, &self.wt, self.out, y, false);
         for row in y[..rows * self.out].chunks_exact_mut(self.out) {
             add_bias_act(row, &self.b, slope);
         }
@@ -162,21 +152,6 @@ mod tests {
         assert!(worst < 5e-7, "relative error {worst}");
         assert!(exp_neg(-200.0) < 1e-37);
         assert_eq!(exp_neg(0.0), 1.0);
-    }
-
-    #[test]
-    fn matmul_matches_naive() {
-        let (m, k, n) = (5, 7, 3);
-        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
-        let w: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.11).cos()).collect();
-        let mut c = vec![0f32; m * n];
-        matmul_wt(&a, m, k, &w, n, &mut c);
-        for i in 0..m {
-            for j in 0..n {
-                let want: f32 = (0..k).map(|p| a[i * k + p] * w[j * k + p]).sum();
-                assert!((c[i * n + j] - want).abs() < 1e-5);
-            }
-        }
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   `W·h[nb] = (W·h)[nb]`; the upsampled half of each decoder convolution on the coarse level);
 //! - runs each local feature aggregation over tiles of points whose scratch stays in cache —
 //!   encoding, score GEMM, softmax over K, weighted sums — without materialising any
-//!   `[N, K, C]` tensor, in parallel over tiles (rayon), with SGEMM from `matrixmultiply`.
+//!   `[N, K, C]` tensor, in parallel over tiles (rayon), with a register-blocked AVX2/FMA product kernel
+//!   (runtime-detected; plain loops elsewhere).
 //!
 //! Same weights as Open3D-ML (loaded through [`randla_model::StateDict`]), same outputs: the
 //! parity fixture made by Open3D-ML itself is reproduced to 1e-4 relative (see `tests/`).
