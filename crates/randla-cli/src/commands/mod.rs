@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_model;
+mod eval;
 mod forward;
 mod import;
 mod info;
@@ -31,6 +32,9 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Run the network on an Open3D-ML-style input batch and write its logits.
     Forward(forward::ForwardArgs),
+    /// Score a prediction against the truth: per-class IoU, precision, recall, F1, mIoU, OA and
+    /// the confusion matrix.
+    Eval(eval::EvalArgs),
 }
 
 /// Runs the parsed command line.
@@ -40,5 +44,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info(args) => info::run(args),
         Command::Import(args) => import::run(args),
         Command::Forward(args) => forward::run(args),
+        Command::Eval(args) => eval::run(args),
     }
 }

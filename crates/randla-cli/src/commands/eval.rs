@@ -1,0 +1,467 @@
+//! `randla eval PRED TRUTH [--map A=B,...] [--ignore CODES] [--json]`: how well a prediction
+//! matches the truth, point by point.
+//!
+//! The metrics themselves are `randla-metrics`'s; this file reads the two label sequences,
+//! remaps and filters them, and prints the report.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use randla_io::{Format, LasReader};
+use randla_metrics::{CodeConfusion, asprs};
+use serde::Serialize;
+use serde::ser::SerializeMap;
+
+/// Arguments of `randla eval`.
+///
+/// Point `i` of PRED is compared with point `i` of TRUTH: both must be the same cloud in the
+/// same order (a prediction written by `randla predict`, and its input or a labelled copy).
+///
+/// The classes are the codes, after `--map`, that occur at the scored points in either file.
+/// mIoU is the mean IoU over the classes with support > 0 (at least one truth point); a class
+/// that occurs only in the prediction is listed but does not enter the mean. OA is correct points
+/// over scored points.
+///
+/// Class names: ASPRS names (`ground`, `high_vegetation`...) when TRUTH is LAS/LAZ, S3DIS names
+/// for an S3DIS room folder, else the code itself; codes without a name (e.g. 64) are shown as
+/// the code.
+///
+/// JSON: `{"miou", "oa", "per_class": {NAME: {"iou", "precision", "recall", "f1", "support"}},
+/// "confusion": {"labels": [NAME...], "codes": [CODE...], "matrix": [[...]]}}`, classes in
+/// ascending code order, matrix rows = truth, columns = predicted. A value that is undefined
+/// (precision of a class never predicted, recall of a class with no truth point) is `null`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The prediction: any point-cloud file with labels (.las/.laz classification, .ply label
+    /// property, ...).
+    pub pred: PathBuf,
+    /// The truth: a file with labels and the same points in the same order (it may be PRED's
+    /// own input file).
+    pub truth: PathBuf,
+    /// Remap codes in both files before scoring, e.g. "3=5,4=5" merges low and medium
+    /// vegetation into high vegetation. Mappings apply at once, not in a chain ("3=5,5=6" sends
+    /// 3 to 5, not 6).
+    #[arg(long, value_name = "A=B,...", value_parser = parse_map)]
+    pub map: Option<ClassMap>,
+    /// Leave out the points whose truth code (after --map) is listed, e.g. "0,1".
+    #[arg(long, value_name = "CODES", value_parser = parse_codes)]
+    pub ignore: Option<CodeList>,
+    /// Print JSON (see the command's long help for the layout).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The parsed `--map`: source code to target code.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClassMap(BTreeMap<u32, u32>);
+
+impl ClassMap {
+    /// Replaces every mapped code in `labels`.
+    fn apply(&self, labels: &mut [u32]) {
+        if self.0.is_empty() {
+            return;
+        }
+        for l in labels {
+            if let Some(&to) = self.0.get(l) {
+                *l = to;
+            }
+        }
+    }
+}
+
+fn parse_code(s: &str, what: &str) -> Result<u32, String> {
+    let s = s.trim();
+    s.parse::<u32>()
+        .map_err(|_| format!("{what} {s:?} is not a class code (a whole number >= 0)"))
+}
+
+/// Parses `--map`: "A=B" pairs separated by commas.
+fn parse_map(s: &str) -> Result<ClassMap, String> {
+    let mut map = BTreeMap::new();
+    for item in s.split(',') {
+        let Some((from, to)) = item.split_once('=') else {
+            return Err(format!(
+                "{:?} is not FROM=TO (expected e.g. \"3=5,4=5\")",
+                item.trim()
+            ));
+        };
+        let (from, to) = (parse_code(from, "FROM")?, parse_code(to, "TO")?);
+        if let Some(prev) = map.insert(from, to)
+            && prev != to
+        {
+            return Err(format!(
+                "code {from} is mapped twice (to {prev} and to {to})"
+            ));
+        }
+    }
+    Ok(ClassMap(map))
+}
+
+/// The parsed `--ignore`: class codes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CodeList(Vec<u32>);
+
+/// Parses `--ignore`: codes separated by commas.
+fn parse_codes(s: &str) -> Result<CodeList, String> {
+    s.split(',')
+        .map(|c| parse_code(c, "code"))
+        .collect::<Result<_, _>>()
+        .map(CodeList)
+}
+
+/// How class codes are named in reports and legends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Naming {
+    /// ASPRS LAS names; unnamed codes as numbers.
+    Asprs,
+    /// S3DIS's 13 class names, by index.
+    S3dis,
+    /// The codes as numbers.
+    Codes,
+}
+
+impl Naming {
+    /// The naming that fits the labels of `path`: ASPRS for LAS/LAZ, S3DIS for a room folder.
+    pub(crate) fn for_file(path: &Path) -> Naming {
+        if path.is_dir() {
+            return Naming::S3dis;
+        }
+        match Format::from_path(path) {
+            Ok(Format::Las | Format::Laz) => Naming::Asprs,
+            _ => Naming::Codes,
+        }
+    }
+
+    /// The name of `code`.
+    pub(crate) fn name(self, code: u32) -> String {
+        match self {
+            Naming::Asprs => asprs::class_name(code),
+            Naming::S3dis => randla_io::S3DIS_CLASSES
+                .get(code as usize)
+                .map_or_else(|| code.to_string(), |n| n.to_string()),
+            Naming::Codes => code.to_string(),
+        }
+    }
+}
+
+/// The labels of a file, one per point (LAS/LAZ are streamed: only the classification is kept).
+pub(crate) fn read_labels(path: &Path) -> anyhow::Result<Vec<u32>> {
+    let is_las = !path.is_dir() && matches!(Format::from_path(path), Ok(Format::Las | Format::Laz));
+    if is_las {
+        let reader = LasReader::open_for_cloud(path)?;
+        let mut labels = Vec::with_capacity(reader.point_count().min(1 << 28) as usize);
+        for chunk in reader.chunks(1 << 20) {
+            let chunk = chunk?;
+            match &chunk.labels {
+                Some(l) => labels.extend_from_slice(l),
+                None => bail!("{}: has no classification", path.display()),
+            }
+        }
+        return Ok(labels);
+    }
+    let cloud = randla_io::read(path)?;
+    match cloud.labels {
+        Some(l) => Ok(l),
+        None => bail!(
+            "{}: has no labels (expected a LAS/LAZ classification, a PLY label property such as \
+             `label` or `class`, or a label column)",
+            path.display()
+        ),
+    }
+}
+
+/// Reads the labels of PRED and TRUTH (once if they are the same file) and checks that their
+/// point counts agree.
+pub(crate) fn read_pair(pred: &Path, truth: &Path) -> anyhow::Result<(Vec<u32>, Vec<u32>)> {
+    let p = read_labels(pred).with_context(|| format!("reading PRED {}", pred.display()))?;
+    let t = if randla_io::atomic::same_file(pred, truth) {
+        p.clone()
+    } else {
+        read_labels(truth).with_context(|| format!("reading TRUTH {}", truth.display()))?
+    };
+    if p.len() != t.len() {
+        bail!(
+            "point counts differ: PRED {} has {} points, TRUTH {} has {}; point i of one is \
+             compared with point i of the other, so both must hold the same cloud in the same \
+             order",
+            pred.display(),
+            p.len(),
+            truth.display(),
+            t.len()
+        );
+    }
+    Ok((p, t))
+}
+
+/// Runs `randla eval`.
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let (mut pred, mut truth) = read_pair(&args.pred, &args.truth)?;
+    let map = args.map.clone().unwrap_or_default();
+    map.apply(&mut pred);
+    map.apply(&mut truth);
+    let ignore = args.ignore.clone().unwrap_or_default().0;
+    let conf = CodeConfusion::from_labels(&truth, &pred, &ignore)?;
+    if conf.matrix().total() == 0 {
+        bail!(
+            "no point left to score: all {} points of TRUTH {} have an ignored code ({})",
+            truth.len(),
+            args.truth.display(),
+            join(&ignore)
+        );
+    }
+    let naming = Naming::for_file(&args.truth);
+    let report = Report::new(&conf, naming);
+    if args.json {
+        let s = serde_json::to_string_pretty(&report).context("serialising the report")?;
+        println!("{s}");
+    } else {
+        print!("{}", table(&args, &map, &ignore, &conf, &report));
+    }
+    Ok(())
+}
+
+/// One class's row of the JSON report.
+#[derive(Debug, Serialize)]
+struct ClassJson {
+    iou: Option<f64>,
+    precision: Option<f64>,
+    recall: Option<f64>,
+    f1: Option<f64>,
+    support: u64,
+}
+
+/// Per-class metrics keyed by class name, serialised in class order.
+#[derive(Debug)]
+struct PerClass(Vec<(String, ClassJson)>);
+
+impl Serialize for PerClass {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// The confusion matrix with its class order.
+#[derive(Debug, Serialize)]
+struct ConfusionJson {
+    labels: Vec<String>,
+    codes: Vec<u32>,
+    matrix: Vec<Vec<u64>>,
+}
+
+/// The JSON report (exactly these four keys).
+#[derive(Debug, Serialize)]
+struct Report {
+    miou: Option<f64>,
+    oa: Option<f64>,
+    per_class: PerClass,
+    confusion: ConfusionJson,
+}
+
+impl Report {
+    fn new(conf: &CodeConfusion, naming: Naming) -> Report {
+        let m = conf.matrix();
+        let labels: Vec<String> = conf.codes().iter().map(|&c| naming.name(c)).collect();
+        let per_class = labels
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let c = m.class_metrics(i);
+                (
+                    name.clone(),
+                    ClassJson {
+                        iou: c.iou,
+                        precision: c.precision,
+                        recall: c.recall,
+                        f1: c.f1,
+                        support: c.support,
+                    },
+                )
+            })
+            .collect();
+        Report {
+            miou: m.miou(),
+            oa: m.oa(),
+            per_class: PerClass(per_class),
+            confusion: ConfusionJson {
+                labels,
+                codes: conf.codes().to_vec(),
+                matrix: m.to_rows(),
+            },
+        }
+    }
+}
+
+fn join(codes: &[u32]) -> String {
+    codes
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"))
+}
+
+/// The human-readable report.
+fn table(
+    args: &EvalArgs,
+    map: &ClassMap,
+    ignore: &[u32],
+    conf: &CodeConfusion,
+    report: &Report,
+) -> String {
+    let m = conf.matrix();
+    let mut s = String::new();
+    s += &format!("pred     {}\n", args.pred.display());
+    s += &format!("truth    {}\n", args.truth.display());
+    if !map.0.is_empty() {
+        let pairs: Vec<String> = map.0.iter().map(|(a, b)| format!("{a}={b}")).collect();
+        s += &format!("map      {}\n", pairs.join(","));
+    }
+    s += &format!("points   {} scored", thousands(m.total()));
+    if !ignore.is_empty() {
+        s += &format!(
+            ", {} ignored (truth code {})",
+            thousands(conf.ignored()),
+            join(ignore)
+        );
+    }
+    s += "\n\n";
+    let names = &report.confusion.labels;
+    let w = names.iter().map(String::len).max().unwrap_or(0).max(5);
+    s += &format!(
+        "{:<w$} {:>5} {:>7} {:>9} {:>7} {:>7} {:>11}\n",
+        "class", "code", "IoU", "precision", "recall", "F1", "support"
+    );
+    for (i, (name, c)) in report.per_class.0.iter().enumerate() {
+        s += &format!(
+            "{name:<w$} {:>5} {:>7} {:>9} {:>7} {:>7} {:>11}\n",
+            conf.codes()[i],
+            num(c.iou),
+            num(c.precision),
+            num(c.recall),
+            num(c.f1),
+            thousands(c.support)
+        );
+    }
+    let with_support = (0..m.num_classes()).filter(|&c| m.support(c) > 0).count();
+    s += &format!(
+        "\nmIoU     {}  (mean IoU over the {with_support} classes with truth points)\n",
+        num(report.miou)
+    );
+    s += &format!(
+        "OA       {}  ({} of {} points correct)\n",
+        num(report.oa),
+        thousands(m.correct()),
+        thousands(m.total())
+    );
+    s += "\nconfusion (rows = truth, columns = predicted, by code)\n";
+    let cells: Vec<Vec<String>> = m
+        .to_rows()
+        .iter()
+        .map(|r| r.iter().map(|&v| thousands(v)).collect())
+        .collect();
+    let cw = cells
+        .iter()
+        .flatten()
+        .map(String::len)
+        .chain(conf.codes().iter().map(|c| c.to_string().len()))
+        .max()
+        .unwrap_or(1)
+        .max(4);
+    let lw = w + 6;
+    s += &format!("{:<lw$}", "truth \\ pred");
+    for code in conf.codes() {
+        s += &format!(" {code:>cw$}");
+    }
+    s += "\n";
+    for (i, row) in cells.iter().enumerate() {
+        s += &format!("{:<lw$}", format!("{:>5} {}", conf.codes()[i], names[i]));
+        for v in row {
+            s += &format!(" {v:>cw$}");
+        }
+        s += "\n";
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_map_and_ignore() {
+        let m = parse_map("3=5, 4=5").unwrap();
+        assert_eq!(m.0, BTreeMap::from([(3, 5), (4, 5)]));
+        let mut labels = vec![3, 4, 5, 6];
+        m.apply(&mut labels);
+        assert_eq!(labels, [5, 5, 5, 6]);
+        // Simultaneous, not chained.
+        let mut l = vec![3, 5];
+        parse_map("3=5,5=6").unwrap().apply(&mut l);
+        assert_eq!(l, [5, 6]);
+        assert_eq!(parse_codes("0, 1").unwrap().0, [0, 1]);
+    }
+
+    #[test]
+    fn malformed_map_and_ignore_are_errors() {
+        for (bad, want) in [
+            ("3-5", "is not FROM=TO"),
+            ("3=", "TO \"\" is not a class code"),
+            ("a=5", "FROM \"a\" is not a class code"),
+            ("3=5,3=4", "mapped twice"),
+            ("", "is not FROM=TO"),
+            ("3=-1", "TO \"-1\""),
+        ] {
+            let e = parse_map(bad).unwrap_err();
+            assert!(e.contains(want), "{bad:?}: {e}");
+        }
+        assert!(parse_codes("1,,2").is_err());
+        assert!(parse_codes("x").unwrap_err().contains("\"x\""));
+    }
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        crate::commands::Cli::command().debug_assert();
+        let cli = <crate::commands::Cli as clap::Parser>::try_parse_from([
+            "randla", "eval", "p.laz", "t.laz", "--map", "3=5", "--ignore", "0,1",
+        ])
+        .unwrap();
+        let crate::commands::Command::Eval(a) = cli.command else {
+            panic!("not eval")
+        };
+        assert_eq!(a.ignore.unwrap().0, [0, 1]);
+        assert_eq!(a.map.unwrap().0, BTreeMap::from([(3, 5)]));
+    }
+
+    #[test]
+    fn names_follow_the_truth_format() {
+        assert_eq!(Naming::for_file(Path::new("a.laz")), Naming::Asprs);
+        assert_eq!(Naming::for_file(Path::new("a.ply")), Naming::Codes);
+        assert_eq!(Naming::Asprs.name(6), "building");
+        assert_eq!(Naming::Asprs.name(64), "64");
+        assert_eq!(Naming::S3dis.name(1), "floor");
+        assert_eq!(Naming::S3dis.name(99), "99");
+        assert_eq!(Naming::Codes.name(2), "2");
+    }
+}
