@@ -7,6 +7,7 @@ mod forward;
 mod import;
 mod info;
 mod model;
+mod render;
 mod scene;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,8 @@ pub enum Command {
     /// Score a prediction against the truth: per-class IoU, precision, recall, F1, mIoU, OA and
     /// the confusion matrix.
     Eval(eval::EvalArgs),
+    /// Draw a classified cloud (its classes, the truth, or the errors) as a PNG with a legend.
+    Render(render::RenderArgs),
 }
 
 /// Runs the parsed command line.
@@ -45,5 +48,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => import::run(args),
         Command::Forward(args) => forward::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Render(args) => render::run(args),
     }
 }
