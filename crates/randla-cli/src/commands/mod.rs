@@ -7,6 +7,7 @@ mod forward;
 mod import;
 mod info;
 mod model;
+mod predict;
 mod render;
 mod scene;
 
@@ -33,6 +34,9 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Run the network on an Open3D-ML-style input batch and write its logits.
     Forward(forward::ForwardArgs),
+    /// Classify every point of LAS/LAZ/PLY/… files and write them back with only the
+    /// classification changed.
+    Predict(predict::PredictArgs),
     /// Score a prediction against the truth: per-class IoU, precision, recall, F1, mIoU, OA and
     /// the confusion matrix.
     Eval(eval::EvalArgs),
@@ -47,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info(args) => info::run(args),
         Command::Import(args) => import::run(args),
         Command::Forward(args) => forward::run(args),
+        Command::Predict(args) => predict::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Render(args) => render::run(args),
     }
