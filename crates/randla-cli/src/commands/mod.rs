@@ -10,6 +10,7 @@ mod model;
 mod predict;
 mod render;
 mod scene;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -42,6 +43,9 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Draw a classified cloud (its classes, the truth, or the errors) as a PNG with a legend.
     Render(render::RenderArgs),
+    /// Train RandLA-Net from a training configuration (data, classes, features, schedule) into a
+    /// run folder with checkpoints, a metrics log and a ready-to-use model directory.
+    Train(train::TrainArgs),
 }
 
 /// Runs the parsed command line.
@@ -54,5 +58,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(args) => predict::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Render(args) => render::run(args),
+        Command::Train(args) => train::run(args),
     }
 }

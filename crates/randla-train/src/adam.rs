@@ -1,0 +1,110 @@
+//! Adam (PyTorch semantics: bias-corrected moments, ε added to √v̂) over the trainable
+//! parameters of a burn module, with its state keyed by parameter path so that it can be saved
+//! and restored across processes (burn's own optimiser keys its state by parameter ids, which a
+//! network rebuilt from a checkpoint does not keep).
+
+use std::collections::BTreeMap;
+
+use randla_burn::burn::module::{Module, ModuleMapper, Param};
+use randla_burn::burn::tensor::{Gradients, Tensor, TensorData};
+
+use crate::error::{Error, Result};
+
+/// Adam's state: step count and per-parameter first and second moments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Adam {
+    /// β₁.
+    pub beta1: f64,
+    /// β₂.
+    pub beta2: f64,
+    /// ε.
+    pub epsilon: f64,
+    /// Steps taken.
+    pub t: u64,
+    /// First moments by parameter path.
+    pub m: BTreeMap<String, Vec<f32>>,
+    /// Second moments by parameter path.
+    pub v: BTreeMap<String, Vec<f32>>,
+}
+
+impl Default for Adam {
+    fn default() -> Self {
+        Adam { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, t: 0, m: BTreeMap::new(), v: BTreeMap::new() }
+    }
+}
+
+struct Mapper<'a> {
+    adam: &'a mut Adam,
+    grads: &'a Gradients,
+    lr: f64,
+    path: Vec<String>,
+    error: Option<String>,
+    updated: usize,
+}
+
+impl ModuleMapper for Mapper<'_> {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        if !tensor.is_require_grad() || self.error.is_some() {
+            return Param::from_mapped_value(id, tensor, mapper);
+        }
+        let path = self.path.join(".");
+        let Some(grad) = tensor.grad(self.grads) else {
+            return Param::from_mapped_value(id, tensor, mapper);
+        };
+        let (g, w) = match (grad.try_into_vec_as::<f32>(), tensor.clone().try_into_vec_as::<f32>()) {
+            (Ok(g), Ok(w)) => (g, w),
+            _ => {
+                self.error = Some(format!("{path}: cannot read the parameter or its gradient"));
+                return Param::from_mapped_value(id, tensor, mapper);
+            }
+        };
+        let a = &mut *self.adam;
+        let m = a.m.entry(path.clone()).or_insert_with(|| vec![0.0; w.len()]);
+        let v = a.v.entry(path).or_insert_with(|| vec![0.0; w.len()]);
+        let (b1, b2) = (a.beta1 as f32, a.beta2 as f32);
+        let t = a.t as i32;
+        let c1 = 1.0 - a.beta1.powi(t);
+        let c2 = 1.0 - a.beta2.powi(t);
+        let step = (self.lr / c1) as f32;
+        let c2s = c2.sqrt() as f32;
+        let eps = a.epsilon as f32;
+        let mut out = w;
+        for i in 0..out.len() {
+            m[i] = b1 * m[i] + (1.0 - b1) * g[i];
+            v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+            out[i] -= step * m[i] / (v[i].sqrt() / c2s + eps);
+        }
+        let shape = tensor.shape();
+        let device = tensor.device();
+        let strategy = tensor.gradient_checkpointing_strategy();
+        let mut t = Tensor::<D>::from_data(TensorData::new(out, shape), &device);
+        if let Some(s) = strategy {
+            t = t.with_gradient_checkpointing_strategy(s);
+        }
+        self.updated += 1;
+        Param::from_mapped_value(id, t.require_grad(), mapper)
+    }
+}
+
+impl Adam {
+    /// One step: every trainable parameter of `module` moves by its gradient in `grads`.
+    pub fn step<M: Module>(&mut self, module: M, grads: &Gradients, lr: f64) -> Result<M> {
+        self.t += 1;
+        let mut mapper = Mapper { adam: self, grads, lr, path: Vec::new(), error: None, updated: 0 };
+        let module = module.map(&mut mapper);
+        if let Some(e) = mapper.error {
+            return Err(Error::Training(e));
+        }
+        if mapper.updated == 0 {
+            return Err(Error::Training("no parameter had a gradient".into()));
+        }
+        Ok(module)
+    }
+}
