@@ -121,11 +121,19 @@ impl FusedEngine {
     }
 
     fn run(&self, features: &[f32], levels: &[Level<'_>], k: usize, mut prof: Option<&mut Vec<Stage>>) -> Vec<f32> {
-        let mut clock = std::time::Instant::now();
+        let profiling = prof.is_some();
+        let mut monitor = profiling.then(|| randla_memory::MemoryMonitor::new("stage"));
         let mut mark = |name: String, points: usize, out: &[f32]| {
-            if let Some(p) = prof.as_deref_mut() {
-                p.push(Stage { name, points, seconds: clock.elapsed().as_secs_f64(), output_bytes: out.len() * 4 });
-                clock = std::time::Instant::now();
+            if let (Some(p), Some(m)) = (prof.as_deref_mut(), monitor.take()) {
+                let r = m.report();
+                p.push(Stage {
+                    name,
+                    points,
+                    seconds: r.wall_s,
+                    output_bytes: out.len() * 4,
+                    heap_peak_bytes: r.heap_peak_bytes,
+                });
+                monitor = Some(randla_memory::MemoryMonitor::new("stage"));
             }
         };
         let n0 = levels[0].n;
@@ -220,6 +228,9 @@ pub struct Stage {
     pub seconds: f64,
     /// Bytes of the stage's output tensor.
     pub output_bytes: usize,
+    /// Peak live heap during the stage (whole process), when the counting allocator of
+    /// `randla-memory` is installed.
+    pub heap_peak_bytes: Option<u64>,
 }
 
 /// A crop's levels re-laid out in Morton order (indices remapped to match).

@@ -205,8 +205,20 @@ pub fn run(args: ModelArgs) -> anyhow::Result<()> {
                 }
                 if args.profile && b == 1 {
                     let (_, stages) = engine.forward_crop_profiled(&crops[0].0, &crops[0].1)?;
-                    for s in stages {
-                        eprintln!("  {:<16} {:>9} pts {:>9.2} ms  out {:>8.1} MiB", s.name, s.points, s.seconds * 1e3, s.output_bytes as f64 / 1048576.0);
+                    let peak = stages.iter().filter_map(|s| s.heap_peak_bytes.map(|p| (p, s.name.clone()))).max();
+                    eprintln!("  per-stage profile of one fused forward ({b}x{n}):");
+                    for s in &stages {
+                        eprintln!(
+                            "  {:<16} {:>9} pts {:>9.2} ms  out {:>8.1} MiB  heap peak {:>8.1} MiB",
+                            s.name,
+                            s.points,
+                            s.seconds * 1e3,
+                            s.output_bytes as f64 / 1048576.0,
+                            s.heap_peak_bytes.unwrap_or(0) as f64 / 1048576.0
+                        );
+                    }
+                    if let Some((p, name)) = peak {
+                        eprintln!("  the peak is in {name}: {:.1} MiB of heap", p as f64 / 1048576.0);
                     }
                 }
                 rows.push(Row {
