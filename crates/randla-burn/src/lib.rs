@@ -44,3 +44,15 @@ pub use randlanet::{DEFAULT_LFA_BUDGET, ForwardOptions, RandLaNet};
 pub fn cpu_device() -> burn::tensor::Device {
     burn::tensor::Device::flex()
 }
+
+/// CUDA GPU number `index` (feature `cuda`; building it downloads LLVM through `cubecl-llvm`).
+#[cfg(feature = "cuda")]
+pub fn cuda_device(index: usize) -> burn::tensor::Device {
+    burn::tensor::Device::cuda(index)
+}
+
+/// The default wgpu adapter, on whichever graphics API the platform provides (feature `wgpu`).
+#[cfg(feature = "wgpu")]
+pub fn wgpu_device() -> burn::tensor::Device {
+    burn::tensor::Device::wgpu(Default::default())
+}
