@@ -195,6 +195,9 @@ pub struct TrainSection {
     pub centre_noise: f32,
     /// Weight the loss by the reference's class weights `1 / (n_c/Σn + 0.02)`.
     pub class_weights: bool,
+    /// Exponent applied to the class weights: 1 is the reference; 0.5 tempers them (a rare,
+    /// noisy class such as "unclassified" then takes fewer points from the others).
+    pub class_weight_power: f64,
     /// Augmentation.
     pub augment: AugmentConfig,
     /// Memory saving: gradient checkpointing in training (recomputes activations in backward).
@@ -221,6 +224,7 @@ impl Default for TrainSection {
             sampler: SamplerKind::Possibility,
             centre_noise: 0.35,
             class_weights: true,
+            class_weight_power: 1.0,
             augment: AugmentConfig::default(),
             gradient_checkpointing: false,
             val_budget_mib: 2048,
@@ -331,6 +335,9 @@ impl TrainConfig {
         }
         if !(t.bn_momentum.is_finite() && t.bn_momentum > 0.0 && t.bn_momentum <= 1.0) {
             return bad("train.bn_momentum", t.bn_momentum.to_string(), "must be in (0, 1]");
+        }
+        if !(t.class_weight_power.is_finite() && t.class_weight_power >= 0.0) {
+            return bad("train.class_weight_power", t.class_weight_power.to_string(), "must be ≥ 0");
         }
         let a = &t.augment;
         if !(a.scale[0].is_finite() && a.scale[1].is_finite() && a.scale[0] > 0.0 && a.scale[0] <= a.scale[1]) {

@@ -350,7 +350,11 @@ pub fn train(config: &TrainConfig, run_dir: &Path, opts: &TrainOptions, on_event
             *a += b;
         }
     }
-    let class_weights = if t.class_weights { sampler::class_weights(&counts) } else { vec![1.0; classes] };
+    let class_weights = if t.class_weights {
+        sampler::class_weights(&counts).iter().map(|w| (*w as f64).powf(t.class_weight_power) as f32).collect()
+    } else {
+        vec![1.0; classes]
+    };
     on_event(&Event::Ready { class_counts: &counts, class_weights: &class_weights, parameters: net_cfg.num_trainable_parameters(), val_clouds: val.len() });
 
     let device = training_device(config);
