@@ -28,14 +28,29 @@ pub struct ForwardArgs {
     /// Output safetensors file; it gets `logits [B,N,classes]` (f32).
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Bound peak memory by running the local feature aggregation over chunks of points. The
-    /// fused CPU engine always works tile by tile, so its output and memory are the same with or
-    /// without this flag.
+    /// Which implementation runs the network: the fused CPU engine (fast), or the op-by-op burn
+    /// network (the training implementation).
+    #[arg(long, value_enum, default_value = "fused")]
+    pub engine: Engine,
+    /// Bound peak memory by running the local feature aggregation over chunks of points (burn's
+    /// memory-efficient mode; the fused engine always works tile by tile).
     #[arg(long)]
     pub memory_efficient: bool,
+    /// Memory budget of the memory-efficient mode's chunks (e.g. 512MiB).
+    #[arg(long)]
+    pub memory_budget: Option<String>,
     /// Replace the output file if it exists.
     #[arg(long)]
     pub force: bool,
+}
+
+/// The implementations `randla forward` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    /// randla-engine: batch norm folded, tiled local feature aggregation.
+    Fused,
+    /// randla-burn on the CPU (Flex backend), op by op like Open3D-ML.
+    Burn,
 }
 
 /// Runs `randla forward`.
@@ -51,9 +66,27 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<()> {
         m.config.sub_sampling_ratio = batch.sizes.windows(2).map(|w| w[0] / w[1].max(1)).collect();
     }
     batch.validate(&m.config).with_context(|| format!("{} does not fit the model", args.input.display()))?;
-    let engine = FusedEngine::new(&m.config, &m.weights)?;
     let t = std::time::Instant::now();
-    let logits = engine.forward(&batch)?;
+    let logits = match args.engine {
+        Engine::Fused => FusedEngine::new(&m.config, &m.weights)?.forward(&batch)?,
+        Engine::Burn => {
+            let device = randla_burn::cpu_device();
+            let net = randla_burn::RandLaNet::from_state_dict(&m.config, &m.weights, &device)?;
+            let input = randla_burn::BatchTensors::from_batch(&batch, &m.config, &device)?;
+            let opts = if args.memory_efficient {
+                let budget = match &args.memory_budget {
+                    Some(s) => s.parse::<randla_geom::MemoryBudget>()?,
+                    None => randla_burn::DEFAULT_LFA_BUDGET,
+                };
+                randla_burn::ForwardOptions::memory_efficient(budget)
+            } else {
+                randla_burn::ForwardOptions::standard()
+            };
+            net.forward_with(&input, &opts)?
+                .try_into_vec_as::<f32>()
+                .map_err(|e| anyhow::anyhow!("reading the logits back: {e:?}"))?
+        }
+    };
     let secs = t.elapsed().as_secs_f64();
     let mut out = randla_model::StateDict::new();
     out.insert(
@@ -62,11 +95,16 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<()> {
     );
     out.save_safetensors(&args.output)?;
     eprintln!(
-        "forward: {} × {} points → {} in {:.3} s (fused CPU engine)",
+        "forward: {} × {} points → {} in {:.3} s ({})",
         batch.batch_size,
         batch.num_points(),
         args.output.display(),
-        secs
+        secs,
+        match (args.engine, args.memory_efficient) {
+            (Engine::Fused, _) => "fused CPU engine",
+            (Engine::Burn, false) => "burn, standard mode",
+            (Engine::Burn, true) => "burn, memory-efficient mode",
+        }
     );
     Ok(())
 }
