@@ -119,6 +119,20 @@ pub(crate) fn label_from_f64(path: &Path, field: &str, v: f64) -> Result<u32> {
     }
 }
 
+/// Appends the absolute point `p` (the cloud's `index`-th) to `cloud`: checks its coordinates
+/// are finite, takes the cloud's origin from the first point, stores the local coordinates.
+pub(crate) fn push_point(path: &Path, cloud: &mut crate::cloud::PointCloud, p: [f64; 3], index: u64) -> Result<()> {
+    for (k, name) in ["x", "y", "z"].into_iter().enumerate() {
+        check_finite(path, name, p[k], index)?;
+    }
+    if index == 0 {
+        cloud.origin = crate::cloud::choose_origin(p);
+    }
+    let l = cloud.local(p);
+    cloud.positions.push(l);
+    Ok(())
+}
+
 /// Checks that a coordinate is finite.
 pub(crate) fn check_finite(path: &Path, field: &'static str, value: f64, index: u64) -> Result<()> {
     if value.is_finite() {

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::atomic::write_atomic;
-use crate::cloud::{PointCloud, choose_origin};
+use crate::cloud::PointCloud;
 use crate::error::{Error, Result};
 use crate::formats::las::Probabilities;
 
@@ -407,14 +407,7 @@ pub fn read_ply_bytes(bytes: &[u8], path: &Path, opts: &PlyOptions) -> Result<Po
     let mut index = 0u64;
     let mut on_point = |row: &[f64], cloud: &mut PointCloud| -> Result<()> {
         let p = [row[xyz[0]], row[xyz[1]], row[xyz[2]]];
-        for (k, name) in ["x", "y", "z"].into_iter().enumerate() {
-            super::check_finite(path, name, p[k], index)?;
-        }
-        if index == 0 {
-            cloud.origin = choose_origin(p);
-        }
-        let l = cloud.local(p);
-        cloud.positions.push(l);
+        super::push_point(path, cloud, p, index)?;
         for (c, &i) in cols.iter_mut().zip(&feature_idx) {
             c.push(row[i] as f32);
         }

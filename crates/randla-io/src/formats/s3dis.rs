@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cloud::{PointCloud, choose_origin};
+use crate::cloud::PointCloud;
 use crate::error::{Error, Result};
 
 /// The 13 S3DIS classes; a label is the index in this list.
@@ -104,14 +104,7 @@ pub fn read_object<R: std::io::BufRead>(
         }
         let p = [v[0], v[1], v[2]];
         let index = cloud.positions.len() as u64;
-        for (k, name) in ["x", "y", "z"].into_iter().enumerate() {
-            super::check_finite(path, name, p[k], index)?;
-        }
-        if index == 0 {
-            cloud.origin = choose_origin(p);
-        }
-        let l = cloud.local(p);
-        cloud.positions.push(l);
+        super::push_point(path, cloud, p, index)?;
         for k in 0..3 {
             rgb[k].push(v[3 + k] as f32);
         }

@@ -5,7 +5,7 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use crate::atomic::write_atomic;
-use crate::cloud::{PointCloud, choose_origin};
+use crate::cloud::PointCloud;
 use crate::error::{Error, Result};
 
 /// The `.labels` file that goes with a Semantic3D `.txt` file (same stem).
@@ -68,14 +68,7 @@ pub fn read_semantic3d_points<R: BufRead>(r: R, path: &Path) -> Result<PointClou
         }
         let p = [v[0], v[1], v[2]];
         let index = cloud.positions.len() as u64;
-        for (k, name) in ["x", "y", "z"].into_iter().enumerate() {
-            super::check_finite(path, name, p[k], index)?;
-        }
-        if index == 0 {
-            cloud.origin = choose_origin(p);
-        }
-        let l = cloud.local(p);
-        cloud.positions.push(l);
+        super::push_point(path, &mut cloud, p, index)?;
         for k in 0..4 {
             cols[k].push(v[3 + k] as f32);
         }

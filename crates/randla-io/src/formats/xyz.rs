@@ -8,7 +8,7 @@
 use std::io::BufRead;
 use std::path::Path;
 
-use crate::cloud::{PointCloud, choose_origin};
+use crate::cloud::PointCloud;
 use crate::error::{Error, Result};
 
 /// Options of the XYZ/CSV reader.
@@ -148,14 +148,7 @@ pub fn read_xyz_from<R: BufRead>(r: R, path: &Path, opts: &XyzOptions) -> Result
                 }
             }
         }
-        for (k, name) in ["x", "y", "z"].into_iter().enumerate() {
-            super::check_finite(path, name, p[k], index)?;
-        }
-        if index == 0 {
-            cloud.origin = choose_origin(p);
-        }
-        let l = cloud.local(p);
-        cloud.positions.push(l);
+        super::push_point(path, &mut cloud, p, index)?;
         Ok(())
     })?;
     if cloud.is_empty() {
