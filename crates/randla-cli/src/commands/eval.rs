@@ -13,6 +13,7 @@ use randla_io::{Format, LasReader};
 use randla_metrics::{CodeConfusion, asprs};
 use serde::Serialize;
 use serde::ser::SerializeMap;
+use super::fmt::thousands;
 
 /// Arguments of `randla eval`.
 ///
@@ -303,18 +304,6 @@ fn join(codes: &[u32]) -> String {
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(",")
-}
-
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn num(v: Option<f64>) -> String {

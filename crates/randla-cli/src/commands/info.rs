@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use randla_io::{CloudInfo, LearningMap, PlyOptions, ReadOptions, XyzOptions};
+use super::fmt::thousands;
 
 /// Arguments of `randla info`.
 #[derive(Debug, Args)]
@@ -56,18 +57,6 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         print!("{}", table(&args.file, &info));
     }
     Ok(())
-}
-
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// The human-readable report.

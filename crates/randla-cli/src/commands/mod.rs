@@ -3,6 +3,7 @@
 mod bench;
 mod bench_model;
 mod eval;
+mod fmt;
 mod forward;
 mod import;
 mod info;

@@ -18,6 +18,7 @@ use clap::{Args, ValueEnum};
 use self::canvas::{Canvas, Rgb};
 use self::font::{GLYPH_H, text_width};
 use super::eval::{Naming, read_labels};
+use super::fmt::thousands;
 
 /// What decides a point's colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -163,18 +164,6 @@ struct Coloring {
     legend: Vec<Entry>,
     /// How the colours were chosen, for the title.
     title: String,
-}
-
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn file_name(p: &Path) -> String {
