@@ -142,8 +142,9 @@ pub fn run(args: ModelArgs) -> anyhow::Result<()> {
     let engine = FusedEngine::new(&cfg, &weights)?;
     let device = randla_burn::cpu_device();
     let net = if args.modes.iter().any(|m| *m != Mode::Fused) { Some(randla_burn::RandLaNet::from_state_dict(&cfg, &weights, &device)?) } else { None };
-    // The memory-efficient mode's per-chunk intermediates get an eighth of the budget.
-    let lfa_budget = MemoryBudget::bytes(budget.bytes / 8);
+    // The memory-efficient mode's per-chunk intermediates: its default chunk budget (small
+    // chunks stay in cache), never more than an eighth of the memory budget.
+    let lfa_budget = MemoryBudget::bytes(randla_burn::DEFAULT_LFA_BUDGET.bytes.min(budget.bytes / 8));
     let mut rows = Vec::new();
     let bar = indicatif::ProgressBar::new((sizes.len() * args.modes.len()) as u64);
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
