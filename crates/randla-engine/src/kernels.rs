@@ -96,7 +96,7 @@ pub fn exp_neg(x: f32) -> f32 {
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5;
     let p = p * r2 + r + 1.0;
     // n is an integer in [-126, 0]: its float bits minus ROUND's bits give it as an integer.
     let ni = (t.to_bits() as i32) - (ROUND.to_bits() as i32);

@@ -95,7 +95,7 @@ pub fn read_pth(path: &Path) -> Result<Vec<(String, Param)>> {
 
 fn decode(bytes: &[u8], dtype: &str) -> std::result::Result<Vec<f32>, String> {
     let chunks = |w: usize| {
-        if bytes.len() % w != 0 {
+        if !bytes.len().is_multiple_of(w) {
             Err(format!("storage of {} bytes is not a whole number of {dtype} values", bytes.len()))
         } else {
             Ok(bytes.chunks_exact(w))

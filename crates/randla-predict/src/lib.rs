@@ -5,11 +5,15 @@
 //!    `[input]` section names, each divided by its scale);
 //! 2. the cloud is grid-subsampled at the model's `grid_size` (barycentres, mean features), keeping
 //!    for every original point the index of its voxel;
-//! 3. when the subsampled cloud fits the memory budget, it is shuffled and run through the fused
-//!    engine in **one pass** (RandLA-Net's random sampling makes that possible: neighbourhoods are
-//!    the same size in metres whatever the crop size); otherwise it is covered by overlapping
-//!    crops of the largest size that fits, whose softmax probabilities are averaged with weights
-//!    that favour each crop's centre, as the reference's voting does;
+//! 3. when the subsampled cloud is small enough (at most [`DEFAULT_TILE_POINTS`] points, or
+//!    [`PredictOptions::tile_points`], and within the memory budget), it is shuffled and run
+//!    through the fused engine in **one pass** (RandLA-Net's random sampling makes that possible:
+//!    neighbourhoods are the same size in metres whatever the crop size); otherwise it is cut in
+//!    the XY plane into balanced tiles (median splits) and each tile runs with a margin of context
+//!    around it. Tiles overlap by their margins; each point's softmax probabilities are the
+//!    weighted vote of every pass that saw it (weight 1 in a tile's core, falling to 0 across its
+//!    margin), the overlapping-crop voting of the reference without its redundancy. Tiles bound
+//!    the memory and keep each pass cache-sized;
 //! 4. every original point takes its voxel's probabilities: class, code, confidence.
 //!
 //! Writing the result back (LAS/LAZ copy-through, PLY, label files) is the CLI's job.
@@ -31,8 +35,9 @@ use randla_model::RandLaNetConfig;
 
 pub use error::{Error, Result};
 
-/// Options of a prediction.
-#[derive(Debug, Clone)]
+/// Options of a prediction (default: the default memory budget, no probabilities, seed 0,
+/// default tiles and margins).
+#[derive(Debug, Clone, Default)]
 pub struct PredictOptions {
     /// Memory the inference may hold (pyramid + network activations).
     pub budget: MemoryBudget,
@@ -40,15 +45,21 @@ pub struct PredictOptions {
     pub probabilities: bool,
     /// Seed of the shuffles (random sampling is the prefix of a shuffled crop).
     pub seed: u64,
-    /// Largest crop, in subsampled points (default: the budget decides).
-    pub max_crop_points: Option<usize>,
+    /// Largest tile core, in subsampled points ([`DEFAULT_TILE_POINTS`] when `None`); the
+    /// memory budget may make tiles smaller.
+    pub tile_points: Option<usize>,
+    /// Context around each tile, in metres (default: twice the radius of the coarsest layer's
+    /// neighbourhoods at the tile's point density, see [`Predictor::auto_margin`]).
+    pub margin: Option<f32>,
 }
 
-impl Default for PredictOptions {
-    fn default() -> Self {
-        PredictOptions { budget: MemoryBudget::default(), probabilities: false, seed: 0, max_crop_points: None }
-    }
-}
+/// Largest tile core by default, in subsampled points. Passes of this size keep the pyramid's
+/// and the engine's working sets small (see BENCHMARKS.md, "Whole-cloud prediction") and bound
+/// the memory of a pass to a few hundred MB.
+pub const DEFAULT_TILE_POINTS: usize = 500_000;
+
+/// The default margin is this many radii of the coarsest layer's neighbourhoods.
+const MARGIN_RADII: f32 = 2.0;
 
 /// The result for one cloud, one entry per original point.
 #[derive(Debug, Clone)]
@@ -74,10 +85,12 @@ pub struct PredictStats {
     pub points: usize,
     /// Points after grid subsampling.
     pub subsampled: usize,
-    /// Network passes (1 = the whole cloud at once).
+    /// Network passes (1 = the whole cloud at once, else one per tile).
     pub passes: usize,
-    /// Points per pass.
+    /// Points in the largest pass (a tile with its margin).
     pub crop_points: usize,
+    /// Margin around the tiles, in metres (0 for one pass).
+    pub margin_m: f32,
     /// Seconds in grid subsampling.
     pub subsample_s: f64,
     /// Seconds building neighbourhood pyramids.
@@ -165,34 +178,27 @@ impl Predictor {
         let m = sub.len();
         stats.subsampled = m;
         stats.subsample_s = t.elapsed().as_secs_f64();
-        // 3. Inference: one pass or voting crops.
+        // 3. Inference: one pass or tiles.
         let min_points = self.min_points();
-        let mut crop = m;
-        while crop > min_points && self.pass_bytes(crop) as u64 > opts.budget.bytes {
-            crop = crop * 3 / 4;
-        }
-        if let Some(c) = opts.max_crop_points {
-            crop = crop.min(c);
-        }
-        crop = crop.max(min_points);
-        if self.pass_bytes(crop) as u64 > opts.budget.bytes {
+        if self.pass_bytes(min_points) as u64 > opts.budget.bytes {
             return Err(Error::Budget(format!(
-                "{source}: even a crop of {crop} points needs about {} bytes, more than the memory budget of {}",
-                self.pass_bytes(crop),
+                "{source}: even a pass over {min_points} points needs about {} bytes, more than the memory budget of {}",
+                self.pass_bytes(min_points),
                 opts.budget
             )));
         }
-        stats.crop_points = crop.min(m);
-        let c = self.config.num_classes;
-        let probs = if crop >= m {
+        let cap = opts.tile_points.unwrap_or(DEFAULT_TILE_POINTS).max(min_points);
+        let probs = if m <= cap && self.pass_bytes(m) as u64 <= opts.budget.bytes {
             stats.passes = 1;
+            stats.crop_points = m;
             let all: Vec<u32> = (0..m as u32).collect();
             let p = self.run_crop(&sub.points, &sub.features, nf, &all, opts.seed, &mut stats)?;
             progress(m, m);
             p
         } else {
-            self.vote(&sub.points, &sub.features, nf, crop, opts.seed, &mut stats, progress)?
+            self.tiled(&sub.points, &sub.features, nf, cap, opts, &mut stats, progress)?
         };
+        let c = self.config.num_classes;
         // 4. Back to every point.
         let t = Instant::now();
         let mut class = vec![0u16; n];
@@ -270,48 +276,121 @@ impl Predictor {
         Ok(out)
     }
 
-    /// Overlapping crops of `crop` points, each the nearest points to a centre, until every point
-    /// is covered; probabilities averaged with centre-favouring weights `(1 − d²/d²_max)² + ε`.
+    /// The default margin around a tile of `n` points over `area` m²: [`MARGIN_RADII`] radii of
+    /// the coarsest layer's neighbourhoods (K points at the density left after all but the last
+    /// random sampling), the context the network's deepest aggregation reaches.
+    pub fn auto_margin(&self, n: usize, area: f32) -> f32 {
+        let density = n as f32 / area.max(1e-6);
+        let layers = self.config.sub_sampling_ratio.len();
+        let thinning: usize = self.config.sub_sampling_ratio[..layers.saturating_sub(1)].iter().product();
+        let radius = (self.config.num_neighbors as f32 * thinning as f32 / (std::f32::consts::PI * density)).sqrt();
+        MARGIN_RADII * radius
+    }
+
+    /// Balanced XY tiles of at most `cap` core points (fewer where a pass would exceed the
+    /// budget), each run with its margin; probabilities voted with weight 1 in a tile's core and
+    /// `(1 − d/margin)²` at distance `d` outside it.
     #[allow(clippy::too_many_arguments)]
-    fn vote(&self, pts: &[[f32; 3]], feats: &[f32], nf: usize, crop: usize, seed: u64, stats: &mut PredictStats, progress: &(dyn Fn(usize, usize) + Sync)) -> Result<Vec<f32>> {
+    fn tiled(&self, pts: &[[f32; 3]], feats: &[f32], nf: usize, cap: usize, opts: &PredictOptions, stats: &mut PredictStats, progress: &(dyn Fn(usize, usize) + Sync)) -> Result<Vec<f32>> {
         let (m, c) = (pts.len(), self.config.num_classes);
+        let min_points = self.min_points();
+        // Aim the cores below the cap so that core + margin still fits the budget.
+        let mut target = cap;
+        while target > min_points && self.pass_bytes(target + target / 2) as u64 > opts.budget.bytes {
+            target = target * 3 / 4;
+        }
+        let target = target.max(min_points);
+        let (mut lo, mut hi) = ([f32::MAX; 2], [f32::MIN; 2]);
+        for p in pts {
+            for d in 0..2 {
+                lo[d] = lo[d].min(p[d]);
+                hi[d] = hi[d].max(p[d]);
+            }
+        }
         let mut acc = vec![0f32; m * c];
         let mut weight = vec![0f32; m];
-        let order = randla_geom::knn::morton_order(pts);
+        let mut stack = vec![Tile { lo, hi, idx: (0..m as u32).collect() }];
         let mut covered = 0usize;
-        let mut cursor = 0usize;
-        let mut pass = 0u64;
-        while covered < m {
-            while weight[order[cursor] as usize] > 0.0 {
-                cursor += 1;
+        while let Some(tile) = stack.pop() {
+            if tile.idx.len() > target
+                && let Some((a, b)) = tile.split(pts)
+            {
+                stack.push(b);
+                stack.push(a);
+                continue;
             }
-            let centre = pts[order[cursor] as usize];
-            let mut d: Vec<(f32, u32)> = pts
+            let area = (tile.hi[0] - tile.lo[0]).max(0.0) * (tile.hi[1] - tile.lo[1]).max(0.0);
+            let margin = opts.margin.unwrap_or_else(|| self.auto_margin(tile.idx.len(), area)).max(0.0);
+            let members: Vec<(u32, f32)> = pts
                 .par_iter()
                 .enumerate()
-                .map(|(i, p)| ((p[0] - centre[0]).powi(2) + (p[1] - centre[1]).powi(2) + (p[2] - centre[2]).powi(2), i as u32))
+                .filter_map(|(i, p)| {
+                    let dx = (tile.lo[0] - p[0]).max(p[0] - tile.hi[0]).max(0.0);
+                    let dy = (tile.lo[1] - p[1]).max(p[1] - tile.hi[1]).max(0.0);
+                    let d = (dx * dx + dy * dy).sqrt();
+                    if d == 0.0 {
+                        Some((i as u32, 1.0))
+                    } else if d < margin {
+                        Some((i as u32, (1.0 - d / margin).powi(2)))
+                    } else {
+                        None
+                    }
+                })
                 .collect();
-            d.select_nth_unstable_by(crop - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            d.truncate(crop);
-            let dmax = d.iter().fold(0f32, |a, b| a.max(b.0)).max(f32::MIN_POSITIVE);
-            let idx: Vec<u32> = d.iter().map(|e| e.1).collect();
-            let probs = self.run_crop(pts, feats, nf, &idx, seed.wrapping_add(pass), stats)?;
-            for (j, &(dd, i)) in d.iter().enumerate() {
-                let w = (1.0 - dd / dmax).powi(2) + 1e-3;
+            if self.pass_bytes(members.len()) as u64 > opts.budget.bytes
+                && tile.idx.len() > min_points
+                && let Some((a, b)) = tile.split(pts)
+            {
+                stack.push(b);
+                stack.push(a);
+                continue;
+            }
+            let idx: Vec<u32> = members.iter().map(|e| e.0).collect();
+            let probs = self.run_crop(pts, feats, nf, &idx, opts.seed.wrapping_add(stats.passes as u64), stats)?;
+            for (j, &(i, w)) in members.iter().enumerate() {
                 let i = i as usize;
-                if weight[i] == 0.0 {
-                    covered += 1;
-                }
                 weight[i] += w;
                 for k in 0..c {
                     acc[i * c + k] += w * probs[j * c + k];
                 }
             }
-            pass += 1;
             stats.passes += 1;
+            stats.crop_points = stats.crop_points.max(idx.len());
+            stats.margin_m = stats.margin_m.max(margin);
+            covered += tile.idx.len();
             progress(covered, m);
         }
         acc.par_chunks_mut(c).zip(weight.par_iter()).for_each(|(row, &w)| row.iter_mut().for_each(|v| *v /= w));
         Ok(acc)
+    }
+}
+
+/// A tile of the XY plane, `[lo, hi]` (bounds from the median splits), and the points whose core
+/// it is.
+struct Tile {
+    lo: [f32; 2],
+    hi: [f32; 2],
+    idx: Vec<u32>,
+}
+
+impl Tile {
+    /// Two halves at the median of the longer side (points on the split line go to the upper
+    /// half); `None` when every point has the same coordinate on both axes.
+    fn split(&self, pts: &[[f32; 3]]) -> Option<(Tile, Tile)> {
+        let long = usize::from(self.hi[1] - self.lo[1] > self.hi[0] - self.lo[0]);
+        for axis in [long, 1 - long] {
+            let mut coords: Vec<f32> = self.idx.iter().map(|&i| pts[i as usize][axis]).collect();
+            let mid = coords.len() / 2;
+            let v = *coords.select_nth_unstable_by(mid, f32::total_cmp).1;
+            let (a, b): (Vec<u32>, Vec<u32>) = self.idx.iter().partition(|&&i| pts[i as usize][axis] < v);
+            if a.is_empty() || b.is_empty() {
+                continue;
+            }
+            let (mut hi_a, mut lo_b) = (self.hi, self.lo);
+            hi_a[axis] = v;
+            lo_b[axis] = v;
+            return Some((Tile { lo: self.lo, hi: hi_a, idx: a }, Tile { lo: lo_b, hi: self.hi, idx: b }));
+        }
+        None
     }
 }

@@ -20,7 +20,7 @@ fn model() -> ModelDir {
 }
 
 #[test]
-fn whole_cloud_in_one_pass_and_in_voting_crops() {
+fn whole_cloud_in_one_pass_and_in_voting_tiles() {
     let cloud = tile();
     let p = Predictor::new(&model()).unwrap();
     let one = p.predict(&cloud, "tile", &PredictOptions { probabilities: true, budget: MemoryBudget::bytes(4 << 30), ..Default::default() }, &|_, _| {}).unwrap();
@@ -34,12 +34,12 @@ fn whole_cloud_in_one_pass_and_in_voting_crops() {
         assert_eq!(one.confidence[i], row[one.class[i] as usize]);
     }
     // Points of one voxel share their prediction (projection by voxel).
-    let crops = p.predict(&cloud, "tile", &PredictOptions { max_crop_points: Some(3000), ..Default::default() }, &|_, _| {}).unwrap();
+    let crops = p.predict(&cloud, "tile", &PredictOptions { tile_points: Some(3000), ..Default::default() }, &|_, _| {}).unwrap();
     assert!(crops.stats.passes > 1, "{:?}", crops.stats);
     assert_eq!(crops.class.len(), cloud.len());
     assert!(crops.probabilities.is_none());
     // Deterministic.
-    let again = p.predict(&cloud, "tile", &PredictOptions { max_crop_points: Some(3000), ..Default::default() }, &|_, _| {}).unwrap();
+    let again = p.predict(&cloud, "tile", &PredictOptions { tile_points: Some(3000), ..Default::default() }, &|_, _| {}).unwrap();
     assert_eq!(again.class, crops.class);
 }
 

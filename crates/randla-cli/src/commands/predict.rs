@@ -22,10 +22,18 @@ pub struct PredictArgs {
     /// Model directory (default: the built-in model in `models/default`).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Memory the inference may hold; larger clouds are run as overlapping crops (e.g. 2GiB).
+    /// Memory the inference may hold (e.g. 2GiB); tiles shrink to fit it.
     /// Default: half the RAM available now.
     #[arg(long)]
     pub memory_budget: Option<String>,
+    /// Largest tile, in points after grid subsampling: larger clouds are cut into XY tiles run
+    /// with a margin of context and voted across the overlaps. Default: 500000.
+    #[arg(long)]
+    pub tile_points: Option<usize>,
+    /// Context around each tile, in metres. Default: twice the radius of the network's coarsest
+    /// neighbourhoods at the cloud's density.
+    #[arg(long)]
+    pub margin: Option<f32>,
     /// Also write the confidence and the per-class probabilities (LAS 1.4 extra bytes, PLY
     /// properties).
     #[arg(long)]
@@ -115,7 +123,13 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         Some(s) => s.parse::<MemoryBudget>()?,
         None => MemoryBudget::default(),
     };
-    let opts = PredictOptions { budget, probabilities: args.probabilities, ..Default::default() };
+    if args.tile_points == Some(0) {
+        bail!("--tile-points must be at least 1");
+    }
+    if let Some(m) = args.margin.filter(|m| !m.is_finite() || *m < 0.0) {
+        bail!("--margin {m}: expected a distance in metres, 0 or more");
+    }
+    let opts = PredictOptions { budget, probabilities: args.probabilities, tile_points: args.tile_points, margin: args.margin, ..Default::default() };
     let total_t = Instant::now();
     let mut total_points = 0usize;
     pool.install(|| -> anyhow::Result<()> {
@@ -123,13 +137,14 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
             let t = Instant::now();
             let cloud = randla_io::read(file)?;
             let read_s = t.elapsed().as_secs_f64();
-            let bar = indicatif::ProgressBar::new(100);
+            // Counts input points (subsampled progress scaled up), so {per_sec} is input points/s.
+            let bar = indicatif::ProgressBar::new(cloud.len() as u64);
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {percent}% {elapsed}")
+                indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {percent}% {per_sec} {elapsed}")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             bar.set_message(format!("{}", file.display()));
-            let progress = |done: usize, all: usize| bar.set_position((100 * done / all.max(1)) as u64);
+            let progress = |done: usize, all: usize| bar.set_position((cloud.len() as u128 * done as u128 / all.max(1) as u128) as u64);
             let p = predictor.predict(&cloud, &file.display().to_string(), &opts, &progress)?;
             bar.finish_and_clear();
             let t_write = Instant::now();
@@ -139,7 +154,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
             total_points += cloud.len();
             let s = &p.stats;
             eprintln!(
-                "{} → {}: {} points ({} after {} m grid) in {:.2} s = {:.0} points/s [read {:.2} s, subsample {:.2} s, neighbours {:.2} s, network {:.2} s in {} pass(es) of {} points, write {:.2} s]",
+                "{} → {}: {} points ({} after {} m grid) in {:.2} s = {:.0} points/s [read {:.2} s, subsample {:.2} s, neighbours {:.2} s, network {:.2} s in {} pass(es) of up to {} points{}, write {:.2} s]",
                 file.display(),
                 out.display(),
                 s.points,
@@ -153,6 +168,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                 s.network_s,
                 s.passes,
                 s.crop_points,
+                if s.passes > 1 { format!(" (tiles with a {:.1} m margin)", s.margin_m) } else { String::new() },
                 write_s
             );
             let mut hist = std::collections::BTreeMap::new();

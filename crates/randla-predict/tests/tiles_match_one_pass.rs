@@ -1,0 +1,58 @@
+//! Tiled prediction (a large cloud cut into XY tiles run with a margin of context, probabilities
+//! voted across the overlaps) must classify like one pass over the whole cloud. The shipped model
+//! on a real validation tile: the tiled result may differ from the one-pass result only about as
+//! much as two one-pass runs with different random samplings differ from each other, and its
+//! accuracy against the tile's own classification must hold.
+
+use randla_model::model_dir::ModelDir;
+use randla_predict::{PredictOptions, Prediction, Predictor};
+
+fn agreement(a: &Prediction, b: &Prediction) -> f64 {
+    a.class.iter().zip(&b.class).filter(|(x, y)| x == y).count() as f64 / a.class.len() as f64
+}
+
+/// Overall accuracy against the file's classification, in the model's classes (codes outside
+/// them are skipped).
+fn accuracy(p: &Prediction, truth: &[u32], predictor: &Predictor) -> f64 {
+    let classes = predictor.classes();
+    let (mut right, mut seen) = (0usize, 0usize);
+    for (&k, &code) in p.class.iter().zip(truth) {
+        if let Some(t) = (0..classes.names.len()).find(|&c| classes.codes[c].contains(&code)) {
+            seen += 1;
+            right += usize::from(t == k as usize);
+        }
+    }
+    right as f64 / seen as f64
+}
+
+#[test]
+fn tiles_with_margins_classify_like_one_pass() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let model = ModelDir::load(format!("{root}/models/default")).unwrap();
+    let predictor = Predictor::new(&model).unwrap();
+    let cloud = randla_io::read(format!("{root}/data/ign-lidar-hd/test_data_77060_627760_LA93_IGN69.laz")).unwrap();
+    let truth = cloud.labels.clone().expect("the tile has a classification");
+    let none = &|_: usize, _: usize| {};
+
+    let one = predictor.predict(&cloud, "tile", &PredictOptions::default(), none).unwrap();
+    assert_eq!(one.stats.passes, 1);
+    let other_seed = predictor.predict(&cloud, "tile", &PredictOptions { seed: 1, ..Default::default() }, none).unwrap();
+    let tiled = predictor.predict(&cloud, "tile", &PredictOptions { tile_points: Some(6000), ..Default::default() }, none).unwrap();
+    assert!(tiled.stats.passes >= 4, "{:?}", tiled.stats);
+    assert!(tiled.stats.margin_m > 0.0 && tiled.stats.crop_points > 6000, "{:?}", tiled.stats);
+
+    let noise = agreement(&one, &other_seed);
+    let tiles = agreement(&one, &tiled);
+    eprintln!("one pass vs another sampling: {noise:.4}; one pass vs tiles: {tiles:.4}; {:?}", tiled.stats);
+    assert!(noise > 0.9, "the shipped model is unstable under resampling: {noise}");
+    assert!(tiles > noise - 0.01, "tiles agree with one pass on {tiles}, two samplings on {noise}");
+
+    let (acc_one, acc_tiled) = (accuracy(&one, &truth, &predictor), accuracy(&tiled, &truth, &predictor));
+    eprintln!("accuracy: one pass {acc_one:.4}, tiles {acc_tiled:.4}");
+    assert!(acc_tiled > acc_one - 0.01, "tiles {acc_tiled} vs one pass {acc_one}");
+
+    // Without a margin a pass holds its core only.
+    let bare = predictor.predict(&cloud, "tile", &PredictOptions { tile_points: Some(6000), margin: Some(0.0), ..Default::default() }, none).unwrap();
+    eprintln!("one pass vs tiles without margin: {:.4}", agreement(&one, &bare));
+    assert!(bare.stats.crop_points <= 6000, "{:?}", bare.stats);
+}
