@@ -8,6 +8,7 @@ mod commands;
 
 use clap::Parser;
 
+#[cfg(feature = "counting-alloc")]
 #[global_allocator]
 static ALLOC: randla_memory::CountingAllocator = randla_memory::CountingAllocator::SYSTEM;
 
