@@ -135,7 +135,14 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     pool.install(|| -> anyhow::Result<()> {
         for (file, out) in files.iter().zip(&outs) {
             let t = Instant::now();
-            let cloud = randla_io::read(file)?;
+            let mut cloud = randla_io::read(file)?;
+            if !matches!(Format::from_path(out), Ok(Format::Ply)) {
+                // LAS/LAZ outputs are copied from the input file and label files hold labels
+                // only: keep just what the model reads (a LAS tile carries ~18 attributes).
+                let needed = &predictor.input().features;
+                cloud.features.retain(|f| needed.contains(&f.name));
+                cloud.labels = None;
+            }
             let read_s = t.elapsed().as_secs_f64();
             // Counts input points (subsampled progress scaled up), so {per_sec} is input points/s.
             let bar = indicatif::ProgressBar::new(cloud.len() as u64);
@@ -148,7 +155,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
             let p = predictor.predict(&cloud, &file.display().to_string(), &opts, &progress)?;
             bar.finish_and_clear();
             let t_write = Instant::now();
-            write(file, out, &cloud, &p, args.force)?;
+            write(file, out, &mut cloud, &p, args.force)?;
             let write_s = t_write.elapsed().as_secs_f64();
             let secs = t.elapsed().as_secs_f64();
             total_points += cloud.len();
@@ -193,7 +200,9 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write(input: &Path, out: &Path, cloud: &randla_io::PointCloud, p: &randla_predict::Prediction, force: bool) -> anyhow::Result<()> {
+/// Writes the prediction `p` of `input` to `out` (a PLY output gets `cloud` with the predicted
+/// codes as its labels).
+fn write(input: &Path, out: &Path, cloud: &mut randla_io::PointCloud, p: &randla_predict::Prediction, force: bool) -> anyhow::Result<()> {
     let probs = p.probabilities.as_deref().map(|values| Probabilities { names: &p.class_names, values });
     let conf = p.probabilities.as_ref().map(|_| p.confidence.as_slice());
     match Format::from_path(out).ok() {
@@ -210,9 +219,8 @@ fn write(input: &Path, out: &Path, cloud: &randla_io::PointCloud, p: &randla_pre
             randla_io::rewrite_las_classification(input, out, &codes, Some(&extra), force)?;
         }
         Some(Format::Ply) => {
-            let mut c = cloud.clone();
-            c.labels = Some(p.codes.clone());
-            randla_io::write_ply(out, &c, &PlyWriteOptions { encoding: PlyEncoding::BinaryLittleEndian, overwrite: force, confidence: conf, probabilities: probs })?;
+            cloud.labels = Some(p.codes.clone());
+            randla_io::write_ply(out, cloud, &PlyWriteOptions { encoding: PlyEncoding::BinaryLittleEndian, overwrite: force, confidence: conf, probabilities: probs })?;
         }
         _ if out.extension().is_some_and(|e| e == "labels") => randla_io::write_semantic3d_labels(out, &p.codes, force)?,
         _ if out.extension().is_some_and(|e| e == "label") => randla_io::write_kitti_labels(out, &p.codes, force)?,
