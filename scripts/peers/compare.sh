@@ -15,3 +15,6 @@ THREADS=2 python3 scripts/peers/o3d_forward.py 45056 5 "$out"
 $R forward --model "$out/o3d_model.pth" --input "$out/o3d_batch.safetensors" -o "$out/ours.safetensors" --force
 $R bench model --sizes 1x45056 --repeat 5 --threads 2 --json
 rm -rf "$out"
+echo "== RandLA-Net train step (forward + backward + Adam), 45,056 points, KITTI config, 2 threads"
+THREADS=2 python3 scripts/peers/o3d_train_step.py 45056 3
+$R bench train-step --sizes 1x45056 --repeat 3 --threads 2 --json

@@ -16,27 +16,13 @@ import numpy as np
 import torch
 
 torch.set_num_threads(int(os.environ.get("THREADS", "2")))
-from open3d.ml.torch.models import RandLANet  # noqa: E402
+from o3d_crop import model_and_batch  # noqa: E402
 
 n = int(sys.argv[1])
 repeat = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 out_dir = sys.argv[3] if len(sys.argv) > 3 else None
-rng = np.random.default_rng(0)
-# A LiDAR-like scene: ground with a third of the points spread up to 12 m (as the Rust benches).
-m = int(n * 1.3)
-pts = np.empty((m, 3), np.float32)
-pts[:, :2] = rng.random((m, 2)) * 40.0
-pts[:, 2] = np.where(np.arange(m) % 3 == 0, rng.random(m) * 12.0, rng.random(m) * 0.1)
-feat = rng.random((m, 3)).astype(np.float32)
-lab = rng.integers(0, 7, m).astype(np.int32)
-model = RandLANet(num_classes=7, num_points=n, in_channels=6, grid_size=0.01, ignored_label_inds=[])
-model.device = torch.device("cpu")
+model, b = model_and_batch(n, "test")
 model.eval()
-data = model.preprocess({"point": pts, "feat": feat, "label": lab}, {"split": "test"})
-inp = model.transform(data, {"split": "test"})
-b = {k: [torch.from_numpy(np.ascontiguousarray(a)).unsqueeze(0) for a in inp[k]]
-     for k in ("coords", "neighbor_indices", "sub_idx", "interp_idx")}
-b["features"] = torch.from_numpy(np.ascontiguousarray(inp["features"])).unsqueeze(0)
 times = []
 with torch.no_grad():
     logits = model(b)

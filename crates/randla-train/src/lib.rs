@@ -32,4 +32,4 @@ pub use config::{ClassMap, IGNORED, Layout, SamplerKind, TrainConfig};
 pub use error::{Error, Result};
 pub use metrics::{Confusion, Scores};
 pub use sampler::{Crop, Sampler, class_weights};
-pub use trainer::{EpochRecord, Event, TrainOptions, TrainSummary, ValRecord, train, train_step, weighted_cross_entropy};
+pub use trainer::{EpochRecord, Event, TrainOptions, TrainSummary, ValRecord, step_on_batch, train, train_step, weighted_cross_entropy};

@@ -292,8 +292,19 @@ pub fn train_step(
     let batch = Batch::from_crops(&refs, config.in_channels)?;
     let input = BatchTensors::from_batch(&batch, config, device)?;
     let labels: Vec<u32> = crops.iter().flat_map(|c| c.labels.iter().copied()).collect();
-    let logits = net.forward(&input)?;
-    let loss = weighted_cross_entropy(logits, &labels, class_weights)?;
+    step_on_batch(net, adam, &input, &labels, class_weights, lr)
+}
+
+/// One optimiser step on a batch already on the network's (autodiff) device: forward in the
+/// network's mode (training: batch statistics, dropout from the device's RNG), weighted
+/// cross-entropy ([`weighted_cross_entropy`]), backward, one [`Adam`] step. Returns the network
+/// and the loss; a non-finite loss is an error and leaves no update. [`train_step`] builds the
+/// batch from crops and calls this; `randla bench train-step` times it.
+///
+/// `labels`: B·N training classes (≥ the class count = ignored), in the batch's point order.
+pub fn step_on_batch(net: RandLaNet, adam: &mut Adam, input: &BatchTensors, labels: &[u32], class_weights: &[f32], lr: f64) -> Result<(RandLaNet, f64)> {
+    let logits = net.forward(input)?;
+    let loss = weighted_cross_entropy(logits, labels, class_weights)?;
     let value = loss.clone().try_into_vec_as::<f32>().map_err(|e| Error::Training(format!("{e:?}")))?[0] as f64;
     if !value.is_finite() {
         return Err(Error::Training(format!("the loss is {value}")));

@@ -17,6 +17,10 @@ pub enum BenchCommand {
     /// Forward time and peak memory of the network over batch sizes × point counts × modes, on
     /// crops of the shipped LiDAR tiles, outputs cross-checked.
     Model(super::bench_model::ModelArgs),
+    /// Time and peak memory of one training step (forward in training mode, cross-entropy,
+    /// backward, Adam) over batch sizes × point counts × modes, on crops of the shipped LiDAR
+    /// tiles, the updated weights cross-checked.
+    TrainStep(super::bench_train::TrainStepArgs),
 }
 
 /// Arguments of `randla bench knn`.
@@ -59,6 +63,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Knn(args) => knn(args),
         BenchCommand::Model(args) => super::bench_model::run(args),
+        BenchCommand::TrainStep(args) => super::bench_train::run(args),
     }
 }
 

@@ -1,7 +1,9 @@
 //! Command-line definition and dispatch.
 
 mod bench;
+mod bench_common;
 mod bench_model;
+mod bench_train;
 mod eval;
 mod fmt;
 mod forward;
@@ -27,7 +29,7 @@ pub struct Cli {
 /// Every subcommand of `randla`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Benchmarks: KNN and (later) the model.
+    /// Benchmarks: KNN, the network's forward pass, a training step.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// Point count, bounds, attributes and class histogram of a point-cloud file.

@@ -8,13 +8,16 @@ use anyhow::{Context, bail};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// The block's points (local coordinates) and their [intensity/65535, return/5, returns/5].
+/// The block's points (local coordinates), their [intensity/65535, return/5, returns/5] and
+/// classification codes.
 #[derive(Debug)]
 pub struct Scene {
     /// Local coordinates (common origin).
     pub points: Vec<[f32; 3]>,
     /// Three features per point.
     pub features: Vec<[f32; 3]>,
+    /// Classification code per point (0 where a file has none).
+    pub codes: Vec<u32>,
     /// Extent of the block in x and y.
     pub extent: [f32; 2],
 }
@@ -40,6 +43,7 @@ pub fn load(dir: &Path) -> anyhow::Result<Scene> {
     }
     let mut points = Vec::new();
     let mut features = Vec::new();
+    let mut codes = Vec::new();
     let mut origin: Option<[f64; 3]> = None;
     for f in &files {
         let c = randla_io::read(f)?;
@@ -47,6 +51,10 @@ pub fn load(dir: &Path) -> anyhow::Result<Scene> {
         let shift: [f32; 3] = std::array::from_fn(|d| (c.origin[d] - o[d]) as f32);
         let col = |name: &str| c.feature(name).map(|v| v.to_vec()).unwrap_or_else(|| vec![0.0; c.len()]);
         let (inten, ret, nret) = (col("intensity"), col("return_number"), col("number_of_returns"));
+        match &c.labels {
+            Some(l) => codes.extend_from_slice(l),
+            None => codes.resize(codes.len() + c.len(), 0),
+        }
         for i in 0..c.len() {
             let p = c.positions[i];
             points.push([p[0] + shift[0], p[1] + shift[1], p[2] + shift[2]]);
@@ -60,13 +68,24 @@ pub fn load(dir: &Path) -> anyhow::Result<Scene> {
             hi[d] = hi[d].max(p[d]);
         }
     }
-    Ok(Scene { points, features, extent: [hi[0] - lo[0], hi[1] - lo[1]] })
+    Ok(Scene { points, features, codes, extent: [hi[0] - lo[0], hi[1] - lo[1]] })
+}
+
+/// A crop of a [`Scene`].
+#[derive(Debug)]
+pub struct Crop {
+    /// Coordinates, recentred.
+    pub points: Vec<[f32; 3]>,
+    /// `channels` input features per point, row-major.
+    pub features: Vec<f32>,
+    /// The scene's classification code per point.
+    pub codes: Vec<u32>,
 }
 
 /// A crop of `n` points in shuffled order, recentred (x, y around the crop centre, z from its
 /// minimum), with `channels` input features per point: xyz then the scene's three features
 /// (zero-padded or cut to `channels`).
-pub fn crop(scene: &Scene, n: usize, channels: usize, seed: u64) -> (Vec<[f32; 3]>, Vec<f32>) {
+pub fn crop(scene: &Scene, n: usize, channels: usize, seed: u64) -> Crop {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // Tile the block when it is too small: copies side by side, 1 m apart.
     let copies = n.div_ceil(scene.points.len()).max(1);
@@ -76,7 +95,7 @@ pub fn crop(scene: &Scene, n: usize, channels: usize, seed: u64) -> (Vec<[f32; 3
         let (c, j) = (i / scene.points.len(), i % scene.points.len());
         let p = scene.points[j];
         let (cx, cy) = ((c % side) as f32, (c / side) as f32);
-        ([p[0] + cx * (scene.extent[0] + 1.0), p[1] + cy * (scene.extent[1] + 1.0), p[2]], scene.features[j])
+        ([p[0] + cx * (scene.extent[0] + 1.0), p[1] + cy * (scene.extent[1] + 1.0), p[2]], scene.features[j], scene.codes[j])
     };
     let centre = at(rng.random_range(0..total)).0;
     let mut order: Vec<(f32, u32)> = (0..total)
@@ -96,12 +115,14 @@ pub fn crop(scene: &Scene, n: usize, channels: usize, seed: u64) -> (Vec<[f32; 3
     let zmin = order.iter().map(|&(_, i)| at(i as usize).0[2]).fold(f32::MAX, f32::min);
     let mut pts = Vec::with_capacity(n);
     let mut feats = Vec::with_capacity(n * channels);
+    let mut codes = Vec::with_capacity(n);
     for &(_, i) in &order {
-        let (p, f) = at(i as usize);
+        let (p, f, code) = at(i as usize);
+        codes.push(code);
         let q = [p[0] - centre[0], p[1] - centre[1], p[2] - zmin];
         pts.push(q);
         let all = [q[0], q[1], q[2], f[0], f[1], f[2]];
         feats.extend((0..channels).map(|c| all.get(c).copied().unwrap_or(0.0)));
     }
-    (pts, feats)
+    Crop { points: pts, features: feats, codes }
 }

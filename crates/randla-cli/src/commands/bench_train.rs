@@ -1,0 +1,169 @@
+//! `randla bench train-step`: time and peak memory of one training step (forward in training
+//! mode, cross-entropy, backward, Adam) over sizes × modes, the modes cross-checked.
+//!
+//! A step is randla-train's own [`randla_train::step_on_batch`] (what `randla train` runs), with
+//! learning rate 0.01 (Open3D-ML's RandLANet default) and unweighted cross-entropy over the
+//! crop's real IGN classes (codes 1–6 → classes 0–5, 64 → 6, anything else ignored). Every mode
+//! starts from the same random weights (seed 0) and a fresh Adam, with the device's RNG seeded
+//! identically, so dropout (0.5, active: this is a training forward with batch statistics) draws
+//! the same masks in every mode. Each mode runs one warm-up step, then `--repeat` timed steps
+//! that simply continue training from there (weights, Adam moments and batch-norm running
+//! averages carry on, as in `randla train`); the median is reported.
+//!
+//! max |Δ| of a mode = max over the warm-up step's loss and every tensor of the network after it
+//! (parameters, batch-norm running averages) of |mode − standard|; beyond 1e-4 · max |standard| +
+//! 1e-5 the run fails.
+
+use anyhow::bail;
+use clap::{Args, ValueEnum};
+use randla_burn::burn::tensor::Device;
+use randla_burn::{BatchTensors, RandLaNet};
+use randla_model::{Batch, RandLaNetConfig, StateDict};
+use randla_train::{Adam, IGNORED};
+
+use super::bench_common::{BenchArgs, Setup, check_agrees, measured, over_budget, print_report, progress_bar, timed};
+
+/// Learning rate of the benchmarked steps.
+const LR: f64 = 0.01;
+/// Seed of the device RNG (dropout masks) at the start of every mode.
+const DEVICE_SEED: u64 = 5;
+
+/// A way of training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TrainMode {
+    /// burn's autodiff keeping every intermediate the backward pass needs (the reference).
+    Standard,
+    /// burn's gradient checkpointing: cheap intermediates are recomputed in the backward pass
+    /// instead of kept.
+    Checkpointed,
+}
+
+impl TrainMode {
+    fn name(self) -> &'static str {
+        match self {
+            TrainMode::Standard => "standard",
+            TrainMode::Checkpointed => "checkpointed",
+        }
+    }
+
+    fn device(self) -> Device {
+        let d = randla_burn::cpu_device().autodiff();
+        match self {
+            TrainMode::Standard => d,
+            TrainMode::Checkpointed => d.gradient_checkpointing(),
+        }
+    }
+
+    /// Rough peak bytes of a step (for the budget check): the `[B, N_l, K, C]` intermediates of
+    /// every encoder level kept for the backward pass, per-point tensors, weights, gradients and
+    /// Adam moments. Fitted above the measured heap peaks (KITTI config, 1x4096: 202 MB standard;
+    /// 1x45056: 1.83 GB standard, 1.53 GB checkpointed).
+    fn estimate(self, cfg: &RandLaNetConfig, batch: &Batch) -> u64 {
+        let b = batch.batch_size;
+        let per_point = batch.sizes[0] * (2 * cfg.dim_output[0] * 4 + 64 + 32 + cfg.num_classes) * 4;
+        let neigh: usize = (0..cfg.num_layers).map(|l| b * batch.sizes[l] * batch.k * (4 * cfg.dim_output[l] + 10) * 4).sum();
+        let kept = match self {
+            TrainMode::Standard => neigh * 7 / 2,
+            TrainMode::Checkpointed => neigh * 3,
+        };
+        (4 * b * per_point + kept + 8 * 4 * cfg.num_trainable_parameters()) as u64
+    }
+}
+
+/// Arguments of `randla bench train-step`.
+#[derive(Debug, Args)]
+pub struct TrainStepArgs {
+    #[command(flatten)]
+    pub common: BenchArgs,
+    /// Modes to run, comma-separated; the first that runs is the reference for max |Δ| (put
+    /// `standard` first).
+    #[arg(long, value_delimiter = ',', default_value = "standard,checkpointed")]
+    pub modes: Vec<TrainMode>,
+}
+
+/// Training class of an IGN LiDAR HD classification code.
+fn class_of(code: u32) -> u32 {
+    match code {
+        1..=6 => code - 1,
+        64 => 6,
+        _ => IGNORED,
+    }
+}
+
+/// The loss and every tensor of the network, flattened (the cross-check's values).
+fn snapshot(net: &RandLaNet, loss: f64) -> anyhow::Result<Vec<f32>> {
+    let sd: StateDict = net.to_state_dict()?;
+    let mut v = vec![loss as f32];
+    for (_, p) in sd.iter() {
+        v.extend_from_slice(&p.data);
+    }
+    Ok(v)
+}
+
+/// Runs `randla bench train-step`.
+pub fn run(args: TrainStepArgs) -> anyhow::Result<()> {
+    let setup = Setup::new(&args.common)?;
+    let Setup { pool, cfg, budget, sizes, .. } = &setup;
+    let weights = StateDict::random(cfg, 0);
+    let class_weights = vec![1f32; cfg.num_classes];
+    let mut rows = Vec::new();
+    let bar = progress_bar(sizes.len() * args.modes.len());
+    pool.install(|| -> anyhow::Result<()> {
+        for &(b, n) in sizes {
+            let size = setup.batch(b, n)?;
+            let labels: Vec<u32> = size.codes.iter().map(|&c| class_of(c)).collect();
+            if labels.iter().all(|&l| l == IGNORED) {
+                bail!("{b}x{n}: no point of the crop has a training class (IGN codes 1-6, 64)");
+            }
+            let mut standard: Option<Vec<f32>> = None;
+            for &mode in &args.modes {
+                let name = mode.name();
+                bar.set_message(format!("{b}x{n} {name}"));
+                let need = mode.estimate(cfg, &size.batch);
+                if need > budget.bytes {
+                    rows.push(over_budget(b, n, name, need, *budget));
+                    bar.inc(1);
+                    continue;
+                }
+                let device = mode.device();
+                device.seed(DEVICE_SEED);
+                let input = BatchTensors::from_batch(&size.batch, cfg, &device)?;
+                let mut adam = Adam::default();
+                let net = RandLaNet::from_state_dict(cfg, &weights, &device)?;
+                // Warm-up: the step that is cross-checked.
+                let (net, loss) = randla_train::step_on_batch(net, &mut adam, &input, &labels, &class_weights, LR)?;
+                let after = snapshot(&net, loss)?;
+                let mut net = Some(net);
+                let mut losses = vec![loss];
+                let (median_s, report) = timed(args.common.repeat, format!("{b}x{n} {name}"), || {
+                    let current = net.take().expect("the network is put back after every step");
+                    let (next, loss) = randla_train::step_on_batch(current, &mut adam, &input, &labels, &class_weights, LR)?;
+                    net = Some(next);
+                    losses.push(loss);
+                    Ok(())
+                })?;
+                eprintln!("{b}x{n} {name}: losses {losses:.4?}");
+                let max_abs_diff = match &standard {
+                    Some(s) => Some(check_agrees(&format!("{b}x{n} {name}: loss and weights after one step"), &after, s, 1e-4, 1e-5)?),
+                    None => {
+                        standard = Some(after);
+                        None
+                    }
+                };
+                rows.push(measured(b, n, name, median_s, &report, max_abs_diff));
+                bar.inc(1);
+            }
+        }
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    let title = format!(
+        "train step (forward + cross-entropy + backward + Adam, lr {LR}): {} layers {:?}, k = {}, {} input channels, {} threads",
+        cfg.num_layers,
+        cfg.dim_output,
+        cfg.num_neighbors,
+        cfg.in_channels,
+        pool.current_num_threads()
+    );
+    print_report(&rows, args.common.json, &title)
+}
