@@ -6,7 +6,9 @@
 //!   recompress, atomic rename), and the same adding 4 `f32` extra bytes;
 //! * `las_read` / `las_rewrite`: the same on the uncompressed copy of the tile;
 //! * `ply_write` / `ply_read`: binary little-endian and ascii PLY of the decoded cloud
-//!   (double xyz, 8 float features, uint label).
+//!   (double xyz, 8 float features, uint label);
+//! * `read_chunked_10k`: the same PLY files read with `PlyReader` in chunks of 10,000 points
+//!   (each chunk dropped after use, as a streaming caller would).
 //!
 //! Run with: `cargo bench -p randla-io --bench io`
 
@@ -15,8 +17,8 @@ use std::path::PathBuf;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use randla_io::{
-    ExtraOutputs, LasReader, PlyEncoding, PlyOptions, PlyWriteOptions, Probabilities, read_las,
-    read_ply, rewrite_las_classification, write_ply,
+    ChunkRead, ExtraOutputs, LasReader, PlyEncoding, PlyOptions, PlyReader, PlyWriteOptions,
+    Probabilities, read_las, read_ply, rewrite_las_classification, write_ply,
 };
 
 fn tile() -> PathBuf {
@@ -80,6 +82,12 @@ fn io(c: &mut Criterion) {
         });
         g.bench_function(BenchmarkId::new("read", tag), |b| {
             b.iter(|| read_ply(black_box(&out), &PlyOptions::default()).unwrap())
+        });
+        g.bench_function(BenchmarkId::new("read_chunked_10k", tag), |b| {
+            b.iter(|| {
+                let r = PlyReader::open(black_box(&out), &PlyOptions::default()).unwrap();
+                r.chunks(10_000).map(|c| c.unwrap().len()).sum::<usize>()
+            })
         });
     }
     g.finish();

@@ -197,6 +197,26 @@ impl PointCloud {
         h
     }
 
+    /// A copy of the points in `range` (same origin, features and labels).
+    ///
+    /// # Panics
+    /// If `range` is out of bounds.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> PointCloud {
+        PointCloud {
+            origin: self.origin,
+            positions: self.positions[range.clone()].to_vec(),
+            features: self
+                .features
+                .iter()
+                .map(|f| Feature {
+                    name: f.name.clone(),
+                    values: f.values[range.clone()].to_vec(),
+                })
+                .collect(),
+            labels: self.labels.as_ref().map(|l| l[range].to_vec()),
+        }
+    }
+
     /// Appends the points of `other`, re-expressed in this cloud's origin.
     ///
     /// Features present in both clouds are concatenated; the feature set and label presence of
@@ -246,6 +266,12 @@ impl PointCloud {
     ///
     /// `path` is only used to name the source in the error.
     pub fn validate(&self, path: &Path) -> Result<()> {
+        self.validate_from(path, 0)
+    }
+
+    /// [`PointCloud::validate`] for a chunk whose first point is the file's `first`-th (errors
+    /// name points by their index in the file).
+    pub fn validate_from(&self, path: &Path, first: u64) -> Result<()> {
         let n = self.positions.len() as u64;
         for f in &self.features {
             if f.values.len() as u64 != n {
@@ -269,7 +295,7 @@ impl PointCloud {
                         path: path.to_path_buf(),
                         field: name,
                         value: f64::from(p[k]),
-                        index: i as u64,
+                        index: first + i as u64,
                     });
                 }
             }

@@ -1,8 +1,11 @@
 //! Point-cloud I/O for randla.
 //!
-//! * Readers: LAS/LAZ 1.0–1.4 (all point formats, chunked), PLY (ascii and binary), Semantic3D,
+//! * Readers: LAS/LAZ 1.0–1.4 (all point formats), PLY (ascii and binary), Semantic3D,
 //!   S3DIS rooms, SemanticKITTI scans, plain XYZ/CSV — all into one [`PointCloud`]
 //!   (`f64` origin + `f32` local coordinates, named `f32` features, optional labels).
+//! * Chunked reading for clouds larger than memory ([`open_chunks`], [`ChunkReader`], module
+//!   [`chunks`]): LAS/LAZ, PLY, Semantic3D and XYZ stream from the file in chunks of N points
+//!   with memory O(chunk); concatenated chunks equal the whole-file read exactly.
 //! * Writers: LAS/LAZ copy-through with new classification and optional extra bytes
 //!   ([`rewrite_las_classification`]), PLY, Semantic3D `.labels`, SemanticKITTI `.label`.
 //!   Every write goes to a temporary file in the target folder and is renamed into place.
@@ -11,6 +14,7 @@
 //! Bad input yields an [`Error`] naming the file, the field and the value, never a panic.
 
 pub mod atomic;
+pub mod chunks;
 pub mod cloud;
 pub mod error;
 pub mod formats;
@@ -20,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+pub use chunks::{ChunkRead, ChunkReader, Chunks, WholeChunks, open_chunks};
 pub use cloud::{Bounds, Feature, PointCloud};
 pub use error::{Error, Result};
 pub use formats::Format;
@@ -28,10 +33,10 @@ pub use formats::las::{
     ChunkFill, ExtraOutputs, LasChunks, LasHeader, LasReader, Probabilities, RewriteOptions,
     RewriteSummary, read_las, rewrite_las_classification, rewrite_las_with,
 };
-pub use formats::ply::{PlyEncoding, PlyOptions, PlyWriteOptions, read_ply, write_ply};
+pub use formats::ply::{PlyEncoding, PlyOptions, PlyReader, PlyWriteOptions, read_ply, write_ply};
 pub use formats::s3dis::{S3DIS_CLASSES, read_s3dis_room};
-pub use formats::semantic3d::{read_semantic3d, write_semantic3d_labels};
-pub use formats::xyz::{XyzOptions, read_xyz};
+pub use formats::semantic3d::{Semantic3dReader, read_semantic3d, write_semantic3d_labels};
+pub use formats::xyz::{XyzOptions, XyzReader, read_xyz};
 
 /// Options of [`read_with`] and [`info_with`], per format.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -51,21 +56,10 @@ pub fn read(path: impl AsRef<Path>) -> Result<PointCloud> {
     read_with(path, &ReadOptions::default())
 }
 
-/// [`read`] with options.
+/// [`read`] with options: [`ChunkReader::open`] read whole, checked with
+/// [`PointCloud::validate`].
 pub fn read_with(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<PointCloud> {
-    let path = path.as_ref();
-    if path.is_dir() {
-        return read_s3dis_room(path);
-    }
-    let cloud = match Format::from_path(path)? {
-        Format::Las | Format::Laz => read_las(path)?,
-        Format::Ply => read_ply(path, &opts.ply)?,
-        Format::Semantic3d => read_semantic3d(path, opts.labels.as_deref())?,
-        Format::Kitti => read_kitti(path, opts.labels.as_deref(), opts.learning_map.as_ref())?,
-        Format::Xyz => read_xyz(path, &opts.xyz)?,
-    };
-    cloud.validate(path)?;
-    Ok(cloud)
+    ChunkReader::open(path, opts)?.read_all()
 }
 
 /// Summary of a point cloud, as printed by `randla info --json`.
@@ -81,7 +75,7 @@ pub struct CloudInfo {
     pub classes: BTreeMap<u32, u64>,
 }
 
-/// Summarises a file (LAS/LAZ are streamed, never fully loaded).
+/// Summarises a file (LAS/LAZ, PLY, Semantic3D and XYZ are streamed, never fully loaded).
 pub fn info(path: impl AsRef<Path>) -> Result<CloudInfo> {
     info_with(path, &ReadOptions::default())
 }
@@ -98,16 +92,31 @@ pub fn info_with(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<CloudInfo
             classes,
         });
     }
-    let c = read_with(path, opts)?;
     let mut attributes: Vec<String> = ["x", "y", "z"].iter().map(|s| s.to_string()).collect();
-    attributes.extend(c.feature_names());
-    if c.labels.is_some() {
-        attributes.push("label".into());
+    let mut points = 0u64;
+    let mut bounds = Bounds::empty();
+    let mut classes = BTreeMap::new();
+    for c in open_chunks(path, INFO_CHUNK_POINTS, opts)? {
+        let c = c?;
+        if points == 0 {
+            attributes.extend(c.feature_names());
+            if c.labels.is_some() {
+                attributes.push("label".into());
+            }
+        }
+        points += c.len() as u64;
+        bounds.merge(&c.bounds());
+        for (k, n) in c.class_histogram() {
+            *classes.entry(k).or_insert(0) += n;
+        }
     }
     Ok(CloudInfo {
-        points: c.len() as u64,
-        bounds: c.bounds(),
+        points,
+        bounds,
         attributes,
-        classes: c.class_histogram(),
+        classes,
     })
 }
+
+/// Points per chunk when [`info`] streams a file.
+const INFO_CHUNK_POINTS: usize = 1 << 16;

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{leftovers, make_las, tile};
+use common::{assert_has, leftovers, make_las, tile};
 use randla_io::{Error, PlyOptions, ReadOptions, read, read_with};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -26,12 +26,6 @@ fn err_of(path: &Path) -> String {
             );
             s
         }
-    }
-}
-
-fn assert_has(msg: &str, parts: &[&str]) {
-    for p in parts {
-        assert!(msg.contains(p), "{msg:?} lacks {p:?}");
     }
 }
 

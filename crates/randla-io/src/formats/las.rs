@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use laz::{LasZipCompressor, LasZipDecompressor, LazVlr};
 
 use crate::atomic::{AtomicFile, check_output};
+use crate::chunks::{ChunkRead, Chunks};
 use crate::cloud::{Bounds, PointCloud, choose_origin};
 use crate::error::{Error, Result};
 
@@ -1193,26 +1194,12 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
 
     /// Iterates over decoded chunks of up to `chunk_points` points.
     pub fn chunks(self, chunk_points: usize) -> LasChunks<R> {
-        LasChunks {
-            reader: self,
-            chunk_points,
-            done: false,
-        }
+        ChunkRead::chunks(self, chunk_points)
     }
 
     /// Reads all remaining points into one cloud.
-    pub fn read_all(mut self) -> Result<PointCloud> {
-        let mut all = PointCloud::default();
-        while let Some(c) = self.read_chunk(DEFAULT_CHUNK_POINTS)? {
-            if all.is_empty() {
-                all = c;
-            } else {
-                all.append(&c).map_err(|e| {
-                    Error::invalid(&self.path, "chunk", e, "internal layout mismatch")
-                })?;
-            }
-        }
-        Ok(all)
+    pub fn read_all(self) -> Result<PointCloud> {
+        crate::chunks::concat(self, DEFAULT_CHUNK_POINTS)
     }
 
     /// Streams the file once for its point count, bounds (recomputed from the points) and
@@ -1282,40 +1269,22 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
     }
 }
 
+impl<R: Read + Seek + Send + Sync + 'static> ChunkRead for LasReader<R> {
+    fn read_chunk(&mut self, max: usize) -> Result<Option<PointCloud>> {
+        LasReader::read_chunk(self, max)
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read_all(self) -> Result<PointCloud> {
+        LasReader::read_all(self)
+    }
+}
+
 /// Iterator over decoded chunks of a LAS/LAZ file (see [`LasReader::chunks`]).
-pub struct LasChunks<R: Read + Seek + Send + Sync + 'static = BufReader<File>> {
-    reader: LasReader<R>,
-    chunk_points: usize,
-    done: bool,
-}
-
-impl<R: Read + Seek + Send + Sync + 'static> std::fmt::Debug for LasChunks<R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LasChunks")
-            .field("reader", &self.reader)
-            .finish()
-    }
-}
-
-impl<R: Read + Seek + Send + Sync + 'static> Iterator for LasChunks<R> {
-    type Item = Result<PointCloud>;
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.reader.read_chunk(self.chunk_points) {
-            Ok(Some(c)) => Some(Ok(c)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
-    }
-}
+pub type LasChunks<R = BufReader<File>> = Chunks<LasReader<R>>;
 
 /// Reads a whole `.las`/`.laz` file into memory.
 pub fn read_las(path: impl AsRef<Path>) -> Result<PointCloud> {

@@ -102,17 +102,18 @@ pub(crate) fn parse_label(path: &Path, field: &str, line: usize, tok: &str) -> R
         return Ok(v);
     }
     let v = parse_f64(path, field, line, tok)?;
-    label_from_f64(path, &format!("{field} (line {line})"), v)
+    label_from_f64(path, format_args!("{field} (line {line})"), v)
 }
 
-/// Converts a numeric label value to `u32`, rejecting negative, fractional or non-finite values.
-pub(crate) fn label_from_f64(path: &Path, field: &str, v: f64) -> Result<u32> {
+/// Converts a numeric label value to `u32`, rejecting negative, fractional or non-finite values
+/// (`field` is only formatted for the error).
+pub(crate) fn label_from_f64(path: &Path, field: impl std::fmt::Display, v: f64) -> Result<u32> {
     if v.is_finite() && v >= 0.0 && v <= f64::from(u32::MAX) && v.fract() == 0.0 {
         Ok(v as u32)
     } else {
         Err(Error::invalid(
             path,
-            field,
+            field.to_string(),
             v,
             "a label must be a non-negative integer",
         ))
@@ -121,15 +122,26 @@ pub(crate) fn label_from_f64(path: &Path, field: &str, v: f64) -> Result<u32> {
 
 /// Appends the absolute point `p` (the cloud's `index`-th) to `cloud`: checks its coordinates
 /// are finite, takes the cloud's origin from the first point, stores the local coordinates.
-pub(crate) fn push_point(path: &Path, cloud: &mut crate::cloud::PointCloud, p: [f64; 3], index: u64) -> Result<()> {
-    for (k, name) in ["x", "y", "z"].into_iter().enumerate() {
-        check_finite(path, name, p[k], index)?;
-    }
+pub(crate) fn push_point(
+    path: &Path,
+    cloud: &mut crate::cloud::PointCloud,
+    p: [f64; 3],
+    index: u64,
+) -> Result<()> {
+    check_xyz(path, p, index)?;
     if index == 0 {
         cloud.origin = crate::cloud::choose_origin(p);
     }
     let l = cloud.local(p);
     cloud.positions.push(l);
+    Ok(())
+}
+
+/// Checks that the three coordinates of point `index` are finite.
+pub(crate) fn check_xyz(path: &Path, p: [f64; 3], index: u64) -> Result<()> {
+    for (k, name) in ["x", "y", "z"].into_iter().enumerate() {
+        check_finite(path, name, p[k], index)?;
+    }
     Ok(())
 }
 
@@ -147,35 +159,214 @@ pub(crate) fn check_finite(path: &Path, field: &'static str, value: f64, index: 
     }
 }
 
+/// The lines of a text stream, read one at a time into a reused buffer (memory O(line)).
+#[derive(Debug)]
+pub(crate) struct Lines<R> {
+    /// The stream, positioned after the last line returned.
+    pub(crate) r: R,
+    buf: Vec<u8>,
+    no: usize,
+    /// How a line is called in errors (`"line"`, `"data line"`).
+    what: &'static str,
+}
+
+impl<R: std::io::BufRead> Lines<R> {
+    /// Lines of `r`, numbered from 1, called `what` in errors.
+    pub(crate) fn new(r: R, what: &'static str) -> Self {
+        Lines {
+            r,
+            buf: Vec::with_capacity(256),
+            no: 0,
+            what,
+        }
+    }
+
+    /// The next non-blank line, trimmed, with its 1-based number (blank lines count); `None`
+    /// at the end of the stream.
+    pub(crate) fn next_line(&mut self, path: &Path) -> Result<Option<(usize, &str)>> {
+        loop {
+            self.buf.clear();
+            let n = self
+                .r
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|e| Error::io(path, "read", e))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.no += 1;
+            match std::str::from_utf8(&self.buf) {
+                Ok(s) if s.trim().is_empty() => {}
+                Ok(_) => break,
+                Err(e) => {
+                    return Err(Error::invalid(
+                        path,
+                        format!("{} {} byte {}", self.what, self.no, e.valid_up_to()),
+                        "non-UTF-8 data",
+                        "a text file was expected",
+                    ));
+                }
+            }
+        }
+        // Checked in the loop (a borrow returned from inside it would outlive the loop).
+        let s = std::str::from_utf8(&self.buf).unwrap_or_default();
+        Ok(Some((self.no, s.trim())))
+    }
+
+    /// Checks (`check(number, line)`) and counts the remaining non-blank lines.
+    pub(crate) fn count_rest(
+        &mut self,
+        path: &Path,
+        mut check: impl FnMut(usize, &str) -> Result<()>,
+    ) -> Result<u64> {
+        let mut n = 0;
+        while let Some((no, line)) = self.next_line(path)? {
+            check(no, line)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
 /// Calls `f(line_number, trimmed_line)` for every non-blank line of a text stream.
 pub(crate) fn for_each_line<R: std::io::BufRead>(
-    mut r: R,
+    r: R,
     path: &Path,
     mut f: impl FnMut(usize, &str) -> Result<()>,
 ) -> Result<()> {
-    let mut buf = Vec::with_capacity(256);
-    let mut no = 0usize;
-    loop {
-        buf.clear();
-        let n = r
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| Error::io(path, "read", e))?;
-        if n == 0 {
-            return Ok(());
+    let mut lines = Lines::new(r, "line");
+    while let Some((no, line)) = lines.next_line(path)? {
+        f(no, line)?;
+    }
+    Ok(())
+}
+
+/// Reads into `buf` until it is full or the stream ends; returns the number of bytes read.
+pub(crate) fn read_full(r: &mut impl std::io::Read, buf: &mut [u8], path: &Path) -> Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, "read", e)),
         }
-        no += 1;
-        let s = std::str::from_utf8(&buf).map_err(|e| {
-            Error::invalid(
-                path,
-                format!("line {no} byte {}", e.valid_up_to()),
-                "non-UTF-8 data",
-                "a text file was expected",
-            )
-        })?;
-        let t = s.trim();
-        if !t.is_empty() {
-            f(no, t)?;
+    }
+    Ok(got)
+}
+
+/// Reads and drops up to `n` bytes; returns how many there were.
+pub(crate) fn skip_bytes(r: &mut impl std::io::Read, n: u64, path: &Path) -> Result<u64> {
+    std::io::copy(&mut std::io::Read::take(r, n), &mut std::io::sink())
+        .map_err(|e| Error::io(path, "read", e))
+}
+
+/// The columns of one chunk under construction: positions in the reader's origin (taken from
+/// the file's first point), `f32` feature columns, optional labels.
+#[derive(Debug)]
+pub(crate) struct ChunkBuilder {
+    cloud: crate::cloud::PointCloud,
+    cols: Vec<Vec<f32>>,
+    labels: Option<Vec<u32>>,
+}
+
+impl ChunkBuilder {
+    /// A chunk with the file's `origin` (`None` before the first point), `features` columns
+    /// and labels if `labels`, with room for `reserve` points.
+    pub(crate) fn new(
+        origin: Option<[f64; 3]>,
+        features: usize,
+        labels: bool,
+        reserve: usize,
+    ) -> Self {
+        let mut cloud = crate::cloud::PointCloud::with_origin(origin.unwrap_or_default());
+        cloud.positions.reserve(reserve);
+        ChunkBuilder {
+            cloud,
+            cols: (0..features).map(|_| Vec::with_capacity(reserve)).collect(),
+            labels: labels.then(|| Vec::with_capacity(reserve)),
         }
+    }
+
+    /// Points in the chunk so far.
+    pub(crate) fn len(&self) -> usize {
+        self.cloud.positions.len()
+    }
+
+    /// Adds the file's `index`-th point (see [`push_point`]); then call [`Self::features`]
+    /// and, with labels, [`Self::label`].
+    pub(crate) fn point(&mut self, path: &Path, p: [f64; 3], index: u64) -> Result<()> {
+        push_point(path, &mut self.cloud, p, index)
+    }
+
+    /// The feature values of the last point, one per column.
+    pub(crate) fn features(&mut self, values: impl IntoIterator<Item = f32>) {
+        for (c, v) in self.cols.iter_mut().zip(values) {
+            c.push(v);
+        }
+    }
+
+    /// The label of the last point.
+    pub(crate) fn label(&mut self, l: u32) {
+        if let Some(v) = &mut self.labels {
+            v.push(l);
+        }
+    }
+
+    /// The chunk, its feature columns named by `names`; records its origin in `origin`.
+    pub(crate) fn finish<'a>(
+        self,
+        names: impl IntoIterator<Item = &'a str>,
+        origin: &mut Option<[f64; 3]>,
+    ) -> crate::cloud::PointCloud {
+        let mut cloud = self.cloud;
+        for (n, c) in names.into_iter().zip(self.cols) {
+            cloud.set_feature(n, c);
+        }
+        cloud.labels = self.labels;
+        if !cloud.is_empty() {
+            *origin = Some(cloud.origin);
+        }
+        cloud
+    }
+}
+
+/// What every streaming reader keeps: its file, the points read so far, the origin (taken
+/// from the first point) and whether an error stopped it.
+#[derive(Debug)]
+pub(crate) struct ReadState {
+    pub(crate) path: std::path::PathBuf,
+    pub(crate) read: u64,
+    pub(crate) origin: Option<[f64; 3]>,
+    failed: bool,
+}
+
+impl ReadState {
+    pub(crate) fn new(path: &Path) -> Self {
+        ReadState {
+            path: path.to_path_buf(),
+            read: 0,
+            origin: None,
+            failed: false,
+        }
+    }
+
+    /// Refuses to read on after an error.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.failed {
+            return Err(Error::invalid(
+                &self.path,
+                "read",
+                "after an error",
+                "an earlier error left the reader unusable",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Records the outcome of a chunk read.
+    pub(crate) fn record<T>(&mut self, r: Result<T>) -> Result<T> {
+        self.failed = r.is_err();
+        r
     }
 }
 

@@ -5,10 +5,13 @@
 //! [`PlyOptions::label`] or else the first of `class`, `label`, `scalar_Label`,
 //! `scalar_Classification`. Other elements (faces...) are skipped.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 
+use super::{ChunkBuilder, Lines, ReadState};
 use crate::atomic::write_atomic;
+use crate::chunks::{ChunkRead, Stream};
 use crate::cloud::PointCloud;
 use crate::error::{Error, Result};
 use crate::formats::las::Probabilities;
@@ -126,27 +129,76 @@ pub enum PlyEncoding {
 
 /// Reads a PLY file.
 pub fn read_ply(path: &Path, opts: &PlyOptions) -> Result<PointCloud> {
-    let bytes = super::read_nonempty(path)?;
-    read_ply_bytes(&bytes, path, opts)
+    PlyReader::open(path, opts)?.read_all()
 }
 
-fn parse_header<'a>(bytes: &'a [u8], path: &Path) -> Result<(Encoding, Vec<Element>, &'a [u8])> {
+/// Reads PLY data held in memory; `path` only names the source in errors.
+pub fn read_ply_bytes(bytes: &[u8], path: &Path, opts: &PlyOptions) -> Result<PointCloud> {
+    if bytes.is_empty() {
+        return Err(Error::empty(path, "file has 0 bytes"));
+    }
+    PlyReader::new(bytes, path, opts, Some(bytes.len() as u64))?.read_all()
+}
+
+/// The longest header line accepted (a binary file without newlines is not read whole).
+const MAX_HEADER_LINE: u64 = 64 << 10;
+
+/// Binary vertex rows are read in blocks of about this many bytes.
+const BLOCK_BYTES: usize = 256 << 10;
+
+/// The parsed header: encoding, elements, and its length in bytes.
+struct Header {
+    encoding: Encoding,
+    elements: Vec<Element>,
+    len: u64,
+}
+
+fn parse_header<R: BufRead>(r: &mut R, path: &Path) -> Result<Header> {
     // The header is ascii text up to and including the line "end_header".
-    let mut pos = 0usize;
     let mut lines: Vec<(usize, String)> = Vec::new();
     let mut found_end = false;
     let mut line_no = 0usize;
-    while pos < bytes.len() {
-        let end = bytes[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map(|i| pos + i);
-        let Some(end) = end else { break };
+    let mut len = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = r
+            .by_ref()
+            .take(MAX_HEADER_LINE)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Error::io(path, "read header", e))?;
+        let complete = buf.last() == Some(&b'\n');
+        if !complete && n as u64 == MAX_HEADER_LINE && line_no > 0 {
+            return Err(Error::invalid(
+                path,
+                format!("header line {}", line_no + 1),
+                format!("more than {MAX_HEADER_LINE} bytes"),
+                "not a PLY header line",
+            ));
+        }
+        let line = complete.then(|| {
+            String::from_utf8_lossy(&buf[..n - 1])
+                .trim_end_matches('\r')
+                .to_string()
+        });
+        if line_no == 0 && line.as_deref().map(str::trim) != Some("ply") {
+            // The first 16 bytes of the file name it in the error.
+            let mut first = buf[..n.min(16)].to_vec();
+            if first.len() < 16
+                && let Ok(more) = r.fill_buf()
+            {
+                first.extend_from_slice(&more[..more.len().min(16 - first.len())]);
+            }
+            return Err(Error::invalid(
+                path,
+                "magic",
+                format!("{:?}", String::from_utf8_lossy(&first)),
+                "a PLY file starts with the line \"ply\"",
+            ));
+        }
+        let Some(line) = line else { break };
+        len += n as u64;
         line_no += 1;
-        let line = String::from_utf8_lossy(&bytes[pos..end])
-            .trim_end_matches('\r')
-            .to_string();
-        pos = end + 1;
         if line.trim() == "end_header" {
             found_end = true;
             break;
@@ -155,15 +207,6 @@ fn parse_header<'a>(bytes: &'a [u8], path: &Path) -> Result<(Encoding, Vec<Eleme
         if line_no > 10_000 {
             break;
         }
-    }
-    if lines.first().map(|l| l.1.trim()) != Some("ply") {
-        let first = String::from_utf8_lossy(&bytes[..bytes.len().min(16)]).to_string();
-        return Err(Error::invalid(
-            path,
-            "magic",
-            format!("{first:?}"),
-            "a PLY file starts with the line \"ply\"",
-        ));
     }
     if !found_end {
         return Err(Error::truncated(
@@ -292,295 +335,476 @@ fn parse_header<'a>(bytes: &'a [u8], path: &Path) -> Result<(Encoding, Vec<Eleme
     let encoding = encoding.ok_or_else(|| {
         Error::invalid(path, "format", "missing", "the header has no format line")
     })?;
-    Ok((encoding, elements, &bytes[pos..]))
+    Ok(Header {
+        encoding,
+        elements,
+        len,
+    })
 }
 
-/// Reads PLY data held in memory; `path` only names the source in errors.
-pub fn read_ply_bytes(bytes: &[u8], path: &Path, opts: &PlyOptions) -> Result<PointCloud> {
-    if bytes.is_empty() {
-        return Err(Error::empty(path, "file has 0 bytes"));
-    }
-    let (encoding, elements, body) = parse_header(bytes, path)?;
-    let vi = elements
-        .iter()
-        .position(|e| e.name == "vertex")
-        .ok_or_else(|| {
-            Error::invalid(
-                path,
-                "element vertex",
-                "missing",
-                "a PLY point cloud needs a vertex element",
-            )
-        })?;
-    let vertex = &elements[vi];
-    let find = |n: &str| vertex.props.iter().position(|p| p.name() == n);
-    let mut xyz = [0usize; 3];
-    for (k, n) in ["x", "y", "z"].into_iter().enumerate() {
-        let i = find(n).ok_or_else(|| {
-            Error::invalid(
-                path,
-                format!("property {n}"),
-                "missing",
-                "the vertex element needs x, y and z",
-            )
-        })?;
-        match &vertex.props[i] {
-            Prop::Scalar { ty, .. } if ty.is_float() => {}
-            Prop::Scalar { ty, .. } => {
-                return Err(Error::invalid(
-                    path,
-                    format!("property {n} type"),
-                    format!("{ty:?}").to_lowercase(),
-                    "x, y and z must be float or double",
-                ));
-            }
-            Prop::List { .. } => {
-                return Err(Error::invalid(
-                    path,
-                    format!("property {n} type"),
-                    "list",
-                    "x, y and z must be float or double",
-                ));
-            }
+/// Streaming reader of a PLY file's vertices, in [`PointCloud`] chunks (see [`ChunkRead`]).
+///
+/// Reads from a buffered stream: memory is O(chunk), not O(file). Elements before the vertex
+/// element (faces...) are skipped at open, elements after it are never read. All chunks share
+/// one origin, chosen from the first point.
+#[derive(Debug)]
+pub struct PlyReader<R: BufRead = BufReader<File>> {
+    state: ReadState,
+    src: Lines<R>,
+    encoding: Encoding,
+    /// The vertex element's properties.
+    props: Vec<Prop>,
+    map: VertexMap,
+    /// Binary rows of scalars only: (offset, type) per property and the row length.
+    fixed: Option<(Vec<(usize, Ty)>, usize)>,
+    count: u64,
+    /// Most points reserved up front (the count is trusted only when checked against the size).
+    reserve: u64,
+    row: Vec<f64>,
+    buf: Vec<u8>,
+}
+
+impl PlyReader {
+    /// Opens a PLY file and parses its header; skips the elements before the vertices.
+    pub fn open(path: impl AsRef<Path>, opts: &PlyOptions) -> Result<Self> {
+        let path = path.as_ref();
+        let f = super::open(path)?;
+        let len = f.metadata().map_err(|e| Error::io(path, "stat", e))?.len();
+        if len == 0 {
+            return Err(Error::empty(path, "file has 0 bytes"));
         }
-        xyz[k] = i;
+        PlyReader::new(BufReader::with_capacity(1 << 20, f), path, opts, Some(len))
     }
-    let label = match &opts.label {
-        Some(n) => Some(find(n).ok_or_else(|| {
-            Error::invalid(
-                path,
-                format!("label property {n}"),
-                "missing",
-                "the requested label property is not in the vertex element",
-            )
-        })?),
-        None => LABEL_NAMES.iter().find_map(|n| find(n)),
-    };
-    if let Some(li) = label
-        && let Prop::List { name, .. } = &vertex.props[li]
-    {
-        return Err(Error::invalid(
-            path,
-            format!("property {name} type"),
-            "list",
-            "a label must be a scalar",
-        ));
+}
+
+impl<R: BufRead> PlyReader<R> {
+    /// Reads from any buffered stream; `path` only names the source in errors.
+    pub fn from_reader(reader: R, path: &Path, opts: &PlyOptions) -> Result<Self> {
+        PlyReader::new(reader, path, opts, None)
     }
-    if vertex.count == 0 {
-        return Err(Error::empty(path, "element vertex has 0 points"));
-    }
-    // A point takes at least one byte per property (two in ascii), so a count larger than the
-    // data cannot be right; checking it first avoids giant allocations on corrupt headers.
-    let min_point = match encoding {
-        Encoding::Ascii => 2 * vertex.props.len() as u64,
-        _ => vertex
-            .props
+
+    /// `total_len`: the stream's length in bytes when known, to reject an impossible vertex
+    /// count before reading.
+    fn new(mut reader: R, path: &Path, opts: &PlyOptions, total_len: Option<u64>) -> Result<Self> {
+        let Header {
+            encoding,
+            elements,
+            len,
+        } = parse_header(&mut reader, path)?;
+        let vi = elements
             .iter()
-            .map(|p| match p {
-                Prop::Scalar { ty, .. } => ty.size() as u64,
-                Prop::List { count, .. } => count.size() as u64,
-            })
-            .sum(),
-    };
-    if vertex.count.saturating_mul(min_point.max(1)) > body.len() as u64 {
-        return Err(Error::invalid(
-            path,
-            "element vertex count",
-            vertex.count,
-            format!(
-                "the {} bytes of data cannot hold that many points: truncated or corrupt",
-                body.len()
-            ),
-        ));
-    }
-    let n = vertex.count as usize;
-    let feature_idx: Vec<usize> = (0..vertex.props.len())
-        .filter(|&i| {
-            !xyz.contains(&i) && Some(i) != label && matches!(vertex.props[i], Prop::Scalar { .. })
-        })
-        .collect();
-    let mut cols: Vec<Vec<f32>> = feature_idx.iter().map(|_| Vec::with_capacity(n)).collect();
-    let mut labels: Vec<u32> = Vec::with_capacity(if label.is_some() { n } else { 0 });
-    let mut cloud = PointCloud::default();
-    cloud.positions.reserve(n);
-    let mut row = vec![0f64; vertex.props.len()];
-    let mut index = 0u64;
-    let mut on_point = |row: &[f64], cloud: &mut PointCloud| -> Result<()> {
-        let p = [row[xyz[0]], row[xyz[1]], row[xyz[2]]];
-        super::push_point(path, cloud, p, index)?;
-        for (c, &i) in cols.iter_mut().zip(&feature_idx) {
-            c.push(row[i] as f32);
+            .position(|e| e.name == "vertex")
+            .ok_or_else(|| {
+                Error::invalid(
+                    path,
+                    "element vertex",
+                    "missing",
+                    "a PLY point cloud needs a vertex element",
+                )
+            })?;
+        let vertex = &elements[vi];
+        let find = |n: &str| vertex.props.iter().position(|p| p.name() == n);
+        let mut xyz = [0usize; 3];
+        for (k, n) in ["x", "y", "z"].into_iter().enumerate() {
+            let i = find(n).ok_or_else(|| {
+                Error::invalid(
+                    path,
+                    format!("property {n}"),
+                    "missing",
+                    "the vertex element needs x, y and z",
+                )
+            })?;
+            match &vertex.props[i] {
+                Prop::Scalar { ty, .. } if ty.is_float() => {}
+                Prop::Scalar { ty, .. } => {
+                    return Err(Error::invalid(
+                        path,
+                        format!("property {n} type"),
+                        format!("{ty:?}").to_lowercase(),
+                        "x, y and z must be float or double",
+                    ));
+                }
+                Prop::List { .. } => {
+                    return Err(Error::invalid(
+                        path,
+                        format!("property {n} type"),
+                        "list",
+                        "x, y and z must be float or double",
+                    ));
+                }
+            }
+            xyz[k] = i;
         }
-        if let Some(li) = label {
-            labels.push(super::label_from_f64(
+        let label = match &opts.label {
+            Some(n) => Some(find(n).ok_or_else(|| {
+                Error::invalid(
+                    path,
+                    format!("label property {n}"),
+                    "missing",
+                    "the requested label property is not in the vertex element",
+                )
+            })?),
+            None => LABEL_NAMES.iter().find_map(|n| find(n)),
+        };
+        if let Some(li) = label
+            && let Prop::List { name, .. } = &vertex.props[li]
+        {
+            return Err(Error::invalid(
                 path,
-                &format!("{} of vertex {index}", vertex.props[li].name()),
-                row[li],
-            )?);
+                format!("property {name} type"),
+                "list",
+                "a label must be a scalar",
+            ));
         }
-        index += 1;
-        Ok(())
-    };
-    match encoding {
-        Encoding::Ascii => {
-            let text = super::as_utf8(path, body)?;
-            let mut lines = text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty());
-            for e in &elements[..=vi] {
-                let is_vertex = e.name == "vertex";
-                for j in 0..e.count {
-                    let Some((ln, line)) = lines.next() else {
+        if vertex.count == 0 {
+            return Err(Error::empty(path, "element vertex has 0 points"));
+        }
+        // A point takes at least one byte per property (two in ascii), so a count larger than the
+        // data cannot be right; checking it first fails fast on corrupt headers.
+        let min_point = match encoding {
+            Encoding::Ascii => 2 * vertex.props.len() as u64,
+            _ => vertex
+                .props
+                .iter()
+                .map(|p| match p {
+                    Prop::Scalar { ty, .. } => ty.size() as u64,
+                    Prop::List { count, .. } => count.size() as u64,
+                })
+                .sum(),
+        };
+        let body = total_len.map(|t| t.saturating_sub(len));
+        if let Some(body) = body
+            && vertex.count.saturating_mul(min_point.max(1)) > body
+        {
+            return Err(Error::invalid(
+                path,
+                "element vertex count",
+                vertex.count,
+                format!(
+                    "the {body} bytes of data cannot hold that many points: truncated or corrupt"
+                ),
+            ));
+        }
+        let features: Vec<usize> = (0..vertex.props.len())
+            .filter(|&i| {
+                !xyz.contains(&i)
+                    && Some(i) != label
+                    && matches!(vertex.props[i], Prop::Scalar { .. })
+            })
+            .collect();
+        let mut fixed = Vec::new();
+        let mut row_len = 0;
+        for p in &vertex.props {
+            if let Prop::Scalar { ty, .. } = p {
+                fixed.push((row_len, *ty));
+                row_len += ty.size();
+            }
+        }
+        let fixed = (fixed.len() == vertex.props.len()).then_some((fixed, row_len));
+        let (props, count) = (vertex.props.clone(), vertex.count);
+        let mut src = Lines::new(reader, "data line");
+        for e in &elements[..vi] {
+            skip_element(&mut src, path, e, encoding)?;
+        }
+        Ok(PlyReader {
+            state: ReadState::new(path),
+            src,
+            encoding,
+            row: vec![0.0; props.len()],
+            map: VertexMap {
+                xyz,
+                label: label.map(|i| (i, props[i].name().to_string())),
+                features,
+            },
+            props,
+            fixed,
+            count,
+            reserve: if body.is_some() { count } else { 1 << 16 },
+            buf: Vec::new(),
+        })
+    }
+
+    /// Number of points announced by the header.
+    pub fn point_count(&self) -> u64 {
+        self.count
+    }
+
+    /// Number of points read so far.
+    pub fn points_read(&self) -> u64 {
+        self.state.read
+    }
+
+    /// Reads `n` more vertices into a chunk.
+    fn read_rows(&mut self, n: usize) -> Result<PointCloud> {
+        let reserve = (n as u64).min(self.reserve) as usize;
+        let map = &self.map;
+        let mut b = ChunkBuilder::new(
+            self.state.origin,
+            map.features.len(),
+            map.label.is_some(),
+            reserve,
+        );
+        let path = self.state.path.as_path();
+        let big = self.encoding == Encoding::Be;
+        match (self.encoding, &self.fixed) {
+            (Encoding::Ascii, _) => {
+                for _ in 0..n {
+                    let Some((no, line)) = self.src.next_line(path)? else {
                         return Err(Error::truncated(
                             path,
-                            format!("element {}", e.name),
-                            format!("{} rows", e.count),
-                            format!("{j} rows"),
+                            "element vertex",
+                            format!("{} rows", self.count),
+                            format!("{} rows", self.state.read),
                         ));
                     };
-                    if !is_vertex {
-                        continue;
-                    }
-                    let mut toks = line.split_whitespace();
-                    for (pi, p) in vertex.props.iter().enumerate() {
-                        let field = format!("property {} (data line {})", p.name(), ln + 1);
-                        match p {
-                            Prop::Scalar { .. } => {
-                                let t = toks.next().ok_or_else(|| {
-                                    Error::truncated(path, field.clone(), "a value", "end of line")
-                                })?;
-                                row[pi] = t.parse::<f64>().map_err(|_| {
-                                    Error::invalid(
-                                        path,
-                                        field.clone(),
-                                        format!("{t:?}"),
-                                        "not a number",
-                                    )
-                                })?;
-                            }
-                            Prop::List { .. } => {
-                                let t = toks.next().ok_or_else(|| {
-                                    Error::truncated(
-                                        path,
-                                        field.clone(),
-                                        "a list count",
-                                        "end of line",
-                                    )
-                                })?;
-                                let c = t.parse::<usize>().map_err(|_| {
-                                    Error::invalid(
-                                        path,
-                                        field.clone(),
-                                        format!("{t:?}"),
-                                        "not a list count",
-                                    )
-                                })?;
-                                for _ in 0..c {
-                                    toks.next().ok_or_else(|| {
-                                        Error::truncated(
-                                            path,
-                                            field.clone(),
-                                            format!("{c} list items"),
-                                            "end of line",
-                                        )
-                                    })?;
-                                }
-                            }
-                        }
-                    }
-                    on_point(&row, &mut cloud)?;
+                    parse_ascii_row(path, &self.props, no, line, &mut self.row)?;
+                    map.push(&mut b, path, &self.row, self.state.read)?;
+                    self.state.read += 1;
                 }
             }
-        }
-        Encoding::Le | Encoding::Be => {
-            let big = encoding == Encoding::Be;
-            let mut at = 0usize;
-            for e in &elements[..=vi] {
-                let is_vertex = e.name == "vertex";
-                let fixed: Option<usize> = e
-                    .props
-                    .iter()
-                    .map(|p| match p {
-                        Prop::Scalar { ty, .. } => Some(ty.size()),
-                        _ => None,
-                    })
-                    .sum();
-                if !is_vertex && let Some(sz) = fixed {
-                    let need = (e.count as u128) * sz as u128;
-                    if need > (body.len() - at) as u128 {
+            (_, Some((layout, row_len))) => {
+                let row_len = *row_len;
+                let block = (BLOCK_BYTES / row_len).max(1);
+                let mut buf = std::mem::take(&mut self.buf);
+                let mut left = n;
+                while left > 0 {
+                    let rows = left.min(block);
+                    buf.resize(rows * row_len, 0);
+                    let got = super::read_full(&mut self.src.r, &mut buf, path)?;
+                    for rec in buf[..got].chunks_exact(row_len) {
+                        for (v, &(at, ty)) in self.row.iter_mut().zip(layout) {
+                            *v = ty.decode(&rec[at..], big);
+                        }
+                        map.push(&mut b, path, &self.row, self.state.read)?;
+                        self.state.read += 1;
+                    }
+                    if got < buf.len() {
+                        // The first property cut short, and how many of its bytes are there.
+                        let part = got % row_len;
+                        let (pi, &(at, ty)) = layout
+                            .iter()
+                            .enumerate()
+                            .rfind(|(_, (at, _))| *at <= part)
+                            .unwrap_or((0, &layout[0]));
                         return Err(Error::truncated(
                             path,
-                            format!("element {}", e.name),
-                            format!("{need} bytes"),
-                            format!("{} bytes", body.len() - at),
+                            format!(
+                                "element vertex row {} property {}",
+                                self.state.read,
+                                self.props[pi].name()
+                            ),
+                            format!("{} bytes", ty.size()),
+                            format!("{} bytes left", part - at),
                         ));
                     }
-                    at += need as usize;
-                    continue;
+                    left -= rows;
                 }
-                for j in 0..e.count {
-                    for (pi, p) in e.props.iter().enumerate() {
-                        let short = |want: usize, at: usize| {
-                            Error::truncated(
-                                path,
-                                format!("element {} row {j} property {}", e.name, p.name()),
-                                format!("{want} bytes"),
-                                format!("{} bytes left", body.len() - at),
-                            )
-                        };
-                        match p {
-                            Prop::Scalar { ty, .. } => {
-                                let s = ty.size();
-                                if at + s > body.len() {
-                                    return Err(short(s, at));
-                                }
-                                if is_vertex {
-                                    row[pi] = ty.decode(&body[at..], big);
-                                }
-                                at += s;
-                            }
-                            Prop::List { count, item, .. } => {
-                                let s = count.size();
-                                if at + s > body.len() {
-                                    return Err(short(s, at));
-                                }
-                                let c = count.decode(&body[at..], big);
-                                at += s;
-                                if c < 0.0 {
-                                    return Err(Error::invalid(
-                                        path,
-                                        format!(
-                                            "element {} row {j} property {} count",
-                                            e.name,
-                                            p.name()
-                                        ),
-                                        c,
-                                        "negative list length",
-                                    ));
-                                }
-                                let len = (c as usize).saturating_mul(item.size());
-                                if len > body.len() - at {
-                                    return Err(short(len, at));
-                                }
-                                at += len;
-                            }
-                        }
-                    }
-                    if is_vertex {
-                        on_point(&row, &mut cloud)?;
-                    }
+                self.buf = buf;
+            }
+            (_, None) => {
+                for _ in 0..n {
+                    let row = Some(&mut self.row[..]);
+                    let (r, j) = (&mut self.src.r, self.state.read);
+                    read_binary_row(r, path, "vertex", &self.props, j, big, row)?;
+                    map.push(&mut b, path, &self.row, self.state.read)?;
+                    self.state.read += 1;
+                }
+            }
+        }
+        let names = map.features.iter().map(|&i| self.props[i].name());
+        Ok(b.finish(names, &mut self.state.origin))
+    }
+}
+
+/// Where the values of a vertex row go in a chunk.
+#[derive(Debug)]
+struct VertexMap {
+    xyz: [usize; 3],
+    /// The label property's index and name.
+    label: Option<(usize, String)>,
+    /// Indices of the properties that become features, in file order.
+    features: Vec<usize>,
+}
+
+impl VertexMap {
+    /// Adds vertex `index`, whose values are `row`, to the chunk.
+    fn push(&self, b: &mut ChunkBuilder, path: &Path, row: &[f64], index: u64) -> Result<()> {
+        let p = [row[self.xyz[0]], row[self.xyz[1]], row[self.xyz[2]]];
+        b.point(path, p, index)?;
+        b.features(self.features.iter().map(|&i| row[i] as f32));
+        if let Some((li, name)) = &self.label {
+            let v = row[*li];
+            b.label(super::label_from_f64(
+                path,
+                format_args!("{name} of vertex {index}"),
+                v,
+            )?);
+        }
+        Ok(())
+    }
+}
+
+impl<R: BufRead> Stream for PlyReader<R> {
+    fn state(&self) -> &ReadState {
+        &self.state
+    }
+
+    fn state_mut(&mut self) -> &mut ReadState {
+        &mut self.state
+    }
+
+    fn read_points(&mut self, max: usize) -> Result<Option<PointCloud>> {
+        let n = (self.count - self.state.read).min(max as u64) as usize;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.read_rows(n).map(Some)
+    }
+}
+
+/// Parses the properties of one ascii row into `row` (list properties are skipped).
+fn parse_ascii_row(
+    path: &Path,
+    props: &[Prop],
+    no: usize,
+    line: &str,
+    row: &mut [f64],
+) -> Result<()> {
+    let mut toks = line.split_whitespace();
+    for (pi, p) in props.iter().enumerate() {
+        let field = || format!("property {} (data line {no})", p.name());
+        let want = match p {
+            Prop::Scalar { .. } => "a value",
+            Prop::List { .. } => "a list count",
+        };
+        let t = toks
+            .next()
+            .ok_or_else(|| Error::truncated(path, field(), want, "end of line"))?;
+        match p {
+            Prop::Scalar { .. } => {
+                row[pi] = t
+                    .parse::<f64>()
+                    .map_err(|_| Error::invalid(path, field(), format!("{t:?}"), "not a number"))?;
+            }
+            Prop::List { .. } => {
+                let c = t.parse::<usize>().map_err(|_| {
+                    Error::invalid(path, field(), format!("{t:?}"), "not a list count")
+                })?;
+                for _ in 0..c {
+                    toks.next().ok_or_else(|| {
+                        Error::truncated(path, field(), format!("{c} list items"), "end of line")
+                    })?;
                 }
             }
         }
     }
-    for (c, &i) in cols.into_iter().zip(&feature_idx) {
-        cloud.set_feature(vertex.props[i].name(), c);
+    Ok(())
+}
+
+/// Reads one binary row of element `name` (row `j`), decoding its scalars into `row` if given.
+fn read_binary_row(
+    r: &mut impl Read,
+    path: &Path,
+    name: &str,
+    props: &[Prop],
+    j: u64,
+    big: bool,
+    mut row: Option<&mut [f64]>,
+) -> Result<()> {
+    let mut b = [0u8; 8];
+    for (pi, p) in props.iter().enumerate() {
+        let short = |want: u64, left: u64| {
+            Error::truncated(
+                path,
+                format!("element {name} row {j} property {}", p.name()),
+                format!("{want} bytes"),
+                format!("{left} bytes left"),
+            )
+        };
+        let ty = match p {
+            Prop::Scalar { ty, .. } => *ty,
+            Prop::List { count, .. } => *count,
+        };
+        let s = ty.size();
+        let got = super::read_full(r, &mut b[..s], path)?;
+        if got < s {
+            return Err(short(s as u64, got as u64));
+        }
+        let v = ty.decode(&b, big);
+        match p {
+            Prop::Scalar { .. } => {
+                if let Some(row) = row.as_deref_mut() {
+                    row[pi] = v;
+                }
+            }
+            Prop::List { item, .. } => {
+                if v < 0.0 {
+                    return Err(Error::invalid(
+                        path,
+                        format!("element {name} row {j} property {} count", p.name()),
+                        v,
+                        "negative list length",
+                    ));
+                }
+                let len = (v as u64).saturating_mul(item.size() as u64);
+                let got = super::skip_bytes(r, len, path)?;
+                if got < len {
+                    return Err(short(len, got));
+                }
+            }
+        }
     }
-    if label.is_some() {
-        cloud.labels = Some(labels);
+    Ok(())
+}
+
+/// Skips all rows of an element that comes before the vertices.
+fn skip_element<R: BufRead>(
+    src: &mut Lines<R>,
+    path: &Path,
+    e: &Element,
+    encoding: Encoding,
+) -> Result<()> {
+    let fixed: Option<u64> = e
+        .props
+        .iter()
+        .map(|p| match p {
+            Prop::Scalar { ty, .. } => Some(ty.size() as u64),
+            _ => None,
+        })
+        .sum();
+    match (encoding, fixed) {
+        (Encoding::Ascii, _) => {
+            for j in 0..e.count {
+                if src.next_line(path)?.is_none() {
+                    return Err(Error::truncated(
+                        path,
+                        format!("element {}", e.name),
+                        format!("{} rows", e.count),
+                        format!("{j} rows"),
+                    ));
+                }
+            }
+        }
+        (_, Some(sz)) => {
+            let need = u128::from(e.count) * u128::from(sz);
+            let got = super::skip_bytes(&mut src.r, u64::try_from(need).unwrap_or(u64::MAX), path)?;
+            if u128::from(got) < need {
+                return Err(Error::truncated(
+                    path,
+                    format!("element {}", e.name),
+                    format!("{need} bytes"),
+                    format!("{got} bytes"),
+                ));
+            }
+        }
+        (_, None) => {
+            let big = encoding == Encoding::Be;
+            for j in 0..e.count {
+                read_binary_row(&mut src.r, path, &e.name, &e.props, j, big, None)?;
+            }
+        }
     }
-    Ok(cloud)
+    Ok(())
 }
 
 /// Options of [`write_ply`].

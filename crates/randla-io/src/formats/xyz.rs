@@ -5,9 +5,12 @@
 //! used if present, otherwise the first three columns are x y z and the rest are ignored. The
 //! delimiter is `,`, `;` or white space, detected from the first data line unless given.
 
-use std::io::BufRead;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
+use super::{ChunkBuilder, Lines, ReadState};
+use crate::chunks::{ChunkRead, Stream};
 use crate::cloud::PointCloud;
 use crate::error::{Error, Result};
 
@@ -45,122 +48,208 @@ enum Col {
     Feature(usize),
 }
 
-fn split<'a>(line: &'a str, delim: Option<char>) -> Box<dyn Iterator<Item = &'a str> + 'a> {
+/// The fields of a line: split at `delim` and trimmed, or at white space.
+enum Tokens<'a> {
+    Delim(std::str::Split<'a, char>),
+    White(std::str::SplitWhitespace<'a>),
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        match self {
+            Tokens::Delim(s) => s.next().map(str::trim),
+            Tokens::White(s) => s.next(),
+        }
+    }
+}
+
+fn split(line: &str, delim: Option<char>) -> Tokens<'_> {
     match delim {
-        Some(d) if !d.is_whitespace() => Box::new(line.split(d).map(str::trim)),
-        _ => Box::new(line.split_whitespace()),
+        Some(d) if !d.is_whitespace() => Tokens::Delim(line.split(d)),
+        _ => Tokens::White(line.split_whitespace()),
     }
 }
 
 /// Reads an XYZ/CSV file.
 pub fn read_xyz(path: &Path, opts: &XyzOptions) -> Result<PointCloud> {
-    read_xyz_from(super::open_text(path)?, path, opts)
+    XyzReader::open(path, opts)?.read_all()
 }
 
 /// Reads XYZ/CSV text from a stream; `path` only names the source in errors.
 pub fn read_xyz_from<R: BufRead>(r: R, path: &Path, opts: &XyzOptions) -> Result<PointCloud> {
-    let mut cloud = PointCloud::default();
-    let mut cols: Option<Vec<Col>> = None;
-    let mut feature_names: Vec<String> = Vec::new();
-    let mut features: Vec<Vec<f32>> = Vec::new();
-    let mut labels: Vec<u32> = Vec::new();
-    let mut has_label = false;
-    let mut delim = opts.delimiter;
-    let mut names_from_spec = opts.columns.clone();
-    let mut first = true;
-    super::for_each_line(r, path, |no, line| {
-        if line.starts_with('#') || line.starts_with("//") {
-            return Ok(());
-        }
-        if first {
-            first = false;
-            if delim.is_none() {
-                delim = if line.contains(',') {
-                    Some(',')
-                } else if line.contains(';') {
-                    Some(';')
-                } else {
-                    None
-                };
-            }
-            let is_header = split(line, delim).any(|t| t.parse::<f64>().is_err());
-            if is_header {
-                if names_from_spec.is_none() {
-                    names_from_spec = Some(
-                        split(line, delim)
-                            .map(|t| t.trim_matches('"').to_string())
-                            .collect(),
-                    );
-                }
-                let c = build(
-                    path,
-                    names_from_spec.as_deref().unwrap_or(&[]),
-                    &mut feature_names,
-                    &mut has_label,
-                )?;
-                features = feature_names.iter().map(|_| Vec::new()).collect();
-                cols = Some(c);
-                return Ok(());
-            }
-            let names: Vec<String> = names_from_spec
-                .clone()
-                .unwrap_or_else(|| vec!["x".into(), "y".into(), "z".into()]);
-            let c = build(path, &names, &mut feature_names, &mut has_label)?;
-            features = feature_names.iter().map(|_| Vec::new()).collect();
-            cols = Some(c);
-        }
-        let Some(cols) = cols.as_ref() else {
-            return Ok(());
+    XyzReader::from_reader(r, path, opts).read_all()
+}
+
+/// The columns of a file, known from its first line that is not a comment.
+#[derive(Debug)]
+struct Layout {
+    cols: Vec<Col>,
+    features: Vec<String>,
+    has_label: bool,
+    delim: Option<char>,
+}
+
+impl Layout {
+    /// The layout given by the first line (and `opts`); true if that line is a header.
+    fn new(path: &Path, line: &str, opts: &XyzOptions) -> Result<(Layout, bool)> {
+        let delim = opts.delimiter.or(if line.contains(',') {
+            Some(',')
+        } else if line.contains(';') {
+            Some(';')
+        } else {
+            None
+        });
+        let is_header = split(line, delim).any(|t| t.parse::<f64>().is_err());
+        let names: Vec<String> = match (&opts.columns, is_header) {
+            (Some(c), _) => c.clone(),
+            (None, true) => split(line, delim)
+                .map(|t| t.trim_matches('"').to_string())
+                .collect(),
+            (None, false) => vec!["x".into(), "y".into(), "z".into()],
         };
+        let mut features = Vec::new();
+        let mut has_label = false;
+        let cols = build(path, &names, &mut features, &mut has_label)?;
+        let layout = Layout {
+            cols,
+            features,
+            has_label,
+            delim,
+        };
+        Ok((layout, is_header))
+    }
+
+    /// Parses data line `no`: the point, its features (into `feats`) and its label.
+    fn parse(
+        &self,
+        path: &Path,
+        no: usize,
+        line: &str,
+        feats: &mut [f32],
+    ) -> Result<([f64; 3], Option<u32>)> {
         let mut p = [0f64; 3];
-        let index = cloud.positions.len() as u64;
-        let mut toks = split(line, delim);
-        for (got, c) in cols.iter().enumerate() {
+        let mut label = None;
+        let mut toks = split(line, self.delim);
+        for (got, c) in self.cols.iter().enumerate() {
             let t = toks.next().ok_or_else(|| {
                 Error::invalid(
                     path,
                     format!("line {no}"),
                     format!("{line:?}"),
-                    format!("expected {} columns, found {got}", cols.len()),
+                    format!("expected {} columns, found {got}", self.cols.len()),
                 )
             })?;
-            let field = |c: &Col| match c {
-                Col::X => "x".to_string(),
-                Col::Y => "y".to_string(),
-                Col::Z => "z".to_string(),
-                Col::Label => "label".to_string(),
-                Col::Skip => "skipped".to_string(),
-                Col::Feature(i) => feature_names[*i].clone(),
-            };
             match c {
                 Col::Skip => {}
-                Col::X | Col::Y | Col::Z => {
-                    let k = match c {
-                        Col::X => 0,
-                        Col::Y => 1,
-                        _ => 2,
-                    };
-                    p[k] = super::parse_f64(path, &field(c), no, t)?;
-                }
-                Col::Label => labels.push(super::parse_label(path, "label", no, t)?),
+                Col::X => p[0] = super::parse_f64(path, "x", no, t)?,
+                Col::Y => p[1] = super::parse_f64(path, "y", no, t)?,
+                Col::Z => p[2] = super::parse_f64(path, "z", no, t)?,
+                Col::Label => label = Some(super::parse_label(path, "label", no, t)?),
                 Col::Feature(i) => {
-                    features[*i].push(super::parse_f64(path, &field(c), no, t)? as f32)
+                    feats[*i] = super::parse_f64(path, &self.features[*i], no, t)? as f32
                 }
             }
         }
-        super::push_point(path, &mut cloud, p, index)?;
-        Ok(())
-    })?;
-    if cloud.is_empty() {
-        return Err(Error::empty(path, "no points"));
+        Ok((p, label))
     }
-    for (n, v) in feature_names.into_iter().zip(features) {
-        cloud.set_feature(n, v);
+}
+
+/// Streaming reader of an XYZ/CSV file, line by line in [`PointCloud`] chunks (see
+/// [`ChunkRead`]): memory is O(chunk), not O(file).
+#[derive(Debug)]
+pub struct XyzReader<R: BufRead = BufReader<File>> {
+    state: ReadState,
+    lines: Lines<R>,
+    opts: XyzOptions,
+    layout: Option<Layout>,
+    feats: Vec<f32>,
+}
+
+impl XyzReader {
+    /// Opens an XYZ/CSV file.
+    pub fn open(path: &Path, opts: &XyzOptions) -> Result<Self> {
+        Ok(XyzReader::from_reader(super::open_text(path)?, path, opts))
     }
-    if has_label {
-        cloud.labels = Some(labels);
+}
+
+impl<R: BufRead> XyzReader<R> {
+    /// Reads from any buffered stream; `path` only names the source in errors.
+    pub fn from_reader(reader: R, path: &Path, opts: &XyzOptions) -> Self {
+        XyzReader {
+            state: ReadState::new(path),
+            lines: Lines::new(reader, "line"),
+            opts: opts.clone(),
+            layout: None,
+            feats: Vec::new(),
+        }
     }
-    Ok(cloud)
+
+    /// Number of points read so far.
+    pub fn points_read(&self) -> u64 {
+        self.state.read
+    }
+}
+
+impl<R: BufRead> Stream for XyzReader<R> {
+    fn state(&self) -> &ReadState {
+        &self.state
+    }
+
+    fn state_mut(&mut self) -> &mut ReadState {
+        &mut self.state
+    }
+
+    fn read_points(&mut self, max: usize) -> Result<Option<PointCloud>> {
+        let path = self.state.path.as_path();
+        let mut b: Option<ChunkBuilder> = None;
+        let mut n = 0;
+        while n < max {
+            let Some((no, line)) = self.lines.next_line(path)? else {
+                break;
+            };
+            if line.starts_with('#') || line.starts_with("//") {
+                continue;
+            }
+            let layout = match &mut self.layout {
+                Some(l) => l,
+                None => {
+                    let (l, header) = Layout::new(path, line, &self.opts)?;
+                    self.feats = vec![0.0; l.features.len()];
+                    let l = self.layout.insert(l);
+                    if header {
+                        continue;
+                    }
+                    l
+                }
+            };
+            let (p, label) = layout.parse(path, no, line, &mut self.feats)?;
+            let b = b.get_or_insert_with(|| {
+                let reserve = max.min(1 << 16);
+                ChunkBuilder::new(
+                    self.state.origin,
+                    layout.features.len(),
+                    layout.has_label,
+                    reserve,
+                )
+            });
+            b.point(path, p, self.state.read)?;
+            b.features(self.feats.iter().copied());
+            if let Some(l) = label {
+                b.label(l);
+            }
+            self.state.read += 1;
+            n += 1;
+        }
+        if self.state.read == 0 {
+            return Err(Error::empty(path, "no points"));
+        }
+        let (Some(b), Some(layout)) = (b, &self.layout) else {
+            return Ok(None);
+        };
+        let names = layout.features.iter().map(String::as_str);
+        Ok(Some(b.finish(names, &mut self.state.origin)))
+    }
 }
 
 fn build(
