@@ -135,14 +135,14 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     pool.install(|| -> anyhow::Result<()> {
         for (file, out) in files.iter().zip(&outs) {
             let t = Instant::now();
-            let mut cloud = randla_io::read(file)?;
-            if !matches!(Format::from_path(out), Ok(Format::Ply)) {
+            let mut cloud = if matches!(Format::from_path(out), Ok(Format::Ply)) {
+                randla_io::read(file)?
+            } else {
                 // LAS/LAZ outputs are copied from the input file and label files hold labels
-                // only: keep just what the model reads (a LAS tile carries ~18 attributes).
-                let needed = &predictor.input().features;
-                cloud.features.retain(|f| needed.contains(&f.name));
-                cloud.labels = None;
-            }
+                // only: read in chunks and keep just what the model reads (a LAS tile carries
+                // ~18 attributes), so the whole file's attributes are never in memory at once.
+                read_model_inputs(file, &predictor.input().features)?
+            };
             let read_s = t.elapsed().as_secs_f64();
             // Counts input points (subsampled progress scaled up), so {per_sec} is input points/s.
             let bar = indicatif::ProgressBar::new(cloud.len() as u64);
@@ -198,6 +198,28 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         mem.rss_peak_bytes.unwrap_or(0) as f64 / 1048576.0
     );
     Ok(())
+}
+
+/// Points read per chunk by [`read_model_inputs`].
+const READ_CHUNK_POINTS: usize = 1 << 20;
+
+/// The points of `file` with only the attributes in `needed` and no labels, read in chunks.
+fn read_model_inputs(file: &Path, needed: &[String]) -> anyhow::Result<randla_io::PointCloud> {
+    let mut cloud: Option<randla_io::PointCloud> = None;
+    for chunk in randla_io::open_chunks(file, READ_CHUNK_POINTS, &randla_io::ReadOptions::default())? {
+        let mut chunk = chunk?;
+        chunk.features.retain(|f| needed.contains(&f.name));
+        chunk.labels = None;
+        match &mut cloud {
+            None => cloud = Some(chunk),
+            Some(c) => c.append(&chunk).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?,
+        }
+    }
+    let mut cloud = cloud.with_context(|| format!("{}: the file holds no point", file.display()))?;
+    // Appending doubled the capacities: give the slack back before the long part of the run.
+    cloud.positions.shrink_to_fit();
+    cloud.features.iter_mut().for_each(|f| f.values.shrink_to_fit());
+    Ok(cloud)
 }
 
 /// Writes the prediction `p` of `input` to `out` (a PLY output gets `cloud` with the predicted
