@@ -13,6 +13,13 @@ use clap::Parser;
 static ALLOC: randla_memory::CountingAllocator = randla_memory::CountingAllocator::SYSTEM;
 
 fn main() -> anyhow::Result<()> {
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`randla info … | head`) would panic;
+    // restore the default action: the process ends quietly, as Unix tools do.
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = commands::Cli::parse();
     commands::run(cli)
 }
