@@ -30,6 +30,7 @@ pub use cache::{CacheStatus, Prepared};
 pub use checkpoint::{Checkpoint, TrainerState};
 pub use config::{ClassMap, IGNORED, Layout, SamplerKind, TrainConfig};
 pub use error::{Error, Result};
-pub use metrics::{Confusion, Scores};
+pub use metrics::Scores;
+pub use randla_metrics::ConfusionMatrix;
 pub use sampler::{Crop, Sampler, class_weights};
 pub use trainer::{EpochRecord, Event, TrainOptions, TrainSummary, ValRecord, step_on_batch, train, train_step, weighted_cross_entropy};

@@ -1,13 +1,9 @@
-//! A small confusion matrix: per-class IoU, mIoU over classes present in the truth, OA.
+//! Validation scores, computed by `randla-metrics`' confusion matrix — the same definitions
+//! (`IoU = TP / (TP + FP + FN)`, mIoU over the classes with truth points, OA) that `randla eval`
+//! reports.
 
+use randla_metrics::ConfusionMatrix;
 use serde::Serialize;
-
-/// Counts over dense class indices (rows = truth, columns = prediction).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Confusion {
-    n: usize,
-    counts: Vec<u64>,
-}
 
 /// Scores of one validation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -22,46 +18,34 @@ pub struct Scores {
     pub support: Vec<u64>,
 }
 
-impl Confusion {
-    /// An empty matrix over `n` classes.
-    pub fn new(n: usize) -> Self {
-        Confusion { n, counts: vec![0; n * n] }
-    }
-
-    /// Adds one point; truths or predictions out of range (ignored labels) are skipped.
-    pub fn add(&mut self, truth: u32, pred: u32) {
-        let (t, p) = (truth as usize, pred as usize);
-        if t < self.n && p < self.n {
-            self.counts[t * self.n + p] += 1;
+impl Scores {
+    /// The scores of `m` (0 for mIoU and OA of an empty matrix).
+    pub fn from_confusion(m: &ConfusionMatrix) -> Self {
+        Scores {
+            iou: m.ious(),
+            miou: m.miou().unwrap_or(0.0),
+            oa: m.oa().unwrap_or(0.0),
+            support: (0..m.num_classes()).map(|c| m.support(c)).collect(),
         }
     }
+}
 
-    /// The count of truth `t` predicted `p`.
-    pub fn get(&self, t: usize, p: usize) -> u64 {
-        self.counts[t * self.n + p]
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// IoU, mIoU, OA.
-    pub fn scores(&self) -> Scores {
-        let n = self.n;
-        let mut iou = Vec::with_capacity(n);
-        let mut support = Vec::with_capacity(n);
-        let (mut sum, mut k, mut correct, mut total) = (0.0, 0usize, 0u64, 0u64);
-        for c in 0..n {
-            let tp = self.get(c, c);
-            let row: u64 = (0..n).map(|p| self.get(c, p)).sum();
-            let col: u64 = (0..n).map(|t| self.get(t, c)).sum();
-            let union = row + col - tp;
-            let v = (union > 0).then(|| tp as f64 / union as f64);
-            if row > 0 {
-                sum += v.unwrap_or(0.0);
-                k += 1;
-            }
-            iou.push(v);
-            support.push(row);
-            correct += tp;
-            total += row;
+    #[test]
+    fn scores_follow_the_confusion_matrix() {
+        // truth 0: 3 right, 1 as class 1; truth 1: 2 right; class 2 only predicted once (truth 1).
+        let mut m = ConfusionMatrix::new(3);
+        for (t, p, n) in [(0, 0, 3), (0, 1, 1), (1, 1, 2), (1, 2, 1)] {
+            m.add_count(t, p, n);
         }
-        Scores { iou, miou: if k > 0 { sum / k as f64 } else { 0.0 }, oa: if total > 0 { correct as f64 / total as f64 } else { 0.0 }, support }
+        let s = Scores::from_confusion(&m);
+        assert_eq!(s.support, vec![4, 3, 0]);
+        assert_eq!(s.iou, vec![Some(3.0 / 4.0), Some(2.0 / 4.0), Some(0.0)]);
+        // Class 2 has no truth point: left out of the mean.
+        assert!((s.miou - (0.75 + 0.5) / 2.0).abs() < 1e-12);
+        assert!((s.oa - 5.0 / 7.0).abs() < 1e-12);
     }
 }

@@ -21,7 +21,8 @@ use crate::checkpoint::{Checkpoint, TrainerState};
 use crate::config::{ClassMap, IGNORED, TrainConfig};
 use crate::dataset;
 use crate::error::{Error, Result};
-use crate::metrics::{Confusion, Scores};
+use crate::metrics::Scores;
+use randla_metrics::ConfusionMatrix;
 use crate::sampler::{self, Sampler};
 
 /// File names inside a run directory.
@@ -211,16 +212,17 @@ pub fn load_val(config: &TrainConfig) -> Result<Vec<ValCloud>> {
 pub fn validate(model: &ModelDir, val: &[ValCloud], budget_mib: u64) -> Result<Scores> {
     let predictor = Predictor::new(model)?;
     let opts = PredictOptions { budget: randla_geom::MemoryBudget::bytes(budget_mib << 20), ..Default::default() };
-    let mut conf = Confusion::new(model.config.num_classes);
+    let n = model.config.num_classes;
+    let mut conf = ConfusionMatrix::new(n);
     for v in val {
         let pred = predictor.predict(&v.cloud, &v.source.display().to_string(), &opts, &|_, _| {})?;
         for (&t, &p) in v.truth.iter().zip(&pred.class) {
-            if t != IGNORED {
-                conf.add(t, p as u32);
+            if t != IGNORED && (t as usize) < n {
+                conf.add(t as usize, p as usize);
             }
         }
     }
-    Ok(conf.scores())
+    Ok(Scores::from_confusion(&conf))
 }
 
 /// Sets the running-average momentum (PyTorch convention: weight of the batch statistic) of
