@@ -91,7 +91,7 @@ fn bad_options_are_refused_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pred.laz");
     let input = tile();
-    for (flag, value, says) in [("--tile-points", "0", "--tile-points"), ("--margin=-3", "", "--margin"), ("--memory-budget", "lots", "lots")] {
+    for (flag, value, says) in [("--tile-points", "0", "--tile-points"), ("--margin=-3", "", "--margin"), ("--memory-budget", "lots", "lots"), ("--votes", "0", "--votes")] {
         let mut args = vec![os("predict"), input.as_os_str(), os("-o"), out.as_os_str(), os(flag)];
         if !value.is_empty() {
             args.push(os(value));

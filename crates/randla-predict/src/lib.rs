@@ -14,6 +14,8 @@
 //!    weighted vote of every pass that saw it (weight 1 in a tile's core, falling to 0 across its
 //!    margin), the overlapping-crop voting of the reference without its redundancy. Tiles bound
 //!    the memory and keep each pass cache-sized;
+//!    with [`PredictOptions::votes`] > 1 step 3 runs again with other random samplings and the
+//!    probabilities are averaged (the reference's test-time voting);
 //! 4. every original point takes its voxel's probabilities: class, code, confidence.
 //!
 //! Writing the result back (LAS/LAZ copy-through, PLY, label files) is the CLI's job.
@@ -48,6 +50,9 @@ pub struct PredictOptions {
     /// Largest tile core, in subsampled points ([`DEFAULT_TILE_POINTS`] when `None`); the
     /// memory budget may make tiles smaller.
     pub tile_points: Option<usize>,
+    /// Passes per point with different random samplings, their probabilities averaged (the
+    /// reference's test-time voting); `0` and `1` both mean one.
+    pub votes: usize,
     /// Context around each tile, in metres (default: twice the radius of the coarsest layer's
     /// neighbourhoods at the tile's point density, see [`Predictor::auto_margin`]).
     pub margin: Option<f32>,
@@ -188,17 +193,33 @@ impl Predictor {
             )));
         }
         let cap = opts.tile_points.unwrap_or(DEFAULT_TILE_POINTS).max(min_points);
-        let probs = if m <= cap && self.pass_bytes(m) as u64 <= opts.budget.bytes {
-            stats.passes = 1;
-            stats.crop_points = m;
-            let all: Vec<u32> = (0..m as u32).collect();
-            let p = self.run_crop(&sub.points, &sub.features, nf, &all, opts.seed, &mut stats)?;
-            progress(m, m);
-            p
-        } else {
-            self.tiled(&sub.points, &sub.features, nf, cap, opts, &mut stats, progress)?
-        };
         let c = self.config.num_classes;
+        let votes = opts.votes.max(1);
+        let mut probs: Vec<f32> = Vec::new();
+        for vote in 0..votes {
+            // Each vote samples anew: its seeds follow the previous vote's.
+            let seed = opts.seed.wrapping_add((vote as u64) << 32);
+            let vote_progress = |done: usize, all: usize| progress(vote * all + done, votes * all);
+            let p = if m <= cap && self.pass_bytes(m) as u64 <= opts.budget.bytes {
+                stats.passes += 1;
+                stats.crop_points = m;
+                let all: Vec<u32> = (0..m as u32).collect();
+                let p = self.run_crop(&sub.points, &sub.features, nf, &all, seed, &mut stats)?;
+                vote_progress(m, m);
+                p
+            } else {
+                self.tiled(&sub.points, &sub.features, nf, cap, &PredictOptions { seed, ..opts.clone() }, &mut stats, &vote_progress)?
+            };
+            if probs.is_empty() {
+                probs = p;
+            } else {
+                probs.par_iter_mut().zip(p.par_iter()).for_each(|(a, b)| *a += b);
+            }
+        }
+        if votes > 1 {
+            let inv = 1.0 / votes as f32;
+            probs.par_iter_mut().for_each(|v| *v *= inv);
+        }
         // 4. Back to every point.
         let t = Instant::now();
         let mut class = vec![0u16; n];

@@ -59,3 +59,20 @@ fn clouds_that_do_not_fit_are_refused() {
     m.input = None;
     assert!(Predictor::new(&m).unwrap_err().to_string().contains("[input]"));
 }
+
+#[test]
+fn votes_average_the_probabilities_of_several_samplings() {
+    let cloud = tile();
+    let p = Predictor::new(&model()).unwrap();
+    let opts = |votes, seed| PredictOptions { probabilities: true, votes, seed, ..Default::default() };
+    let one = p.predict(&cloud, "tile", &opts(1, 0), &|_, _| {}).unwrap();
+    let second = p.predict(&cloud, "tile", &opts(1, 1 << 32), &|_, _| {}).unwrap();
+    let two = p.predict(&cloud, "tile", &opts(2, 0), &|_, _| {}).unwrap();
+    assert_eq!(two.stats.passes, 2);
+    let (a, b, m) = (one.probabilities.unwrap(), second.probabilities.unwrap(), two.probabilities.unwrap());
+    // The second vote is the one-pass run with the next seed: the mean of the two.
+    for i in (0..m.len()).step_by(101) {
+        assert!((m[i] - (a[i] + b[i]) / 2.0).abs() < 1e-6, "at {i}: {} vs {} and {}", m[i], a[i], b[i]);
+    }
+    assert_ne!(a, b, "two samplings should differ");
+}

@@ -30,6 +30,10 @@ pub struct PredictArgs {
     /// with a margin of context and voted across the overlaps. Default: 500000.
     #[arg(long)]
     pub tile_points: Option<usize>,
+    /// Passes per point, each with its own random sampling, probabilities averaged (the
+    /// reference's test-time voting): a little more accurate, proportionally slower.
+    #[arg(long, default_value_t = 1)]
+    pub votes: usize,
     /// Context around each tile, in metres. Default: twice the radius of the network's coarsest
     /// neighbourhoods at the cloud's density.
     #[arg(long)]
@@ -129,7 +133,10 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     if let Some(m) = args.margin.filter(|m| !m.is_finite() || *m < 0.0) {
         bail!("--margin {m}: expected a distance in metres, 0 or more");
     }
-    let opts = PredictOptions { budget, probabilities: args.probabilities, tile_points: args.tile_points, margin: args.margin, ..Default::default() };
+    if args.votes == 0 {
+        bail!("--votes must be at least 1");
+    }
+    let opts = PredictOptions { budget, probabilities: args.probabilities, tile_points: args.tile_points, margin: args.margin, votes: args.votes, ..Default::default() };
     let total_t = Instant::now();
     let mut total_points = 0usize;
     pool.install(|| -> anyhow::Result<()> {
