@@ -11,7 +11,8 @@
 //! - [`memory_info`]: heap bytes now and at peak, process RSS now and at peak, RAM available.
 //! - [`MemoryMonitor`]: a scope guard (`MemoryMonitor::new("forward pass")`) that reports wall
 //!   time, heap at start / end / peak within the scope, RSS at start / end / peak, when asked
-//!   ([`MemoryMonitor::report`]) or when dropped (printed to stderr if `RANDLA_MEMORY_LOG` is set).
+//!   ([`MemoryMonitor::report`]) or when dropped (printed to stderr if `RANDLA_MEMORY_LOG` is set),
+//!   and, with the default feature `tracing`, as a `tracing` event (target `randla_memory`).
 //!
 //! Heap figures are exact only when the counting allocator is installed; otherwise they are
 //! `None` and the RSS figures remain.
@@ -282,6 +283,15 @@ impl MemoryMonitor {
         self.done = true;
         // Give the outer scope its view back: its peak is the larger of the two.
         PEAK.fetch_max(self.outer_peak, Ordering::Relaxed);
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            target: "randla_memory",
+            scope = %r.name,
+            wall_s = r.wall_s,
+            heap_peak_bytes = r.heap_peak_bytes,
+            rss_peak_bytes = r.rss_peak_bytes,
+            "{r}"
+        );
         r
     }
 }
