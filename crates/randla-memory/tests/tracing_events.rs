@@ -9,9 +9,12 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
-/// The fields of every event, as `name=value` strings, with the event's target.
+/// An event: its target and its fields as `name=value` strings.
+type Captured = (String, Vec<String>);
+
+/// Every event seen.
 #[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<(String, Vec<String>)>>>);
+struct Capture(Arc<Mutex<Vec<Captured>>>);
 
 struct Fields(Vec<String>);
 
