@@ -17,8 +17,16 @@ use randla_model::{Batch, RandLaNetConfig, StateDict};
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.to_string())
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<f64>().ok())
+        })
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
@@ -31,9 +39,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/parity");
     let (cfg, sd, batch) = match cloud {
         "fixture" => {
-            let cfg = RandLaNetConfig { num_points: 4096, num_classes: 7, in_channels: 6, ..RandLaNetConfig::default() };
+            let cfg = RandLaNetConfig {
+                num_points: 4096,
+                num_classes: 7,
+                in_channels: 6,
+                ..RandLaNetConfig::default()
+            };
             let sd = StateDict::load(fixtures.join("o3d_kitti_small.pth"))?;
-            (cfg, sd, Batch::load_safetensors(fixtures.join("o3d_kitti_small.io.safetensors"))?)
+            (
+                cfg,
+                sd,
+                Batch::load_safetensors(fixtures.join("o3d_kitti_small.io.safetensors"))?,
+            )
         }
         _ => {
             let cfg = RandLaNetConfig::default(); // SemanticKITTI: 45,056 points, 19 classes, xyz
@@ -46,7 +63,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 (s >> 40) as f32 / (1u64 << 24) as f32
             };
             // A 50 m × 50 m ground with some height, like a LiDAR scan crop.
-            let pts: Vec<[f32; 3]> = (0..n).map(|_| [rnd() * 50.0, rnd() * 50.0, rnd() * 3.0]).collect();
+            let pts: Vec<[f32; 3]> = (0..n)
+                .map(|_| [rnd() * 50.0, rnd() * 50.0, rnd() * 3.0])
+                .collect();
             let t = Instant::now();
             let pyramid = Pyramid::build(&pts, &cfg.pyramid_config())?;
             eprintln!("pyramid: {:.2} s", t.elapsed().as_secs_f64());
@@ -59,14 +78,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let input = BatchTensors::from_batch(&batch, &cfg, &device)?;
     let opts = match mode {
         "standard" => ForwardOptions::standard(),
-        _ => ForwardOptions { memory_efficient: true, chunk_points: None, budget: budget_mib.map(|m| MemoryBudget::bytes(m << 20)) },
+        _ => ForwardOptions {
+            memory_efficient: true,
+            chunk_points: None,
+            budget: budget_mib.map(|m| MemoryBudget::bytes(m << 20)),
+        },
     };
     eprintln!("chunk plan: {:?}", net.chunk_plan(&input, &opts)?);
     let mut times = Vec::new();
     for _ in 0..3 {
         let t = Instant::now();
         let logits = net.forward_with(&input, &opts)?;
-        let v = logits.try_into_vec_as::<f32>().map_err(|e| format!("{e:?}"))?;
+        let v = logits
+            .try_into_vec_as::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
         times.push(t.elapsed().as_secs_f64());
         assert!(v.iter().all(|x| x.is_finite()));
     }
@@ -74,7 +99,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{cloud} {mode} (budget {}): forward {:.3} s (best of 3; runs {:?}), peak RSS {:.0} MiB",
         budget_mib.map_or("default".to_string(), |m| format!("{m} MiB")),
         times.iter().copied().fold(f64::INFINITY, f64::min),
-        times.iter().map(|t| (t * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
+        times
+            .iter()
+            .map(|t| (t * 1000.0).round() / 1000.0)
+            .collect::<Vec<_>>(),
         peak_rss_mib()
     );
     Ok(())

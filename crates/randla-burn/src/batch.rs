@@ -43,8 +43,10 @@ impl BatchTensors {
         let b = batch.batch_size;
         let k = batch.k;
         let s = &batch.sizes;
-        let features =
-            Tensor::from_data(TensorData::new(batch.features.clone(), [b, s[0], batch.channels]), device);
+        let features = Tensor::from_data(
+            TensorData::new(batch.features.clone(), [b, s[0], batch.channels]),
+            device,
+        );
         // Local index `i` of crop `bi` at a level of `n` points becomes the flat row `bi·n + i`.
         let flat = |idx: &[u32], rows_per_crop: usize, n_src: usize| -> Vec<i64> {
             idx.iter()
@@ -55,16 +57,35 @@ impl BatchTensors {
         let mut layers = Vec::with_capacity(batch.num_layers());
         for l in 0..batch.num_layers() {
             let (n, next) = (s[l], s[l + 1]);
-            let coords = Tensor::from_data(TensorData::new(batch.coords[l].clone(), [b, n, 3]), device);
-            let neighbors =
-                Tensor::from_data(TensorData::new(flat(&batch.neighbors[l], n * k, n), [b, n, k]), device);
-            let sub_idx =
-                Tensor::from_data(TensorData::new(flat(&batch.sub_idx[l], next * k, n), [b, next, k]), device);
-            let interp_idx =
-                Tensor::from_data(TensorData::new(flat(&batch.interp_idx[l], n, next), [b, n]), device);
-            layers.push(LayerTensors { coords, neighbors, sub_idx, interp_idx });
+            let coords =
+                Tensor::from_data(TensorData::new(batch.coords[l].clone(), [b, n, 3]), device);
+            let neighbors = Tensor::from_data(
+                TensorData::new(flat(&batch.neighbors[l], n * k, n), [b, n, k]),
+                device,
+            );
+            let sub_idx = Tensor::from_data(
+                TensorData::new(flat(&batch.sub_idx[l], next * k, n), [b, next, k]),
+                device,
+            );
+            let interp_idx = Tensor::from_data(
+                TensorData::new(flat(&batch.interp_idx[l], n, next), [b, n]),
+                device,
+            );
+            layers.push(LayerTensors {
+                coords,
+                neighbors,
+                sub_idx,
+                interp_idx,
+            });
         }
-        Ok(BatchTensors { batch_size: b, channels: batch.channels, k, sizes: s.clone(), features, layers })
+        Ok(BatchTensors {
+            batch_size: b,
+            channels: batch.channels,
+            k,
+            sizes: s.clone(),
+            features,
+            layers,
+        })
     }
 
     /// Number of encoder levels, L.
@@ -83,19 +104,32 @@ impl BatchTensors {
         if self.channels != config.in_channels {
             return Err(Error::batch(
                 "features",
-                format!("{} channels per point, the model takes in_channels = {}", self.channels, config.in_channels),
+                format!(
+                    "{} channels per point, the model takes in_channels = {}",
+                    self.channels, config.in_channels
+                ),
             ));
         }
         if self.k != config.num_neighbors {
             return Err(Error::batch(
                 "neighbor_indices.0",
-                format!("K = {}, the model has num_neighbors = {}", self.k, config.num_neighbors),
+                format!(
+                    "K = {}, the model has num_neighbors = {}",
+                    self.k, config.num_neighbors
+                ),
             ));
         }
         if self.layers.len() != config.num_layers || self.sizes.len() != config.num_layers + 1 {
             return Err(Error::batch(
-                format!("neighbor_indices.{}", self.layers.len().min(config.num_layers)),
-                format!("the batch has {} layers, the model has num_layers = {}", self.layers.len(), config.num_layers),
+                format!(
+                    "neighbor_indices.{}",
+                    self.layers.len().min(config.num_layers)
+                ),
+                format!(
+                    "the batch has {} layers, the model has num_layers = {}",
+                    self.layers.len(),
+                    config.num_layers
+                ),
             ));
         }
         Ok(())

@@ -19,14 +19,24 @@ pub struct Decoder {
 impl Decoder {
     /// Fresh layers with `(in, out)` widths.
     pub fn new(dims: &[(usize, usize)], device: &Device) -> Self {
-        Decoder { layers: dims.iter().map(|&(i, o)| SharedMlp::new(i, o, device)).collect() }
+        Decoder {
+            layers: dims
+                .iter()
+                .map(|&(i, o)| SharedMlp::new(i, o, device))
+                .collect(),
+        }
     }
 
     /// Decodes from the bottleneck back to full resolution.
     ///
     /// Shapes: `x [B, N_L, C_L]`, `skips` as returned by [`crate::encoder::Encoder::forward`]
     /// → `[B, N_0, 2·d_out[0]]`.
-    pub fn forward(&self, mut x: Tensor<3>, mut skips: Vec<Tensor<3>>, layers: &[LayerTensors]) -> Tensor<3> {
+    pub fn forward(
+        &self,
+        mut x: Tensor<3>,
+        mut skips: Vec<Tensor<3>>,
+        layers: &[LayerTensors],
+    ) -> Tensor<3> {
         let l = self.layers.len();
         // Decoder layer j reads skip [-j-2] and upsamples with interp_idx[L-1-j].
         skips.truncate(l); // the last entry is the bottleneck input itself

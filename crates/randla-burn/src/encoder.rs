@@ -17,7 +17,13 @@ pub struct Encoder {
 impl Encoder {
     /// Fresh blocks for input widths `d_in[i]` and `d_out[i]`.
     pub fn new(d_in: &[usize], d_out: &[usize], device: &Device) -> Self {
-        Encoder { blocks: d_in.iter().zip(d_out).map(|(&i, &o)| DilatedResidualBlock::new(i, o, device)).collect() }
+        Encoder {
+            blocks: d_in
+                .iter()
+                .zip(d_out)
+                .map(|(&i, &o)| DilatedResidualBlock::new(i, o, device))
+                .collect(),
+        }
     }
 
     /// Runs every level. `chunk_rows[i]` (if any) is the chunk size of level `i`'s local feature

@@ -39,6 +39,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub(crate) fn batch(name: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Batch { name: name.into(), message: message.into() }
+        Error::Batch {
+            name: name.into(),
+            message: message.into(),
+        }
     }
 }

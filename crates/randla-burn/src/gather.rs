@@ -64,7 +64,9 @@ mod tests {
 
     fn x(device: &Device) -> Tensor<3> {
         // [2, 3, 2]: batch b, point p holds [10b + p, -(10b + p)].
-        let v: Vec<f32> = (0..2).flat_map(|b| (0..3).flat_map(move |p| [(10 * b + p) as f32, -((10 * b + p) as f32)])).collect();
+        let v: Vec<f32> = (0..2)
+            .flat_map(|b| (0..3).flat_map(move |p| [(10 * b + p) as f32, -((10 * b + p) as f32)]))
+            .collect();
         Tensor::from_data(TensorData::new(v, [2, 3, 2]), device)
     }
 
@@ -72,19 +74,31 @@ mod tests {
     fn gathers_use_flat_indices() {
         let device = Device::flex();
         // Batch 1's local indices are offset by N = 3.
-        let idx = Tensor::<3, Int>::from_data(TensorData::new(vec![2i64, 0, 1, 1, 5, 3, 4, 4], [2, 2, 2]), &device);
+        let idx = Tensor::<3, Int>::from_data(
+            TensorData::new(vec![2i64, 0, 1, 1, 5, 3, 4, 4], [2, 2, 2]),
+            &device,
+        );
         let g = gather_neighbors(x(&device), idx.clone());
         assert_eq!(g.dims(), [2, 2, 2, 2]);
         let v = g.try_into_vec_as::<f32>().unwrap();
         assert_eq!(&v[..4], &[2.0, -2.0, 0.0, 0.0]);
         assert_eq!(&v[8..12], &[12.0, -12.0, 10.0, -10.0]);
-        let p = max_pool(x(&device), idx.clone()).try_into_vec_as::<f32>().unwrap();
+        let p = max_pool(x(&device), idx.clone())
+            .try_into_vec_as::<f32>()
+            .unwrap();
         // max over neighbours, per channel: [max(2,0), max(-2,0)], [1,-1], [12,-10], [11,-11]
         assert_eq!(p, vec![2.0, 0.0, 1.0, -1.0, 12.0, -10.0, 11.0, -11.0]);
-        let pc = max_pool_chunked(x(&device), idx, 1).try_into_vec_as::<f32>().unwrap();
+        let pc = max_pool_chunked(x(&device), idx, 1)
+            .try_into_vec_as::<f32>()
+            .unwrap();
         assert_eq!(pc, p);
-        let up = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 1, 0, 3, 5, 5], [2, 3]), &device);
-        let u = gather_rows(x(&device), up).try_into_vec_as::<f32>().unwrap();
+        let up = Tensor::<2, Int>::from_data(
+            TensorData::new(vec![1i64, 1, 0, 3, 5, 5], [2, 3]),
+            &device,
+        );
+        let u = gather_rows(x(&device), up)
+            .try_into_vec_as::<f32>()
+            .unwrap();
         assert_eq!(&u[..2], &[1.0, -1.0]);
         assert_eq!(&u[6..8], &[10.0, -10.0]);
     }

@@ -41,12 +41,20 @@ impl ForwardOptions {
 
     /// The memory-efficient mode under `budget`.
     pub fn memory_efficient(budget: MemoryBudget) -> Self {
-        ForwardOptions { memory_efficient: true, chunk_points: None, budget: Some(budget) }
+        ForwardOptions {
+            memory_efficient: true,
+            chunk_points: None,
+            budget: Some(budget),
+        }
     }
 
     /// The memory-efficient mode with a fixed chunk of `rows` points.
     pub fn chunked(rows: usize) -> Self {
-        ForwardOptions { memory_efficient: true, chunk_points: Some(rows), budget: None }
+        ForwardOptions {
+            memory_efficient: true,
+            chunk_points: Some(rows),
+            budget: None,
+        }
     }
 }
 
@@ -83,7 +91,10 @@ impl RandLaNet {
     /// A freshly initialised network for `config` with `num_classes` outputs (PyTorch-default
     /// initialisation: uniform ±1/√fan_in; BN γ = 1, β = 0).
     pub fn new(config: &RandLaNetConfig, num_classes: usize, device: &Device) -> Result<Self> {
-        let config = RandLaNetConfig { num_classes, ..config.clone() };
+        let config = RandLaNetConfig {
+            num_classes,
+            ..config.clone()
+        };
         config.validate()?;
         Ok(RandLaNet {
             fc0: Conv1x1::new(config.in_channels, config.dim_features, device),
@@ -143,7 +154,11 @@ impl RandLaNet {
     /// which chunks do not see (use gradient checkpointing to save memory when training).
     ///
     /// Shapes: `batch.features [B, N, in_channels]` → `[B, N, num_classes]`.
-    pub fn forward_with(&self, batch: &BatchTensors, options: &ForwardOptions) -> Result<Tensor<3>> {
+    pub fn forward_with(
+        &self,
+        batch: &BatchTensors,
+        options: &ForwardOptions,
+    ) -> Result<Tensor<3>> {
         batch.check(&self.config)?;
         let chunks = self.chunk_plan(batch, options)?;
         let x = self.fc0.forward(batch.features.clone()); // [B, N, dim_features]
@@ -155,7 +170,11 @@ impl RandLaNet {
     }
 
     /// Rows per chunk of every encoder level (`None`: the whole level at once).
-    pub fn chunk_plan(&self, batch: &BatchTensors, options: &ForwardOptions) -> Result<Vec<Option<usize>>> {
+    pub fn chunk_plan(
+        &self,
+        batch: &BatchTensors,
+        options: &ForwardOptions,
+    ) -> Result<Vec<Option<usize>>> {
         let layers = self.config.num_layers;
         if !options.memory_efficient {
             return Ok(vec![None; layers]);
@@ -170,13 +189,17 @@ impl RandLaNet {
             });
         }
         if options.chunk_points == Some(0) {
-            return Err(Error::Option { option: "chunk_points", message: "must be at least 1".into() });
+            return Err(Error::Option {
+                option: "chunk_points",
+                message: "must be at least 1".into(),
+            });
         }
         let budget = options.budget.unwrap_or(DEFAULT_LFA_BUDGET);
         Ok((0..layers)
             .map(|i| {
                 let rows = options.chunk_points.unwrap_or_else(|| {
-                    let per_row = batch.batch_size * lfa_bytes_per_row(batch.k, self.config.dim_output[i]);
+                    let per_row =
+                        batch.batch_size * lfa_bytes_per_row(batch.k, self.config.dim_output[i]);
                     budget.rows_per_chunk(per_row, 1, 1)
                 });
                 Some(rows.min(batch.sizes[i]))

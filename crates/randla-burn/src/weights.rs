@@ -7,15 +7,16 @@
 use burn::tensor::{Device, Tensor, TensorData};
 use randla_model::{Param as StateParam, RandLaNetConfig, StateDict};
 
+use crate::blocks::head::HEAD_DROPOUT;
+use crate::blocks::shared_mlp::LEAKY_SLOPE;
 use crate::blocks::{
-    AttentivePooling, BatchNorm, Conv1x1, DilatedResidualBlock, Head, LocalSpatialEncoding, SharedMlp,
+    AttentivePooling, BatchNorm, Conv1x1, DilatedResidualBlock, Head, LocalSpatialEncoding,
+    SharedMlp,
 };
 use crate::decoder::Decoder;
 use crate::encoder::Encoder;
 use crate::error::{Error, Result};
 use crate::randlanet::{ForwardOptions, RandLaNet};
-use crate::blocks::head::HEAD_DROPOUT;
-use crate::blocks::shared_mlp::LEAKY_SLOPE;
 
 /// How a stored weight is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +39,10 @@ impl Loader<'_> {
 
     fn vector(&self, name: &str) -> Result<Tensor<1>> {
         let p = self.param(name)?;
-        Ok(Tensor::from_data(TensorData::new(p.data.clone(), [p.data.len()]), self.device))
+        Ok(Tensor::from_data(
+            TensorData::new(p.data.clone(), [p.data.len()]),
+            self.device,
+        ))
     }
 
     fn matrix(&self, name: &str, layout: Layout) -> Result<Tensor<2>> {
@@ -77,7 +81,11 @@ impl Loader<'_> {
     }
 
     fn batch_norm(&self, prefix: &str) -> Result<BatchNorm> {
-        let count = self.sd.get(&format!("{prefix}.num_batches_tracked")).ok().and_then(|p| p.data.first().copied());
+        let count = self
+            .sd
+            .get(&format!("{prefix}.num_batches_tracked"))
+            .ok()
+            .and_then(|p| p.data.first().copied());
         Ok(BatchNorm::from_tensors(
             self.vector(&format!("{prefix}.weight"))?,
             self.vector(&format!("{prefix}.bias"))?,
@@ -104,12 +112,17 @@ impl Loader<'_> {
     }
 
     fn block(&self, prefix: &str) -> Result<DilatedResidualBlock> {
-        let mlp = |name: &str, slope| self.shared_mlp(&format!("{prefix}.{name}"), Layout::OutIn, slope);
+        let mlp =
+            |name: &str, slope| self.shared_mlp(&format!("{prefix}.{name}"), Layout::OutIn, slope);
         Ok(DilatedResidualBlock {
             mlp1: mlp("mlp1", Some(LEAKY_SLOPE))?,
-            lse1: LocalSpatialEncoding { mlp: mlp("lse1.mlp", Some(LEAKY_SLOPE))? },
+            lse1: LocalSpatialEncoding {
+                mlp: mlp("lse1.mlp", Some(LEAKY_SLOPE))?,
+            },
             pool1: self.pooling(&format!("{prefix}.pool1"))?,
-            lse2: LocalSpatialEncoding { mlp: mlp("lse2.mlp", Some(LEAKY_SLOPE))? },
+            lse2: LocalSpatialEncoding {
+                mlp: mlp("lse2.mlp", Some(LEAKY_SLOPE))?,
+            },
             pool2: self.pooling(&format!("{prefix}.pool2"))?,
             mlp2: mlp("mlp2", None)?,
             shortcut: mlp("shortcut", None)?,
@@ -121,12 +134,17 @@ impl RandLaNet {
     /// The network with Open3D-ML weights: every parameter of `config` mapped by name. The state
     /// dict is checked first (a missing, unexpected, mis-shaped or non-finite tensor is an error
     /// naming it); a missing `num_batches_tracked` is tolerated.
-    pub fn from_state_dict(config: &RandLaNetConfig, sd: &StateDict, device: &Device) -> Result<Self> {
+    pub fn from_state_dict(
+        config: &RandLaNetConfig,
+        sd: &StateDict,
+        device: &Device,
+    ) -> Result<Self> {
         config.validate()?;
         sd.check(config)?;
         let ld = Loader { sd, device };
-        let blocks =
-            (0..config.num_layers).map(|i| ld.block(&format!("encoder.{i}"))).collect::<Result<Vec<_>>>()?;
+        let blocks = (0..config.num_layers)
+            .map(|i| ld.block(&format!("encoder.{i}")))
+            .collect::<Result<Vec<_>>>()?;
         let decoder = (0..config.num_layers)
             .map(|j| ld.shared_mlp(&format!("decoder.{j}"), Layout::InOut, Some(LEAKY_SLOPE)))
             .collect::<Result<Vec<_>>>()?;
@@ -154,17 +172,29 @@ impl RandLaNet {
     /// Every parameter and running statistic under its Open3D-ML name and shape (the inverse of
     /// [`RandLaNet::from_state_dict`]; `num_batches_tracked` included).
     pub fn to_state_dict(&self) -> Result<StateDict> {
-        let mut w = Writer { sd: StateDict::new() };
+        let mut w = Writer {
+            sd: StateDict::new(),
+        };
         w.linear("fc0", &self.fc0, Layout::OutIn, false)?;
         w.batch_norm("bn0", &self.bn0)?;
         for (i, b) in self.encoder.blocks.iter().enumerate() {
             let p = format!("encoder.{i}");
             w.shared_mlp(&format!("{p}.mlp1"), &b.mlp1, Layout::OutIn)?;
             w.shared_mlp(&format!("{p}.lse1.mlp"), &b.lse1.mlp, Layout::OutIn)?;
-            w.linear(&format!("{p}.pool1.score_fn.0"), &b.pool1.score_fn, Layout::OutIn, false)?;
+            w.linear(
+                &format!("{p}.pool1.score_fn.0"),
+                &b.pool1.score_fn,
+                Layout::OutIn,
+                false,
+            )?;
             w.shared_mlp(&format!("{p}.pool1.mlp"), &b.pool1.mlp, Layout::OutIn)?;
             w.shared_mlp(&format!("{p}.lse2.mlp"), &b.lse2.mlp, Layout::OutIn)?;
-            w.linear(&format!("{p}.pool2.score_fn.0"), &b.pool2.score_fn, Layout::OutIn, false)?;
+            w.linear(
+                &format!("{p}.pool2.score_fn.0"),
+                &b.pool2.score_fn,
+                Layout::OutIn,
+                false,
+            )?;
             w.shared_mlp(&format!("{p}.pool2.mlp"), &b.pool2.mlp, Layout::OutIn)?;
             w.shared_mlp(&format!("{p}.mlp2"), &b.mlp2, Layout::OutIn)?;
             w.shared_mlp(&format!("{p}.shortcut"), &b.shortcut, Layout::OutIn)?;
@@ -185,14 +215,17 @@ struct Writer {
 }
 
 fn read<const D: usize>(name: &str, t: Tensor<D>) -> Result<Vec<f32>> {
-    t.try_into_vec_as::<f32>()
-        .map_err(|e| Error::Read { name: name.into(), message: format!("{e:?}") })
+    t.try_into_vec_as::<f32>().map_err(|e| Error::Read {
+        name: name.into(),
+        message: format!("{e:?}"),
+    })
 }
 
 impl Writer {
     fn vector(&mut self, name: String, t: Tensor<1>) -> Result<()> {
         let data = read(&name, t)?;
-        self.sd.insert(name, StateParam::new(vec![data.len()], data));
+        self.sd
+            .insert(name, StateParam::new(vec![data.len()], data));
         Ok(())
     }
 
@@ -213,7 +246,11 @@ impl Writer {
                 (vec![o, i], t)
             }
         };
-        let shape = if conv { [shape, vec![1, 1]].concat() } else { shape };
+        let shape = if conv {
+            [shape, vec![1, 1]].concat()
+        } else {
+            shape
+        };
         self.sd.insert(name, StateParam::new(shape, data));
         self.vector(format!("{prefix}.bias"), l.bias.val())
     }
@@ -221,11 +258,17 @@ impl Writer {
     fn batch_norm(&mut self, prefix: &str, bn: &BatchNorm) -> Result<()> {
         self.vector(format!("{prefix}.weight"), bn.gamma.val())?;
         self.vector(format!("{prefix}.bias"), bn.beta.val())?;
-        self.vector(format!("{prefix}.running_mean"), bn.running_mean.value_sync())?;
+        self.vector(
+            format!("{prefix}.running_mean"),
+            bn.running_mean.value_sync(),
+        )?;
         self.vector(format!("{prefix}.running_var"), bn.running_var.value_sync())?;
         let name = format!("{prefix}.num_batches_tracked");
         let n = read(&name, bn.num_batches_tracked.value_sync())?;
-        self.sd.insert(name, StateParam::new(vec![], vec![n.first().copied().unwrap_or(0.0)]));
+        self.sd.insert(
+            name,
+            StateParam::new(vec![], vec![n.first().copied().unwrap_or(0.0)]),
+        );
         Ok(())
     }
 

@@ -13,12 +13,19 @@ fn mismatched_batches_are_refused_by_name() {
     let good = common::random_batch(&cfg, 1, 128, 5);
     assert!(BatchTensors::from_batch(&good, &cfg, &device).is_ok());
 
-    let err = |b: &randla_model::Batch| BatchTensors::from_batch(b, &cfg, &device).unwrap_err().to_string();
+    let err = |b: &randla_model::Batch| {
+        BatchTensors::from_batch(b, &cfg, &device)
+            .unwrap_err()
+            .to_string()
+    };
 
     let mut b = good.clone();
     b.neighbors[1][7] = 10_000;
     let e = err(&b);
-    assert!(e.contains("neighbor_indices.1") && e.contains("out of range"), "{e}");
+    assert!(
+        e.contains("neighbor_indices.1") && e.contains("out of range"),
+        "{e}"
+    );
 
     let mut b = good.clone();
     b.sub_idx[0][3] = 128;
@@ -36,10 +43,16 @@ fn mismatched_batches_are_refused_by_name() {
     let other = common::small_config(6, &[8, 16], 3, 3);
     let b = common::random_batch(&other, 1, 128, 5);
     let e = err(&b);
-    assert!(e.contains("features") && e.contains("in_channels = 4"), "{e}");
+    assert!(
+        e.contains("features") && e.contains("in_channels = 4"),
+        "{e}"
+    );
     let other = common::small_config(5, &[8, 16], 4, 3);
     let e = err(&common::random_batch(&other, 1, 128, 5));
-    assert!(e.contains("neighbor_indices.0") && e.contains("num_neighbors = 6"), "{e}");
+    assert!(
+        e.contains("neighbor_indices.0") && e.contains("num_neighbors = 6"),
+        "{e}"
+    );
     let other = common::small_config(6, &[8, 16, 32], 4, 3);
     let e = err(&common::random_batch(&other, 1, 128, 5));
     assert!(e.contains("layers"), "{e}");
@@ -48,7 +61,10 @@ fn mismatched_batches_are_refused_by_name() {
     let net = RandLaNet::new(&other, 3, &device).unwrap();
     let input = BatchTensors::from_batch(&good, &cfg, &device).unwrap();
     let e = net.forward(&input).unwrap_err().to_string();
-    assert!(e.contains("neighbor_indices") && e.contains("num_layers = 3"), "{e}");
+    assert!(
+        e.contains("neighbor_indices") && e.contains("num_layers = 3"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -60,22 +76,48 @@ fn bad_state_dicts_are_refused_by_name() {
 
     let mut missing = sd.clone();
     missing.remove("encoder.1.pool2.score_fn.0.weight");
-    let e = RandLaNet::from_state_dict(&cfg, &missing, &device).unwrap_err().to_string();
-    assert!(e.contains("missing parameter encoder.1.pool2.score_fn.0.weight"), "{e}");
+    let e = RandLaNet::from_state_dict(&cfg, &missing, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("missing parameter encoder.1.pool2.score_fn.0.weight"),
+        "{e}"
+    );
 
     let mut extra = sd.clone();
-    extra.insert("encoder.0.lse3.mlp.conv.weight", Param::new(vec![4, 10, 1, 1], vec![0.0; 40]));
-    let e = RandLaNet::from_state_dict(&cfg, &extra, &device).unwrap_err().to_string();
-    assert!(e.contains("unexpected parameter encoder.0.lse3.mlp.conv.weight"), "{e}");
+    extra.insert(
+        "encoder.0.lse3.mlp.conv.weight",
+        Param::new(vec![4, 10, 1, 1], vec![0.0; 40]),
+    );
+    let e = RandLaNet::from_state_dict(&cfg, &extra, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("unexpected parameter encoder.0.lse3.mlp.conv.weight"),
+        "{e}"
+    );
 
     let mut shaped = sd.clone();
-    shaped.insert("decoder.0.conv.weight", Param::new(vec![16, 48, 1, 1], vec![0.0; 16 * 48]));
-    let e = RandLaNet::from_state_dict(&cfg, &shaped, &device).unwrap_err().to_string();
-    assert!(e.contains("decoder.0.conv.weight has shape [16, 48, 1, 1]"), "{e}");
+    shaped.insert(
+        "decoder.0.conv.weight",
+        Param::new(vec![16, 48, 1, 1], vec![0.0; 16 * 48]),
+    );
+    let e = RandLaNet::from_state_dict(&cfg, &shaped, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("decoder.0.conv.weight has shape [16, 48, 1, 1]"),
+        "{e}"
+    );
 
     let mut bn = sd.clone();
-    bn.insert("fc1.0.batch_norm.running_var", Param::new(vec![63], vec![1.0; 63]));
-    let e = RandLaNet::from_state_dict(&cfg, &bn, &device).unwrap_err().to_string();
+    bn.insert(
+        "fc1.0.batch_norm.running_var",
+        Param::new(vec![63], vec![1.0; 63]),
+    );
+    let e = RandLaNet::from_state_dict(&cfg, &bn, &device)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("fc1.0.batch_norm.running_var"), "{e}");
 
     // A missing batch counter is tolerated, as PyTorch tolerates it.

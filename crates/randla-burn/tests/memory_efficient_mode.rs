@@ -21,7 +21,10 @@ fn chunked_equals_standard_on_random_configs() {
         let net = RandLaNet::from_state_dict(&cfg, &sd, &device).unwrap();
         let batch = common::random_batch(&cfg, b, n, 10 + seed as u64);
         let input = BatchTensors::from_batch(&batch, &cfg, &device).unwrap();
-        let standard = common::values(net.forward_with(&input, &ForwardOptions::standard()).unwrap());
+        let standard = common::values(
+            net.forward_with(&input, &ForwardOptions::standard())
+                .unwrap(),
+        );
         for opts in [
             ForwardOptions::chunked(1),
             ForwardOptions::chunked(37),
@@ -30,7 +33,10 @@ fn chunked_equals_standard_on_random_configs() {
         ] {
             let chunked = common::values(net.forward_with(&input, &opts).unwrap());
             let (d, m) = common::max_diff(&chunked, &standard);
-            assert!(d <= 1e-5 * m, "case {seed}, {opts:?}: max |Δ| {d} for max |ref| {m}");
+            assert!(
+                d <= 1e-5 * m,
+                "case {seed}, {opts:?}: max |Δ| {d} for max |ref| {m}"
+            );
         }
         // The mode switch on the network itself.
         let mut net = net;
@@ -50,14 +56,26 @@ fn chunk_size_follows_the_budget() {
     let input = BatchTensors::from_batch(&batch, &cfg, &device).unwrap();
     let per_row = |o: usize| 2 * randla_burn::blocks::dilated_residual::lfa_bytes_per_row(8, o);
     let budget = MemoryBudget::bytes(40 * per_row(8) as u64);
-    let plan = net.chunk_plan(&input, &ForwardOptions::memory_efficient(budget)).unwrap();
+    let plan = net
+        .chunk_plan(&input, &ForwardOptions::memory_efficient(budget))
+        .unwrap();
     assert_eq!(plan[0], Some(40));
     assert_eq!(plan[1], Some(40 * per_row(8) / per_row(16)));
     // A huge budget: one chunk per level, capped at the level's size.
-    let plan = net.chunk_plan(&input, &ForwardOptions::memory_efficient(MemoryBudget::bytes(1 << 40))).unwrap();
+    let plan = net
+        .chunk_plan(
+            &input,
+            &ForwardOptions::memory_efficient(MemoryBudget::bytes(1 << 40)),
+        )
+        .unwrap();
     assert_eq!(plan, vec![Some(256), Some(64)]);
-    assert_eq!(net.chunk_plan(&input, &ForwardOptions::standard()).unwrap(), vec![None, None]);
-    let e = net.chunk_plan(&input, &ForwardOptions::chunked(0)).unwrap_err();
+    assert_eq!(
+        net.chunk_plan(&input, &ForwardOptions::standard()).unwrap(),
+        vec![None, None]
+    );
+    let e = net
+        .chunk_plan(&input, &ForwardOptions::chunked(0))
+        .unwrap_err();
     assert!(e.to_string().contains("chunk_points"), "{e}");
 }
 
@@ -74,5 +92,8 @@ fn memory_efficient_training_is_refused() {
     }
     // The evaluation snapshot accepts it.
     let eval = net.set_training(false);
-    assert!(eval.forward_with(&input, &ForwardOptions::chunked(16)).is_ok());
+    assert!(
+        eval.forward_with(&input, &ForwardOptions::chunked(16))
+            .is_ok()
+    );
 }

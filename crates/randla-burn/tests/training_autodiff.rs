@@ -5,8 +5,8 @@
 mod common;
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Device, Tensor};
 use burn::tensor::Gradients;
+use burn::tensor::{Device, Tensor};
 use randla_burn::{BatchTensors, RandLaNet};
 use randla_model::StateDict;
 
@@ -29,7 +29,10 @@ impl ModuleVisitor for GradCheck<'_> {
         let name = self.path.join(".");
         if !param.val().is_require_grad() {
             // Running statistics are module state, not parameters.
-            assert!(name.contains("running_") || name.contains("num_batches"), "{name} does not require a gradient");
+            assert!(
+                name.contains("running_") || name.contains("num_batches"),
+                "{name} does not require a gradient"
+            );
             return;
         }
         self.seen += 1;
@@ -65,7 +68,13 @@ fn check_backward(device: Device) {
     let w = Tensor::<3>::random(logits.dims(), burn::tensor::Distribution::Default, &device);
     let loss = (logits * w).sum();
     let grads = loss.backward();
-    let mut check = GradCheck { grads: &grads, seen: 0, values: 0, missing: Vec::new(), path: Vec::new() };
+    let mut check = GradCheck {
+        grads: &grads,
+        seen: 0,
+        values: 0,
+        missing: Vec::new(),
+        path: Vec::new(),
+    };
     net.visit(&mut check);
     assert!(check.seen > 50, "visited {} parameters", check.seen);
     assert_eq!(check.values, cfg.num_trainable_parameters());
@@ -91,26 +100,46 @@ fn train_and_eval_modes() {
     // Training: dropout makes two forwards differ; running averages move by momentum 0.01.
     let a = common::values(net.forward(&input).unwrap());
     let b = common::values(net.forward(&input).unwrap());
-    assert!(common::max_diff(&a, &b).0 > 0.0, "dropout inactive in training");
+    assert!(
+        common::max_diff(&a, &b).0 > 0.0,
+        "dropout inactive in training"
+    );
     let after = net.to_state_dict().unwrap();
     let n = after.get("bn0.num_batches_tracked").unwrap().data[0];
     assert_eq!(n, 2.0);
-    let rm0 = &before.get("encoder.0.mlp1.batch_norm.running_mean").unwrap().data;
-    let rm2 = &after.get("encoder.0.mlp1.batch_norm.running_mean").unwrap().data;
+    let rm0 = &before
+        .get("encoder.0.mlp1.batch_norm.running_mean")
+        .unwrap()
+        .data;
+    let rm2 = &after
+        .get("encoder.0.mlp1.batch_norm.running_mean")
+        .unwrap()
+        .data;
     assert!(rm0.iter().zip(rm2).any(|(x, y)| x != y));
     // After two updates from mean 0: 0.99·(0.01·m1) + 0.01·m2, so |running| ≤ 0.02·max|batch mean|.
-    let rv = &after.get("encoder.0.mlp1.batch_norm.running_var").unwrap().data;
+    let rv = &after
+        .get("encoder.0.mlp1.batch_norm.running_var")
+        .unwrap()
+        .data;
     assert!(rv.iter().all(|v| (*v - 1.0).abs() < 0.05), "{rv:?}");
 
     // Evaluation snapshot: deterministic and equal to the same weights on a plain device.
     let eval = net.valid();
     assert!(!eval.is_training());
     let plain = RandLaNet::from_state_dict(&cfg, &after, &Device::flex()).unwrap();
-    let plain_input = BatchTensors::from_batch(&common::random_batch(&cfg, 2, 128, 8), &cfg, &Device::flex()).unwrap();
+    let plain_input = BatchTensors::from_batch(
+        &common::random_batch(&cfg, 2, 128, 8),
+        &cfg,
+        &Device::flex(),
+    )
+    .unwrap();
     let e1 = common::values(eval.forward(&plain_input).unwrap());
     let e2 = common::values(plain.forward(&plain_input).unwrap());
     let (d, m) = common::max_diff(&e1, &e2);
-    assert!(d <= 1e-6 * m, "eval snapshot differs from the reloaded network: {d}");
+    assert!(
+        d <= 1e-6 * m,
+        "eval snapshot differs from the reloaded network: {d}"
+    );
 
     // set_training(false) on the autodiff device: eval behaviour, statistics untouched.
     let frozen = net.set_training(false);
@@ -118,5 +147,13 @@ fn train_and_eval_modes() {
     let f = common::values(frozen.forward(&input).unwrap());
     let (d, _) = common::max_diff(&f, &e2);
     assert!(d <= 1e-6 * m, "set_training(false) differs: {d}");
-    assert_eq!(frozen.to_state_dict().unwrap().get("bn0.num_batches_tracked").unwrap().data[0], 2.0);
+    assert_eq!(
+        frozen
+            .to_state_dict()
+            .unwrap()
+            .get("bn0.num_batches_tracked")
+            .unwrap()
+            .data[0],
+        2.0
+    );
 }

@@ -26,28 +26,58 @@ fn losses(stderr: &str, mode: &str) -> Vec<f64> {
 
 #[test]
 fn train_step_json_has_the_agreed_keys_and_modes_agree() {
-    let out = bench(&["--sizes", "1x4096", "--repeat", "1", "--threads", "2", "--json"]);
+    let out = bench(&[
+        "--sizes",
+        "1x4096",
+        "--repeat",
+        "1",
+        "--threads",
+        "2",
+        "--json",
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 2, "{rows:?}");
     for (row, mode) in rows.iter().zip(["standard", "checkpointed"]) {
-        let mut keys: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut keys: Vec<&str> = row
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         keys.sort();
-        assert_eq!(keys, ["batch", "max_abs_diff", "median_s", "mode", "peak_heap_bytes", "peak_rss_bytes", "points"]);
+        assert_eq!(
+            keys,
+            [
+                "batch",
+                "max_abs_diff",
+                "median_s",
+                "mode",
+                "peak_heap_bytes",
+                "peak_rss_bytes",
+                "points"
+            ]
+        );
         assert_eq!(row["batch"], 1);
         assert_eq!(row["points"], 4096);
         assert_eq!(row["mode"], mode);
         let s = row["median_s"].as_f64().unwrap();
         assert!(s.is_finite() && s > 0.0, "{row}");
         assert!(row["peak_heap_bytes"].as_u64().unwrap() > 1 << 20, "{row}");
-        assert!(row["peak_rss_bytes"].as_u64().is_some_and(|b| b > 1 << 20), "{row}");
+        assert!(
+            row["peak_rss_bytes"].as_u64().is_some_and(|b| b > 1 << 20),
+            "{row}"
+        );
     }
     assert!(rows[0]["max_abs_diff"].is_null());
     // Same weights, same dropout masks, the same arithmetic recomputed: the same step.
     let d = rows[1]["max_abs_diff"].as_f64().unwrap();
-    assert!(d.is_finite() && d <= 1e-5, "checkpointed differs from standard by {d}");
+    assert!(
+        d.is_finite() && d <= 1e-5,
+        "checkpointed differs from standard by {d}"
+    );
 
     let (a, b) = (losses(&stderr, "standard"), losses(&stderr, "checkpointed"));
     assert_eq!(a.len(), 2, "warm-up + 1 timed step: {a:?}");
@@ -63,7 +93,10 @@ fn train_step_bad_input_is_refused_clearly() {
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("\"0x10\"") && err.contains("at least 1"), "{err}");
+    assert!(
+        err.contains("\"0x10\"") && err.contains("at least 1"),
+        "{err}"
+    );
 
     let out = bench(&["--sizes", "1x4096", "--repeat", "0"]);
     assert!(!out.status.success());
@@ -72,7 +105,10 @@ fn train_step_bad_input_is_refused_clearly() {
     let out = bench(&["--modes", "fused"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("fused") && err.contains("checkpointed"), "{err}");
+    assert!(
+        err.contains("fused") && err.contains("checkpointed"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -85,9 +121,17 @@ fn train_step_over_the_memory_budget_is_reported_not_run() {
     assert_eq!(rows.len(), 2, "{rows:?}");
     for row in rows {
         assert_eq!(row["points"], 45056);
-        for key in ["median_s", "peak_heap_bytes", "peak_rss_bytes", "max_abs_diff"] {
+        for key in [
+            "median_s",
+            "peak_heap_bytes",
+            "peak_rss_bytes",
+            "max_abs_diff",
+        ] {
             assert!(row[key].is_null(), "{key} in {row}");
         }
     }
-    assert!(stderr.contains("over the memory budget") && !stderr.contains("losses"), "{stderr}");
+    assert!(
+        stderr.contains("over the memory budget") && !stderr.contains("losses"),
+        "{stderr}"
+    );
 }

@@ -10,11 +10,15 @@ use serde_json::Value;
 
 /// 59,606 points: 1:3195 2:21975 3:1811 4:2184 5:12582 6:17859 (data/ign-lidar-hd/README.md).
 fn tile() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/ign-lidar-hd/test_data_77060_627760_LA93_IGN69.laz")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/ign-lidar-hd/test_data_77060_627760_LA93_IGN69.laz")
 }
 
 fn randla(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_randla")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_randla"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn os(s: &str) -> &std::ffi::OsStr {
@@ -23,14 +27,29 @@ fn os(s: &str) -> &std::ffi::OsStr {
 
 fn info(path: &Path) -> Value {
     let out = randla(&[os("info"), path.as_os_str(), os("--json")]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// `randla eval PRED TRUTH --map 3=5,4=5 --json` (the model has one vegetation class, code 5).
 fn eval(pred: &Path, truth: &Path) -> Value {
-    let out = randla(&[os("eval"), pred.as_os_str(), truth.as_os_str(), os("--map"), os("3=5,4=5"), os("--json")]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = randla(&[
+        os("eval"),
+        pred.as_os_str(),
+        truth.as_os_str(),
+        os("--map"),
+        os("3=5,4=5"),
+        os("--json"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -48,39 +67,86 @@ fn the_shipped_tile_is_classified_and_written_back_intact() {
     assert_eq!(after["attributes"], before["attributes"]);
     assert_eq!(after["bounds"], before["bounds"]);
     let classes: Vec<&String> = after["classes"].as_object().unwrap().keys().collect();
-    assert!(classes.iter().all(|c| ["1", "2", "5", "6"].contains(&c.as_str())), "{classes:?}");
+    assert!(
+        classes
+            .iter()
+            .all(|c| ["1", "2", "5", "6"].contains(&c.as_str())),
+        "{classes:?}"
+    );
 
     // The shipped model is good on this held-out tile (measured: OA 0.91, ground IoU 0.93,
     // vegetation 0.77; a random-weight model scores far lower).
     let scores = eval(&out, &tile());
     assert!(scores["oa"].as_f64().unwrap() > 0.85, "{scores}");
-    assert!(scores["per_class"]["ground"]["iou"].as_f64().unwrap() > 0.85, "{scores}");
-    assert!(scores["per_class"]["high_vegetation"]["iou"].as_f64().unwrap() > 0.7, "{scores}");
+    assert!(
+        scores["per_class"]["ground"]["iou"].as_f64().unwrap() > 0.85,
+        "{scores}"
+    );
+    assert!(
+        scores["per_class"]["high_vegetation"]["iou"]
+            .as_f64()
+            .unwrap()
+            > 0.7,
+        "{scores}"
+    );
 
     // A second run refuses to overwrite without --force and leaves the file as it was.
     let bytes = std::fs::read(&out).unwrap();
     let again = randla(&[os("predict"), tile().as_os_str(), os("-o"), out.as_os_str()]);
     assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("pred.laz"), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("pred.laz"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     assert_eq!(std::fs::read(&out).unwrap(), bytes);
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary file left behind"
+    );
 }
 
 #[test]
 fn tiles_and_ply_output_keep_the_attributes() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pred.ply");
-    let run = randla(&[os("predict"), tile().as_os_str(), os("-o"), out.as_os_str(), os("--tile-points"), os("8000")]);
+    let run = randla(&[
+        os("predict"),
+        tile().as_os_str(),
+        os("-o"),
+        out.as_os_str(),
+        os("--tile-points"),
+        os("8000"),
+    ]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
-    assert!(stderr.contains("tiles with a"), "the cloud should have been tiled: {stderr}");
+    assert!(
+        stderr.contains("tiles with a"),
+        "the cloud should have been tiled: {stderr}"
+    );
     let after = info(&out);
     assert_eq!(after["points"], 59_606);
-    let attrs: Vec<&str> = after["attributes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let attrs: Vec<&str> = after["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     // The attributes a point cloud holds (LAS flags and the f64 GPS time are LAS-only: a LAS
     // output, above, keeps them byte for byte).
-    for a in ["intensity", "return_number", "number_of_returns", "scan_angle", "red", "nir"] {
-        assert!(attrs.contains(&a), "{a} missing from the PLY output: {attrs:?}");
+    for a in [
+        "intensity",
+        "return_number",
+        "number_of_returns",
+        "scan_angle",
+        "red",
+        "nir",
+    ] {
+        assert!(
+            attrs.contains(&a),
+            "{a} missing from the PLY output: {attrs:?}"
+        );
     }
     let scores = eval(&out, &tile());
     assert!(scores["oa"].as_f64().unwrap() > 0.85, "{scores}");
@@ -91,8 +157,19 @@ fn bad_options_are_refused_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pred.laz");
     let input = tile();
-    for (flag, value, says) in [("--tile-points", "0", "--tile-points"), ("--margin=-3", "", "--margin"), ("--memory-budget", "lots", "lots"), ("--votes", "0", "--votes")] {
-        let mut args = vec![os("predict"), input.as_os_str(), os("-o"), out.as_os_str(), os(flag)];
+    for (flag, value, says) in [
+        ("--tile-points", "0", "--tile-points"),
+        ("--margin=-3", "", "--margin"),
+        ("--memory-budget", "lots", "lots"),
+        ("--votes", "0", "--votes"),
+    ] {
+        let mut args = vec![
+            os("predict"),
+            input.as_os_str(),
+            os("-o"),
+            out.as_os_str(),
+            os(flag),
+        ];
         if !value.is_empty() {
             args.push(os(value));
         }
@@ -102,8 +179,17 @@ fn bad_options_are_refused_before_anything_is_written() {
         assert!(stderr.contains(says), "{flag} {value}: {stderr}");
     }
     let missing = dir.path().join("nope.laz");
-    let run = randla(&[os("predict"), missing.as_os_str(), os("-o"), out.as_os_str()]);
+    let run = randla(&[
+        os("predict"),
+        missing.as_os_str(),
+        os("-o"),
+        out.as_os_str(),
+    ]);
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("nope.laz"));
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing written");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
 }

@@ -16,7 +16,11 @@ use randla_geom::Pyramid;
 use randla_model::{RandLaNetConfig, StateDict};
 
 fn forward(c: &mut Criterion) {
-    let cfg = RandLaNetConfig { in_channels: 6, num_classes: 7, ..RandLaNetConfig::default() };
+    let cfg = RandLaNetConfig {
+        in_channels: 6,
+        num_classes: 7,
+        ..RandLaNetConfig::default()
+    };
     let engine = FusedEngine::new(&cfg, &StateDict::random(&cfg, 0)).unwrap();
     let mut g = c.benchmark_group("fused_forward_kitti_config");
     g.sample_size(10);
@@ -25,11 +29,22 @@ fn forward(c: &mut Criterion) {
         let pts: Vec<[f32; 3]> = (0..n)
             .map(|i| {
                 let (x, y) = (rng.random::<f32>() * 40.0, rng.random::<f32>() * 40.0);
-                [x, y, if i % 3 == 0 { rng.random::<f32>() * 12.0 } else { 0.1 * rng.random::<f32>() }]
+                [
+                    x,
+                    y,
+                    if i % 3 == 0 {
+                        rng.random::<f32>() * 12.0
+                    } else {
+                        0.1 * rng.random::<f32>()
+                    },
+                ]
             })
             .collect();
         let pyr = Pyramid::build(&pts, &cfg.pyramid_config()).unwrap();
-        let feats: Vec<f32> = pts.iter().flat_map(|p| [p[0], p[1], p[2], 0.5, 0.2, 0.2]).collect();
+        let feats: Vec<f32> = pts
+            .iter()
+            .flat_map(|p| [p[0], p[1], p[2], 0.5, 0.2, 0.2])
+            .collect();
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
             b.iter(|| engine.forward_crop(black_box(&feats), &pyr).unwrap())

@@ -19,8 +19,12 @@ fn fold_bn(sd: &StateDict, d: &mut Dense, bn: &str) -> Result<()> {
     let beta = get(sd, &format!("{bn}.bias"))?;
     let mean = get(sd, &format!("{bn}.running_mean"))?;
     let var = get(sd, &format!("{bn}.running_var"))?;
-    let s: Vec<f32> = (0..d.out).map(|o| gamma[o] / (var[o] + BN_EPS).sqrt()).collect();
-    let b = (0..d.out).map(|o| s[o] * (d.b[o] - mean[o]) + beta[o]).collect();
+    let s: Vec<f32> = (0..d.out)
+        .map(|o| gamma[o] / (var[o] + BN_EPS).sqrt())
+        .collect();
+    let b = (0..d.out)
+        .map(|o| s[o] * (d.b[o] - mean[o]) + beta[o])
+        .collect();
     d.fold(&s, b);
     Ok(())
 }
@@ -29,7 +33,12 @@ fn fold_bn(sd: &StateDict, d: &mut Dense, bn: &str) -> Result<()> {
 pub fn shared_mlp(sd: &StateDict, prefix: &str, bn: bool) -> Result<Dense> {
     let w = sd.get(&format!("{prefix}.conv.weight"))?;
     let (out, inp) = (w.shape[0], w.shape[1]);
-    let mut d = Dense::new(w.data.clone(), get(sd, &format!("{prefix}.conv.bias"))?, inp, out);
+    let mut d = Dense::new(
+        w.data.clone(),
+        get(sd, &format!("{prefix}.conv.bias"))?,
+        inp,
+        out,
+    );
     if bn {
         fold_bn(sd, &mut d, &format!("{prefix}.batch_norm"))?;
     }
@@ -63,12 +72,20 @@ pub fn fc0(sd: &StateDict) -> Result<Dense> {
 /// A plain Linear layer (`{prefix}.weight [out, in]`, `{prefix}.bias`).
 pub fn linear(sd: &StateDict, prefix: &str) -> Result<Dense> {
     let w = sd.get(&format!("{prefix}.weight"))?;
-    Ok(Dense::new(w.data.clone(), get(sd, &format!("{prefix}.bias"))?, w.shape[1], w.shape[0]))
+    Ok(Dense::new(
+        w.data.clone(),
+        get(sd, &format!("{prefix}.bias"))?,
+        w.shape[1],
+        w.shape[0],
+    ))
 }
 
 /// Splits a dense layer's input columns at `at`: `(w[:, ..at], w[:, at..])`, biases on the first.
 pub fn split_columns(d: &Dense, at: usize) -> (Dense, Dense) {
-    let (mut a, mut b) = (Vec::with_capacity(d.out * at), Vec::with_capacity(d.out * (d.inp - at)));
+    let (mut a, mut b) = (
+        Vec::with_capacity(d.out * at),
+        Vec::with_capacity(d.out * (d.inp - at)),
+    );
     for row in d.w.chunks_exact(d.inp) {
         a.extend_from_slice(&row[..at]);
         b.extend_from_slice(&row[at..]);

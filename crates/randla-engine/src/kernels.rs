@@ -33,7 +33,9 @@ impl Dense {
     /// Scales row `o` of the weights by `s[o]` and replaces the bias (batch-norm folding).
     pub fn fold(&mut self, s: &[f32], b: Vec<f32>) {
         for o in 0..self.out {
-            self.w[o * self.inp..(o + 1) * self.inp].iter_mut().for_each(|w| *w *= s[o]);
+            self.w[o * self.inp..(o + 1) * self.inp]
+                .iter_mut()
+                .for_each(|w| *w *= s[o]);
         }
         self.b = b;
         self.wt = transpose(&self.w, self.out, self.inp);
@@ -44,11 +46,13 @@ impl Dense {
     pub fn apply(&self, x: &[f32], n: usize, slope: Option<f32>) -> Vec<f32> {
         assert_eq!(x.len(), n * self.inp);
         let mut y = vec![0f32; n * self.out];
-        y.par_chunks_mut(ROWS_PER_TASK * self.out).enumerate().for_each(|(c, yc)| {
-            let rows = yc.len() / self.out;
-            let xc = &x[c * ROWS_PER_TASK * self.inp..][..rows * self.inp];
-            self.apply_rows(xc, rows, yc, slope);
-        });
+        y.par_chunks_mut(ROWS_PER_TASK * self.out)
+            .enumerate()
+            .for_each(|(c, yc)| {
+                let rows = yc.len() / self.out;
+                let xc = &x[c * ROWS_PER_TASK * self.inp..][..rows * self.inp];
+                self.apply_rows(xc, rows, yc, slope);
+            });
         y
     }
 
@@ -77,7 +81,8 @@ pub fn add_bias_act(row: &mut [f32], b: &[f32], slope: Option<f32>) {
 /// LeakyReLU in place.
 #[inline(always)]
 pub fn leaky(v: &mut [f32], slope: f32) {
-    v.iter_mut().for_each(|x| *x = if *x >= 0.0 { *x } else { *x * slope });
+    v.iter_mut()
+        .for_each(|x| *x = if *x >= 0.0 { *x } else { *x * slope });
 }
 
 /// `e^x` for `x <= 0` (softmax arguments), to about 2 ulp, branch-free so that it vectorises.
@@ -109,7 +114,14 @@ pub fn exp_neg(x: f32) -> f32 {
 /// `scores` `[K, c]` is overwritten; `feat` is `[N, c/2]`; `rel` `[K, c/2]`; `out` `[c]`;
 /// `tmp` `[c]` scratch.
 #[inline(always)]
-pub fn softmax_pool(scores: &mut [f32], nb: &[u32], feat: &[f32], rel: &[f32], out: &mut [f32], tmp: &mut [f32]) {
+pub fn softmax_pool(
+    scores: &mut [f32],
+    nb: &[u32],
+    feat: &[f32],
+    rel: &[f32],
+    out: &mut [f32],
+    tmp: &mut [f32],
+) {
     let c = out.len();
     let h = c / 2;
     let k = nb.len();
@@ -118,7 +130,9 @@ pub fn softmax_pool(scores: &mut [f32], nb: &[u32], feat: &[f32], rel: &[f32], o
         tmp.iter_mut().zip(row).for_each(|(m, &s)| *m = m.max(s));
     }
     for row in scores[..k * c].chunks_exact_mut(c) {
-        row.iter_mut().zip(tmp.iter()).for_each(|(s, &m)| *s = exp_neg(*s - m));
+        row.iter_mut()
+            .zip(tmp.iter())
+            .for_each(|(s, &m)| *s = exp_neg(*s - m));
     }
     // tmp becomes the per-channel sum of the weights.
     tmp.copy_from_slice(&scores[..c]);
@@ -130,61 +144,16 @@ pub fn softmax_pool(scores: &mut [f32], nb: &[u32], feat: &[f32], rel: &[f32], o
         let f = &feat[n as usize * h..][..h];
         let r = &rel[j * h..][..h];
         let (lo, hi) = out.split_at_mut(h);
-        lo.iter_mut().zip(&row[..h]).zip(f).for_each(|((o, &e), &v)| *o += e * v);
-        hi.iter_mut().zip(&row[h..]).zip(r).for_each(|((o, &e), &v)| *o += e * v);
+        lo.iter_mut()
+            .zip(&row[..h])
+            .zip(f)
+            .for_each(|((o, &e), &v)| *o += e * v);
+        hi.iter_mut()
+            .zip(&row[h..])
+            .zip(r)
+            .for_each(|((o, &e), &v)| *o += e * v);
     }
     out.iter_mut().zip(tmp.iter()).for_each(|(o, &s)| *o /= s);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exp_is_accurate_on_the_softmax_range() {
-        let mut worst = 0f64;
-        for i in 0..200_000 {
-            let x = -(i as f32) * 0.0004;
-            let want = (x as f64).exp();
-            let got = exp_neg(x) as f64;
-            worst = worst.max((got - want).abs() / want);
-        }
-        assert!(worst < 5e-7, "relative error {worst}");
-        assert!(exp_neg(-200.0) < 1e-37);
-        assert_eq!(exp_neg(0.0), 1.0);
-    }
-
-    #[test]
-    fn gemm_rows_matches_naive_for_every_shape() {
-        for (m, kd, n) in [(1, 1, 1), (5, 3, 8), (7, 10, 16), (9, 32, 64), (13, 8, 24), (4, 5, 7), (6, 16, 40)] {
-            let a: Vec<f32> = (0..m * kd).map(|i| (i as f32 * 0.37).sin()).collect();
-            let wt: Vec<f32> = (0..kd * n).map(|i| (i as f32 * 0.11).cos()).collect();
-            for accumulate in [false, true] {
-                let mut c = vec![1f32; m * n];
-                gemm_rows(&a, m, kd, &wt, n, &mut c, accumulate);
-                for i in 0..m {
-                    for j in 0..n {
-                        let want: f32 = (0..kd).map(|p| a[i * kd + p] * wt[p * n + j]).sum::<f32>() + if accumulate { 1.0 } else { 0.0 };
-                        assert!((c[i * n + j] - want).abs() < 1e-4, "m{m} k{kd} n{n} at ({i},{j})");
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn softmax_pool_hand_computed() {
-        // K = 2 neighbours, c = 2 channels (1 feature + 1 relative).
-        let mut scores = vec![0.0, 1.0, (2f32).ln(), 1.0];
-        let feat = vec![10.0, 40.0, 70.0];
-        let rel = vec![3.0, 6.0];
-        let (mut out, mut tmp) = (vec![0.0; 2], vec![0.0; 2]);
-        softmax_pool(&mut scores, &[2, 0], &feat, &rel, &mut out, &mut tmp);
-        // Channel 0: weights 1/3, 2/3 over feat[2] = 70, feat[0] = 10 → 30.
-        assert!((out[0] - 30.0).abs() < 1e-4, "{out:?}");
-        // Channel 1: equal weights over 3 and 6 → 4.5.
-        assert!((out[1] - 4.5).abs() < 1e-5, "{out:?}");
-    }
 }
 
 /// `c[m, n] = a[m, kd] · wt[kd, n]` (`+= ` when `accumulate`), with `wt` the transposed weight
@@ -192,7 +161,15 @@ mod tests {
 /// packing costs more than the arithmetic. An AVX2/FMA micro-kernel (4 rows × 16 columns of
 /// accumulators, weights streamed from L1/L2) where the CPU has one; plain loops elsewhere.
 #[inline]
-pub fn gemm_rows(a: &[f32], m: usize, kd: usize, wt: &[f32], n: usize, c: &mut [f32], accumulate: bool) {
+pub fn gemm_rows(
+    a: &[f32],
+    m: usize,
+    kd: usize,
+    wt: &[f32],
+    n: usize,
+    c: &mut [f32],
+    accumulate: bool,
+) {
     assert!(a.len() >= m * kd && wt.len() >= kd * n && c.len() >= m * n);
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
@@ -206,7 +183,16 @@ pub fn gemm_rows(a: &[f32], m: usize, kd: usize, wt: &[f32], n: usize, c: &mut [
 }
 
 /// Plain-loop `gemm_rows` over the columns `from..n` (the ones the vector kernel left).
-fn gemm_scalar(a: &[f32], m: usize, kd: usize, wt: &[f32], n: usize, c: &mut [f32], accumulate: bool, from: usize) {
+fn gemm_scalar(
+    a: &[f32],
+    m: usize,
+    kd: usize,
+    wt: &[f32],
+    n: usize,
+    c: &mut [f32],
+    accumulate: bool,
+    from: usize,
+) {
     if from >= n {
         return;
     }
@@ -215,7 +201,9 @@ fn gemm_scalar(a: &[f32], m: usize, kd: usize, wt: &[f32], n: usize, c: &mut [f3
         acc.fill(0.0);
         for p in 0..kd {
             let x = a[r * kd + p];
-            acc.iter_mut().zip(&wt[p * n + from..(p + 1) * n]).for_each(|(o, w)| *o += x * w);
+            acc.iter_mut()
+                .zip(&wt[p * n + from..(p + 1) * n])
+                .for_each(|(o, w)| *o += x * w);
         }
         let out = &mut c[r * n + from..(r + 1) * n];
         if accumulate {
@@ -232,7 +220,15 @@ fn gemm_scalar(a: &[f32], m: usize, kd: usize, wt: &[f32], n: usize, c: &mut [f3
 /// The CPU must support AVX2 and FMA, and `a`, `wt`, `c` must hold `m·kd`, `kd·n`, `m·n` values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn gemm_avx2(a: &[f32], m: usize, kd: usize, wt: &[f32], n: usize, c: &mut [f32], accumulate: bool) -> usize {
+unsafe fn gemm_avx2(
+    a: &[f32],
+    m: usize,
+    kd: usize,
+    wt: &[f32],
+    n: usize,
+    c: &mut [f32],
+    accumulate: bool,
+) -> usize {
     use std::arch::x86_64::*;
     let n8 = n / 8 * 8;
     let (ap, wp, cp) = (a.as_ptr(), wt.as_ptr(), c.as_mut_ptr());
@@ -308,4 +304,67 @@ pub fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
         }
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_is_accurate_on_the_softmax_range() {
+        let mut worst = 0f64;
+        for i in 0..200_000 {
+            let x = -(i as f32) * 0.0004;
+            let want = (x as f64).exp();
+            let got = exp_neg(x) as f64;
+            worst = worst.max((got - want).abs() / want);
+        }
+        assert!(worst < 5e-7, "relative error {worst}");
+        assert!(exp_neg(-200.0) < 1e-37);
+        assert_eq!(exp_neg(0.0), 1.0);
+    }
+
+    #[test]
+    fn gemm_rows_matches_naive_for_every_shape() {
+        for (m, kd, n) in [
+            (1, 1, 1),
+            (5, 3, 8),
+            (7, 10, 16),
+            (9, 32, 64),
+            (13, 8, 24),
+            (4, 5, 7),
+            (6, 16, 40),
+        ] {
+            let a: Vec<f32> = (0..m * kd).map(|i| (i as f32 * 0.37).sin()).collect();
+            let wt: Vec<f32> = (0..kd * n).map(|i| (i as f32 * 0.11).cos()).collect();
+            for accumulate in [false, true] {
+                let mut c = vec![1f32; m * n];
+                gemm_rows(&a, m, kd, &wt, n, &mut c, accumulate);
+                for i in 0..m {
+                    for j in 0..n {
+                        let want: f32 = (0..kd).map(|p| a[i * kd + p] * wt[p * n + j]).sum::<f32>()
+                            + if accumulate { 1.0 } else { 0.0 };
+                        assert!(
+                            (c[i * n + j] - want).abs() < 1e-4,
+                            "m{m} k{kd} n{n} at ({i},{j})"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn softmax_pool_hand_computed() {
+        // K = 2 neighbours, c = 2 channels (1 feature + 1 relative).
+        let mut scores = vec![0.0, 1.0, (2f32).ln(), 1.0];
+        let feat = vec![10.0, 40.0, 70.0];
+        let rel = vec![3.0, 6.0];
+        let (mut out, mut tmp) = (vec![0.0; 2], vec![0.0; 2]);
+        softmax_pool(&mut scores, &[2, 0], &feat, &rel, &mut out, &mut tmp);
+        // Channel 0: weights 1/3, 2/3 over feat[2] = 70, feat[0] = 10 → 30.
+        assert!((out[0] - 30.0).abs() < 1e-4, "{out:?}");
+        // Channel 1: equal weights over 3 and 6 → 4.5.
+        assert!((out[1] - 4.5).abs() < 1e-5, "{out:?}");
+    }
 }

@@ -153,16 +153,31 @@ impl Lfa {
         let pos_k = self.pos_k.apply(xyz, n, None); // [N, o/2]
         let g1 = self.score1_feat.apply(&hfeat, n, None); // [N, o] (score bias included)
         let t = self.tile_points(k);
-        let geo = Geometry { xyz, nb, pos_i: &pos_i, pos_k: &pos_k, k };
+        let geo = Geometry {
+            xyz,
+            nb,
+            pos_i: &pos_i,
+            pos_k: &pos_k,
+            k,
+        };
 
         // Pass 1: a1 = pool1([h_k, r1]) per point.
         let mut a1 = vec![0f32; n * o]; // [N, o]
-        a1.par_chunks_mut(t * o).enumerate().for_each_init(|| Scratch::new(t * k, o), |s, (c, out)| {
-            let pts = out.len() / o;
-            let first = c * t;
-            let tile = Tile { geo: &geo, first, pts, gfeat: &g1, feat: &hfeat };
-            dispatch!(self.pass1(&tile, s, out));
-        });
+        a1.par_chunks_mut(t * o).enumerate().for_each_init(
+            || Scratch::new(t * k, o),
+            |s, (c, out)| {
+                let pts = out.len() / o;
+                let first = c * t;
+                let tile = Tile {
+                    geo: &geo,
+                    first,
+                    pts,
+                    gfeat: &g1,
+                    feat: &hfeat,
+                };
+                dispatch!(self.pass1(&tile, s, out));
+            },
+        );
         drop(g1);
         drop(hfeat);
         let x1 = self.pool1_mlp.apply(&a1, n, Some(SLOPE)); // [N, o/2]
@@ -171,12 +186,21 @@ impl Lfa {
 
         // Pass 2: a2 = pool2([x1_k, r2]), r2 = φ2(r1) with r1 recomputed.
         let mut a2 = vec![0f32; n * o]; // [N, o]
-        a2.par_chunks_mut(t * o).enumerate().for_each_init(|| Scratch::new(t * k, o), |s, (c, out)| {
-            let pts = out.len() / o;
-            let first = c * t;
-            let tile = Tile { geo: &geo, first, pts, gfeat: &g2, feat: &x1 };
-            dispatch!(self.pass2(&tile, s, out));
-        });
+        a2.par_chunks_mut(t * o).enumerate().for_each_init(
+            || Scratch::new(t * k, o),
+            |s, (c, out)| {
+                let pts = out.len() / o;
+                let first = c * t;
+                let tile = Tile {
+                    geo: &geo,
+                    first,
+                    pts,
+                    gfeat: &g2,
+                    feat: &x1,
+                };
+                dispatch!(self.pass2(&tile, s, out));
+            },
+        );
         drop(g2);
         drop(x1);
         let x2 = self.pool2_mlp.apply(&a2, n, Some(SLOPE)); // [N, o]
@@ -195,8 +219,26 @@ impl Lfa {
     fn pass1(&self, t: &Tile<'_>, s: &mut Scratch, out: &mut [f32]) {
         let (o, h, k) = (self.d_out, self.d_out / 2, t.geo.k);
         self.encode_rel(t.geo, t.first, t.pts, &mut s.r1);
-        gemm_rows(&s.r1, t.pts * k, h, &self.score1_rel_t, o, &mut s.scores, false);
-        self.attend(t.geo, t.first, t.pts, t.gfeat, t.feat, &mut s.scores, &s.r1, out, &mut s.tmp);
+        gemm_rows(
+            &s.r1,
+            t.pts * k,
+            h,
+            &self.score1_rel_t,
+            o,
+            &mut s.scores,
+            false,
+        );
+        self.attend(
+            t.geo,
+            t.first,
+            t.pts,
+            t.gfeat,
+            t.feat,
+            &mut s.scores,
+            &s.r1,
+            out,
+            &mut s.tmp,
+        );
     }
 
     /// Pass 2 on one tile: `out [pts, o] = pool2([x1_k, φ2(r1)])` before pool2's MLP.
@@ -208,8 +250,26 @@ impl Lfa {
         for row in s.r2[..t.pts * k * h].chunks_exact_mut(h) {
             add_bias_act(row, &self.lse2.b, Some(SLOPE));
         }
-        gemm_rows(&s.r2, t.pts * k, h, &self.score2_rel_t, o, &mut s.scores, false);
-        self.attend(t.geo, t.first, t.pts, t.gfeat, t.feat, &mut s.scores, &s.r2, out, &mut s.tmp);
+        gemm_rows(
+            &s.r2,
+            t.pts * k,
+            h,
+            &self.score2_rel_t,
+            o,
+            &mut s.scores,
+            false,
+        );
+        self.attend(
+            t.geo,
+            t.first,
+            t.pts,
+            t.gfeat,
+            t.feat,
+            &mut s.scores,
+            &s.r2,
+            out,
+            &mut s.tmp,
+        );
     }
 
     /// `r1 [pts·K, o/2]` of the points `first..first + pts`.
@@ -256,9 +316,18 @@ impl Lfa {
             let nb = &g.nb[i * k..(i + 1) * k];
             let s = &mut scores[p * k * o..(p + 1) * k * o];
             for (row, &n) in s.chunks_exact_mut(o).zip(nb) {
-                row.iter_mut().zip(&gfeat[n as usize * o..][..o]).for_each(|(a, b)| *a += b);
+                row.iter_mut()
+                    .zip(&gfeat[n as usize * o..][..o])
+                    .for_each(|(a, b)| *a += b);
             }
-            softmax_pool(s, nb, feat, &rel[p * k * h..(p + 1) * k * h], &mut out[p * o..(p + 1) * o], tmp);
+            softmax_pool(
+                s,
+                nb,
+                feat,
+                &rel[p * k * h..(p + 1) * k * h],
+                &mut out[p * o..(p + 1) * o],
+                tmp,
+            );
         }
     }
 }
@@ -289,38 +358,59 @@ struct Scratch {
 
 impl Scratch {
     fn new(rows: usize, o: usize) -> Self {
-        Scratch { r1: vec![0.0; rows * o / 2], r2: vec![0.0; rows * o / 2], scores: vec![0.0; rows * o], tmp: vec![0.0; o] }
+        Scratch {
+            r1: vec![0.0; rows * o / 2],
+            r2: vec![0.0; rows * o / 2],
+            scores: vec![0.0; rows * o],
+            tmp: vec![0.0; o],
+        }
     }
 }
 
 /// Random-sample pooling: `out[j] = max_k x[sub[j, k]]` for the `m` points kept.
 pub fn max_pool(x: &[f32], c: usize, sub: &[u32], m: usize, k: usize) -> Vec<f32> {
     let mut out = vec![0f32; m * c];
-    out.par_chunks_mut(c * 64).enumerate().for_each(|(chunk, rows)| {
-        for (r, row) in rows.chunks_exact_mut(c).enumerate() {
-            let j = chunk * 64 + r;
-            let idx = &sub[j * k..(j + 1) * k];
-            row.copy_from_slice(&x[idx[0] as usize * c..][..c]);
-            for &n in &idx[1..] {
-                row.iter_mut().zip(&x[n as usize * c..][..c]).for_each(|(a, &b)| *a = a.max(b));
+    out.par_chunks_mut(c * 64)
+        .enumerate()
+        .for_each(|(chunk, rows)| {
+            for (r, row) in rows.chunks_exact_mut(c).enumerate() {
+                let j = chunk * 64 + r;
+                let idx = &sub[j * k..(j + 1) * k];
+                row.copy_from_slice(&x[idx[0] as usize * c..][..c]);
+                for &n in &idx[1..] {
+                    row.iter_mut()
+                        .zip(&x[n as usize * c..][..c])
+                        .for_each(|(a, &b)| *a = a.max(b));
+                }
             }
-        }
-    });
+        });
     out
 }
 
 /// `y = act(skip·W_sᵀ + (x_coarse·W_uᵀ)[up] + b)`: a decoder layer with the upsampling gather
 /// moved after the (linear) coarse half of the convolution.
-pub fn decode(skip_w: &Dense, up_w: &Dense, skip: &[f32], n: usize, coarse: &[f32], m: usize, up: &[u32]) -> Vec<f32> {
+pub fn decode(
+    skip_w: &Dense,
+    up_w: &Dense,
+    skip: &[f32],
+    n: usize,
+    coarse: &[f32],
+    m: usize,
+    up: &[u32],
+) -> Vec<f32> {
     let out = skip_w.out;
     let yc = up_w.apply(coarse, m, None); // [M, out]
     let mut y = skip_w.apply(skip, n, None); // [N, out]
-    y.par_chunks_mut(out * 256).enumerate().for_each(|(c, rows)| {
-        for (r, row) in rows.chunks_exact_mut(out).enumerate() {
-            let src = up[c * 256 + r] as usize;
-            row.iter_mut().zip(&yc[src * out..][..out]).for_each(|(a, b)| *a += b);
-            leaky(row, SLOPE);
-        }
-    });
+    y.par_chunks_mut(out * 256)
+        .enumerate()
+        .for_each(|(c, rows)| {
+            for (r, row) in rows.chunks_exact_mut(out).enumerate() {
+                let src = up[c * 256 + r] as usize;
+                row.iter_mut()
+                    .zip(&yc[src * out..][..out])
+                    .for_each(|(a, b)| *a += b);
+                leaky(row, SLOPE);
+            }
+        });
     y
 }

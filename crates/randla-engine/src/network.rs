@@ -40,7 +40,9 @@ impl FusedEngine {
         Ok(FusedEngine {
             config: config.clone(),
             fc0: fc0(weights)?,
-            blocks: (0..config.num_layers).map(|i| Lfa::load(weights, i)).collect::<Result<_>>()?,
+            blocks: (0..config.num_layers)
+                .map(|i| Lfa::load(weights, i))
+                .collect::<Result<_>>()?,
             mlp: shared_mlp(weights, "mlp", true)?,
             decoder,
             head: [
@@ -75,7 +77,12 @@ impl FusedEngine {
                 }
             };
             let levels: Vec<Level<'_>> = (0..batch.num_layers()).map(level).collect();
-            out.extend(self.run(&batch.features[b * n0 * c..(b + 1) * n0 * c], &levels, batch.k, None));
+            out.extend(self.run(
+                &batch.features[b * n0 * c..(b + 1) * n0 * c],
+                &levels,
+                batch.k,
+                None,
+            ));
         }
         Ok(out)
     }
@@ -85,7 +92,12 @@ impl FusedEngine {
         self.forward_crop_inner(features, pyramid, None)
     }
 
-    fn forward_crop_inner(&self, features: &[f32], pyramid: &Pyramid, prof: Option<&mut Vec<Stage>>) -> Result<Vec<f32>> {
+    fn forward_crop_inner(
+        &self,
+        features: &[f32],
+        pyramid: &Pyramid,
+        prof: Option<&mut Vec<Stage>>,
+    ) -> Result<Vec<f32>> {
         let cfg = &self.config;
         if pyramid.num_layers() != cfg.num_layers || pyramid.k() != cfg.num_neighbors {
             return Err(Error::Input {
@@ -103,10 +115,16 @@ impl FusedEngine {
         if features.len() != n * cfg.in_channels {
             return Err(Error::Input {
                 what: "features".into(),
-                message: format!("{} values for {n} points × in_channels = {}", features.len(), cfg.in_channels),
+                message: format!(
+                    "{} values for {n} points × in_channels = {}",
+                    features.len(),
+                    cfg.in_channels
+                ),
             });
         }
-        let coords: Vec<Vec<f32>> = (0..cfg.num_layers).map(|l| pyramid.coords(l).iter().flatten().copied().collect()).collect();
+        let coords: Vec<Vec<f32>> = (0..cfg.num_layers)
+            .map(|l| pyramid.coords(l).iter().flatten().copied().collect())
+            .collect();
         let levels: Vec<Level<'_>> = (0..cfg.num_layers)
             .map(|l| Level {
                 n: pyramid.level_sizes()[l],
@@ -120,7 +138,13 @@ impl FusedEngine {
         Ok(self.run(features, &levels, pyramid.k(), prof))
     }
 
-    fn run(&self, features: &[f32], levels: &[Level<'_>], k: usize, mut prof: Option<&mut Vec<Stage>>) -> Vec<f32> {
+    fn run(
+        &self,
+        features: &[f32],
+        levels: &[Level<'_>],
+        k: usize,
+        mut prof: Option<&mut Vec<Stage>>,
+    ) -> Vec<f32> {
         let profiling = prof.is_some();
         let mut monitor = profiling.then(|| randla_memory::MemoryMonitor::new("stage"));
         let mut mark = |name: String, points: usize, out: &[f32]| {
@@ -140,7 +164,14 @@ impl FusedEngine {
         // Lay every level out in Morton order so that neighbours sit near each other in memory.
         let r = Reordered::new(features, self.config.in_channels, levels, k);
         let owned: Vec<Level<'_>> = (0..levels.len())
-            .map(|l| Level { n: levels[l].n, next: levels[l].next, xyz: &r.xyz[l], nb: &r.nb[l], sub: &r.sub[l], up: &r.up[l] })
+            .map(|l| Level {
+                n: levels[l].n,
+                next: levels[l].next,
+                xyz: &r.xyz[l],
+                nb: &r.nb[l],
+                sub: &r.sub[l],
+                up: &r.up[l],
+            })
             .collect();
         let levels = &owned[..];
         mark("reorder".into(), n0, &r.features);
@@ -178,7 +209,11 @@ impl FusedEngine {
     }
 
     /// Like [`FusedEngine::forward_crop`], also timing every stage of the network.
-    pub fn forward_crop_profiled(&self, features: &[f32], pyramid: &Pyramid) -> Result<(Vec<f32>, Vec<Stage>)> {
+    pub fn forward_crop_profiled(
+        &self,
+        features: &[f32],
+        pyramid: &Pyramid,
+    ) -> Result<(Vec<f32>, Vec<Stage>)> {
         let mut stages = Vec::new();
         let logits = self.forward_crop_inner(features, pyramid, Some(&mut stages))?;
         Ok((logits, stages))
@@ -190,7 +225,9 @@ impl FusedEngine {
     pub fn estimate_peak_bytes(&self, sizes: &[usize]) -> usize {
         let cfg = &self.config;
         let skips: usize = sizes[0] * 2 * cfg.dim_output[0]
-            + (0..cfg.num_layers).map(|l| sizes[l + 1] * 2 * cfg.dim_output[l]).sum::<usize>();
+            + (0..cfg.num_layers)
+                .map(|l| sizes[l + 1] * 2 * cfg.dim_output[l])
+                .sum::<usize>();
         let threads = rayon::current_num_threads();
         let layer = (0..cfg.num_layers)
             .map(|l| {
@@ -247,8 +284,15 @@ impl Reordered {
     fn new(features: &[f32], channels: usize, levels: &[Level<'_>], k: usize) -> Self {
         let layers = levels.len();
         let pts = |l: usize| -> Vec<[f32; 3]> {
-            let (xyz, n) = if l < layers { (levels[l].xyz, levels[l].n) } else { (levels[l - 1].xyz, levels[l - 1].next) };
-            xyz[..n * 3].chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect()
+            let (xyz, n) = if l < layers {
+                (levels[l].xyz, levels[l].n)
+            } else {
+                (levels[l - 1].xyz, levels[l - 1].next)
+            };
+            xyz[..n * 3]
+                .chunks_exact(3)
+                .map(|c| [c[0], c[1], c[2]])
+                .collect()
         };
         let perms: Vec<Vec<u32>> = (0..=layers).map(|l| morton_order(&pts(l))).collect();
         let invs: Vec<Vec<u32>> = perms
@@ -263,26 +307,41 @@ impl Reordered {
             .collect();
         let remap_rows = |src: &[u32], perm: &[u32], inv: &[u32], width: usize| -> Vec<u32> {
             let mut out = vec![0u32; perm.len() * width];
-            out.par_chunks_mut(width).zip(perm.par_iter()).for_each(|(row, &o)| {
-                for (d, &v) in row.iter_mut().zip(&src[o as usize * width..(o as usize + 1) * width]) {
-                    *d = inv[v as usize];
-                }
-            });
+            out.par_chunks_mut(width)
+                .zip(perm.par_iter())
+                .for_each(|(row, &o)| {
+                    for (d, &v) in row
+                        .iter_mut()
+                        .zip(&src[o as usize * width..(o as usize + 1) * width])
+                    {
+                        *d = inv[v as usize];
+                    }
+                });
             out
         };
         let gather_rows = |src: &[f32], perm: &[u32], width: usize| -> Vec<f32> {
             let mut out = vec![0f32; perm.len() * width];
-            out.par_chunks_mut(width).zip(perm.par_iter()).for_each(|(row, &o)| {
-                row.copy_from_slice(&src[o as usize * width..(o as usize + 1) * width]);
-            });
+            out.par_chunks_mut(width)
+                .zip(perm.par_iter())
+                .for_each(|(row, &o)| {
+                    row.copy_from_slice(&src[o as usize * width..(o as usize + 1) * width]);
+                });
             out
         };
         Reordered {
             features: gather_rows(features, &perms[0], channels),
-            xyz: (0..layers).map(|l| gather_rows(levels[l].xyz, &perms[l], 3)).collect(),
-            nb: (0..layers).map(|l| remap_rows(levels[l].nb, &perms[l], &invs[l], k)).collect(),
-            sub: (0..layers).map(|l| remap_rows(levels[l].sub, &perms[l + 1], &invs[l], k)).collect(),
-            up: (0..layers).map(|l| remap_rows(levels[l].up, &perms[l], &invs[l + 1], 1)).collect(),
+            xyz: (0..layers)
+                .map(|l| gather_rows(levels[l].xyz, &perms[l], 3))
+                .collect(),
+            nb: (0..layers)
+                .map(|l| remap_rows(levels[l].nb, &perms[l], &invs[l], k))
+                .collect(),
+            sub: (0..layers)
+                .map(|l| remap_rows(levels[l].sub, &perms[l + 1], &invs[l], k))
+                .collect(),
+            up: (0..layers)
+                .map(|l| remap_rows(levels[l].up, &perms[l], &invs[l + 1], 1))
+                .collect(),
             perm0: perms.into_iter().next().unwrap_or_default(),
         }
     }
@@ -291,7 +350,8 @@ impl Reordered {
     fn restore(&self, x: &[f32], width: usize) -> Vec<f32> {
         let mut out = vec![0f32; x.len()];
         for (i, &o) in self.perm0.iter().enumerate() {
-            out[o as usize * width..(o as usize + 1) * width].copy_from_slice(&x[i * width..(i + 1) * width]);
+            out[o as usize * width..(o as usize + 1) * width]
+                .copy_from_slice(&x[i * width..(i + 1) * width]);
         }
         out
     }

@@ -10,13 +10,25 @@ use randla_geom::Pyramid;
 use randla_model::{Batch, Param, RandLaNetConfig, StateDict};
 
 fn perturb_bn(sd: &mut StateDict, rng: &mut ChaCha8Rng) {
-    let names: Vec<String> = sd.iter().map(|(n, _)| n.clone()).filter(|n| n.contains("running_") || n.contains("batch_norm.") || n.starts_with("bn0.")).collect();
+    let names: Vec<String> = sd
+        .iter()
+        .map(|(n, _)| n.clone())
+        .filter(|n| n.contains("running_") || n.contains("batch_norm.") || n.starts_with("bn0."))
+        .collect();
     for n in names {
         let p = sd.get(&n).unwrap().clone();
         let data = p
             .data
             .iter()
-            .map(|_| if n.ends_with("running_var") { 0.5 + rng.random::<f32>() * 1.5 } else if n.ends_with("num_batches_tracked") { 0.0 } else { rng.random::<f32>() - 0.5 + if n.ends_with(".weight") { 1.0 } else { 0.0 } })
+            .map(|_| {
+                if n.ends_with("running_var") {
+                    0.5 + rng.random::<f32>() * 1.5
+                } else if n.ends_with("num_batches_tracked") {
+                    0.0
+                } else {
+                    rng.random::<f32>() - 0.5 + if n.ends_with(".weight") { 1.0 } else { 0.0 }
+                }
+            })
             .collect();
         sd.insert(n, Param::new(p.shape, data));
     }
@@ -26,9 +38,34 @@ fn perturb_bn(sd: &mut StateDict, rng: &mut ChaCha8Rng) {
 fn fused_equals_naive_on_random_configs() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let configs = [
-        RandLaNetConfig { num_layers: 2, dim_output: vec![8, 16], sub_sampling_ratio: vec![4, 4], num_neighbors: 8, in_channels: 3, num_classes: 4, ..Default::default() },
-        RandLaNetConfig { num_layers: 3, dim_output: vec![16, 32, 64], sub_sampling_ratio: vec![4, 2, 2], num_neighbors: 16, in_channels: 5, num_classes: 9, dim_features: 6, ..Default::default() },
-        RandLaNetConfig { num_layers: 1, dim_output: vec![4], sub_sampling_ratio: vec![3], num_neighbors: 5, in_channels: 4, num_classes: 2, ..Default::default() },
+        RandLaNetConfig {
+            num_layers: 2,
+            dim_output: vec![8, 16],
+            sub_sampling_ratio: vec![4, 4],
+            num_neighbors: 8,
+            in_channels: 3,
+            num_classes: 4,
+            ..Default::default()
+        },
+        RandLaNetConfig {
+            num_layers: 3,
+            dim_output: vec![16, 32, 64],
+            sub_sampling_ratio: vec![4, 2, 2],
+            num_neighbors: 16,
+            in_channels: 5,
+            num_classes: 9,
+            dim_features: 6,
+            ..Default::default()
+        },
+        RandLaNetConfig {
+            num_layers: 1,
+            dim_output: vec![4],
+            sub_sampling_ratio: vec![3],
+            num_neighbors: 5,
+            in_channels: 4,
+            num_classes: 2,
+            ..Default::default()
+        },
     ];
     for (ci, cfg) in configs.iter().enumerate() {
         let mut sd = StateDict::random(cfg, ci as u64);
@@ -37,7 +74,15 @@ fn fused_equals_naive_on_random_configs() {
         let n = 700 + 300 * ci;
         let crops: Vec<(Vec<f32>, Pyramid)> = (0..2)
             .map(|_| {
-                let pts: Vec<[f32; 3]> = (0..n).map(|_| [rng.random::<f32>() * 8.0, rng.random::<f32>() * 8.0, rng.random::<f32>() * 2.0]).collect();
+                let pts: Vec<[f32; 3]> = (0..n)
+                    .map(|_| {
+                        [
+                            rng.random::<f32>() * 8.0,
+                            rng.random::<f32>() * 8.0,
+                            rng.random::<f32>() * 2.0,
+                        ]
+                    })
+                    .collect();
                 let feats: Vec<f32> = pts
                     .iter()
                     .flat_map(|p| {
@@ -58,24 +103,64 @@ fn fused_equals_naive_on_random_configs() {
         for b in 0..2 {
             let want = naive.forward(&batch, b);
             let (d, m) = common::max_abs_diff(&got[b * per..(b + 1) * per], &want);
-            assert!(d <= 1e-4 * m + 1e-6, "config {ci}, crop {b}: max |Δ| {d} of {m}");
+            assert!(
+                d <= 1e-4 * m + 1e-6,
+                "config {ci}, crop {b}: max |Δ| {d} of {m}"
+            );
             let single = engine.forward_crop(&crops[b].0, &crops[b].1).unwrap();
-            assert_eq!(single, got[b * per..(b + 1) * per], "forward_crop equals forward");
+            assert_eq!(
+                single,
+                got[b * per..(b + 1) * per],
+                "forward_crop equals forward"
+            );
         }
     }
 }
 
 #[test]
 fn mismatched_inputs_are_refused() {
-    let cfg = RandLaNetConfig { num_layers: 2, dim_output: vec![8, 16], sub_sampling_ratio: vec![4, 4], num_neighbors: 8, num_classes: 3, ..Default::default() };
+    let cfg = RandLaNetConfig {
+        num_layers: 2,
+        dim_output: vec![8, 16],
+        sub_sampling_ratio: vec![4, 4],
+        num_neighbors: 8,
+        num_classes: 3,
+        ..Default::default()
+    };
     let engine = FusedEngine::new(&cfg, &StateDict::random(&cfg, 0)).unwrap();
-    let pts: Vec<[f32; 3]> = (0..200).map(|i| [(i % 20) as f32, (i / 20) as f32, 0.0]).collect();
-    let wrong = Pyramid::build(&pts, &randla_geom::PyramidConfig { k: 4, ratios: vec![4, 4] }).unwrap();
+    let pts: Vec<[f32; 3]> = (0..200)
+        .map(|i| [(i % 20) as f32, (i / 20) as f32, 0.0])
+        .collect();
+    let wrong = Pyramid::build(
+        &pts,
+        &randla_geom::PyramidConfig {
+            k: 4,
+            ratios: vec![4, 4],
+        },
+    )
+    .unwrap();
     let feats: Vec<f32> = pts.iter().flatten().copied().collect();
-    assert!(engine.forward_crop(&feats, &wrong).unwrap_err().to_string().contains("num_neighbors = 8"));
+    assert!(
+        engine
+            .forward_crop(&feats, &wrong)
+            .unwrap_err()
+            .to_string()
+            .contains("num_neighbors = 8")
+    );
     let right = Pyramid::build(&pts, &cfg.pyramid_config()).unwrap();
-    assert!(engine.forward_crop(&feats[..30], &right).unwrap_err().to_string().contains("features"));
+    assert!(
+        engine
+            .forward_crop(&feats[..30], &right)
+            .unwrap_err()
+            .to_string()
+            .contains("features")
+    );
     let mut sd = StateDict::random(&cfg, 0);
     sd.remove("encoder.1.pool2.mlp.conv.weight");
-    assert!(FusedEngine::new(&cfg, &sd).unwrap_err().to_string().contains("encoder.1.pool2.mlp.conv.weight"));
+    assert!(
+        FusedEngine::new(&cfg, &sd)
+            .unwrap_err()
+            .to_string()
+            .contains("encoder.1.pool2.mlp.conv.weight")
+    );
 }

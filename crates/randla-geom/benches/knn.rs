@@ -21,7 +21,9 @@ const K: usize = 16;
 
 fn cloud(n: usize) -> Vec<[f32; 3]> {
     let mut rng = ChaCha8Rng::seed_from_u64(42);
-    (0..n).map(|_| std::array::from_fn(|_| rng.random::<f32>() * 100.0)).collect()
+    (0..n)
+        .map(|_| std::array::from_fn(|_| rng.random::<f32>() * 100.0))
+        .collect()
 }
 
 fn knn(c: &mut Criterion) {

@@ -18,8 +18,15 @@ fn pyramid(c: &mut Criterion) {
     let cfg = PyramidConfig::default();
     for n in [4_096, 40_960, 45_056, 65_536] {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let pts: Vec<[f32; 3]> =
-            (0..n).map(|_| [rng.random::<f32>() * 30.0, rng.random::<f32>() * 30.0, rng.random::<f32>() * 5.0]).collect();
+        let pts: Vec<[f32; 3]> = (0..n)
+            .map(|_| {
+                [
+                    rng.random::<f32>() * 30.0,
+                    rng.random::<f32>() * 30.0,
+                    rng.random::<f32>() * 5.0,
+                ]
+            })
+            .collect();
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
             b.iter(|| Pyramid::build(black_box(&pts), &cfg).unwrap())

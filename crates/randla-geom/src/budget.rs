@@ -14,7 +14,9 @@ pub const DEFAULT_FRACTION: f64 = 0.5;
 pub const FALLBACK_BYTES: u64 = 2 << 30;
 
 /// A number of bytes a computation may hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct MemoryBudget {
     /// The budget in bytes.
     pub bytes: u64,
@@ -30,7 +32,9 @@ impl MemoryBudget {
     /// [`FALLBACK_BYTES`] when it cannot be read.
     pub fn fraction_of_available(fraction: f64) -> Self {
         let avail = available_memory().unwrap_or(FALLBACK_BYTES);
-        MemoryBudget { bytes: (avail as f64 * fraction.clamp(0.0, 1.0)) as u64 }
+        MemoryBudget {
+            bytes: (avail as f64 * fraction.clamp(0.0, 1.0)) as u64,
+        }
     }
 
     /// How many rows of `bytes_per_row` bytes fit in the budget, split across `parts` concurrent
@@ -68,9 +72,13 @@ impl FromStr for MemoryBudget {
             reason,
         };
         let t = s.trim();
-        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let value: f64 = num.parse().map_err(|_| bad("expected a number with an optional unit, e.g. 2GiB"))?;
+        let value: f64 = num
+            .parse()
+            .map_err(|_| bad("expected a number with an optional unit, e.g. 2GiB"))?;
         let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1.0,
             "k" | "kib" => 1024.0,
@@ -81,13 +89,19 @@ impl FromStr for MemoryBudget {
             "mb" => 1e6,
             "gb" => 1e9,
             "tb" => 1e12,
-            _ => return Err(bad("unknown unit; use B, KiB, MiB, GiB, TiB, kB, MB, GB or TB")),
+            _ => {
+                return Err(bad(
+                    "unknown unit; use B, KiB, MiB, GiB, TiB, kB, MB, GB or TB",
+                ));
+            }
         };
         let bytes = value * mult;
         if !bytes.is_finite() || bytes < 1.0 {
             return Err(bad("a budget must be at least one byte"));
         }
-        Ok(MemoryBudget { bytes: bytes as u64 })
+        Ok(MemoryBudget {
+            bytes: bytes as u64,
+        })
     }
 }
 
@@ -114,7 +128,10 @@ mod tests {
         assert_eq!("1.5g".parse::<MemoryBudget>().unwrap().bytes, 3 << 29);
         assert_eq!("4096".parse::<MemoryBudget>().unwrap().bytes, 4096);
         for bad in ["", "GiB", "-1G", "3 parsecs", "0"] {
-            assert!(bad.parse::<MemoryBudget>().is_err(), "{bad:?} should be refused");
+            assert!(
+                bad.parse::<MemoryBudget>().is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 

@@ -97,7 +97,11 @@ pub fn check_finite(points: &[[f32; 3]]) -> Result<()> {
     for (index, p) in points.iter().enumerate() {
         for (a, &v) in p.iter().enumerate() {
             if !v.is_finite() {
-                return Err(Error::NonFinite { index, axis: AXES[a], value: v as f64 });
+                return Err(Error::NonFinite {
+                    index,
+                    axis: AXES[a],
+                    value: v as f64,
+                });
             }
         }
     }

@@ -26,7 +26,15 @@ static A: Counting = Counting;
 #[test]
 fn clear_returns_the_heap_to_where_it_was() {
     let n = 200_000;
-    let pts: Vec<[f32; 3]> = (0..n).map(|i| [(i % 100) as f32, (i / 100 % 100) as f32, (i / 10_000) as f32 * 0.37]).collect();
+    let pts: Vec<[f32; 3]> = (0..n)
+        .map(|i| {
+            [
+                (i % 100) as f32,
+                (i / 100 % 100) as f32,
+                (i / 10_000) as f32 * 0.37,
+            ]
+        })
+        .collect();
     let mut cache = KnnCache::new(MemoryBudget::bytes(1 << 30));
     // Warm up rayon's pool so its allocations are not counted against the cache.
     cache.build(&pts[..1000]).unwrap();
@@ -36,9 +44,18 @@ fn clear_returns_the_heap_to_where_it_was() {
     cache.pyramid("p", &pts, &PyramidConfig::default()).unwrap();
     let held = LIVE.load(Ordering::Relaxed) - before;
     let accounted = cache.stats().bytes_held as isize;
-    assert!(held >= accounted, "heap grew by {held} B, cache says it holds {accounted} B");
-    assert!(held < accounted * 2, "heap grew by {held} B, far more than the {accounted} B accounted");
+    assert!(
+        held >= accounted,
+        "heap grew by {held} B, cache says it holds {accounted} B"
+    );
+    assert!(
+        held < accounted * 2,
+        "heap grew by {held} B, far more than the {accounted} B accounted"
+    );
     cache.clear();
     let after = LIVE.load(Ordering::Relaxed) - before;
-    assert!(after.abs() < 64 * 1024, "after clear() {after} B are still live out of {held} B");
+    assert!(
+        after.abs() < 64 * 1024,
+        "after clear() {after} B are still live out of {held} B"
+    );
 }

@@ -21,9 +21,16 @@ fn check(pts: &[[f32; 3]], labels: &[u32], cell: f32) {
     for (&g, m) in &members {
         let v = voxel_of(pts[m[0]], origin, cell as f64);
         for &i in m {
-            assert_eq!(voxel_of(pts[i], origin, cell as f64), v, "point {i} maps to another voxel");
+            assert_eq!(
+                voxel_of(pts[i], origin, cell as f64),
+                v,
+                "point {i} maps to another voxel"
+            );
         }
-        assert!(voxel_owner.insert(v, g).is_none(), "two representatives for one voxel");
+        assert!(
+            voxel_owner.insert(v, g).is_none(),
+            "two representatives for one voxel"
+        );
         let g = g as usize;
         for d in 0..3 {
             let mean = m.iter().map(|&i| pts[i][d] as f64).sum::<f64>() / m.len() as f64;
@@ -37,7 +44,12 @@ fn check(pts: &[[f32; 3]], labels: &[u32], cell: f32) {
             *counts.entry(labels[i]).or_default() += 1;
         }
         let best = counts.values().max().unwrap();
-        let want = counts.iter().filter(|(_, c)| *c == best).map(|(l, _)| *l).min().unwrap();
+        let want = counts
+            .iter()
+            .filter(|(_, c)| *c == best)
+            .map(|(l, _)| *l)
+            .min()
+            .unwrap();
         assert_eq!(out.labels.as_ref().unwrap()[g], want);
     }
 }

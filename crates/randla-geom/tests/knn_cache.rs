@@ -40,7 +40,10 @@ fn chunked_queries_follow_a_tiny_budget() {
     cache
         .query_chunked(None, &tgt, 8, |first, nn| chunks.push((first, nn.len())))
         .unwrap();
-    assert!(chunks.len() > 1, "a small budget must split the work: {chunks:?}");
+    assert!(
+        chunks.len() > 1,
+        "a small budget must split the work: {chunks:?}"
+    );
     let mut next = 0;
     for (first, len) in &chunks {
         assert_eq!(*first, next);
@@ -48,13 +51,24 @@ fn chunked_queries_follow_a_tiny_budget() {
     }
     assert_eq!(next, pts.len());
     let all = cache.query(None, &tgt, 8).unwrap();
-    assert_eq!(all.indices, randla_geom::KdTree::build(&pts).unwrap().knn_self_indices(8).unwrap());
+    assert_eq!(
+        all.indices,
+        randla_geom::KdTree::build(&pts)
+            .unwrap()
+            .knn_self_indices(8)
+            .unwrap()
+    );
 }
 
 #[test]
 fn pyramids_are_cached_and_evicted_lru_under_the_budget() {
-    let cfg = PyramidConfig { k: 8, ratios: vec![4, 4] };
-    let crops: Vec<Vec<[f32; 3]>> = (0..4).map(|s| common::uniform(2000, [10.0; 3], s)).collect();
+    let cfg = PyramidConfig {
+        k: 8,
+        ratios: vec![4, 4],
+    };
+    let crops: Vec<Vec<[f32; 3]>> = (0..4)
+        .map(|s| common::uniform(2000, [10.0; 3], s))
+        .collect();
     let one = Pyramid::estimate_bytes(2000, &cfg);
     // Room for two pyramids and a half.
     let mut cache = KnnCache::new(MemoryBudget::bytes((one * 5 / 2) as u64));
@@ -76,7 +90,10 @@ fn pyramids_are_cached_and_evicted_lru_under_the_budget() {
     cache.pyramid("b", &crops[1], &cfg).unwrap();
     assert_eq!(cache.stats().misses, before + 1);
     // Another config is another key.
-    let other = PyramidConfig { k: 4, ratios: vec![4, 4] };
+    let other = PyramidConfig {
+        k: 4,
+        ratios: vec![4, 4],
+    };
     cache.pyramid("a", &crops[0], &other).unwrap();
     assert_eq!(cache.stats().misses, before + 2);
     // A pyramid larger than the budget is returned but not stored.
@@ -92,7 +109,16 @@ fn clear_drops_everything() {
     let pts = common::uniform(5000, [10.0; 3], 1);
     let mut cache = KnnCache::new(MemoryBudget::bytes(64 << 20));
     cache.build(&pts).unwrap();
-    cache.pyramid("x", &pts, &PyramidConfig { k: 8, ratios: vec![4] }).unwrap();
+    cache
+        .pyramid(
+            "x",
+            &pts,
+            &PyramidConfig {
+                k: 8,
+                ratios: vec![4],
+            },
+        )
+        .unwrap();
     assert!(cache.stats().bytes_held > 5000 * 12);
     cache.clear();
     assert_eq!(cache.stats().bytes_held, 0);
@@ -104,17 +130,44 @@ fn clear_drops_everything() {
 fn bad_input_is_refused() {
     let mut cache = KnnCache::new(MemoryBudget::bytes(64 << 20));
     assert_eq!(cache.coords(&[0]).unwrap_err(), Error::NotBuilt);
-    assert_eq!(cache.build(&[]).unwrap_err(), Error::Empty { what: "point cloud" });
+    assert_eq!(
+        cache.build(&[]).unwrap_err(),
+        Error::Empty {
+            what: "point cloud"
+        }
+    );
     let pts = common::uniform(10, [1.0; 3], 1);
     cache.build(&pts).unwrap();
     assert!(matches!(
         cache.query(None, &[10], 1).unwrap_err(),
-        Error::IndexOutOfRange { index: 10, len: 10, .. }
+        Error::IndexOutOfRange {
+            index: 10,
+            len: 10,
+            ..
+        }
     ));
-    assert!(matches!(cache.query(Some(&[1, 99]), &[0], 1).unwrap_err(), Error::IndexOutOfRange { index: 99, .. }));
-    assert_eq!(cache.query(Some(&[]), &[0], 1).unwrap_err(), Error::Empty { what: "source subset" });
-    assert!(matches!(cache.query(Some(&[1, 2]), &[0], 3).unwrap_err(), Error::TooFewPoints { points: 2, k: 3, .. }));
+    assert!(matches!(
+        cache.query(Some(&[1, 99]), &[0], 1).unwrap_err(),
+        Error::IndexOutOfRange { index: 99, .. }
+    ));
+    assert_eq!(
+        cache.query(Some(&[]), &[0], 1).unwrap_err(),
+        Error::Empty {
+            what: "source subset"
+        }
+    );
+    assert!(matches!(
+        cache.query(Some(&[1, 2]), &[0], 3).unwrap_err(),
+        Error::TooFewPoints {
+            points: 2,
+            k: 3,
+            ..
+        }
+    ));
     assert_eq!(cache.query(None, &[0], 0).unwrap_err(), Error::ZeroK);
     let mut small = KnnCache::new(MemoryBudget::bytes(100));
-    assert!(matches!(small.build(&pts).unwrap_err(), Error::OverBudget { .. }));
+    assert!(matches!(
+        small.build(&pts).unwrap_err(),
+        Error::OverBudget { .. }
+    ));
 }

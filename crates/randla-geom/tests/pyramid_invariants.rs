@@ -18,9 +18,15 @@ fn check(pts: &[[f32; 3]], cfg: &PyramidConfig) {
         assert_eq!(p.coords(l), &pts[..n]);
         let nb = p.neighbors(l);
         assert_eq!(nb.len(), n * k);
-        assert!(nb.iter().all(|&i| (i as usize) < n), "neighbour index out of level {l}");
+        assert!(
+            nb.iter().all(|&i| (i as usize) < n),
+            "neighbour index out of level {l}"
+        );
         // Neighbours are exactly the brute-force ones.
-        assert_eq!(nb, &brute::knn(&pts[..n], &pts[..n], k).unwrap().indices[..]);
+        assert_eq!(
+            nb,
+            &brute::knn(&pts[..n], &pts[..n], k).unwrap().indices[..]
+        );
         // Pooling indices are the first N_(l+1) rows of the neighbours.
         assert_eq!(p.sub_idx(l), &nb[..sizes[l + 1] * k]);
         // Upsampling: the nearest point of the next level.
@@ -48,7 +54,25 @@ fn reference_configuration_on_a_real_crop() {
 #[test]
 fn s3dis_like_five_layers_and_odd_ratios() {
     let pts = common::uniform(6000, [10.0, 10.0, 3.0], 8);
-    check(&pts, &PyramidConfig { k: 16, ratios: vec![4, 4, 4, 4, 2] });
-    check(&pts, &PyramidConfig { k: 5, ratios: vec![3, 7] });
-    check(&common::clustered(3000, 4), &PyramidConfig { k: 8, ratios: vec![2, 2, 2] });
+    check(
+        &pts,
+        &PyramidConfig {
+            k: 16,
+            ratios: vec![4, 4, 4, 4, 2],
+        },
+    );
+    check(
+        &pts,
+        &PyramidConfig {
+            k: 5,
+            ratios: vec![3, 7],
+        },
+    );
+    check(
+        &common::clustered(3000, 4),
+        &PyramidConfig {
+            k: 8,
+            ratios: vec![2, 2, 2],
+        },
+    );
 }

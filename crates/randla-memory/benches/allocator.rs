@@ -32,14 +32,36 @@ fn bench(c: &mut Criterion) {
     let counting = CountingAllocator::SYSTEM;
     let mut g = c.benchmark_group("alloc_free_pairs_x10000");
     for size in [16usize, 4096, 1 << 20] {
-        g.bench_with_input(BenchmarkId::new("system/1 thread", size), &size, |b, &s| b.iter(|| pairs(&System, s, N)));
-        g.bench_with_input(BenchmarkId::new("counting/1 thread", size), &size, |b, &s| b.iter(|| pairs(&counting, s, N)));
-        g.bench_with_input(BenchmarkId::new("system/2 threads", size), &size, |b, &s| {
-            b.iter(|| std::thread::scope(|t| (0..2).for_each(|_| drop(t.spawn(|| pairs(&System, s, N))))))
+        g.bench_with_input(BenchmarkId::new("system/1 thread", size), &size, |b, &s| {
+            b.iter(|| pairs(&System, s, N))
         });
-        g.bench_with_input(BenchmarkId::new("counting/2 threads", size), &size, |b, &s| {
-            b.iter(|| std::thread::scope(|t| (0..2).for_each(|_| drop(t.spawn(|| pairs(&counting, s, N))))))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("counting/1 thread", size),
+            &size,
+            |b, &s| b.iter(|| pairs(&counting, s, N)),
+        );
+        g.bench_with_input(
+            BenchmarkId::new("system/2 threads", size),
+            &size,
+            |b, &s| {
+                b.iter(|| {
+                    std::thread::scope(|t| {
+                        (0..2).for_each(|_| drop(t.spawn(|| pairs(&System, s, N))))
+                    })
+                })
+            },
+        );
+        g.bench_with_input(
+            BenchmarkId::new("counting/2 threads", size),
+            &size,
+            |b, &s| {
+                b.iter(|| {
+                    std::thread::scope(|t| {
+                        (0..2).for_each(|_| drop(t.spawn(|| pairs(&counting, s, N))))
+                    })
+                })
+            },
+        );
     }
     g.finish();
 }

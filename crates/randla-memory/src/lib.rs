@@ -199,7 +199,11 @@ pub struct MemoryReport {
 
 impl std::fmt::Display for MemoryReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mib = |b: Option<u64>| b.map_or("-".to_string(), |b| format!("{:.1} MiB", b as f64 / 1048576.0));
+        let mib = |b: Option<u64>| {
+            b.map_or("-".to_string(), |b| {
+                format!("{:.1} MiB", b as f64 / 1048576.0)
+            })
+        };
         write!(
             f,
             "{}: {:.3} s, heap {} → {} (peak {}), RSS {} → {} (peak {})",
@@ -244,7 +248,14 @@ impl MemoryMonitor {
     pub fn new(name: impl Into<String>) -> Self {
         let start_info = memory_info();
         let outer_peak = reset_heap_peak();
-        MemoryMonitor { name: name.into(), start: Instant::now(), start_info, outer_peak, rss_reset: false, done: false }
+        MemoryMonitor {
+            name: name.into(),
+            start: Instant::now(),
+            start_info,
+            outer_peak,
+            rss_reset: false,
+            done: false,
+        }
     }
 
     /// Like [`MemoryMonitor::new`], also restarting the kernel's peak-RSS tracking so that the

@@ -23,10 +23,16 @@ fn scopes_report_exact_heap_peaks() {
     let start = r_outer.heap_start_bytes.unwrap();
     // The inner scope began with the 8 MiB live and peaked 1 MiB higher.
     let inner_rise = r_inner.heap_peak_bytes.unwrap() - r_inner.heap_start_bytes.unwrap();
-    assert!((1 << 20..(1 << 20) + 4096).contains(&inner_rise), "inner rise {inner_rise}");
+    assert!(
+        (1 << 20..(1 << 20) + 4096).contains(&inner_rise),
+        "inner rise {inner_rise}"
+    );
     // The outer scope's peak includes both buffers at once.
     let outer_rise = r_outer.heap_peak_bytes.unwrap() - start;
-    assert!(((9 << 20)..(9 << 20) + 8192).contains(&outer_rise), "outer rise {outer_rise}");
+    assert!(
+        ((9 << 20)..(9 << 20) + 8192).contains(&outer_rise),
+        "outer rise {outer_rise}"
+    );
     // Everything was freed.
     assert!(r_outer.heap_end_bytes.unwrap() <= start + 4096);
     let info = memory_info();

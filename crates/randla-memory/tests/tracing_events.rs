@@ -36,7 +36,10 @@ impl Subscriber for Capture {
     fn event(&self, event: &Event<'_>) {
         let mut f = Fields(Vec::new());
         event.record(&mut f);
-        self.0.lock().unwrap().push((event.metadata().target().to_string(), f.0));
+        self.0
+            .lock()
+            .unwrap()
+            .push((event.metadata().target().to_string(), f.0));
     }
     fn enter(&self, _: &Id) {}
     fn exit(&self, _: &Id) {}
@@ -58,8 +61,23 @@ fn a_finished_scope_is_a_tracing_event() {
     assert_eq!(events.len(), 2, "{events:?}");
     let (target, fields) = &events[0];
     assert_eq!(target, "randla_memory");
-    assert!(fields.iter().any(|f| f == "scope=forward pass"), "{fields:?}");
-    assert!(fields.iter().any(|f| f.starts_with("wall_s=")), "{fields:?}");
-    assert!(fields.iter().any(|f| f.starts_with("message=forward pass:")), "{fields:?}");
-    assert!(events[1].1.iter().any(|f| f == "scope=second scope"), "{:?}", events[1]);
+    assert!(
+        fields.iter().any(|f| f == "scope=forward pass"),
+        "{fields:?}"
+    );
+    assert!(
+        fields.iter().any(|f| f.starts_with("wall_s=")),
+        "{fields:?}"
+    );
+    assert!(
+        fields
+            .iter()
+            .any(|f| f.starts_with("message=forward pass:")),
+        "{fields:?}"
+    );
+    assert!(
+        events[1].1.iter().any(|f| f == "scope=second scope"),
+        "{:?}",
+        events[1]
+    );
 }

@@ -92,8 +92,15 @@ impl RandLaNetConfig {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-        let parse_err = |message: String| Error::ConfigParse { path: path.into(), message };
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let parse_err = |message: String| Error::ConfigParse {
+            path: path.into(),
+            message,
+        };
         let cfg = match ext.as_str() {
             "yml" | "yaml" => Self::from_yaml_str(&text).map_err(parse_err)?,
             "toml" => Self::from_toml_str(&text).map_err(parse_err)?,
@@ -121,7 +128,9 @@ impl RandLaNetConfig {
             Some(toml::Value::Table(t)) => t.clone(),
             _ => doc,
         };
-        toml::Value::Table(model).try_into().map_err(|e: toml::de::Error| e.to_string())
+        toml::Value::Table(model)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())
     }
 
     /// Our TOML rendering, under `[model]`.
@@ -136,7 +145,11 @@ impl RandLaNetConfig {
     /// Checks that the values are consistent.
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &'static str, value: String, reason: &str| {
-            Err(Error::Config { field, value, reason: reason.to_string() })
+            Err(Error::Config {
+                field,
+                value,
+                reason: reason.to_string(),
+            })
         };
         if self.name != "RandLANet" {
             return bad("name", self.name.clone(), "only RandLANet is supported");
@@ -151,24 +164,42 @@ impl RandLaNetConfig {
             return bad(
                 "dim_output",
                 format!("{:?}", self.dim_output),
-                &format!("needs one entry per layer (num_layers = {})", self.num_layers),
+                &format!(
+                    "needs one entry per layer (num_layers = {})",
+                    self.num_layers
+                ),
             );
         }
         if self.sub_sampling_ratio.len() != self.num_layers {
             return bad(
                 "sub_sampling_ratio",
                 format!("{:?}", self.sub_sampling_ratio),
-                &format!("needs one entry per layer (num_layers = {})", self.num_layers),
+                &format!(
+                    "needs one entry per layer (num_layers = {})",
+                    self.num_layers
+                ),
             );
         }
         if self.sub_sampling_ratio.contains(&0) {
-            return bad("sub_sampling_ratio", format!("{:?}", self.sub_sampling_ratio), "ratios must be at least 1");
+            return bad(
+                "sub_sampling_ratio",
+                format!("{:?}", self.sub_sampling_ratio),
+                "ratios must be at least 1",
+            );
         }
         if let Some(d) = self.dim_output.iter().find(|&&d| d < 2 || d % 2 != 0) {
-            return bad("dim_output", format!("{:?}", self.dim_output), &format!("{d}: every width must be even and at least 2"));
+            return bad(
+                "dim_output",
+                format!("{:?}", self.dim_output),
+                &format!("{d}: every width must be even and at least 2"),
+            );
         }
         if self.in_channels < 3 {
-            return bad("in_channels", self.in_channels.to_string(), "xyz are the first three channels, so at least 3");
+            return bad(
+                "in_channels",
+                self.in_channels.to_string(),
+                "xyz are the first three channels, so at least 3",
+            );
         }
         if self.dim_features == 0 {
             return bad("dim_features", "0".into(), "must be at least 1");
@@ -177,7 +208,11 @@ impl RandLaNetConfig {
             return bad("num_classes", "0".into(), "must be at least 1");
         }
         if !(self.grid_size.is_finite() && self.grid_size > 0.0) {
-            return bad("grid_size", self.grid_size.to_string(), "must be a positive length");
+            return bad(
+                "grid_size",
+                self.grid_size.to_string(),
+                "must be a positive length",
+            );
         }
         if self.num_points == 0 {
             return bad("num_points", "0".into(), "must be at least 1");
@@ -187,7 +222,10 @@ impl RandLaNetConfig {
 
     /// The neighbourhood pyramid this network consumes.
     pub fn pyramid_config(&self) -> PyramidConfig {
-        PyramidConfig { k: self.num_neighbors, ratios: self.sub_sampling_ratio.clone() }
+        PyramidConfig {
+            k: self.num_neighbors,
+            ratios: self.sub_sampling_ratio.clone(),
+        }
     }
 
     /// Input width of each encoder block: `dim_features`, then `2·dim_output[i-1]`.
@@ -235,9 +273,17 @@ impl RandLaNetConfig {
     /// its shape. Batch-norm entries include `num_batches_tracked` (shape `[]`).
     pub fn parameter_shapes(&self) -> Vec<(String, Vec<usize>)> {
         let mut out = Vec::new();
-        let conv = |out: &mut Vec<(String, Vec<usize>)>, name: &str, shape: [usize; 2], bn: bool, transposed: bool| {
+        let conv = |out: &mut Vec<(String, Vec<usize>)>,
+                    name: &str,
+                    shape: [usize; 2],
+                    bn: bool,
+                    transposed: bool| {
             let [co, ci] = shape;
-            let w = if transposed { vec![ci, co, 1, 1] } else { vec![co, ci, 1, 1] };
+            let w = if transposed {
+                vec![ci, co, 1, 1]
+            } else {
+                vec![co, ci, 1, 1]
+            };
             out.push((format!("{name}.conv.weight"), w));
             out.push((format!("{name}.conv.bias"), vec![co]));
             if bn {
@@ -248,14 +294,25 @@ impl RandLaNetConfig {
         out.push(("fc0.weight".into(), vec![f, self.in_channels]));
         out.push(("fc0.bias".into(), vec![f]));
         push_bn(&mut out, "bn0", f);
-        for (i, (&d, &o)) in self.encoder_in_dims().iter().zip(&self.dim_output).enumerate() {
+        for (i, (&d, &o)) in self
+            .encoder_in_dims()
+            .iter()
+            .zip(&self.dim_output)
+            .enumerate()
+        {
             let p = format!("encoder.{i}");
             conv(&mut out, &format!("{p}.mlp1"), [o / 2, d], true, false);
             conv(&mut out, &format!("{p}.lse1.mlp"), [o / 2, 10], true, false);
             out.push((format!("{p}.pool1.score_fn.0.weight"), vec![o, o]));
             out.push((format!("{p}.pool1.score_fn.0.bias"), vec![o]));
             conv(&mut out, &format!("{p}.pool1.mlp"), [o / 2, o], true, false);
-            conv(&mut out, &format!("{p}.lse2.mlp"), [o / 2, o / 2], true, false);
+            conv(
+                &mut out,
+                &format!("{p}.lse2.mlp"),
+                [o / 2, o / 2],
+                true,
+                false,
+            );
             out.push((format!("{p}.pool2.score_fn.0.weight"), vec![o, o]));
             out.push((format!("{p}.pool2.score_fn.0.bias"), vec![o]));
             conv(&mut out, &format!("{p}.pool2.mlp"), [o, o], true, false);
@@ -285,7 +342,9 @@ impl RandLaNetConfig {
 
 /// True for weights and biases; false for batch-norm running statistics and counters.
 pub fn is_trainable(name: &str) -> bool {
-    !(name.ends_with("running_mean") || name.ends_with("running_var") || name.ends_with("num_batches_tracked"))
+    !(name.ends_with("running_mean")
+        || name.ends_with("running_var")
+        || name.ends_with("num_batches_tracked"))
 }
 
 fn push_bn(out: &mut Vec<(String, Vec<usize>)>, prefix: &str, c: usize) {
@@ -309,11 +368,15 @@ mod tests {
         let s3dis = RandLaNetConfig::preset(Preset::S3dis);
         assert_eq!(s3dis.num_trainable_parameters(), 4_995_093);
         assert_eq!(s3dis.parameter_shapes().len(), 330);
-        let shapes: std::collections::HashMap<_, _> = s3dis.parameter_shapes().into_iter().collect();
+        let shapes: std::collections::HashMap<_, _> =
+            s3dis.parameter_shapes().into_iter().collect();
         assert_eq!(shapes["decoder.0.conv.weight"], vec![1536, 512, 1, 1]);
         assert_eq!(shapes["decoder.3.conv.weight"], vec![160, 32, 1, 1]);
         assert_eq!(shapes["decoder.4.conv.weight"], vec![64, 32, 1, 1]);
-        assert_eq!(shapes["encoder.2.pool2.mlp.conv.weight"], vec![128, 128, 1, 1]);
+        assert_eq!(
+            shapes["encoder.2.pool2.mlp.conv.weight"],
+            vec![128, 128, 1, 1]
+        );
         assert_eq!(shapes["mlp.conv.weight"], vec![1024, 1024, 1, 1]);
         assert_eq!(shapes["fc1.3.conv.weight"], vec![13, 32, 1, 1]);
     }
@@ -326,7 +389,10 @@ mod tests {
         assert_eq!(cfg, RandLaNetConfig::preset(Preset::S3dis));
         let new_names = "model:\n  name: RandLANet\n  num_neighbors: 8\n  in_channels: 4\n  dim_features: 8\n  num_layers: 2\n  dim_output: [16, 32]\n  sub_sampling_ratio: [4, 2]\n  num_classes: 3\n";
         let cfg = RandLaNetConfig::from_yaml_str(new_names).unwrap();
-        assert_eq!((cfg.num_neighbors, cfg.in_channels, cfg.num_layers), (8, 4, 2));
+        assert_eq!(
+            (cfg.num_neighbors, cfg.in_channels, cfg.num_layers),
+            (8, 4, 2)
+        );
         cfg.validate().unwrap();
     }
 
@@ -340,15 +406,35 @@ mod tests {
 
     #[test]
     fn inconsistent_configs_are_refused() {
-        let mut c = RandLaNetConfig { num_layers: 3, ..Default::default() };
+        let mut c = RandLaNetConfig {
+            num_layers: 3,
+            ..Default::default()
+        };
         assert!(c.validate().unwrap_err().to_string().contains("dim_output"));
-        c = RandLaNetConfig { dim_output: vec![16, 64, 128, 255], ..Default::default() };
+        c = RandLaNetConfig {
+            dim_output: vec![16, 64, 128, 255],
+            ..Default::default()
+        };
         assert!(c.validate().is_err());
-        c = RandLaNetConfig { in_channels: 2, ..Default::default() };
-        assert!(c.validate().unwrap_err().to_string().contains("in_channels = 2"));
-        c = RandLaNetConfig { name: "KPConv".into(), ..Default::default() };
+        c = RandLaNetConfig {
+            in_channels: 2,
+            ..Default::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("in_channels = 2")
+        );
+        c = RandLaNetConfig {
+            name: "KPConv".into(),
+            ..Default::default()
+        };
         assert!(c.validate().is_err());
-        c = RandLaNetConfig { sub_sampling_ratio: vec![4, 0, 4, 4], ..Default::default() };
+        c = RandLaNetConfig {
+            sub_sampling_ratio: vec![4, 0, 4, 4],
+            ..Default::default()
+        };
         assert!(c.validate().is_err());
     }
 }

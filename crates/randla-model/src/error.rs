@@ -49,7 +49,9 @@ pub enum Error {
         expected: Vec<usize>,
     },
     /// A parameter the configuration does not know.
-    #[error("unexpected parameter {name} (shape {shape:?}): it does not belong to this configuration")]
+    #[error(
+        "unexpected parameter {name} (shape {shape:?}): it does not belong to this configuration"
+    )]
     UnexpectedParameter {
         /// Its name.
         name: String,
@@ -94,10 +96,16 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn batch(name: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Batch { name: name.into(), message: message.into() }
+        Error::Batch {
+            name: name.into(),
+            message: message.into(),
+        }
     }
 }

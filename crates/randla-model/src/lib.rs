@@ -33,32 +33,66 @@ pub use error::{Error, Result};
 pub use weights::{Param, StateDict};
 
 /// Converts a safetensors view of any float or integer type to `f32` values.
-pub(crate) fn tensor_to_f32(v: &safetensors::tensor::TensorView<'_>) -> std::result::Result<Vec<f32>, String> {
+pub(crate) fn tensor_to_f32(
+    v: &safetensors::tensor::TensorView<'_>,
+) -> std::result::Result<Vec<f32>, String> {
     use safetensors::Dtype::*;
     let d = v.data();
     Ok(match v.dtype() {
-        F32 => d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-        F64 => d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
-        BF16 => d.chunks_exact(2).map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)).collect(),
-        I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
-        I32 => d.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        F32 => d
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+        F64 => d
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
+        BF16 => d
+            .chunks_exact(2)
+            .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
+            .collect(),
+        I64 => d
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
+        I32 => d
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
         other => return Err(format!("unsupported dtype {other:?}")),
     })
 }
 
 /// Converts an integer safetensors view to `u32` indices, refusing negative or huge values.
-pub(crate) fn tensor_to_u32(v: &safetensors::tensor::TensorView<'_>) -> std::result::Result<Vec<u32>, String> {
+pub(crate) fn tensor_to_u32(
+    v: &safetensors::tensor::TensorView<'_>,
+) -> std::result::Result<Vec<u32>, String> {
     use safetensors::Dtype::*;
     let d = v.data();
     let vals: Vec<i64> = match v.dtype() {
-        I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect(),
-        I32 => d.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect(),
-        U32 => d.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap()) as i64).collect(),
-        other => return Err(format!("index tensors must be int64, int32 or uint32, got {other:?}")),
+        I64 => d
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+        I32 => d
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64)
+            .collect(),
+        U32 => d
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()) as i64)
+            .collect(),
+        other => {
+            return Err(format!(
+                "index tensors must be int64, int32 or uint32, got {other:?}"
+            ));
+        }
     };
     vals.iter()
         .enumerate()
-        .map(|(i, &x)| u32::try_from(x).map_err(|_| format!("index {x} at flat position {i} is out of range")))
+        .map(|(i, &x)| {
+            u32::try_from(x).map_err(|_| format!("index {x} at flat position {i} is out of range"))
+        })
         .collect()
 }
 
@@ -66,7 +100,10 @@ pub(crate) fn tensor_to_u32(v: &safetensors::tensor::TensorView<'_>) -> std::res
 /// place, so a reader never sees a half-written file.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
@@ -75,7 +112,10 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Serialises named tensors to safetensors, atomically.
-pub(crate) fn save_tensors(path: &Path, tensors: &[(String, safetensors::Dtype, Vec<usize>, Vec<u8>)]) -> Result<()> {
+pub(crate) fn save_tensors(
+    path: &Path,
+    tensors: &[(String, safetensors::Dtype, Vec<usize>, Vec<u8>)],
+) -> Result<()> {
     let views = tensors
         .iter()
         .map(|(n, dt, shape, bytes)| {
@@ -84,7 +124,9 @@ pub(crate) fn save_tensors(path: &Path, tensors: &[(String, safetensors::Dtype, 
                 .map_err(|e| Error::batch(n.clone(), e.to_string()))
         })
         .collect::<Result<Vec<_>>>()?;
-    let out = safetensors::serialize(views, None)
-        .map_err(|e| Error::Checkpoint { path: path.into(), message: e.to_string() })?;
+    let out = safetensors::serialize(views, None).map_err(|e| Error::Checkpoint {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
     write_atomic(path, &out)
 }

@@ -41,7 +41,10 @@ pub struct InputSpec {
 impl InputSpec {
     /// xyz only.
     pub fn xyz_only() -> Self {
-        InputSpec { features: Vec::new(), scale: Vec::new() }
+        InputSpec {
+            features: Vec::new(),
+            scale: Vec::new(),
+        }
     }
 
     /// Input channels this spec gives: 3 + features.
@@ -62,7 +65,10 @@ pub struct ClassSpec {
 impl ClassSpec {
     /// Classes `0..n` named `class_i`, written back as code `i`.
     pub fn identity(n: usize) -> Self {
-        ClassSpec { names: (0..n).map(|i| format!("class_{i}")).collect(), codes: (0..n).map(|i| vec![i as u32]).collect() }
+        ClassSpec {
+            names: (0..n).map(|i| format!("class_{i}")).collect(),
+            codes: (0..n).map(|i| vec![i as u32]).collect(),
+        }
     }
 
     /// The code written for class `c`.
@@ -100,15 +106,27 @@ impl ModelDir {
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
-            return Err(Error::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "not a model directory")));
+            return Err(Error::io(
+                dir,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "not a model directory"),
+            ));
         }
         let cfg_path = dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
-        let s: Sections = toml::from_str(&text).map_err(|e| Error::ConfigParse { path: cfg_path.clone(), message: e.to_string() })?;
+        let s: Sections = toml::from_str(&text).map_err(|e| Error::ConfigParse {
+            path: cfg_path.clone(),
+            message: e.to_string(),
+        })?;
         s.model.validate()?;
         let weights = StateDict::load_safetensors(dir.join(WEIGHTS_FILE))?;
         weights.check(&s.model)?;
-        let m = ModelDir { path: dir.into(), config: s.model, weights, input: s.input, classes: s.classes };
+        let m = ModelDir {
+            path: dir.into(),
+            config: s.model,
+            weights,
+            input: s.input,
+            classes: s.classes,
+        };
         m.check_specs()?;
         Ok(m)
     }
@@ -117,26 +135,44 @@ impl ModelDir {
     pub fn check_specs(&self) -> Result<()> {
         if let Some(i) = &self.input {
             if i.features.len() != i.scale.len() {
-                return Err(Error::Config { field: "input.scale", value: format!("{:?}", i.scale), reason: format!("needs one scale per feature ({})", i.features.len()) });
+                return Err(Error::Config {
+                    field: "input.scale",
+                    value: format!("{:?}", i.scale),
+                    reason: format!("needs one scale per feature ({})", i.features.len()),
+                });
             }
             if i.channels() != self.config.in_channels {
                 return Err(Error::Config {
                     field: "input.features",
                     value: format!("{:?}", i.features),
-                    reason: format!("xyz + {} features = {} channels, the model takes in_channels = {}", i.features.len(), i.channels(), self.config.in_channels),
+                    reason: format!(
+                        "xyz + {} features = {} channels, the model takes in_channels = {}",
+                        i.features.len(),
+                        i.channels(),
+                        self.config.in_channels
+                    ),
                 });
             }
             if let Some(s) = i.scale.iter().find(|s| !(s.is_finite() && **s != 0.0)) {
-                return Err(Error::Config { field: "input.scale", value: s.to_string(), reason: "scales must be finite and non-zero".into() });
+                return Err(Error::Config {
+                    field: "input.scale",
+                    value: s.to_string(),
+                    reason: "scales must be finite and non-zero".into(),
+                });
             }
         }
         if let Some(c) = &self.classes
-            && (c.names.len() != self.config.num_classes || c.codes.len() != self.config.num_classes || c.codes.iter().any(|v| v.is_empty()))
+            && (c.names.len() != self.config.num_classes
+                || c.codes.len() != self.config.num_classes
+                || c.codes.iter().any(|v| v.is_empty()))
         {
             return Err(Error::Config {
                 field: "classes",
                 value: format!("{} names, {} code lists", c.names.len(), c.codes.len()),
-                reason: format!("needs one name and a non-empty code list per class (num_classes = {})", self.config.num_classes),
+                reason: format!(
+                    "needs one name and a non-empty code list per class (num_classes = {})",
+                    self.config.num_classes
+                ),
             });
         }
         Ok(())
@@ -151,20 +187,45 @@ impl ModelDir {
         if !overwrite && (dir.join(CONFIG_FILE).exists() || dir.join(WEIGHTS_FILE).exists()) {
             return Err(Error::io(
                 dir,
-                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "a model is already there (use --force to replace it)"),
+                std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "a model is already there (use --force to replace it)",
+                ),
             ));
         }
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         self.weights.save_safetensors(dir.join(WEIGHTS_FILE))?;
-        let sections = Sections { model: self.config.clone(), input: self.input.clone(), classes: self.classes.clone() };
-        let mut text = String::from("# RandLA-Net model (Open3D-ML parameter names); see randla-model's model_dir docs.\n");
-        text.push_str(&toml::to_string_pretty(&sections).map_err(|e| Error::ConfigParse { path: dir.join(CONFIG_FILE), message: e.to_string() })?);
+        let sections = Sections {
+            model: self.config.clone(),
+            input: self.input.clone(),
+            classes: self.classes.clone(),
+        };
+        let mut text = String::from(
+            "# RandLA-Net model (Open3D-ML parameter names); see randla-model's model_dir docs.\n",
+        );
+        text.push_str(
+            &toml::to_string_pretty(&sections).map_err(|e| Error::ConfigParse {
+                path: dir.join(CONFIG_FILE),
+                message: e.to_string(),
+            })?,
+        );
         crate::write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())
     }
 
     /// A model from its parts (not yet on disk).
-    pub fn new(config: RandLaNetConfig, weights: StateDict, input: Option<InputSpec>, classes: Option<ClassSpec>) -> Result<Self> {
-        let m = ModelDir { path: PathBuf::new(), config, weights, input, classes };
+    pub fn new(
+        config: RandLaNetConfig,
+        weights: StateDict,
+        input: Option<InputSpec>,
+        classes: Option<ClassSpec>,
+    ) -> Result<Self> {
+        let m = ModelDir {
+            path: PathBuf::new(),
+            config,
+            weights,
+            input,
+            classes,
+        };
         m.weights.check(&m.config)?;
         m.check_specs()?;
         Ok(m)

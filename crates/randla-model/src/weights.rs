@@ -43,7 +43,11 @@ impl StateDict {
     /// (`.safetensors`).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
         match ext.as_str() {
             "pth" | "pt" | "ckpt" | "tar" => Self::load_pth(path),
             "safetensors" => Self::load_safetensors(path),
@@ -56,19 +60,31 @@ impl StateDict {
 
     /// Reads an Open3D-ML checkpoint (key `model_state_dict`) or a bare PyTorch state dict.
     pub fn load_pth(path: impl AsRef<Path>) -> Result<Self> {
-        Ok(StateDict { params: crate::pth::read_pth(path.as_ref())?.into_iter().collect() })
+        Ok(StateDict {
+            params: crate::pth::read_pth(path.as_ref())?.into_iter().collect(),
+        })
     }
 
     /// Reads a safetensors file (f32, f64, f16, bf16 and integer tensors; all become `f32`).
     pub fn load_safetensors(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let bad = |message: String| Error::Checkpoint { path: path.into(), message };
+        let bad = |message: String| Error::Checkpoint {
+            path: path.into(),
+            message,
+        };
         let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
         let mut params = BTreeMap::new();
         for (name, view) in st.tensors() {
-            let data = crate::tensor_to_f32(&view).map_err(|m| bad(format!("tensor {name}: {m}")))?;
-            params.insert(name, Param { shape: view.shape().to_vec(), data });
+            let data =
+                crate::tensor_to_f32(&view).map_err(|m| bad(format!("tensor {name}: {m}")))?;
+            params.insert(
+                name,
+                Param {
+                    shape: view.shape().to_vec(),
+                    data,
+                },
+            );
         }
         Ok(StateDict { params })
     }
@@ -79,7 +95,13 @@ impl StateDict {
         let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = self
             .params
             .iter()
-            .map(|(n, p)| (n.clone(), p.data.iter().flat_map(|v| v.to_le_bytes()).collect(), p.shape.clone()))
+            .map(|(n, p)| {
+                (
+                    n.clone(),
+                    p.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    p.shape.clone(),
+                )
+            })
             .collect();
         let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
             .iter()
@@ -98,7 +120,12 @@ impl StateDict {
 
     /// The tensor called `name`.
     pub fn get(&self, name: &str) -> Result<&Param> {
-        self.params.get(name).ok_or_else(|| Error::MissingParameter { name: name.into(), expected: vec![] })
+        self.params
+            .get(name)
+            .ok_or_else(|| Error::MissingParameter {
+                name: name.into(),
+                expected: vec![],
+            })
     }
 
     /// Inserts or replaces a tensor.
@@ -128,7 +155,11 @@ impl StateDict {
 
     /// Number of values in trainable tensors (batch-norm running statistics excluded).
     pub fn num_trainable_parameters(&self) -> usize {
-        self.params.iter().filter(|(n, _)| crate::config::is_trainable(n)).map(|(_, p)| p.data.len()).sum()
+        self.params
+            .iter()
+            .filter(|(n, _)| crate::config::is_trainable(n))
+            .map(|(_, p)| p.data.len())
+            .sum()
     }
 
     /// Checks the tensors against `config`: every expected tensor present with its shape, no
@@ -139,7 +170,12 @@ impl StateDict {
         for (name, shape) in &expected {
             match self.params.get(name) {
                 None if name.ends_with("num_batches_tracked") => {}
-                None => return Err(Error::MissingParameter { name: name.clone(), expected: shape.clone() }),
+                None => {
+                    return Err(Error::MissingParameter {
+                        name: name.clone(),
+                        expected: shape.clone(),
+                    });
+                }
                 Some(p) if &p.shape != shape => {
                     return Err(Error::ShapeMismatch {
                         name: name.clone(),
@@ -149,14 +185,26 @@ impl StateDict {
                 }
                 Some(p) => {
                     if let Some(i) = p.data.iter().position(|v| !v.is_finite()) {
-                        return Err(Error::NonFiniteParameter { name: name.clone(), index: i, value: p.data[i] });
+                        return Err(Error::NonFiniteParameter {
+                            name: name.clone(),
+                            index: i,
+                            value: p.data[i],
+                        });
                     }
                 }
             }
         }
-        let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
-        if let Some((name, p)) = self.params.iter().find(|(n, _)| !known.contains(n.as_str())) {
-            return Err(Error::UnexpectedParameter { name: name.clone(), shape: p.shape.clone() });
+        let known: std::collections::HashSet<&str> =
+            expected.iter().map(|(n, _)| n.as_str()).collect();
+        if let Some((name, p)) = self
+            .params
+            .iter()
+            .find(|(n, _)| !known.contains(n.as_str()))
+        {
+            return Err(Error::UnexpectedParameter {
+                name: name.clone(),
+                shape: p.shape.clone(),
+            });
         }
         Ok(())
     }
@@ -183,7 +231,9 @@ impl StateDict {
             ..base.clone()
         };
         if cfg.sub_sampling_ratio.len() != layers {
-            cfg.sub_sampling_ratio = (0..layers).map(|i| base.sub_sampling_ratio.get(i).copied().unwrap_or(4)).collect();
+            cfg.sub_sampling_ratio = (0..layers)
+                .map(|i| base.sub_sampling_ratio.get(i).copied().unwrap_or(4))
+                .collect();
         }
         cfg.validate()?;
         self.check(&cfg)?;
@@ -202,20 +252,29 @@ impl StateDict {
             .map(|(n, s)| {
                 // PyTorch takes fan-in from dimension 1: `in` for Linear/Conv2d [out, in, ..],
                 // `out` for ConvTranspose2d [in, out, ..].
-                (n.trim_end_matches("weight").to_string(), s[1] * s[2..].iter().product::<usize>())
+                (
+                    n.trim_end_matches("weight").to_string(),
+                    s[1] * s[2..].iter().product::<usize>(),
+                )
             })
             .collect();
         let mut params = BTreeMap::new();
         for (name, shape) in shapes {
             let n: usize = shape.iter().product();
             let data: Vec<f32> = if name.contains("batch_norm.") || name.starts_with("bn0.") {
-                let v = if name.ends_with(".weight") || name.ends_with("running_var") { 1.0 } else { 0.0 };
+                let v = if name.ends_with(".weight") || name.ends_with("running_var") {
+                    1.0
+                } else {
+                    0.0
+                };
                 vec![v; n]
             } else {
                 let stem = name.trim_end_matches("weight").trim_end_matches("bias");
                 let fan_in = fan_in_of.get(stem).copied().unwrap_or(1).max(1);
                 let bound = 1.0 / (fan_in as f32).sqrt();
-                (0..n).map(|_| (rng.random::<f32>() * 2.0 - 1.0) * bound).collect()
+                (0..n)
+                    .map(|_| (rng.random::<f32>() * 2.0 - 1.0) * bound)
+                    .collect()
             };
             params.insert(name, Param { shape, data });
         }
@@ -232,7 +291,10 @@ mod tests {
         let cfg = RandLaNetConfig::default();
         let sd = StateDict::random(&cfg, 1);
         sd.check(&cfg).unwrap();
-        assert_eq!(sd.num_trainable_parameters(), cfg.num_trainable_parameters());
+        assert_eq!(
+            sd.num_trainable_parameters(),
+            cfg.num_trainable_parameters()
+        );
         assert_eq!(sd, StateDict::random(&cfg, 1));
         assert_ne!(sd, StateDict::random(&cfg, 2));
         let w = &sd.get("encoder.1.mlp1.conv.weight").unwrap().data;
@@ -247,12 +309,26 @@ mod tests {
         let sd = StateDict::random(&s3dis, 3);
         let got = sd.infer_config(&RandLaNetConfig::default()).unwrap();
         // Shapes give the network; the rest keeps the base's values (ratio 4 for the new layer).
-        assert_eq!((got.num_layers, &got.dim_output, got.in_channels, got.num_classes), (5, &s3dis.dim_output, 6, 13));
+        assert_eq!(
+            (
+                got.num_layers,
+                &got.dim_output,
+                got.in_channels,
+                got.num_classes
+            ),
+            (5, &s3dis.dim_output, 6, 13)
+        );
         assert_eq!(got.sub_sampling_ratio, vec![4; 5]);
         assert_eq!(sd.infer_config(&s3dis).unwrap(), s3dis);
         let mut broken = sd.clone();
         broken.remove("fc0.weight");
-        assert!(broken.infer_config(&RandLaNetConfig::default()).unwrap_err().to_string().contains("fc0.weight"));
+        assert!(
+            broken
+                .infer_config(&RandLaNetConfig::default())
+                .unwrap_err()
+                .to_string()
+                .contains("fc0.weight")
+        );
     }
 
     #[test]
@@ -261,9 +337,15 @@ mod tests {
         let mut sd = StateDict::random(&cfg, 1);
         sd.remove("encoder.2.pool1.score_fn.0.bias");
         let e = sd.check(&cfg).unwrap_err().to_string();
-        assert!(e.contains("missing parameter encoder.2.pool1.score_fn.0.bias"), "{e}");
+        assert!(
+            e.contains("missing parameter encoder.2.pool1.score_fn.0.bias"),
+            "{e}"
+        );
         let mut sd = StateDict::random(&cfg, 1);
-        sd.insert("decoder.1.conv.weight", Param::new(vec![2, 2], vec![0.0; 4]));
+        sd.insert(
+            "decoder.1.conv.weight",
+            Param::new(vec![2, 2], vec![0.0; 4]),
+        );
         let e = sd.check(&cfg).unwrap_err().to_string();
         assert!(e.contains("decoder.1.conv.weight has shape [2, 2]"), "{e}");
         let mut sd = StateDict::random(&cfg, 1);
@@ -272,6 +354,11 @@ mod tests {
         assert!(e.contains("unexpected parameter encoder.9.extra"), "{e}");
         let mut sd = StateDict::random(&cfg, 1);
         sd.insert("fc0.bias", Param::new(vec![8], vec![f32::NAN; 8]));
-        assert!(sd.check(&cfg).unwrap_err().to_string().contains("non-finite"));
+        assert!(
+            sd.check(&cfg)
+                .unwrap_err()
+                .to_string()
+                .contains("non-finite")
+        );
     }
 }

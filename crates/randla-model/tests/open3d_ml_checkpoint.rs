@@ -4,12 +4,19 @@
 use randla_model::{Batch, Param, RandLaNetConfig, StateDict};
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/parity").join(name)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/parity")
+        .join(name)
 }
 
 /// The configuration recorded in o3d_kitti_small.json.
 fn parity_config() -> RandLaNetConfig {
-    RandLaNetConfig { num_points: 4096, num_classes: 7, in_channels: 6, ..RandLaNetConfig::default() }
+    RandLaNetConfig {
+        num_points: 4096,
+        num_classes: 7,
+        in_channels: 6,
+        ..RandLaNetConfig::default()
+    }
 }
 
 #[test]
@@ -21,14 +28,24 @@ fn checkpoint_loads_with_every_parameter() {
     // The parameter count Open3D-ML reported for this model.
     assert_eq!(sd.num_trainable_parameters(), 1_241_935);
     let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("o3d_kitti_small.json")).unwrap()).unwrap();
-    assert_eq!(meta["params"].as_u64().unwrap() as usize, sd.num_trainable_parameters());
+        serde_json::from_str(&std::fs::read_to_string(fixture("o3d_kitti_small.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        meta["params"].as_u64().unwrap() as usize,
+        sd.num_trainable_parameters()
+    );
     // Batch-norm statistics were randomised by the fixture script: running_var in [0.5, 2].
-    let var = &sd.get("encoder.1.lse2.mlp.batch_norm.running_var").unwrap().data;
+    let var = &sd
+        .get("encoder.1.lse2.mlp.batch_norm.running_var")
+        .unwrap()
+        .data;
     assert!(var.iter().all(|v| (0.5..=2.0).contains(v)));
     assert!(var.iter().any(|v| (*v - 1.0).abs() > 0.05));
     // ConvTranspose2d weights keep their [in, out, 1, 1] layout.
-    assert_eq!(sd.get("decoder.0.conv.weight").unwrap().shape, vec![768, 256, 1, 1]);
+    assert_eq!(
+        sd.get("decoder.0.conv.weight").unwrap().shape,
+        vec![768, 256, 1, 1]
+    );
 }
 
 #[test]
@@ -52,15 +69,31 @@ fn batch_loads_and_validates() {
     b.save_safetensors(&p).unwrap();
     assert_eq!(Batch::load_safetensors(&p).unwrap(), b);
     // A batch that does not fit the model.
-    let wrong = RandLaNetConfig { in_channels: 3, ..cfg.clone() };
-    assert!(b.validate(&wrong).unwrap_err().to_string().contains("in_channels = 3"));
+    let wrong = RandLaNetConfig {
+        in_channels: 3,
+        ..cfg.clone()
+    };
+    assert!(
+        b.validate(&wrong)
+            .unwrap_err()
+            .to_string()
+            .contains("in_channels = 3")
+    );
     let mut bad = b.clone();
     bad.neighbors[2][17] = 256;
     let e = bad.validate(&cfg).unwrap_err().to_string();
-    assert!(e.contains("neighbor_indices.2") && e.contains("index 256"), "{e}");
+    assert!(
+        e.contains("neighbor_indices.2") && e.contains("index 256"),
+        "{e}"
+    );
     let mut bad = b.clone();
     bad.interp_idx[1].pop();
-    assert!(bad.validate(&cfg).unwrap_err().to_string().contains("interp_idx.1"));
+    assert!(
+        bad.validate(&cfg)
+            .unwrap_err()
+            .to_string()
+            .contains("interp_idx.1")
+    );
 }
 
 #[test]
@@ -75,16 +108,31 @@ fn broken_files_give_clear_errors() {
     // Not a checkpoint at all.
     let p = dir.path().join("text.pth");
     std::fs::write(&p, "hello").unwrap();
-    assert!(StateDict::load(&p).unwrap_err().to_string().contains("not a readable checkpoint"));
+    assert!(
+        StateDict::load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("not a readable checkpoint")
+    );
     // Unknown extension, missing file.
     assert!(StateDict::load(dir.path().join("w.bin")).is_err());
-    assert!(StateDict::load(dir.path().join("absent.safetensors")).unwrap_err().to_string().contains("absent.safetensors"));
+    assert!(
+        StateDict::load(dir.path().join("absent.safetensors"))
+            .unwrap_err()
+            .to_string()
+            .contains("absent.safetensors")
+    );
     // A batch file without the index tensors.
     let mut sd = StateDict::new();
     sd.insert("features", Param::new(vec![1, 2, 3], vec![0.0; 6]));
     let p = dir.path().join("b.safetensors");
     sd.save_safetensors(&p).unwrap();
-    assert!(Batch::load_safetensors(&p).unwrap_err().to_string().contains("neighbor_indices.0"));
+    assert!(
+        Batch::load_safetensors(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("neighbor_indices.0")
+    );
 }
 
 #[test]
@@ -94,8 +142,21 @@ fn model_directory_round_trip() {
     let sd = StateDict::load(fixture("o3d_kitti_small.pth")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let m = dir.path().join("model");
-    let input = randla_model::model_dir::InputSpec { features: vec!["intensity".into(), "return_number".into(), "number_of_returns".into()], scale: vec![65535.0, 5.0, 5.0] };
-    let model = ModelDir::new(cfg.clone(), sd.clone(), Some(input.clone()), Some(randla_model::model_dir::ClassSpec::identity(7))).unwrap();
+    let input = randla_model::model_dir::InputSpec {
+        features: vec![
+            "intensity".into(),
+            "return_number".into(),
+            "number_of_returns".into(),
+        ],
+        scale: vec![65535.0, 5.0, 5.0],
+    };
+    let model = ModelDir::new(
+        cfg.clone(),
+        sd.clone(),
+        Some(input.clone()),
+        Some(randla_model::model_dir::ClassSpec::identity(7)),
+    )
+    .unwrap();
     model.save(&m, false).unwrap();
     let back = ModelDir::load(&m).unwrap();
     assert_eq!(back.config, cfg);
@@ -103,10 +164,32 @@ fn model_directory_round_trip() {
     assert_eq!(back.input, Some(input));
     assert_eq!(back.classes.as_ref().unwrap().code(3), 3);
     // No silent overwrite.
-    assert!(model.save(&m, false).unwrap_err().to_string().contains("--force"));
+    assert!(
+        model
+            .save(&m, false)
+            .unwrap_err()
+            .to_string()
+            .contains("--force")
+    );
     model.save(&m, true).unwrap();
     // Specs that do not fit the network are refused.
-    let wrong = randla_model::model_dir::InputSpec { features: vec!["intensity".into()], scale: vec![1.0] };
-    assert!(ModelDir::new(cfg.clone(), sd.clone(), Some(wrong), None).unwrap_err().to_string().contains("in_channels = 6"));
-    assert!(ModelDir::new(cfg, sd, None, Some(randla_model::model_dir::ClassSpec::identity(3))).is_err());
+    let wrong = randla_model::model_dir::InputSpec {
+        features: vec!["intensity".into()],
+        scale: vec![1.0],
+    };
+    assert!(
+        ModelDir::new(cfg.clone(), sd.clone(), Some(wrong), None)
+            .unwrap_err()
+            .to_string()
+            .contains("in_channels = 6")
+    );
+    assert!(
+        ModelDir::new(
+            cfg,
+            sd,
+            None,
+            Some(randla_model::model_dir::ClassSpec::identity(3))
+        )
+        .is_err()
+    );
 }

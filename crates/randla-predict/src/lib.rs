@@ -32,8 +32,8 @@ use randla_engine::FusedEngine;
 use randla_geom::sampling::grid_subsample;
 use randla_geom::{MemoryBudget, Pyramid};
 use randla_io::PointCloud;
-use randla_model::model_dir::{ClassSpec, InputSpec, ModelDir};
 use randla_model::RandLaNetConfig;
+use randla_model::model_dir::{ClassSpec, InputSpec, ModelDir};
 
 pub use error::{Error, Result};
 
@@ -130,8 +130,16 @@ impl Predictor {
                 )));
             }
         };
-        let classes = model.classes.clone().unwrap_or_else(|| ClassSpec::identity(model.config.num_classes));
-        Ok(Predictor { engine: FusedEngine::new(&model.config, &model.weights)?, config: model.config.clone(), input, classes })
+        let classes = model
+            .classes
+            .clone()
+            .unwrap_or_else(|| ClassSpec::identity(model.config.num_classes));
+        Ok(Predictor {
+            engine: FusedEngine::new(&model.config, &model.weights)?,
+            config: model.config.clone(),
+            input,
+            classes,
+        })
     }
 
     /// The class names.
@@ -153,28 +161,48 @@ impl Predictor {
     pub fn pass_bytes(&self, n: usize) -> usize {
         let pcfg = self.config.pyramid_config();
         let sizes = pcfg.level_sizes(n);
-        Pyramid::estimate_bytes(n, &pcfg) + self.engine.estimate_peak_bytes(&sizes) + n * (self.config.in_channels + 2 * self.config.num_classes + 3) * 4
+        Pyramid::estimate_bytes(n, &pcfg)
+            + self.engine.estimate_peak_bytes(&sizes)
+            + n * (self.config.in_channels + 2 * self.config.num_classes + 3) * 4
     }
 
     /// Classifies every point of `cloud` (`source` names it in errors). `progress(done, total)`
     /// is called after each pass with subsampled points covered so far.
-    pub fn predict(&self, cloud: &PointCloud, source: &str, opts: &PredictOptions, progress: &(dyn Fn(usize, usize) + Sync)) -> Result<Prediction> {
+    pub fn predict(
+        &self,
+        cloud: &PointCloud,
+        source: &str,
+        opts: &PredictOptions,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<Prediction> {
         let n = cloud.len();
         if n == 0 {
             return Err(Error::Input(format!("{source}: the cloud holds no point")));
         }
-        let mut stats = PredictStats { points: n, ..Default::default() };
+        let mut stats = PredictStats {
+            points: n,
+            ..Default::default()
+        };
         // 1. Input features (after xyz).
         let nf = self.input.features.len();
         let mut feats = vec![0f32; n * nf];
-        for (j, (name, scale)) in self.input.features.iter().zip(&self.input.scale).enumerate() {
+        for (j, (name, scale)) in self
+            .input
+            .features
+            .iter()
+            .zip(&self.input.scale)
+            .enumerate()
+        {
             let col = cloud.feature(name).ok_or_else(|| {
                 Error::Input(format!(
                     "{source}: the model needs the attribute {name:?}, which this file does not have (it has {:?})",
                     cloud.feature_names()
                 ))
             })?;
-            feats.par_chunks_mut(nf.max(1)).zip(col.par_iter()).for_each(|(row, v)| row[j] = v / scale);
+            feats
+                .par_chunks_mut(nf.max(1))
+                .zip(col.par_iter())
+                .for_each(|(row, v)| row[j] = v / scale);
         }
         // 2. Grid subsampling.
         let t = Instant::now();
@@ -192,7 +220,10 @@ impl Predictor {
                 opts.budget
             )));
         }
-        let cap = opts.tile_points.unwrap_or(DEFAULT_TILE_POINTS).max(min_points);
+        let cap = opts
+            .tile_points
+            .unwrap_or(DEFAULT_TILE_POINTS)
+            .max(min_points);
         let c = self.config.num_classes;
         let votes = opts.votes.max(1);
         let mut probs: Vec<f32> = Vec::new();
@@ -208,12 +239,26 @@ impl Predictor {
                 vote_progress(m, m);
                 p
             } else {
-                self.tiled(&sub.points, &sub.features, nf, cap, &PredictOptions { seed, ..opts.clone() }, &mut stats, &vote_progress)?
+                self.tiled(
+                    &sub.points,
+                    &sub.features,
+                    nf,
+                    cap,
+                    &PredictOptions {
+                        seed,
+                        ..opts.clone()
+                    },
+                    &mut stats,
+                    &vote_progress,
+                )?
             };
             if probs.is_empty() {
                 probs = p;
             } else {
-                probs.par_iter_mut().zip(p.par_iter()).for_each(|(a, b)| *a += b);
+                probs
+                    .par_iter_mut()
+                    .zip(p.par_iter())
+                    .for_each(|(a, b)| *a += b);
             }
         }
         if votes > 1 {
@@ -224,32 +269,68 @@ impl Predictor {
         let t = Instant::now();
         let mut class = vec![0u16; n];
         let mut confidence = vec![0f32; n];
-        class.par_iter_mut().zip(confidence.par_iter_mut()).zip(sub.proj.par_iter()).for_each(|((cl, cf), &v)| {
-            let row = &probs[v as usize * c..(v as usize + 1) * c];
-            let (best, p) = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &p)| if p > b.1 { (i, p) } else { b });
-            *cl = best as u16;
-            *cf = p;
-        });
-        let codes = class.par_iter().map(|&k| self.classes.code(k as usize)).collect();
+        class
+            .par_iter_mut()
+            .zip(confidence.par_iter_mut())
+            .zip(sub.proj.par_iter())
+            .for_each(|((cl, cf), &v)| {
+                let row = &probs[v as usize * c..(v as usize + 1) * c];
+                let (best, p) =
+                    row.iter()
+                        .enumerate()
+                        .fold(
+                            (0, f32::NEG_INFINITY),
+                            |b, (i, &p)| if p > b.1 { (i, p) } else { b },
+                        );
+                *cl = best as u16;
+                *cf = p;
+            });
+        let codes = class
+            .par_iter()
+            .map(|&k| self.classes.code(k as usize))
+            .collect();
         let probabilities = opts.probabilities.then(|| {
             let mut out = vec![0f32; n * c];
-            out.par_chunks_mut(c).zip(sub.proj.par_iter()).for_each(|(row, &v)| row.copy_from_slice(&probs[v as usize * c..(v as usize + 1) * c]));
+            out.par_chunks_mut(c)
+                .zip(sub.proj.par_iter())
+                .for_each(|(row, &v)| {
+                    row.copy_from_slice(&probs[v as usize * c..(v as usize + 1) * c])
+                });
             out
         });
         stats.project_s = t.elapsed().as_secs_f64();
-        Ok(Prediction { class, codes, confidence, probabilities, class_names: self.classes.names.clone(), stats })
+        Ok(Prediction {
+            class,
+            codes,
+            confidence,
+            probabilities,
+            class_names: self.classes.names.clone(),
+            stats,
+        })
     }
 
     /// The fewest points a pass may have: every level must keep K points.
     fn min_points(&self) -> usize {
         // N_{l+1} = N_l / r_l must keep K points per level that has neighbours, and one at the end.
         let k = self.config.num_neighbors.max(1);
-        self.config.sub_sampling_ratio.iter().rev().fold(1usize, |need, &r| k.max(r * need))
+        self.config
+            .sub_sampling_ratio
+            .iter()
+            .rev()
+            .fold(1usize, |need, &r| k.max(r * need))
     }
 
     /// Softmax probabilities `[idx.len(), classes]` of the points `idx` of the subsampled cloud, in
     /// `idx` order: shuffled, recentred, padded by repetition when too small, one engine pass.
-    fn run_crop(&self, pts: &[[f32; 3]], feats: &[f32], nf: usize, idx: &[u32], seed: u64, stats: &mut PredictStats) -> Result<Vec<f32>> {
+    fn run_crop(
+        &self,
+        pts: &[[f32; 3]],
+        feats: &[f32],
+        nf: usize,
+        idx: &[u32],
+        seed: u64,
+        stats: &mut PredictStats,
+    ) -> Result<Vec<f32>> {
         let c = self.config.num_classes;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         // Pad small crops by repeating points (as the reference does), then shuffle.
@@ -276,11 +357,15 @@ impl Predictor {
             })
             .collect();
         let mut input = vec![0f32; need * cin];
-        input.par_chunks_mut(cin).zip(order.par_iter()).zip(crop_pts.par_iter()).for_each(|((row, &o), p)| {
-            row[..3].copy_from_slice(p);
-            let s = idx[o as usize] as usize;
-            row[3..].copy_from_slice(&feats[s * nf..(s + 1) * nf]);
-        });
+        input
+            .par_chunks_mut(cin)
+            .zip(order.par_iter())
+            .zip(crop_pts.par_iter())
+            .for_each(|((row, &o), p)| {
+                row[..3].copy_from_slice(p);
+                let s = idx[o as usize] as usize;
+                row[3..].copy_from_slice(&feats[s * nf..(s + 1) * nf]);
+            });
         let t = Instant::now();
         let pyr = Pyramid::build(&crop_pts, &self.config.pyramid_config())?;
         stats.pyramid_s += t.elapsed().as_secs_f64();
@@ -292,7 +377,8 @@ impl Predictor {
         // Back to idx order (a padded point's first copy wins).
         let mut out = vec![0f32; idx.len() * c];
         for (pos, &o) in order.iter().enumerate().rev() {
-            out[o as usize * c..(o as usize + 1) * c].copy_from_slice(&logits[pos * c..(pos + 1) * c]);
+            out[o as usize * c..(o as usize + 1) * c]
+                .copy_from_slice(&logits[pos * c..(pos + 1) * c]);
         }
         Ok(out)
     }
@@ -303,8 +389,12 @@ impl Predictor {
     pub fn auto_margin(&self, n: usize, area: f32) -> f32 {
         let density = n as f32 / area.max(1e-6);
         let layers = self.config.sub_sampling_ratio.len();
-        let thinning: usize = self.config.sub_sampling_ratio[..layers.saturating_sub(1)].iter().product();
-        let radius = (self.config.num_neighbors as f32 * thinning as f32 / (std::f32::consts::PI * density)).sqrt();
+        let thinning: usize = self.config.sub_sampling_ratio[..layers.saturating_sub(1)]
+            .iter()
+            .product();
+        let radius = (self.config.num_neighbors as f32 * thinning as f32
+            / (std::f32::consts::PI * density))
+            .sqrt();
         MARGIN_RADII * radius
     }
 
@@ -312,12 +402,22 @@ impl Predictor {
     /// budget), each run with its margin; probabilities voted with weight 1 in a tile's core and
     /// `(1 − d/margin)²` at distance `d` outside it.
     #[allow(clippy::too_many_arguments)]
-    fn tiled(&self, pts: &[[f32; 3]], feats: &[f32], nf: usize, cap: usize, opts: &PredictOptions, stats: &mut PredictStats, progress: &(dyn Fn(usize, usize) + Sync)) -> Result<Vec<f32>> {
+    fn tiled(
+        &self,
+        pts: &[[f32; 3]],
+        feats: &[f32],
+        nf: usize,
+        cap: usize,
+        opts: &PredictOptions,
+        stats: &mut PredictStats,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<Vec<f32>> {
         let (m, c) = (pts.len(), self.config.num_classes);
         let min_points = self.min_points();
         // Aim the cores below the cap so that core + margin still fits the budget.
         let mut target = cap;
-        while target > min_points && self.pass_bytes(target + target / 2) as u64 > opts.budget.bytes {
+        while target > min_points && self.pass_bytes(target + target / 2) as u64 > opts.budget.bytes
+        {
             target = target * 3 / 4;
         }
         let target = target.max(min_points);
@@ -330,7 +430,11 @@ impl Predictor {
         }
         let mut acc = vec![0f32; m * c];
         let mut weight = vec![0f32; m];
-        let mut stack = vec![Tile { lo, hi, idx: (0..m as u32).collect() }];
+        let mut stack = vec![Tile {
+            lo,
+            hi,
+            idx: (0..m as u32).collect(),
+        }];
         let mut covered = 0usize;
         while let Some(tile) = stack.pop() {
             if tile.idx.len() > target
@@ -341,7 +445,10 @@ impl Predictor {
                 continue;
             }
             let area = (tile.hi[0] - tile.lo[0]).max(0.0) * (tile.hi[1] - tile.lo[1]).max(0.0);
-            let margin = opts.margin.unwrap_or_else(|| self.auto_margin(tile.idx.len(), area)).max(0.0);
+            let margin = opts
+                .margin
+                .unwrap_or_else(|| self.auto_margin(tile.idx.len(), area))
+                .max(0.0);
             let members: Vec<(u32, f32)> = pts
                 .par_iter()
                 .enumerate()
@@ -367,7 +474,14 @@ impl Predictor {
                 continue;
             }
             let idx: Vec<u32> = members.iter().map(|e| e.0).collect();
-            let probs = self.run_crop(pts, feats, nf, &idx, opts.seed.wrapping_add(stats.passes as u64), stats)?;
+            let probs = self.run_crop(
+                pts,
+                feats,
+                nf,
+                &idx,
+                opts.seed.wrapping_add(stats.passes as u64),
+                stats,
+            )?;
             for (j, &(i, w)) in members.iter().enumerate() {
                 let i = i as usize;
                 weight[i] += w;
@@ -381,7 +495,9 @@ impl Predictor {
             covered += tile.idx.len();
             progress(covered, m);
         }
-        acc.par_chunks_mut(c).zip(weight.par_iter()).for_each(|(row, &w)| row.iter_mut().for_each(|v| *v /= w));
+        acc.par_chunks_mut(c)
+            .zip(weight.par_iter())
+            .for_each(|(row, &w)| row.iter_mut().for_each(|v| *v /= w));
         Ok(acc)
     }
 }
@@ -403,14 +519,26 @@ impl Tile {
             let mut coords: Vec<f32> = self.idx.iter().map(|&i| pts[i as usize][axis]).collect();
             let mid = coords.len() / 2;
             let v = *coords.select_nth_unstable_by(mid, f32::total_cmp).1;
-            let (a, b): (Vec<u32>, Vec<u32>) = self.idx.iter().partition(|&&i| pts[i as usize][axis] < v);
+            let (a, b): (Vec<u32>, Vec<u32>) =
+                self.idx.iter().partition(|&&i| pts[i as usize][axis] < v);
             if a.is_empty() || b.is_empty() {
                 continue;
             }
             let (mut hi_a, mut lo_b) = (self.hi, self.lo);
             hi_a[axis] = v;
             lo_b[axis] = v;
-            return Some((Tile { lo: self.lo, hi: hi_a, idx: a }, Tile { lo: lo_b, hi: self.hi, idx: b }));
+            return Some((
+                Tile {
+                    lo: self.lo,
+                    hi: hi_a,
+                    idx: a,
+                },
+                Tile {
+                    lo: lo_b,
+                    hi: self.hi,
+                    idx: b,
+                },
+            ));
         }
         None
     }

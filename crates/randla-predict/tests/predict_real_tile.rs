@@ -9,21 +9,65 @@ use randla_model::model_dir::{ClassSpec, InputSpec, ModelDir};
 use randla_predict::{PredictOptions, Predictor};
 
 fn tile() -> randla_io::PointCloud {
-    randla_io::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/ign-lidar-hd/test_data_77060_627760_LA93_IGN69.laz")).unwrap()
+    randla_io::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/ign-lidar-hd/test_data_77060_627760_LA93_IGN69.laz"
+    ))
+    .unwrap()
 }
 
 fn model() -> ModelDir {
-    let cfg = RandLaNetConfig { in_channels: 6, num_classes: 4, grid_size: 0.4, num_layers: 3, dim_output: vec![16, 32, 64], sub_sampling_ratio: vec![4, 4, 4], ..Default::default() };
-    let input = InputSpec { features: vec!["intensity".into(), "return_number".into(), "number_of_returns".into()], scale: vec![65535.0, 5.0, 5.0] };
-    let classes = ClassSpec { names: vec!["ground".into(), "vegetation".into(), "building".into(), "other".into()], codes: vec![vec![2], vec![3, 4, 5], vec![6], vec![1, 64]] };
-    ModelDir::new(cfg.clone(), StateDict::random(&cfg, 5), Some(input), Some(classes)).unwrap()
+    let cfg = RandLaNetConfig {
+        in_channels: 6,
+        num_classes: 4,
+        grid_size: 0.4,
+        num_layers: 3,
+        dim_output: vec![16, 32, 64],
+        sub_sampling_ratio: vec![4, 4, 4],
+        ..Default::default()
+    };
+    let input = InputSpec {
+        features: vec![
+            "intensity".into(),
+            "return_number".into(),
+            "number_of_returns".into(),
+        ],
+        scale: vec![65535.0, 5.0, 5.0],
+    };
+    let classes = ClassSpec {
+        names: vec![
+            "ground".into(),
+            "vegetation".into(),
+            "building".into(),
+            "other".into(),
+        ],
+        codes: vec![vec![2], vec![3, 4, 5], vec![6], vec![1, 64]],
+    };
+    ModelDir::new(
+        cfg.clone(),
+        StateDict::random(&cfg, 5),
+        Some(input),
+        Some(classes),
+    )
+    .unwrap()
 }
 
 #[test]
 fn whole_cloud_in_one_pass_and_in_voting_tiles() {
     let cloud = tile();
     let p = Predictor::new(&model()).unwrap();
-    let one = p.predict(&cloud, "tile", &PredictOptions { probabilities: true, budget: MemoryBudget::bytes(4 << 30), ..Default::default() }, &|_, _| {}).unwrap();
+    let one = p
+        .predict(
+            &cloud,
+            "tile",
+            &PredictOptions {
+                probabilities: true,
+                budget: MemoryBudget::bytes(4 << 30),
+                ..Default::default()
+            },
+            &|_, _| {},
+        )
+        .unwrap();
     assert_eq!(one.stats.passes, 1);
     assert_eq!(one.class.len(), cloud.len());
     assert!(one.stats.subsampled < cloud.len() && one.stats.subsampled > 1000);
@@ -34,12 +78,32 @@ fn whole_cloud_in_one_pass_and_in_voting_tiles() {
         assert_eq!(one.confidence[i], row[one.class[i] as usize]);
     }
     // Points of one voxel share their prediction (projection by voxel).
-    let crops = p.predict(&cloud, "tile", &PredictOptions { tile_points: Some(3000), ..Default::default() }, &|_, _| {}).unwrap();
+    let crops = p
+        .predict(
+            &cloud,
+            "tile",
+            &PredictOptions {
+                tile_points: Some(3000),
+                ..Default::default()
+            },
+            &|_, _| {},
+        )
+        .unwrap();
     assert!(crops.stats.passes > 1, "{:?}", crops.stats);
     assert_eq!(crops.class.len(), cloud.len());
     assert!(crops.probabilities.is_none());
     // Deterministic.
-    let again = p.predict(&cloud, "tile", &PredictOptions { tile_points: Some(3000), ..Default::default() }, &|_, _| {}).unwrap();
+    let again = p
+        .predict(
+            &cloud,
+            "tile",
+            &PredictOptions {
+                tile_points: Some(3000),
+                ..Default::default()
+            },
+            &|_, _| {},
+        )
+        .unwrap();
     assert_eq!(again.class, crops.class);
 }
 
@@ -48,31 +112,75 @@ fn clouds_that_do_not_fit_are_refused() {
     let mut cloud = tile();
     cloud.features.retain(|f| f.name != "return_number");
     let p = Predictor::new(&model()).unwrap();
-    let e = p.predict(&cloud, "my.laz", &PredictOptions::default(), &|_, _| {}).unwrap_err().to_string();
+    let e = p
+        .predict(&cloud, "my.laz", &PredictOptions::default(), &|_, _| {})
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("my.laz") && e.contains("return_number"), "{e}");
-    let e = p.predict(&randla_io::PointCloud::default(), "empty.laz", &PredictOptions::default(), &|_, _| {}).unwrap_err().to_string();
+    let e = p
+        .predict(
+            &randla_io::PointCloud::default(),
+            "empty.laz",
+            &PredictOptions::default(),
+            &|_, _| {},
+        )
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("empty.laz"), "{e}");
-    let e = p.predict(&tile(), "t", &PredictOptions { budget: MemoryBudget::bytes(1000), ..Default::default() }, &|_, _| {}).unwrap_err().to_string();
+    let e = p
+        .predict(
+            &tile(),
+            "t",
+            &PredictOptions {
+                budget: MemoryBudget::bytes(1000),
+                ..Default::default()
+            },
+            &|_, _| {},
+        )
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("memory budget"), "{e}");
     // A model that needs features but does not say which.
     let mut m = model();
     m.input = None;
-    assert!(Predictor::new(&m).unwrap_err().to_string().contains("[input]"));
+    assert!(
+        Predictor::new(&m)
+            .unwrap_err()
+            .to_string()
+            .contains("[input]")
+    );
 }
 
 #[test]
 fn votes_average_the_probabilities_of_several_samplings() {
     let cloud = tile();
     let p = Predictor::new(&model()).unwrap();
-    let opts = |votes, seed| PredictOptions { probabilities: true, votes, seed, ..Default::default() };
+    let opts = |votes, seed| PredictOptions {
+        probabilities: true,
+        votes,
+        seed,
+        ..Default::default()
+    };
     let one = p.predict(&cloud, "tile", &opts(1, 0), &|_, _| {}).unwrap();
-    let second = p.predict(&cloud, "tile", &opts(1, 1 << 32), &|_, _| {}).unwrap();
+    let second = p
+        .predict(&cloud, "tile", &opts(1, 1 << 32), &|_, _| {})
+        .unwrap();
     let two = p.predict(&cloud, "tile", &opts(2, 0), &|_, _| {}).unwrap();
     assert_eq!(two.stats.passes, 2);
-    let (a, b, m) = (one.probabilities.unwrap(), second.probabilities.unwrap(), two.probabilities.unwrap());
+    let (a, b, m) = (
+        one.probabilities.unwrap(),
+        second.probabilities.unwrap(),
+        two.probabilities.unwrap(),
+    );
     // The second vote is the one-pass run with the next seed: the mean of the two.
     for i in (0..m.len()).step_by(101) {
-        assert!((m[i] - (a[i] + b[i]) / 2.0).abs() < 1e-6, "at {i}: {} vs {} and {}", m[i], a[i], b[i]);
+        assert!(
+            (m[i] - (a[i] + b[i]) / 2.0).abs() < 1e-6,
+            "at {i}: {} vs {} and {}",
+            m[i],
+            a[i],
+            b[i]
+        );
     }
     assert_ne!(a, b, "two samplings should differ");
 }

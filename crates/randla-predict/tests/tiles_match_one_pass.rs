@@ -30,29 +30,87 @@ fn tiles_with_margins_classify_like_one_pass() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let model = ModelDir::load(format!("{root}/models/default")).unwrap();
     let predictor = Predictor::new(&model).unwrap();
-    let cloud = randla_io::read(format!("{root}/data/ign-lidar-hd/test_data_77060_627760_LA93_IGN69.laz")).unwrap();
+    let cloud = randla_io::read(format!(
+        "{root}/data/ign-lidar-hd/test_data_77060_627760_LA93_IGN69.laz"
+    ))
+    .unwrap();
     let truth = cloud.labels.clone().expect("the tile has a classification");
     let none = &|_: usize, _: usize| {};
 
-    let one = predictor.predict(&cloud, "tile", &PredictOptions::default(), none).unwrap();
+    let one = predictor
+        .predict(&cloud, "tile", &PredictOptions::default(), none)
+        .unwrap();
     assert_eq!(one.stats.passes, 1);
-    let other_seed = predictor.predict(&cloud, "tile", &PredictOptions { seed: 1, ..Default::default() }, none).unwrap();
-    let tiled = predictor.predict(&cloud, "tile", &PredictOptions { tile_points: Some(6000), ..Default::default() }, none).unwrap();
+    let other_seed = predictor
+        .predict(
+            &cloud,
+            "tile",
+            &PredictOptions {
+                seed: 1,
+                ..Default::default()
+            },
+            none,
+        )
+        .unwrap();
+    let tiled = predictor
+        .predict(
+            &cloud,
+            "tile",
+            &PredictOptions {
+                tile_points: Some(6000),
+                ..Default::default()
+            },
+            none,
+        )
+        .unwrap();
     assert!(tiled.stats.passes >= 4, "{:?}", tiled.stats);
-    assert!(tiled.stats.margin_m > 0.0 && tiled.stats.crop_points > 6000, "{:?}", tiled.stats);
+    assert!(
+        tiled.stats.margin_m > 0.0 && tiled.stats.crop_points > 6000,
+        "{:?}",
+        tiled.stats
+    );
 
     let noise = agreement(&one, &other_seed);
     let tiles = agreement(&one, &tiled);
-    eprintln!("one pass vs another sampling: {noise:.4}; one pass vs tiles: {tiles:.4}; {:?}", tiled.stats);
-    assert!(noise > 0.9, "the shipped model is unstable under resampling: {noise}");
-    assert!(tiles > noise - 0.01, "tiles agree with one pass on {tiles}, two samplings on {noise}");
+    eprintln!(
+        "one pass vs another sampling: {noise:.4}; one pass vs tiles: {tiles:.4}; {:?}",
+        tiled.stats
+    );
+    assert!(
+        noise > 0.9,
+        "the shipped model is unstable under resampling: {noise}"
+    );
+    assert!(
+        tiles > noise - 0.01,
+        "tiles agree with one pass on {tiles}, two samplings on {noise}"
+    );
 
-    let (acc_one, acc_tiled) = (accuracy(&one, &truth, &predictor), accuracy(&tiled, &truth, &predictor));
+    let (acc_one, acc_tiled) = (
+        accuracy(&one, &truth, &predictor),
+        accuracy(&tiled, &truth, &predictor),
+    );
     eprintln!("accuracy: one pass {acc_one:.4}, tiles {acc_tiled:.4}");
-    assert!(acc_tiled > acc_one - 0.01, "tiles {acc_tiled} vs one pass {acc_one}");
+    assert!(
+        acc_tiled > acc_one - 0.01,
+        "tiles {acc_tiled} vs one pass {acc_one}"
+    );
 
     // Without a margin a pass holds its core only.
-    let bare = predictor.predict(&cloud, "tile", &PredictOptions { tile_points: Some(6000), margin: Some(0.0), ..Default::default() }, none).unwrap();
-    eprintln!("one pass vs tiles without margin: {:.4}", agreement(&one, &bare));
+    let bare = predictor
+        .predict(
+            &cloud,
+            "tile",
+            &PredictOptions {
+                tile_points: Some(6000),
+                margin: Some(0.0),
+                ..Default::default()
+            },
+            none,
+        )
+        .unwrap();
+    eprintln!(
+        "one pass vs tiles without margin: {:.4}",
+        agreement(&one, &bare)
+    );
     assert!(bare.stats.crop_points <= 6000, "{:?}", bare.stats);
 }

@@ -29,7 +29,14 @@ pub struct Adam {
 
 impl Default for Adam {
     fn default() -> Self {
-        Adam { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, t: 0, m: BTreeMap::new(), v: BTreeMap::new() }
+        Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            t: 0,
+            m: BTreeMap::new(),
+            v: BTreeMap::new(),
+        }
     }
 }
 
@@ -58,7 +65,10 @@ impl ModuleMapper for Mapper<'_> {
         let Some(grad) = tensor.grad(self.grads) else {
             return Param::from_mapped_value(id, tensor, mapper);
         };
-        let (g, w) = match (grad.try_into_vec_as::<f32>(), tensor.clone().try_into_vec_as::<f32>()) {
+        let (g, w) = match (
+            grad.try_into_vec_as::<f32>(),
+            tensor.clone().try_into_vec_as::<f32>(),
+        ) {
             (Ok(g), Ok(w)) => (g, w),
             _ => {
                 self.error = Some(format!("{path}: cannot read the parameter or its gradient"));
@@ -66,7 +76,9 @@ impl ModuleMapper for Mapper<'_> {
             }
         };
         let a = &mut *self.adam;
-        let m = a.m.entry(path.clone()).or_insert_with(|| vec![0.0; w.len()]);
+        let m =
+            a.m.entry(path.clone())
+                .or_insert_with(|| vec![0.0; w.len()]);
         let v = a.v.entry(path).or_insert_with(|| vec![0.0; w.len()]);
         let (b1, b2) = (a.beta1 as f32, a.beta2 as f32);
         let t = a.t as i32;
@@ -97,7 +109,14 @@ impl Adam {
     /// One step: every trainable parameter of `module` moves by its gradient in `grads`.
     pub fn step<M: Module>(&mut self, module: M, grads: &Gradients, lr: f64) -> Result<M> {
         self.t += 1;
-        let mut mapper = Mapper { adam: self, grads, lr, path: Vec::new(), error: None, updated: 0 };
+        let mut mapper = Mapper {
+            adam: self,
+            grads,
+            lr,
+            path: Vec::new(),
+            error: None,
+            updated: 0,
+        };
         let module = module.map(&mut mapper);
         if let Some(e) = mapper.error {
             return Err(Error::Training(e));

@@ -89,7 +89,11 @@ fn item_files(path: &Path, layout: Layout) -> Result<Vec<PathBuf>> {
         Layout::Semantic3d => vec![path.to_path_buf(), path.with_extension("labels")],
         Layout::Semantickitti => {
             let l = randla_io::formats::kitti::labels_path(path);
-            if l.is_file() { vec![path.to_path_buf(), l] } else { vec![path.to_path_buf()] }
+            if l.is_file() {
+                vec![path.to_path_buf(), l]
+            } else {
+                vec![path.to_path_buf()]
+            }
         }
         _ => vec![path.to_path_buf()],
     })
@@ -102,13 +106,20 @@ pub fn content_hash(path: &Path, layout: Layout) -> Result<u64> {
     for f in item_files(path, layout)? {
         let mut file = std::fs::File::open(&f).map_err(|e| Error::io(&f, "open for hashing", e))?;
         loop {
-            let n = file.read(&mut buf).map_err(|e| Error::io(&f, "read for hashing", e))?;
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| Error::io(&f, "read for hashing", e))?;
             if n == 0 {
                 break;
             }
             h.update(&buf[..n]);
         }
-        h.update(f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default().as_bytes());
+        h.update(
+            f.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
     }
     Ok(h.digest())
 }
@@ -126,18 +137,30 @@ pub fn cache_key(path: &Path, config: &TrainConfig) -> Result<String> {
         "strict": config.classes.strict,
         "version": VERSION,
     });
-    Ok(format!("{content:016x}-{:016x}", xxh3_64(params.to_string().as_bytes())))
+    Ok(format!(
+        "{content:016x}-{:016x}",
+        xxh3_64(params.to_string().as_bytes())
+    ))
 }
 
 /// Reads and subsamples one item (no cache).
 pub fn preprocess(path: &Path, config: &TrainConfig) -> Result<Prepared> {
     let cloud = dataset::read_item(path, config.data.layout)?;
-    let raw = cloud.labels.as_ref().ok_or_else(|| Error::Dataset { path: path.into(), message: "has no labels".into() })?;
+    let raw = cloud.labels.as_ref().ok_or_else(|| Error::Dataset {
+        path: path.into(),
+        message: "has no labels".into(),
+    })?;
     let map = ClassMap::new(&config.classes);
     let labels = map.map_all(raw, path)?;
     let feats = dataset::input_features(&cloud, &config.input, path)?;
     let nf = config.input.features.len();
-    let sub = grid_subsample(&cloud.positions, &feats, nf, Some(&labels), config.data.grid_size)?;
+    let sub = grid_subsample(
+        &cloud.positions,
+        &feats,
+        nf,
+        Some(&labels),
+        config.data.grid_size,
+    )?;
     Ok(Prepared {
         source: path.into(),
         labels: sub.labels.unwrap_or_default(),
@@ -149,9 +172,16 @@ pub fn preprocess(path: &Path, config: &TrainConfig) -> Result<Prepared> {
 }
 
 fn encode(p: &Prepared, key: &str) -> Vec<u8> {
-    let header = Header { key: key.into(), source: p.source.display().to_string(), points: p.len(), channels: p.channels, original: p.proj.len() };
+    let header = Header {
+        key: key.into(),
+        source: p.source.display().to_string(),
+        points: p.len(),
+        channels: p.channels,
+        original: p.proj.len(),
+    };
     let hj = serde_json::to_vec(&header).expect("header serialises");
-    let mut out = Vec::with_capacity(32 + hj.len() + p.len() * (16 + 4 * p.channels) + p.proj.len() * 4);
+    let mut out =
+        Vec::with_capacity(32 + hj.len() + p.len() * (16 + 4 * p.channels) + p.proj.len() * 4);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&(hj.len() as u64).to_le_bytes());
@@ -185,23 +215,37 @@ fn decode(bytes: &[u8], key: &str, source: &Path) -> std::result::Result<Prepare
         return Err(format!("version {version}, expected {VERSION}"));
     }
     let hl = u64::from_le_bytes(body[12..20].try_into().expect("8 bytes")) as usize;
-    let h: Header = body.get(20..20 + hl).and_then(|s| serde_json::from_slice(s).ok()).ok_or("unreadable header")?;
+    let h: Header = body
+        .get(20..20 + hl)
+        .and_then(|s| serde_json::from_slice(s).ok())
+        .ok_or("unreadable header")?;
     if h.key != key {
         return Err(format!("stale: key {} ≠ {key}", h.key));
     }
     let mut at = 20 + hl;
     let need = h.points * (3 + h.channels + 1) * 4 + h.original * 4;
     if body.len() - at != need {
-        return Err(format!("{} payload bytes, expected {need}", body.len() - at));
+        return Err(format!(
+            "{} payload bytes, expected {need}",
+            body.len() - at
+        ));
     }
     let mut f32s = |n: usize| {
-        let v: Vec<f32> = body[at..at + 4 * n].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect();
+        let v: Vec<f32> = body[at..at + 4 * n]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+            .collect();
         at += 4 * n;
         v
     };
     let flat = f32s(h.points * 3);
     let features = f32s(h.points * h.channels);
-    let u32s = |from: usize, n: usize| -> Vec<u32> { body[from..from + 4 * n].chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4"))).collect() };
+    let u32s = |from: usize, n: usize| -> Vec<u32> {
+        body[from..from + 4 * n]
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4")))
+            .collect()
+    };
     let labels = u32s(at, h.points);
     let proj = u32s(at + 4 * h.points, h.original);
     Ok(Prepared {
@@ -216,13 +260,20 @@ fn decode(bytes: &[u8], key: &str, source: &Path) -> std::result::Result<Prepare
 
 /// The cache file of an item.
 pub fn cache_path(dir: &Path, item: &Path, key: &str) -> PathBuf {
-    let stem = item.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "cloud".into());
+    let stem = item
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "cloud".into());
     dir.join(format!("{stem}-{key}.rlcache"))
 }
 
 /// The preprocessed item from the cache in `dir`, building (and storing) it when missing,
 /// corrupt or stale.
-pub fn load_or_build(dir: &Path, item: &Path, config: &TrainConfig) -> Result<(Prepared, CacheStatus)> {
+pub fn load_or_build(
+    dir: &Path,
+    item: &Path,
+    config: &TrainConfig,
+) -> Result<(Prepared, CacheStatus)> {
     let key = cache_key(item, config)?;
     let file = cache_path(dir, item, &key);
     let status = match std::fs::read(&file) {

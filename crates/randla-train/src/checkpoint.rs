@@ -15,9 +15,15 @@ use crate::error::{Error, Result};
 /// Writes `bytes` to `path` through a synced temporary file in the same folder and a rename, so
 /// a reader sees the old file or the new one, never a part.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create the folder", e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let res = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -94,35 +100,60 @@ impl Checkpoint {
             .map(|(n, s, b)| {
                 safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
                     .map(|v| (n.clone(), v))
-                    .map_err(|e| Error::Checkpoint { path: path.into(), message: e.to_string() })
+                    .map_err(|e| Error::Checkpoint {
+                        path: path.into(),
+                        message: e.to_string(),
+                    })
             })
             .collect::<Result<Vec<_>>>()?;
         let mut meta = HashMap::new();
-        meta.insert("randla_train_state".to_string(), serde_json::to_string(&self.state).expect("state serialises"));
-        let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| Error::Checkpoint { path: path.into(), message: e.to_string() })?;
+        meta.insert(
+            "randla_train_state".to_string(),
+            serde_json::to_string(&self.state).expect("state serialises"),
+        );
+        let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| Error::Checkpoint {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
         write_atomic(path, &bytes)
     }
 
     /// Reads a checkpoint.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read the checkpoint", e))?;
-        let bad = |m: String| Error::Checkpoint { path: path.into(), message: m };
-        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+        let bad = |m: String| Error::Checkpoint {
+            path: path.into(),
+            message: m,
+        };
+        let (_, meta) =
+            safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
         let state: TrainerState = meta
             .metadata()
             .as_ref()
             .and_then(|m| m.get("randla_train_state"))
-            .ok_or_else(|| bad("no trainer state in the metadata (not a randla-train checkpoint)".into()))
+            .ok_or_else(|| {
+                bad("no trainer state in the metadata (not a randla-train checkpoint)".into())
+            })
             .and_then(|s| serde_json::from_str(s).map_err(|e| bad(e.to_string())))?;
         let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
         let mut weights = StateDict::new();
-        let mut adam = Adam { t: state.adam_t, ..Adam::default() };
+        let mut adam = Adam {
+            t: state.adam_t,
+            ..Adam::default()
+        };
         let mut poss: BTreeMap<usize, Vec<f32>> = BTreeMap::new();
         for (name, view) in st.tensors() {
             if view.dtype() != safetensors::Dtype::F32 {
-                return Err(bad(format!("{name}: dtype {:?}, expected F32", view.dtype())));
+                return Err(bad(format!(
+                    "{name}: dtype {:?}, expected F32",
+                    view.dtype()
+                )));
             }
-            let data: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect();
+            let data: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+                .collect();
             if let Some(n) = name.strip_prefix("model/") {
                 weights.insert(n, Param::new(view.shape().to_vec(), data));
             } else if let Some(n) = name.strip_prefix("adam.m/") {
@@ -130,7 +161,9 @@ impl Checkpoint {
             } else if let Some(n) = name.strip_prefix("adam.v/") {
                 adam.v.insert(n.into(), data);
             } else if let Some(i) = name.strip_prefix("possibility/") {
-                let i: usize = i.parse().map_err(|_| bad(format!("bad tensor name {name}")))?;
+                let i: usize = i
+                    .parse()
+                    .map_err(|_| bad(format!("bad tensor name {name}")))?;
                 poss.insert(i, data);
             } else {
                 return Err(bad(format!("unexpected tensor {name}")));
@@ -139,6 +172,11 @@ impl Checkpoint {
         if poss.keys().enumerate().any(|(i, k)| i != *k) {
             return Err(bad("possibility tensors are not numbered 0..n".into()));
         }
-        Ok(Checkpoint { state, weights, adam, possibility: poss.into_values().collect() })
+        Ok(Checkpoint {
+            state,
+            weights,
+            adam,
+            possibility: poss.into_values().collect(),
+        })
     }
 }

@@ -169,7 +169,14 @@ pub struct AugmentConfig {
 
 impl Default for AugmentConfig {
     fn default() -> Self {
-        AugmentConfig { rotate_z: true, scale: [0.9, 1.1], scale_isotropic_xy: true, flip_x: true, flip_y: false, noise: 0.001 }
+        AugmentConfig {
+            rotate_z: true,
+            scale: [0.9, 1.1],
+            scale_isotropic_xy: true,
+            flip_x: true,
+            flip_y: false,
+            noise: 0.001,
+        }
     }
 }
 
@@ -260,13 +267,17 @@ impl TrainConfig {
     /// Reads and checks a configuration file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read the training configuration", e))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(path, "read the training configuration", e))?;
         Self::from_toml_str(&text, path)
     }
 
     /// Parses and checks a configuration; `path` names it in errors and anchors relative paths.
     pub fn from_toml_str(text: &str, path: &Path) -> Result<Self> {
-        let mut c: TrainConfig = toml::from_str(text).map_err(|e| Error::ConfigParse { path: path.into(), message: e.to_string() })?;
+        let mut c: TrainConfig = toml::from_str(text).map_err(|e| Error::ConfigParse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
         c.source = path.to_path_buf();
         c.validate()?;
         Ok(c)
@@ -275,40 +286,80 @@ impl TrainConfig {
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<()> {
         let p = &self.source;
-        let bad = |field: &str, value: String, reason: &str| Err(Error::config(p, field, value, reason));
+        let bad =
+            |field: &str, value: String, reason: &str| Err(Error::config(p, field, value, reason));
         if self.data.train.is_empty() {
-            return bad("data.train", "[]".into(), "needs at least one file, folder or pattern");
+            return bad(
+                "data.train",
+                "[]".into(),
+                "needs at least one file, folder or pattern",
+            );
         }
         if !(self.data.grid_size.is_finite() && self.data.grid_size > 0.0) {
-            return bad("data.grid_size", self.data.grid_size.to_string(), "must be a positive length in metres");
+            return bad(
+                "data.grid_size",
+                self.data.grid_size.to_string(),
+                "must be a positive length in metres",
+            );
         }
         let c = &self.classes;
         if c.names.len() < 2 {
-            return bad("classes.names", format!("{:?}", c.names), "needs at least two classes");
+            return bad(
+                "classes.names",
+                format!("{:?}", c.names),
+                "needs at least two classes",
+            );
         }
         if c.codes.len() != c.names.len() {
-            return bad("classes.codes", format!("{:?}", c.codes), &format!("needs one code list per name ({} names)", c.names.len()));
+            return bad(
+                "classes.codes",
+                format!("{:?}", c.codes),
+                &format!("needs one code list per name ({} names)", c.names.len()),
+            );
         }
         let mut seen = std::collections::BTreeMap::new();
         for (i, list) in c.codes.iter().enumerate() {
             if list.is_empty() {
-                return bad(&format!("classes.codes[{i}]"), "[]".into(), "every class needs at least one code");
+                return bad(
+                    &format!("classes.codes[{i}]"),
+                    "[]".into(),
+                    "every class needs at least one code",
+                );
             }
             for &code in list {
                 if let Some(j) = seen.insert(code, i) {
-                    return bad(&format!("classes.codes[{i}]"), format!("{list:?}"), &format!("code {code} is already in class {j} ({})", c.names[j]));
+                    return bad(
+                        &format!("classes.codes[{i}]"),
+                        format!("{list:?}"),
+                        &format!("code {code} is already in class {j} ({})", c.names[j]),
+                    );
                 }
                 if c.ignore.contains(&code) {
-                    return bad("classes.ignore", format!("{:?}", c.ignore), &format!("code {code} is also in class {i}"));
+                    return bad(
+                        "classes.ignore",
+                        format!("{:?}", c.ignore),
+                        &format!("code {code} is also in class {i}"),
+                    );
                 }
             }
         }
         let inp = &self.input;
         if inp.features.len() != inp.scale.len() {
-            return bad("input.scale", format!("{:?}", inp.scale), &format!("needs one scale per feature ({} features)", inp.features.len()));
+            return bad(
+                "input.scale",
+                format!("{:?}", inp.scale),
+                &format!(
+                    "needs one scale per feature ({} features)",
+                    inp.features.len()
+                ),
+            );
         }
         if let Some(s) = inp.scale.iter().find(|s| !(s.is_finite() && **s != 0.0)) {
-            return bad("input.scale", s.to_string(), "scales must be finite and non-zero");
+            return bad(
+                "input.scale",
+                s.to_string(),
+                "scales must be finite and non-zero",
+            );
         }
         let m = &self.model;
         if m.dim_output.is_empty() {
@@ -318,39 +369,76 @@ impl TrainConfig {
             return bad(
                 "model.sub_sampling_ratio",
                 format!("{:?}", m.sub_sampling_ratio),
-                &format!("needs one ratio per layer of dim_output ({})", m.dim_output.len()),
+                &format!(
+                    "needs one ratio per layer of dim_output ({})",
+                    m.dim_output.len()
+                ),
             );
         }
         let t = &self.train;
-        for (field, v) in [("train.epochs", t.epochs), ("train.steps_per_epoch", t.steps_per_epoch), ("train.batch_size", t.batch_size), ("train.val_every", t.val_every)] {
+        for (field, v) in [
+            ("train.epochs", t.epochs),
+            ("train.steps_per_epoch", t.steps_per_epoch),
+            ("train.batch_size", t.batch_size),
+            ("train.val_every", t.val_every),
+        ] {
             if v == 0 {
                 return bad(field, "0".into(), "must be at least 1");
             }
         }
         if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
-            return bad("train.learning_rate", t.learning_rate.to_string(), "must be positive");
+            return bad(
+                "train.learning_rate",
+                t.learning_rate.to_string(),
+                "must be positive",
+            );
         }
         if !(t.lr_decay.is_finite() && t.lr_decay > 0.0 && t.lr_decay <= 1.0) {
-            return bad("train.lr_decay", t.lr_decay.to_string(), "must be in (0, 1]");
+            return bad(
+                "train.lr_decay",
+                t.lr_decay.to_string(),
+                "must be in (0, 1]",
+            );
         }
         if !(t.bn_momentum.is_finite() && t.bn_momentum > 0.0 && t.bn_momentum <= 1.0) {
-            return bad("train.bn_momentum", t.bn_momentum.to_string(), "must be in (0, 1]");
+            return bad(
+                "train.bn_momentum",
+                t.bn_momentum.to_string(),
+                "must be in (0, 1]",
+            );
         }
         if !(t.class_weight_power.is_finite() && t.class_weight_power >= 0.0) {
-            return bad("train.class_weight_power", t.class_weight_power.to_string(), "must be ≥ 0");
+            return bad(
+                "train.class_weight_power",
+                t.class_weight_power.to_string(),
+                "must be ≥ 0",
+            );
         }
         let a = &t.augment;
-        if !(a.scale[0].is_finite() && a.scale[1].is_finite() && a.scale[0] > 0.0 && a.scale[0] <= a.scale[1]) {
-            return bad("train.augment.scale", format!("{:?}", a.scale), "must be [min, max] with 0 < min ≤ max");
+        if !(a.scale[0].is_finite()
+            && a.scale[1].is_finite()
+            && a.scale[0] > 0.0
+            && a.scale[0] <= a.scale[1])
+        {
+            return bad(
+                "train.augment.scale",
+                format!("{:?}", a.scale),
+                "must be [min, max] with 0 < min ≤ max",
+            );
         }
         if !(a.noise.is_finite() && a.noise >= 0.0) {
             return bad("train.augment.noise", a.noise.to_string(), "must be ≥ 0");
         }
         if !(t.centre_noise.is_finite() && t.centre_noise >= 0.0) {
-            return bad("train.centre_noise", t.centre_noise.to_string(), "must be ≥ 0");
+            return bad(
+                "train.centre_noise",
+                t.centre_noise.to_string(),
+                "must be ≥ 0",
+            );
         }
         let net = self.network();
-        net.validate().map_err(|e| Error::config(p, "model", format!("{:?}", self.model), e.to_string()))?;
+        net.validate()
+            .map_err(|e| Error::config(p, "model", format!("{:?}", self.model), e.to_string()))?;
         Ok(())
     }
 
@@ -373,17 +461,26 @@ impl TrainConfig {
 
     /// The model directory's `[input]`.
     pub fn input_spec(&self) -> InputSpec {
-        InputSpec { features: self.input.features.clone(), scale: self.input.scale.clone() }
+        InputSpec {
+            features: self.input.features.clone(),
+            scale: self.input.scale.clone(),
+        }
     }
 
     /// The model directory's `[classes]`.
     pub fn class_spec(&self) -> ClassSpec {
-        ClassSpec { names: self.classes.names.clone(), codes: self.classes.codes.clone() }
+        ClassSpec {
+            names: self.classes.names.clone(),
+            codes: self.classes.codes.clone(),
+        }
     }
 
     /// The folder relative paths resolve against: the configuration file's folder.
     pub fn base_dir(&self) -> PathBuf {
-        self.source.parent().map(Path::to_path_buf).unwrap_or_default()
+        self.source
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
     }
 
     /// The data root, resolved.
@@ -428,7 +525,11 @@ impl ClassMap {
                 table.insert(code, i as u32);
             }
         }
-        ClassMap { table, ignore: c.ignore.clone(), strict: c.strict }
+        ClassMap {
+            table,
+            ignore: c.ignore.clone(),
+            strict: c.strict,
+        }
     }
 
     /// The class of a raw code ([`IGNORED`] for ignored or, unless strict, unknown codes).
@@ -446,6 +547,11 @@ impl ClassMap {
             .iter()
             .map(|&l| self.map(l))
             .collect::<std::result::Result<Vec<_>, u32>>()
-            .map_err(|code| Error::Dataset { path: path.into(), message: format!("code {code} is in no class of [classes] and not in classes.ignore (strict)") })
+            .map_err(|code| Error::Dataset {
+                path: path.into(),
+                message: format!(
+                    "code {code} is in no class of [classes] and not in classes.ignore (strict)"
+                ),
+            })
     }
 }

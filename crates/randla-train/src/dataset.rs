@@ -46,7 +46,9 @@ fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn ext_of(p: &Path) -> String {
-    p.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default()
+    p.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default()
 }
 
 /// Whether a path is a data file (or a room folder, for S3DIS) of `layout`.
@@ -54,7 +56,9 @@ fn is_item(p: &Path, layout: Layout) -> bool {
     match layout {
         Layout::Las => p.is_file() && GENERIC_EXT.contains(&ext_of(p).as_str()),
         Layout::S3dis => p.is_dir() && p.join("Annotations").is_dir(),
-        Layout::Semantic3d => p.is_file() && ext_of(p) == "txt" && p.with_extension("labels").is_file(),
+        Layout::Semantic3d => {
+            p.is_file() && ext_of(p) == "txt" && p.with_extension("labels").is_file()
+        }
         Layout::Semantickitti => p.is_file() && ext_of(p) == "bin",
         Layout::Toronto3d => p.is_file() && ext_of(p) == "ply",
     }
@@ -68,7 +72,10 @@ fn expand_dir(dir: &Path, layout: Layout) -> Result<Vec<PathBuf>> {
     if layout == Layout::Semantickitti {
         // A sequence folder holds velodyne/; the dataset's `sequences` folder holds sequences.
         if dir.join("velodyne").is_dir() {
-            return Ok(list_dir(&dir.join("velodyne"))?.into_iter().filter(|p| is_item(p, layout)).collect());
+            return Ok(list_dir(&dir.join("velodyne"))?
+                .into_iter()
+                .filter(|p| is_item(p, layout))
+                .collect());
         }
         let mut out = Vec::new();
         for s in list_dir(dir)? {
@@ -78,24 +85,44 @@ fn expand_dir(dir: &Path, layout: Layout) -> Result<Vec<PathBuf>> {
         }
         return Ok(out);
     }
-    Ok(list_dir(dir)?.into_iter().filter(|p| is_item(p, layout)).collect())
+    Ok(list_dir(dir)?
+        .into_iter()
+        .filter(|p| is_item(p, layout))
+        .collect())
 }
 
 /// The files (or S3DIS room folders) named by `entries` under `root`, in order, without
 /// duplicates. `field` names the configuration field in errors.
-pub fn resolve(entries: &[String], root: &Path, layout: Layout, field: &str, config: &Path) -> Result<Vec<PathBuf>> {
+pub fn resolve(
+    entries: &[String],
+    root: &Path,
+    layout: Layout,
+    field: &str,
+    config: &Path,
+) -> Result<Vec<PathBuf>> {
     let mut out: Vec<PathBuf> = Vec::new();
     for entry in entries {
         let path = root.join(entry);
         let found = if entry.contains('*') {
             let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            let pat = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let pat = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if dir.to_string_lossy().contains('*') {
-                return Err(Error::config(config, field, entry, "`*` may appear only in the last path component"));
+                return Err(Error::config(
+                    config,
+                    field,
+                    entry,
+                    "`*` may appear only in the last path component",
+                ));
             }
             let mut v = Vec::new();
             for p in list_dir(&dir)? {
-                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 if wildcard_match(&pat, &name) {
                     if is_item(&p, layout) {
                         v.push(p);
@@ -109,14 +136,29 @@ pub fn resolve(entries: &[String], root: &Path, layout: Layout, field: &str, con
             expand_dir(&path, layout)?
         } else if path.exists() {
             if !is_item(&path, layout) {
-                return Err(Error::config(config, field, entry, format!("{} is not a {layout:?} data file", path.display())));
+                return Err(Error::config(
+                    config,
+                    field,
+                    entry,
+                    format!("{} is not a {layout:?} data file", path.display()),
+                ));
             }
             vec![path]
         } else {
-            return Err(Error::config(config, field, entry, format!("{} does not exist", path.display())));
+            return Err(Error::config(
+                config,
+                field,
+                entry,
+                format!("{} does not exist", path.display()),
+            ));
         };
         if found.is_empty() {
-            return Err(Error::config(config, field, entry, format!("matches no {layout:?} data under {}", root.display())));
+            return Err(Error::config(
+                config,
+                field,
+                entry,
+                format!("matches no {layout:?} data under {}", root.display()),
+            ));
         }
         for f in found {
             if !out.contains(&f) {
@@ -145,7 +187,10 @@ pub fn input_features(cloud: &PointCloud, input: &InputConfig, path: &Path) -> R
     for (j, (name, scale)) in input.features.iter().zip(&input.scale).enumerate() {
         let col = cloud.feature(name).ok_or_else(|| Error::Dataset {
             path: path.into(),
-            message: format!("has no attribute {name:?} (input.features); it has {:?}", cloud.feature_names()),
+            message: format!(
+                "has no attribute {name:?} (input.features); it has {:?}",
+                cloud.feature_names()
+            ),
         })?;
         for (i, v) in col.iter().enumerate() {
             out[i * nf + j] = v / scale;

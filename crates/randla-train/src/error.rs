@@ -74,12 +74,26 @@ pub enum Error {
 impl Error {
     /// An I/O error on `path` while doing `context`.
     pub fn io(path: impl Into<PathBuf>, context: &'static str, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), context, source }
+        Error::Io {
+            path: path.into(),
+            context,
+            source,
+        }
     }
 
     /// A bad configuration field.
-    pub fn config(path: impl Into<PathBuf>, field: impl Into<String>, value: impl ToString, reason: impl Into<String>) -> Self {
-        Error::Config { path: path.into(), field: field.into(), value: value.to_string(), reason: reason.into() }
+    pub fn config(
+        path: impl Into<PathBuf>,
+        field: impl Into<String>,
+        value: impl ToString,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::Config {
+            path: path.into(),
+            field: field.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
     }
 }
 

@@ -33,4 +33,7 @@ pub use error::{Error, Result};
 pub use metrics::Scores;
 pub use randla_metrics::ConfusionMatrix;
 pub use sampler::{Crop, Sampler, class_weights};
-pub use trainer::{EpochRecord, Event, TrainOptions, TrainSummary, ValRecord, step_on_batch, train, train_step, weighted_cross_entropy};
+pub use trainer::{
+    EpochRecord, Event, TrainOptions, TrainSummary, ValRecord, step_on_batch, train, train_step,
+    weighted_cross_entropy,
+};

@@ -14,7 +14,11 @@ pub fn class_weights(counts: &[u64]) -> Vec<f32> {
     counts
         .iter()
         .map(|&n| {
-            let f = if total == 0 { 0.0 } else { n as f64 / total as f64 };
+            let f = if total == 0 {
+                0.0
+            } else {
+                n as f64 / total as f64
+            };
             (1.0 / (f + 0.02)) as f32
         })
         .collect()
@@ -52,23 +56,51 @@ pub struct Sampler {
 
 impl Sampler {
     /// A sampler over `clouds`; possibilities start uniform in `[0, 1e-3)` as in the reference.
-    pub fn new<R: Rng + ?Sized>(clouds: &[Prepared], kind: SamplerKind, num_points: usize, centre_noise: f32, rng: &mut R) -> Result<Self> {
+    pub fn new<R: Rng + ?Sized>(
+        clouds: &[Prepared],
+        kind: SamplerKind,
+        num_points: usize,
+        centre_noise: f32,
+        rng: &mut R,
+    ) -> Result<Self> {
         let mut trees = Vec::with_capacity(clouds.len());
         let mut possibility = Vec::with_capacity(clouds.len());
         for c in clouds {
             trees.push(KdTree::build(&c.points)?);
-            possibility.push((0..c.len()).map(|_| rng.random::<f32>() * 1e-3).collect::<Vec<f32>>());
+            possibility.push(
+                (0..c.len())
+                    .map(|_| rng.random::<f32>() * 1e-3)
+                    .collect::<Vec<f32>>(),
+            );
         }
-        let min_possibility = possibility.iter().map(|p| p.iter().copied().fold(f32::INFINITY, f32::min)).collect();
-        Ok(Sampler { kind, num_points, centre_noise, trees, possibility, min_possibility })
+        let min_possibility = possibility
+            .iter()
+            .map(|p| p.iter().copied().fold(f32::INFINITY, f32::min))
+            .collect();
+        Ok(Sampler {
+            kind,
+            num_points,
+            centre_noise,
+            trees,
+            possibility,
+            min_possibility,
+        })
     }
 
     /// Replaces the possibility state (from a checkpoint). Returns false when the sizes differ.
     pub fn set_possibility(&mut self, possibility: Vec<Vec<f32>>) -> bool {
-        if possibility.len() != self.possibility.len() || possibility.iter().zip(&self.possibility).any(|(a, b)| a.len() != b.len()) {
+        if possibility.len() != self.possibility.len()
+            || possibility
+                .iter()
+                .zip(&self.possibility)
+                .any(|(a, b)| a.len() != b.len())
+        {
             return false;
         }
-        self.min_possibility = possibility.iter().map(|p| p.iter().copied().fold(f32::INFINITY, f32::min)).collect();
+        self.min_possibility = possibility
+            .iter()
+            .map(|p| p.iter().copied().fold(f32::INFINITY, f32::min))
+            .collect();
         self.possibility = possibility;
         true
     }
@@ -111,7 +143,11 @@ impl Sampler {
                     (0..3).map(|d| (p[d] - centre[d]).powi(2)).sum::<f32>()
                 })
                 .collect();
-            let max = d2.iter().copied().fold(0f32, f32::max).max(f32::MIN_POSITIVE);
+            let max = d2
+                .iter()
+                .copied()
+                .fold(0f32, f32::max)
+                .max(f32::MIN_POSITIVE);
             let poss = &mut self.possibility[cloud];
             for (&i, &d) in idx.iter().zip(&d2) {
                 poss[i as usize] += (1.0 - d / max).powi(2);
@@ -147,7 +183,13 @@ pub struct CropTensors {
 
 /// Builds the network input of a crop: xyz recentred as the predictor does (bounding-box centre
 /// in x and y, lowest z), augmented, then the cloud's features.
-pub fn crop_tensors<R: Rng + ?Sized>(cloud: &Prepared, crop: &Crop, aug: Option<&AugmentConfig>, pyramid: &PyramidConfig, rng: &mut R) -> Result<CropTensors> {
+pub fn crop_tensors<R: Rng + ?Sized>(
+    cloud: &Prepared,
+    crop: &Crop,
+    aug: Option<&AugmentConfig>,
+    pyramid: &PyramidConfig,
+    rng: &mut R,
+) -> Result<CropTensors> {
     let (mut lo, mut hi) = ([f32::MAX; 3], [f32::MIN; 3]);
     for &i in &crop.idx {
         let p = cloud.points[i as usize];
@@ -177,13 +219,21 @@ pub fn crop_tensors<R: Rng + ?Sized>(cloud: &Prepared, crop: &Crop, aug: Option<
     }
     let pyramid = Pyramid::build(&xyz, pyramid)?;
     let labels = crop.idx.iter().map(|&i| cloud.labels[i as usize]).collect();
-    Ok(CropTensors { features, pyramid, labels })
+    Ok(CropTensors {
+        features,
+        pyramid,
+        labels,
+    })
 }
 
 /// Rotation about z, per-axis scaling with optional mirroring, Gaussian noise (in this order,
 /// as the reference's Semantic3D augmentation).
 pub fn augment<R: Rng + ?Sized>(xyz: &mut [[f32; 3]], a: &AugmentConfig, rng: &mut R) {
-    let theta = if a.rotate_z { rng.random::<f32>() * std::f32::consts::TAU } else { 0.0 };
+    let theta = if a.rotate_z {
+        rng.random::<f32>() * std::f32::consts::TAU
+    } else {
+        0.0
+    };
     let (s, c) = theta.sin_cos();
     let mut scale = [0f32; 3];
     for v in scale.iter_mut() {

@@ -22,8 +22,8 @@ use crate::config::{ClassMap, IGNORED, TrainConfig};
 use crate::dataset;
 use crate::error::{Error, Result};
 use crate::metrics::Scores;
-use randla_metrics::ConfusionMatrix;
 use crate::sampler::{self, Sampler};
+use randla_metrics::ConfusionMatrix;
 
 /// File names inside a run directory.
 pub mod files {
@@ -195,15 +195,28 @@ pub struct ValCloud {
 
 /// Reads the validation clouds of a configuration.
 pub fn load_val(config: &TrainConfig) -> Result<Vec<ValCloud>> {
-    let items = dataset::resolve(&config.data.val, &config.data_root(), config.data.layout, "data.val", &config.source)?;
+    let items = dataset::resolve(
+        &config.data.val,
+        &config.data_root(),
+        config.data.layout,
+        "data.val",
+        &config.source,
+    )?;
     let map = ClassMap::new(&config.classes);
     items
         .into_iter()
         .map(|p| {
             let cloud = dataset::read_item(&p, config.data.layout)?;
-            let raw = cloud.labels.as_ref().ok_or_else(|| Error::Dataset { path: p.clone(), message: "has no labels".into() })?;
+            let raw = cloud.labels.as_ref().ok_or_else(|| Error::Dataset {
+                path: p.clone(),
+                message: "has no labels".into(),
+            })?;
             let truth = map.map_all(raw, &p)?;
-            Ok(ValCloud { source: p, cloud, truth })
+            Ok(ValCloud {
+                source: p,
+                cloud,
+                truth,
+            })
         })
         .collect()
 }
@@ -211,11 +224,15 @@ pub fn load_val(config: &TrainConfig) -> Result<Vec<ValCloud>> {
 /// Scores a model on validation clouds with the deployment predictor.
 pub fn validate(model: &ModelDir, val: &[ValCloud], budget_mib: u64) -> Result<Scores> {
     let predictor = Predictor::new(model)?;
-    let opts = PredictOptions { budget: randla_geom::MemoryBudget::bytes(budget_mib << 20), ..Default::default() };
+    let opts = PredictOptions {
+        budget: randla_geom::MemoryBudget::bytes(budget_mib << 20),
+        ..Default::default()
+    };
     let n = model.config.num_classes;
     let mut conf = ConfusionMatrix::new(n);
     for v in val {
-        let pred = predictor.predict(&v.cloud, &v.source.display().to_string(), &opts, &|_, _| {})?;
+        let pred =
+            predictor.predict(&v.cloud, &v.source.display().to_string(), &opts, &|_, _| {})?;
         for (&t, &p) in v.truth.iter().zip(&pred.class) {
             if t != IGNORED && (t as usize) < n {
                 conf.add(t as usize, p as usize);
@@ -235,7 +252,15 @@ pub fn set_bn_momentum(net: &mut RandLaNet, momentum: f64) {
     }
     net.bn0.momentum = momentum;
     for b in net.encoder.blocks.iter_mut() {
-        for m in [&mut b.mlp1, &mut b.lse1.mlp, &mut b.pool1.mlp, &mut b.lse2.mlp, &mut b.pool2.mlp, &mut b.mlp2, &mut b.shortcut] {
+        for m in [
+            &mut b.mlp1,
+            &mut b.lse1.mlp,
+            &mut b.pool1.mlp,
+            &mut b.lse2.mlp,
+            &mut b.pool2.mlp,
+            &mut b.mlp2,
+            &mut b.shortcut,
+        ] {
             mlp(m, momentum);
         }
     }
@@ -243,14 +268,20 @@ pub fn set_bn_momentum(net: &mut RandLaNet, momentum: f64) {
     for m in net.decoder.layers.iter_mut() {
         mlp(m, momentum);
     }
-    for m in [&mut net.head.fc1_0, &mut net.head.fc1_1, &mut net.head.fc1_3] {
+    for m in [
+        &mut net.head.fc1_0,
+        &mut net.head.fc1_1,
+        &mut net.head.fc1_3,
+    ] {
         mlp(m, momentum);
     }
 }
 
 /// Mixes a seed with a counter (splitmix64).
 pub fn mix(seed: u64, n: u64) -> u64 {
-    let mut z = seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = seed
+        .wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -260,10 +291,18 @@ pub fn mix(seed: u64, n: u64) -> u64 {
 /// `−w_label · log softmax(logits)[label]`.
 ///
 /// Shapes: `logits [B, N, C]`, `labels` B·N entries → a one-element loss.
-pub fn weighted_cross_entropy(logits: Tensor<3>, labels: &[u32], weights: &[f32]) -> Result<Tensor<1>> {
+pub fn weighted_cross_entropy(
+    logits: Tensor<3>,
+    labels: &[u32],
+    weights: &[f32],
+) -> Result<Tensor<1>> {
     let [b, n, c] = logits.dims();
     if labels.len() != b * n || weights.len() != c {
-        return Err(Error::Training(format!("{} labels and {} weights for logits [{b}, {n}, {c}]", labels.len(), weights.len())));
+        return Err(Error::Training(format!(
+            "{} labels and {} weights for logits [{b}, {n}, {c}]",
+            labels.len(),
+            weights.len()
+        )));
     }
     let valid = labels.iter().filter(|&&l| (l as usize) < c).count();
     let mut w = vec![0f32; b * n * c];
@@ -290,10 +329,16 @@ pub fn train_step(
     lr: f64,
     device: &Device,
 ) -> Result<(RandLaNet, f64)> {
-    let refs: Vec<(&[f32], &randla_geom::Pyramid)> = crops.iter().map(|c| (c.features.as_slice(), &c.pyramid)).collect();
+    let refs: Vec<(&[f32], &randla_geom::Pyramid)> = crops
+        .iter()
+        .map(|c| (c.features.as_slice(), &c.pyramid))
+        .collect();
     let batch = Batch::from_crops(&refs, config.in_channels)?;
     let input = BatchTensors::from_batch(&batch, config, device)?;
-    let labels: Vec<u32> = crops.iter().flat_map(|c| c.labels.iter().copied()).collect();
+    let labels: Vec<u32> = crops
+        .iter()
+        .flat_map(|c| c.labels.iter().copied())
+        .collect();
     step_on_batch(net, adam, &input, &labels, class_weights, lr)
 }
 
@@ -304,10 +349,20 @@ pub fn train_step(
 /// batch from crops and calls this; `randla bench train-step` times it.
 ///
 /// `labels`: B·N training classes (≥ the class count = ignored), in the batch's point order.
-pub fn step_on_batch(net: RandLaNet, adam: &mut Adam, input: &BatchTensors, labels: &[u32], class_weights: &[f32], lr: f64) -> Result<(RandLaNet, f64)> {
+pub fn step_on_batch(
+    net: RandLaNet,
+    adam: &mut Adam,
+    input: &BatchTensors,
+    labels: &[u32],
+    class_weights: &[f32],
+    lr: f64,
+) -> Result<(RandLaNet, f64)> {
     let logits = net.forward(input)?;
     let loss = weighted_cross_entropy(logits, labels, class_weights)?;
-    let value = loss.clone().try_into_vec_as::<f32>().map_err(|e| Error::Training(format!("{e:?}")))?[0] as f64;
+    let value = loss
+        .clone()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| Error::Training(format!("{e:?}")))?[0] as f64;
     if !value.is_finite() {
         return Err(Error::Training(format!("the loss is {value}")));
     }
@@ -317,27 +372,54 @@ pub fn step_on_batch(net: RandLaNet, adam: &mut Adam, input: &BatchTensors, labe
 }
 
 fn append_line(path: &Path, value: &impl Serialize) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::io(path, "open the metrics log", e))?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, "open the metrics log", e))?;
     let mut line = serde_json::to_string(value).expect("serialisable");
     line.push('\n');
-    f.write_all(line.as_bytes()).map_err(|e| Error::io(path, "append to the metrics log", e))
+    f.write_all(line.as_bytes())
+        .map_err(|e| Error::io(path, "append to the metrics log", e))
 }
 
 /// The training device: Flex CPU with autodiff (and gradient checkpointing when asked).
 pub fn training_device(config: &TrainConfig) -> Device {
     let d = randla_burn::cpu_device().autodiff();
-    if config.train.gradient_checkpointing { d.gradient_checkpointing() } else { d }
+    if config.train.gradient_checkpointing {
+        d.gradient_checkpointing()
+    } else {
+        d
+    }
 }
 
 /// Prepares the training clouds (through the cache).
-pub fn prepare_train(config: &TrainConfig, cache_dir: &Path, on_event: &mut dyn FnMut(&Event)) -> Result<Vec<Prepared>> {
-    let items = dataset::resolve(&config.data.train, &config.data_root(), config.data.layout, "data.train", &config.source)?;
+pub fn prepare_train(
+    config: &TrainConfig,
+    cache_dir: &Path,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<Vec<Prepared>> {
+    let items = dataset::resolve(
+        &config.data.train,
+        &config.data_root(),
+        config.data.layout,
+        "data.train",
+        &config.source,
+    )?;
     let mut clouds = Vec::with_capacity(items.len());
     for item in items {
         let (p, status) = cache::load_or_build(cache_dir, &item, config)?;
-        on_event(&Event::Cache { source: &item, status: &status, subsampled: p.len(), points: p.proj.len() });
+        on_event(&Event::Cache {
+            source: &item,
+            status: &status,
+            subsampled: p.len(),
+            points: p.proj.len(),
+        });
         if p.labels.iter().all(|&l| l == IGNORED) {
-            return Err(Error::Dataset { path: item, message: "every point is ignored: no training label".into() });
+            return Err(Error::Dataset {
+                path: item,
+                message: "every point is ignored: no training label".into(),
+            });
         }
         clouds.push(p);
     }
@@ -345,18 +427,33 @@ pub fn prepare_train(config: &TrainConfig, cache_dir: &Path, on_event: &mut dyn 
 }
 
 /// Trains as `config` says into `run_dir` (checkpoints, metrics log, model directory).
-pub fn train(config: &TrainConfig, run_dir: &Path, opts: &TrainOptions, on_event: &mut dyn FnMut(&Event)) -> Result<TrainSummary> {
+pub fn train(
+    config: &TrainConfig,
+    run_dir: &Path,
+    opts: &TrainOptions,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<TrainSummary> {
     std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, "create the run folder", e))?;
     let cache_dir = opts
         .cache_dir
         .clone()
-        .or_else(|| config.data.cache.as_ref().map(|c| config.base_dir().join(c)))
+        .or_else(|| {
+            config
+                .data
+                .cache
+                .as_ref()
+                .map(|c| config.base_dir().join(c))
+        })
         .unwrap_or_else(|| run_dir.join("cache"));
     let t = &config.train;
     let net_cfg = config.network();
     let classes = config.classes.names.len();
     let clouds = prepare_train(config, &cache_dir, on_event)?;
-    let val = if config.data.val.is_empty() { Vec::new() } else { load_val(config)? };
+    let val = if config.data.val.is_empty() {
+        Vec::new()
+    } else {
+        load_val(config)?
+    };
     let mut counts = vec![0u64; classes];
     for c in &clouds {
         for (a, b) in counts.iter_mut().zip(c.class_counts(classes)) {
@@ -364,15 +461,29 @@ pub fn train(config: &TrainConfig, run_dir: &Path, opts: &TrainOptions, on_event
         }
     }
     let class_weights = if t.class_weights {
-        sampler::class_weights(&counts).iter().map(|w| (*w as f64).powf(t.class_weight_power) as f32).collect()
+        sampler::class_weights(&counts)
+            .iter()
+            .map(|w| (*w as f64).powf(t.class_weight_power) as f32)
+            .collect()
     } else {
         vec![1.0; classes]
     };
-    on_event(&Event::Ready { class_counts: &counts, class_weights: &class_weights, parameters: net_cfg.num_trainable_parameters(), val_clouds: val.len() });
+    on_event(&Event::Ready {
+        class_counts: &counts,
+        class_weights: &class_weights,
+        parameters: net_cfg.num_trainable_parameters(),
+        val_clouds: val.len(),
+    });
 
     let device = training_device(config);
     let mut init_rng = ChaCha8Rng::seed_from_u64(mix(t.seed, u64::MAX));
-    let mut sampler = Sampler::new(&clouds, t.sampler, net_cfg.num_points, t.centre_noise, &mut init_rng)?;
+    let mut sampler = Sampler::new(
+        &clouds,
+        t.sampler,
+        net_cfg.num_points,
+        t.centre_noise,
+        &mut init_rng,
+    )?;
     let last_path = run_dir.join(files::LAST);
     let best_path = run_dir.join(files::BEST);
     let model_path = run_dir.join(files::MODEL);
@@ -388,11 +499,17 @@ pub fn train(config: &TrainConfig, run_dir: &Path, opts: &TrainOptions, on_event
             });
         }
         if !sampler.set_possibility(ck.possibility) {
-            return Err(Error::Checkpoint { path: last_path, message: "its sampler state does not fit the training clouds".into() });
+            return Err(Error::Checkpoint {
+                path: last_path,
+                message: "its sampler state does not fit the training clouds".into(),
+            });
         }
         let mut net = RandLaNet::from_state_dict(&net_cfg, &ck.weights, &device)?;
         set_bn_momentum(&mut net, t.bn_momentum);
-        on_event(&Event::Resumed { epoch: ck.state.epoch, global_step: ck.state.global_step });
+        on_event(&Event::Resumed {
+            epoch: ck.state.epoch,
+            global_step: ck.state.global_step,
+        });
         (net, ck.adam, ck.state)
     } else {
         if opts.resume {
@@ -432,24 +549,56 @@ pub fn train(config: &TrainConfig, run_dir: &Path, opts: &TrainOptions, on_event
         let started = Instant::now();
         let mut rng = ChaCha8Rng::seed_from_u64(mix(t.seed, epoch as u64));
         device.seed(mix(t.seed ^ 0xD20F, epoch as u64));
-        on_event(&Event::EpochStart { epoch, epochs: t.epochs, steps: t.steps_per_epoch, lr: state.lr });
+        on_event(&Event::EpochStart {
+            epoch,
+            epochs: t.epochs,
+            steps: t.steps_per_epoch,
+            lr: state.lr,
+        });
         let mut loss_sum = 0.0;
         for step in 0..t.steps_per_epoch {
             let st = Instant::now();
             let mut crops = Vec::with_capacity(t.batch_size);
             for _ in 0..t.batch_size {
                 let crop = sampler.next(&clouds, &mut rng)?;
-                crops.push(sampler::crop_tensors(&clouds[crop.cloud], &crop, Some(&t.augment), &pcfg, &mut rng)?);
+                crops.push(sampler::crop_tensors(
+                    &clouds[crop.cloud],
+                    &crop,
+                    Some(&t.augment),
+                    &pcfg,
+                    &mut rng,
+                )?);
             }
-            let (n, loss) = train_step(net, &mut adam, &net_cfg, &crops, &class_weights, state.lr, &device)?;
+            let (n, loss) = train_step(
+                net,
+                &mut adam,
+                &net_cfg,
+                &crops,
+                &class_weights,
+                state.lr,
+                &device,
+            )?;
             net = n;
             loss_sum += loss;
             state.global_step += 1;
             append_line(
                 &metrics_path,
-                &StepRecord { kind: "step", epoch, step, global_step: state.global_step, lr: state.lr, loss, secs: st.elapsed().as_secs_f64() },
+                &StepRecord {
+                    kind: "step",
+                    epoch,
+                    step,
+                    global_step: state.global_step,
+                    lr: state.lr,
+                    loss,
+                    secs: st.elapsed().as_secs_f64(),
+                },
             )?;
-            on_event(&Event::Step { epoch, step, loss, mean_loss: loss_sum / (step + 1) as f64 });
+            on_event(&Event::Step {
+                epoch,
+                step,
+                loss,
+                mean_loss: loss_sum / (step + 1) as f64,
+            });
         }
         let lr = state.lr;
         state.lr *= t.lr_decay;
@@ -457,7 +606,12 @@ pub fn train(config: &TrainConfig, run_dir: &Path, opts: &TrainOptions, on_event
         state.adam_t = adam.t;
         let weights = net.to_state_dict()?;
         let eval_cfg = net_cfg.clone();
-        let model = ModelDir::new(eval_cfg, weights.clone(), Some(config.input_spec()), Some(config.class_spec()))?;
+        let model = ModelDir::new(
+            eval_cfg,
+            weights.clone(),
+            Some(config.input_spec()),
+            Some(config.class_spec()),
+        )?;
         let mut val_rec = None;
         let mut best = false;
         if !val.is_empty() && (state.epoch % t.val_every == 0 || state.epoch == t.epochs) {
@@ -472,13 +626,24 @@ pub fn train(config: &TrainConfig, run_dir: &Path, opts: &TrainOptions, on_event
             val_rec = Some(ValRecord {
                 miou: scores.miou,
                 oa: scores.oa,
-                iou: config.classes.names.iter().cloned().zip(scores.iou.iter().copied()).collect(),
+                iou: config
+                    .classes
+                    .names
+                    .iter()
+                    .cloned()
+                    .zip(scores.iou.iter().copied())
+                    .collect(),
                 secs: vt.elapsed().as_secs_f64(),
             });
             last_val = Some(scores);
         }
         state.elapsed_s += started.elapsed().as_secs_f64();
-        let ck = Checkpoint { state: state.clone(), weights, adam: adam.clone(), possibility: sampler.possibility.clone() };
+        let ck = Checkpoint {
+            state: state.clone(),
+            weights,
+            adam: adam.clone(),
+            possibility: sampler.possibility.clone(),
+        };
         if best {
             ck.save(&best_path)?;
             model.save(&model_path, true)?;
@@ -501,9 +666,18 @@ pub fn train(config: &TrainConfig, run_dir: &Path, opts: &TrainOptions, on_event
         on_event(&Event::EpochEnd { record: &record });
         done_here += 1;
     }
-    if !model_path.join(randla_model::model_dir::CONFIG_FILE).is_file() {
+    if !model_path
+        .join(randla_model::model_dir::CONFIG_FILE)
+        .is_file()
+    {
         // No epoch ran in this process and none before: write the current weights.
-        ModelDir::new(net_cfg.clone(), net.to_state_dict()?, Some(config.input_spec()), Some(config.class_spec()))?.save(&model_path, true)?;
+        ModelDir::new(
+            net_cfg.clone(),
+            net.to_state_dict()?,
+            Some(config.input_spec()),
+            Some(config.class_spec()),
+        )?
+        .save(&model_path, true)?;
     }
     Ok(TrainSummary {
         epochs: state.epoch,

@@ -7,7 +7,9 @@ use randla_train::TrainConfig;
 mod common;
 
 fn err_of(text: &str) -> String {
-    TrainConfig::from_toml_str(text, Path::new("bad.toml")).unwrap_err().to_string()
+    TrainConfig::from_toml_str(text, Path::new("bad.toml"))
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -18,16 +20,35 @@ fn each_bad_field_is_named() {
         ("grid_size = 0.3", "grid_size = -1.0", "data.grid_size"),
         ("batch_size = 2", "batch_size = 0", "train.batch_size"),
         ("scale = [1000.0, 5.0]", "scale = [1000.0]", "input.scale"),
-        ("codes = [[2], [3, 4, 5], [6]]", "codes = [[2], [3, 4, 5]]", "classes.codes"),
-        ("codes = [[2], [3, 4, 5], [6]]", "codes = [[2], [3, 4, 2], [6]]", "classes.codes[1]"),
-        ("sub_sampling_ratio = [4, 2]", "sub_sampling_ratio = [4]", "model.sub_sampling_ratio"),
+        (
+            "codes = [[2], [3, 4, 5], [6]]",
+            "codes = [[2], [3, 4, 5]]",
+            "classes.codes",
+        ),
+        (
+            "codes = [[2], [3, 4, 5], [6]]",
+            "codes = [[2], [3, 4, 2], [6]]",
+            "classes.codes[1]",
+        ),
+        (
+            "sub_sampling_ratio = [4, 2]",
+            "sub_sampling_ratio = [4]",
+            "model.sub_sampling_ratio",
+        ),
         ("lr_decay = 0.95", "lr_decay = 1.5", "train.lr_decay"),
-        ("learning_rate = 0.01", "learning_rat = 0.01", "learning_rat"),
+        (
+            "learning_rate = 0.01",
+            "learning_rat = 0.01",
+            "learning_rat",
+        ),
     ];
     for (from, to, field) in cases {
         assert!(good.contains(from), "{from}");
         let e = err_of(&good.replace(from, to));
-        assert!(e.contains(field), "error for {to:?} does not name {field}: {e}");
+        assert!(
+            e.contains(field),
+            "error for {to:?} does not name {field}: {e}"
+        );
         assert!(e.contains("bad.toml"), "{e}");
     }
     let e = err_of(&good.replace("layout = \"las\"", "layout = \"lidar\""));
@@ -40,9 +61,28 @@ fn missing_data_entries_are_named() {
     let cfg = common::tiny_setup(dir.path(), 1, 1, false);
     let mut c = TrainConfig::load(&cfg).unwrap();
     c.data.train = vec!["nothing_*.ply".into()];
-    let e = randla_train::dataset::resolve(&c.data.train, &c.data_root(), c.data.layout, "data.train", &c.source).unwrap_err().to_string();
-    assert!(e.contains("data.train") && e.contains("nothing_*.ply"), "{e}");
+    let e = randla_train::dataset::resolve(
+        &c.data.train,
+        &c.data_root(),
+        c.data.layout,
+        "data.train",
+        &c.source,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("data.train") && e.contains("nothing_*.ply"),
+        "{e}"
+    );
     c.data.train = vec!["missing.laz".into()];
-    let e = randla_train::dataset::resolve(&c.data.train, &c.data_root(), c.data.layout, "data.train", &c.source).unwrap_err().to_string();
+    let e = randla_train::dataset::resolve(
+        &c.data.train,
+        &c.data_root(),
+        c.data.layout,
+        "data.train",
+        &c.source,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("does not exist"), "{e}");
 }

@@ -32,13 +32,22 @@ fn miss_hit_corrupt_stale() {
     bytes[mid] ^= 0x55;
     std::fs::write(&file, &bytes).unwrap();
     let (c, s) = cache::load_or_build(&cdir, &item, &config).unwrap();
-    assert!(matches!(&s, CacheStatus::Rebuilt(why) if why.contains("checksum")), "{s:?}");
+    assert!(
+        matches!(&s, CacheStatus::Rebuilt(why) if why.contains("checksum")),
+        "{s:?}"
+    );
     assert_eq!(c, a);
-    assert_eq!(cache::load_or_build(&cdir, &item, &config).unwrap().1, CacheStatus::Hit);
+    assert_eq!(
+        cache::load_or_build(&cdir, &item, &config).unwrap().1,
+        CacheStatus::Hit
+    );
 
     // Truncated (a killed writer without the atomic rename would leave this).
     std::fs::write(&file, &bytes[..20]).unwrap();
-    assert!(matches!(cache::load_or_build(&cdir, &item, &config).unwrap().1, CacheStatus::Rebuilt(_)));
+    assert!(matches!(
+        cache::load_or_build(&cdir, &item, &config).unwrap().1,
+        CacheStatus::Rebuilt(_)
+    ));
 
     // An entry of another key under this name is stale.
     let other = {
@@ -50,11 +59,17 @@ fn miss_hit_corrupt_stale() {
     assert_ne!(key, key2);
     std::fs::copy(&file, cache::cache_path(&cdir, &item, &key2)).unwrap();
     let (d, s) = cache::load_or_build(&cdir, &item, &other).unwrap();
-    assert!(matches!(&s, CacheStatus::Rebuilt(why) if why.contains("stale")), "{s:?}");
+    assert!(
+        matches!(&s, CacheStatus::Rebuilt(why) if why.contains("stale")),
+        "{s:?}"
+    );
     assert!(d.len() < a.len());
 
     // Changed content: another key, a miss.
     common::write_ply(&item, &common::scene(1500, 12.0, 99));
     assert_ne!(cache::cache_key(&item, &config).unwrap(), key);
-    assert_eq!(cache::load_or_build(&cdir, &item, &config).unwrap().1, CacheStatus::Miss);
+    assert_eq!(
+        cache::load_or_build(&cdir, &item, &config).unwrap().1,
+        CacheStatus::Miss
+    );
 }

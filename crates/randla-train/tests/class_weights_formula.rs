@@ -5,7 +5,12 @@ use randla_train::class_weights;
 #[test]
 fn weights_follow_the_reference_formula() {
     let w = class_weights(&[700, 200, 100, 0]);
-    let expect = [1.0 / (0.7 + 0.02), 1.0 / (0.2 + 0.02), 1.0 / (0.1 + 0.02), 1.0 / 0.02];
+    let expect = [
+        1.0 / (0.7 + 0.02),
+        1.0 / (0.2 + 0.02),
+        1.0 / (0.1 + 0.02),
+        1.0 / 0.02,
+    ];
     for (a, b) in w.iter().zip(expect) {
         assert!((*a as f64 - b).abs() < 1e-5, "{w:?}");
     }

@@ -14,7 +14,14 @@ fn grid_cloud(n: usize, offset: f32) -> Prepared {
         }
     }
     let m = points.len();
-    Prepared { source: "grid".into(), points, features: vec![], channels: 0, labels: vec![0; m], proj: (0..m as u32).collect() }
+    Prepared {
+        source: "grid".into(),
+        points,
+        features: vec![],
+        channels: 0,
+        labels: vec![0; m],
+        proj: (0..m as u32).collect(),
+    }
 }
 
 #[test]
@@ -24,7 +31,12 @@ fn possibility_update_follows_the_reference() {
     let mut s = Sampler::new(&clouds, SamplerKind::Possibility, 50, 0.0, &mut rng).unwrap();
     let before = s.possibility[0].clone();
     assert!(before.iter().all(|&p| (0.0..1e-3).contains(&p)));
-    let start = before.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+    let start = before
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0;
     let crop = s.next(&clouds, &mut rng).unwrap();
     assert_eq!(crop.idx.len(), 50);
     let centre = clouds[0].points[start];
@@ -32,14 +44,28 @@ fn possibility_update_follows_the_reference() {
         let p = clouds[0].points[i];
         (p[0] - centre[0]).powi(2) + (p[1] - centre[1]).powi(2)
     };
-    let max = crop.idx.iter().map(|&i| d2(i as usize)).fold(0f32, f32::max);
+    let max = crop
+        .idx
+        .iter()
+        .map(|&i| d2(i as usize))
+        .fold(0f32, f32::max);
     for i in 0..before.len() {
-        let expect = if crop.idx.contains(&(i as u32)) { before[i] + (1.0 - d2(i) / max).powi(2) } else { before[i] };
+        let expect = if crop.idx.contains(&(i as u32)) {
+            before[i] + (1.0 - d2(i) / max).powi(2)
+        } else {
+            before[i]
+        };
         assert!((s.possibility[0][i] - expect).abs() < 1e-6, "point {i}");
     }
     // The centre got +1; the farthest crop points about +0.
     assert!((s.possibility[0][start] - before[start] - 1.0).abs() < 1e-6);
-    assert_eq!(s.min_possibility[0], s.possibility[0].iter().copied().fold(f32::INFINITY, f32::min));
+    assert_eq!(
+        s.min_possibility[0],
+        s.possibility[0]
+            .iter()
+            .copied()
+            .fold(f32::INFINITY, f32::min)
+    );
     // The crop holds the 50 nearest points, each once, in shuffled order.
     let mut sorted = crop.idx.clone();
     sorted.sort();
@@ -60,7 +86,10 @@ fn the_least_visited_cloud_and_point_come_next() {
         seen[c.cloud] += 1;
     }
     assert!(seen[0] >= 5 && seen[1] >= 5, "{seen:?}");
-    assert!(s.min_possibility.iter().all(|&m| m > 0.0), "every point visited after 20 crops of 30 over 200 points");
+    assert!(
+        s.min_possibility.iter().all(|&m| m > 0.0),
+        "every point visited after 20 crops of 30 over 200 points"
+    );
 }
 
 #[test]
@@ -82,7 +111,9 @@ fn crops_are_deterministic_given_the_seed() {
     let run = |seed: u64, kind: SamplerKind| {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut s = Sampler::new(&clouds, kind, 40, 0.35, &mut rng).unwrap();
-        (0..6).map(|_| s.next(&clouds, &mut rng).unwrap()).collect::<Vec<_>>()
+        (0..6)
+            .map(|_| s.next(&clouds, &mut rng).unwrap())
+            .collect::<Vec<_>>()
     };
     for kind in [SamplerKind::Possibility, SamplerKind::Random] {
         assert_eq!(run(9, kind), run(9, kind));

@@ -19,7 +19,10 @@ pub struct AttentivePooling {
 impl AttentivePooling {
     /// Fresh pooling over `d` channels, then `d → d_out`.
     pub fn new(d: usize, d_out: usize, device: &Device) -> Self {
-        AttentivePooling { score_fn: Conv1x1::new(d, d, device), mlp: SharedMlp::new(d, d_out, device) }
+        AttentivePooling {
+            score_fn: Conv1x1::new(d, d, device),
+            mlp: SharedMlp::new(d, d_out, device),
+        }
     }
 
     /// Scores, softmax over the neighbours, weighted sum: everything before the MLP. Works on any
@@ -55,7 +58,10 @@ mod tests {
         };
         // One point, K = 2 neighbours: channel 0 = [0, ln 3], channel 1 = [1, 1].
         let l3 = 3f32.ln();
-        let x = Tensor::<4>::from_data(TensorData::new(vec![0.0f32, 1.0, l3, 1.0], [1, 1, 2, 2]), &device);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(vec![0.0f32, 1.0, l3, 1.0], [1, 1, 2, 2]),
+            &device,
+        );
         let agg = pool.aggregate(x.clone()).try_into_vec_as::<f32>().unwrap();
         // Channel 0: softmax([0, ln 3]) = [1/4, 3/4] → 0·1/4 + ln3·3/4. Channel 1: equal weights → 1.
         assert!((agg[0] - 0.75 * l3).abs() < 1e-6, "{agg:?}");

@@ -66,7 +66,10 @@ impl BatchNorm {
             beta: Param::from_tensor(beta),
             running_mean: RunningState::new(running_mean),
             running_var: RunningState::new(running_var),
-            num_batches_tracked: RunningState::new(Tensor::from_floats([num_batches_tracked], &device)),
+            num_batches_tracked: RunningState::new(Tensor::from_floats(
+                [num_batches_tracked],
+                &device,
+            )),
             training: Param::from_bool(true),
             momentum: MOMENTUM,
             epsilon: EPSILON,
@@ -93,21 +96,45 @@ impl BatchNorm {
         let flat: Tensor<2> = x.reshape([rows, c]); // [M, C]: axis 1 is the channel axis burn expects
         let device = flat.device();
         let out = if self.is_training_on(&device) {
-            let r = burn::tensor::module::batch_norm_train(flat, self.gamma.val(), self.beta.val(), self.epsilon);
+            let r = burn::tensor::module::batch_norm_train(
+                flat,
+                self.gamma.val(),
+                self.beta.val(),
+                self.epsilon,
+            );
             let m = self.momentum;
-            let unbiased = if rows > 1 { rows as f64 / (rows as f64 - 1.0) } else { 1.0 };
+            let unbiased = if rows > 1 {
+                rows as f64 / (rows as f64 - 1.0)
+            } else {
+                1.0
+            };
             let mean = self.running_mean.value_sync().to_device(&device);
             let var = self.running_var.value_sync().to_device(&device);
             let count = self.num_batches_tracked.value_sync().to_device(&device);
-            self.running_mean.update(mean.mul_scalar(1.0 - m).add(r.mean.detach().mul_scalar(m)).detach());
-            self.running_var
-                .update(var.mul_scalar(1.0 - m).add(r.variance.detach().mul_scalar(m * unbiased)).detach());
-            self.num_batches_tracked.update(count.add_scalar(1.0).detach());
+            self.running_mean.update(
+                mean.mul_scalar(1.0 - m)
+                    .add(r.mean.detach().mul_scalar(m))
+                    .detach(),
+            );
+            self.running_var.update(
+                var.mul_scalar(1.0 - m)
+                    .add(r.variance.detach().mul_scalar(m * unbiased))
+                    .detach(),
+            );
+            self.num_batches_tracked
+                .update(count.add_scalar(1.0).detach());
             r.output
         } else {
             let mean = self.running_mean.value().to_device(&device);
             let var = self.running_var.value().to_device(&device);
-            burn::tensor::module::batch_norm(flat, self.gamma.val(), self.beta.val(), mean, var, self.epsilon)
+            burn::tensor::module::batch_norm(
+                flat,
+                self.gamma.val(),
+                self.beta.val(),
+                mean,
+                var,
+                self.epsilon,
+            )
         };
         out.reshape(dims) // [.., C]
     }
@@ -143,21 +170,43 @@ mod tests {
         let device = Device::flex().autodiff();
         let bn = BatchNorm::new(1, &device);
         // Values 1, 2, 3, 6: mean 3, biased var 3.5, unbiased var 14/3.
-        let x = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0, 6.0], [4, 1]), &device);
+        let x = Tensor::<2>::from_data(
+            TensorData::new(vec![1.0f32, 2.0, 3.0, 6.0], [4, 1]),
+            &device,
+        );
         let y = bn.forward(x).try_into_vec_as::<f32>().unwrap();
         let sd = (3.5f32 + 1e-6).sqrt();
         assert!((y[0] - (-2.0 / sd)).abs() < 1e-5, "{y:?}");
-        let mean = bn.running_mean.value_sync().try_into_vec_as::<f32>().unwrap()[0];
-        let var = bn.running_var.value_sync().try_into_vec_as::<f32>().unwrap()[0];
-        let n = bn.num_batches_tracked.value_sync().try_into_vec_as::<f32>().unwrap()[0];
+        let mean = bn
+            .running_mean
+            .value_sync()
+            .try_into_vec_as::<f32>()
+            .unwrap()[0];
+        let var = bn
+            .running_var
+            .value_sync()
+            .try_into_vec_as::<f32>()
+            .unwrap()[0];
+        let n = bn
+            .num_batches_tracked
+            .value_sync()
+            .try_into_vec_as::<f32>()
+            .unwrap()[0];
         assert!((mean - 0.03).abs() < 1e-6, "{mean}");
         assert!((var - (0.99 + 0.01 * 14.0 / 3.0)).abs() < 1e-6, "{var}");
         assert_eq!(n, 1.0);
         // The evaluation snapshot leaves the statistics alone.
         let frozen = bn.valid();
-        let x = Tensor::<2>::from_data(TensorData::new(vec![10.0f32, 20.0], [2, 1]), &Device::flex());
+        let x = Tensor::<2>::from_data(
+            TensorData::new(vec![10.0f32, 20.0], [2, 1]),
+            &Device::flex(),
+        );
         frozen.forward(x);
-        let mean2 = frozen.running_mean.value_sync().try_into_vec_as::<f32>().unwrap()[0];
+        let mean2 = frozen
+            .running_mean
+            .value_sync()
+            .try_into_vec_as::<f32>()
+            .unwrap()[0];
         assert!((mean2 - 0.03).abs() < 1e-6);
     }
 }

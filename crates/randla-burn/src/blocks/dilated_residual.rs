@@ -84,7 +84,12 @@ impl DilatedResidualBlock {
     /// The local feature aggregation, all rows at once.
     ///
     /// Shapes: `h [B, N, d_out/2]`, `coords [B, N, 3]`, `neighbors [B, N, K]` → `[B, N, d_out]`.
-    pub fn aggregate(&self, h: Tensor<3>, coords: Tensor<3>, neighbors: Tensor<3, Int>) -> Tensor<3> {
+    pub fn aggregate(
+        &self,
+        h: Tensor<3>,
+        coords: Tensor<3>,
+        neighbors: Tensor<3, Int>,
+    ) -> Tensor<3> {
         let p_k = gather_neighbors(coords.clone(), neighbors.clone()); // [B, N, K, 3]
         let geometry = LocalSpatialEncoding::encode(coords, p_k); // [B, N, K, 10]
         let f_nb = gather_neighbors(h, neighbors.clone()); // [B, N, K, d_out/2]
@@ -115,7 +120,10 @@ impl DilatedResidualBlock {
     ) -> Tensor<3> {
         let n = coords.dims()[1];
         let rows = rows.max(1);
-        let chunks: Vec<(usize, usize)> = (0..n).step_by(rows).map(|r0| (r0, rows.min(n - r0))).collect();
+        let chunks: Vec<(usize, usize)> = (0..n)
+            .step_by(rows)
+            .map(|r0| (r0, rows.min(n - r0)))
+            .collect();
         let geometry = |r0: usize, len: usize| -> (Tensor<3, Int>, Tensor<4>) {
             let nb = neighbors.clone().narrow(1, r0, len); // [B, len, K]
             let p_k = gather_neighbors(coords.clone(), nb.clone()); // [B, len, K, 3]
@@ -156,9 +164,13 @@ mod tests {
     fn inputs(device: &Device, b: usize, n: usize, k: usize) -> (Tensor<3>, Tensor<3, Int>) {
         let coords = Tensor::<3>::random([b, n, 3], Distribution::Default, device);
         // Flat neighbour rows: a deterministic scramble inside each crop.
-        let idx: Vec<i64> =
-            (0..b * n * k).map(|j| ((j / (n * k)) * n + (j * 7 + j / k * 3) % n) as i64).collect();
-        (coords, Tensor::from_data(TensorData::new(idx, [b, n, k]), device))
+        let idx: Vec<i64> = (0..b * n * k)
+            .map(|j| ((j / (n * k)) * n + (j * 7 + j / k * 3) % n) as i64)
+            .collect();
+        (
+            coords,
+            Tensor::from_data(TensorData::new(idx, [b, n, k]), device),
+        )
     }
 
     #[test]
@@ -177,13 +189,20 @@ mod tests {
         let block = DilatedResidualBlock::new(6, 8, &device);
         let (coords, nb) = inputs(&device, 2, 23, 5);
         let x = Tensor::<3>::random([2, 23, 6], Distribution::Default, &device);
-        let a = block.forward(x.clone(), coords.clone(), nb.clone(), None).try_into_vec_as::<f32>().unwrap();
+        let a = block
+            .forward(x.clone(), coords.clone(), nb.clone(), None)
+            .try_into_vec_as::<f32>()
+            .unwrap();
         for rows in [1, 4, 22] {
             let b = block
                 .forward(x.clone(), coords.clone(), nb.clone(), Some(rows))
                 .try_into_vec_as::<f32>()
                 .unwrap();
-            let d = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+            let d = a
+                .iter()
+                .zip(&b)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0f32, f32::max);
             assert!(d < 1e-6, "rows {rows}: max |Δ| {d}");
         }
     }

@@ -22,7 +22,9 @@ pub struct LocalSpatialEncoding {
 impl LocalSpatialEncoding {
     /// A fresh encoding MLP `d_in → d_out`.
     pub fn new(d_in: usize, d_out: usize, device: &Device) -> Self {
-        LocalSpatialEncoding { mlp: SharedMlp::new(d_in, d_out, device) }
+        LocalSpatialEncoding {
+            mlp: SharedMlp::new(d_in, d_out, device),
+        }
     }
 
     /// The relative position encoding of every (point, neighbour) pair.
@@ -41,9 +43,16 @@ impl LocalSpatialEncoding {
     ///
     /// Shapes: `geometry [B, M, K, d_in]`, `neighbor_features [B, M, K, C]` →
     /// (`[B, M, K, C + d_out]` concatenation, `[B, M, K, d_out]` encoding for reuse).
-    pub fn forward(&self, geometry: Tensor<4>, neighbor_features: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+    pub fn forward(
+        &self,
+        geometry: Tensor<4>,
+        neighbor_features: Tensor<4>,
+    ) -> (Tensor<4>, Tensor<4>) {
         let encoded = self.mlp.forward(geometry); // [B, M, K, d_out]
-        (Tensor::cat(vec![neighbor_features, encoded.clone()], 3), encoded) // [B, M, K, C + d_out]
+        (
+            Tensor::cat(vec![neighbor_features, encoded.clone()], 3),
+            encoded,
+        ) // [B, M, K, C + d_out]
     }
 }
 
@@ -64,9 +73,15 @@ mod tests {
         assert_eq!(e.dims(), [1, 1, 2, 10]);
         let v = e.try_into_vec_as::<f32>().unwrap();
         // Self-neighbour: distance 0, offset 0.
-        assert_eq!(&v[..10], &[0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 1.0, 2.0, 3.0]);
+        assert_eq!(
+            &v[..10],
+            &[0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 1.0, 2.0, 3.0]
+        );
         // p_i − p_k = (−3, −4, 0), distance 5.
-        assert_eq!(&v[10..], &[5.0, -3.0, -4.0, 0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 3.0]);
+        assert_eq!(
+            &v[10..],
+            &[5.0, -3.0, -4.0, 0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 3.0]
+        );
     }
 
     #[test]

@@ -38,7 +38,10 @@ impl Conv1x1 {
 
     /// A layer from its weight `[in, out]` and bias `[out]`.
     pub fn from_tensors(weight: Tensor<2>, bias: Tensor<1>) -> Self {
-        Conv1x1 { weight: Param::from_tensor(weight), bias: Param::from_tensor(bias) }
+        Conv1x1 {
+            weight: Param::from_tensor(weight),
+            bias: Param::from_tensor(bias),
+        }
     }
 
     /// Input channels.
@@ -80,12 +83,19 @@ impl SharedMlp {
 
     /// conv + BN without activation (`mlp2`, `shortcut`).
     pub fn new_linear(d_in: usize, d_out: usize, device: &Device) -> Self {
-        SharedMlp { negative_slope: None, ..Self::new(d_in, d_out, device) }
+        SharedMlp {
+            negative_slope: None,
+            ..Self::new(d_in, d_out, device)
+        }
     }
 
     /// conv only (the head's classifier `fc1.3`).
     pub fn new_conv_only(d_in: usize, d_out: usize, device: &Device) -> Self {
-        SharedMlp { conv: Conv1x1::new(d_in, d_out, device), batch_norm: None, negative_slope: None }
+        SharedMlp {
+            conv: Conv1x1::new(d_in, d_out, device),
+            batch_norm: None,
+            negative_slope: None,
+        }
     }
 
     /// Input channels.
@@ -123,26 +133,42 @@ mod tests {
             Tensor::from_floats([[1.0, 0.0, 2.0], [0.0, 1.0, -1.0]], &device), // [2, 3]
             Tensor::from_floats([0.5, 0.0, 1.0], &device),
         );
-        let x = Tensor::<4>::from_data(TensorData::new(vec![1.0f32, 2.0, -1.0, 3.0], [1, 2, 1, 2]), &device);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(vec![1.0f32, 2.0, -1.0, 3.0], [1, 2, 1, 2]),
+            &device,
+        );
         let y = conv.forward(x);
         assert_eq!(y.dims(), [1, 2, 1, 3]);
-        assert_eq!(y.try_into_vec_as::<f32>().unwrap(), vec![1.5, 2.0, 1.0, -0.5, 3.0, -4.0]);
+        assert_eq!(
+            y.try_into_vec_as::<f32>().unwrap(),
+            vec![1.5, 2.0, 1.0, -0.5, 3.0, -4.0]
+        );
     }
 
     #[test]
     fn shared_mlp_shapes_and_activation() {
         let device = Device::flex();
         let mlp = SharedMlp::new(5, 7, &device);
-        let y = mlp.forward(Tensor::<4>::random([2, 3, 4, 5], Distribution::Default, &device));
+        let y = mlp.forward(Tensor::<4>::random(
+            [2, 3, 4, 5],
+            Distribution::Default,
+            &device,
+        ));
         assert_eq!(y.dims(), [2, 3, 4, 7]);
         let head = SharedMlp::new_conv_only(7, 3, &device);
         assert_eq!(head.forward(y).dims(), [2, 3, 4, 3]);
         // Negative inputs are scaled by 0.2 (BN is the identity with fresh statistics, up to eps).
         let id = SharedMlp {
-            conv: Conv1x1::from_tensors(Tensor::from_floats([[1.0]], &device), Tensor::from_floats([0.0], &device)),
+            conv: Conv1x1::from_tensors(
+                Tensor::from_floats([[1.0]], &device),
+                Tensor::from_floats([0.0], &device),
+            ),
             ..SharedMlp::new(1, 1, &device)
         };
-        let y = id.forward(Tensor::<1>::from_floats([-1.0], &device)).try_into_vec_as::<f32>().unwrap();
+        let y = id
+            .forward(Tensor::<1>::from_floats([-1.0], &device))
+            .try_into_vec_as::<f32>()
+            .unwrap();
         assert!((y[0] + 0.2).abs() < 1e-5, "{y:?}");
     }
 }

@@ -7,7 +7,12 @@ use randla_geom::{Pyramid, PyramidConfig};
 use randla_model::{Batch, RandLaNetConfig};
 
 /// A small configuration: `layers` levels of width `dims`, ratio 4 (2 for the last), K = `k`.
-pub fn small_config(k: usize, dims: &[usize], in_channels: usize, classes: usize) -> RandLaNetConfig {
+pub fn small_config(
+    k: usize,
+    dims: &[usize],
+    in_channels: usize,
+    classes: usize,
+) -> RandLaNetConfig {
     let layers = dims.len();
     let mut ratios = vec![4; layers];
     ratios[layers - 1] = 2;
@@ -28,11 +33,21 @@ pub fn small_config(k: usize, dims: &[usize], in_channels: usize, classes: usize
 /// `[xyz, extra channels uniform in [0, 1)]`.
 pub fn random_batch(config: &RandLaNetConfig, b: usize, n: usize, seed: u64) -> Batch {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let pc = PyramidConfig { k: config.num_neighbors, ratios: config.sub_sampling_ratio.clone() };
+    let pc = PyramidConfig {
+        k: config.num_neighbors,
+        ratios: config.sub_sampling_ratio.clone(),
+    };
     let mut crops = Vec::new();
     for _ in 0..b {
-        let pts: Vec<[f32; 3]> =
-            (0..n).map(|_| [rng.random::<f32>() * 4.0, rng.random::<f32>() * 4.0, rng.random::<f32>() * 4.0]).collect();
+        let pts: Vec<[f32; 3]> = (0..n)
+            .map(|_| {
+                [
+                    rng.random::<f32>() * 4.0,
+                    rng.random::<f32>() * 4.0,
+                    rng.random::<f32>() * 4.0,
+                ]
+            })
+            .collect();
         let pyramid = Pyramid::build(&pts, &pc).expect("pyramid");
         let feats: Vec<f32> = pts
             .iter()
@@ -51,7 +66,11 @@ pub fn random_batch(config: &RandLaNetConfig, b: usize, n: usize, seed: u64) -> 
 /// max |a − b| and max |b|.
 pub fn max_diff(a: &[f32], b: &[f32]) -> (f32, f32) {
     assert_eq!(a.len(), b.len());
-    let d = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    let d = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
     let m = b.iter().map(|x| x.abs()).fold(0.0f32, f32::max);
     (d, m)
 }

@@ -71,7 +71,13 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
 pub fn uniform_cloud(n: usize, side: f32, seed: u64) -> Vec<[f32; 3]> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     (0..n)
-        .map(|_| [rng.random::<f32>() * side, rng.random::<f32>() * side, rng.random::<f32>() * side])
+        .map(|_| {
+            [
+                rng.random::<f32>() * side,
+                rng.random::<f32>() * side,
+                rng.random::<f32>() * side,
+            ]
+        })
         .collect()
 }
 
@@ -98,7 +104,10 @@ fn knn(args: KnnArgs) -> anyhow::Result<()> {
             let what = format!("{} points of {}", c.len(), path.display());
             (c.positions, what)
         }
-        None => (uniform_cloud(args.points, 100.0, args.seed), format!("{} uniform random points in a 100 m cube", args.points)),
+        None => (
+            uniform_cloud(args.points, 100.0, args.seed),
+            format!("{} uniform random points in a 100 m cube", args.points),
+        ),
     };
     let report = pool.install(|| -> anyhow::Result<KnnReport> {
         let t = Instant::now();
@@ -120,9 +129,15 @@ fn knn(args: KnnArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("KNN benchmark: {what}, k = {}, {} thread(s)", report.k, report.threads);
+        println!(
+            "KNN benchmark: {what}, k = {}, {} thread(s)",
+            report.k, report.threads
+        );
         println!("  build   {:>9.3} s", report.build_s);
-        println!("  query   {:>9.3} s  (every point, distances included)", report.query_s);
+        println!(
+            "  query   {:>9.3} s  (every point, distances included)",
+            report.query_s
+        );
         println!("  rate    {:>9.0} queries/s", report.queries_per_s);
     }
     Ok(())

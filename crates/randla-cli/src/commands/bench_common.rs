@@ -69,7 +69,11 @@ pub struct Setup {
 impl Setup {
     /// Checks the flags and reads the scene.
     pub fn new(args: &BenchArgs) -> anyhow::Result<Self> {
-        let sizes = args.sizes.iter().map(|s| parse_size(s)).collect::<anyhow::Result<Vec<_>>>()?;
+        let sizes = args
+            .sizes
+            .iter()
+            .map(|s| parse_size(s))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         if args.repeat == 0 {
             bail!("--repeat must be at least 1");
         }
@@ -81,7 +85,13 @@ impl Setup {
         };
         let data = args.data.clone().unwrap_or_else(scene::default_data_dir);
         let scene = scene::load(&data)?;
-        Ok(Setup { pool, cfg, budget, sizes, scene })
+        Ok(Setup {
+            pool,
+            cfg,
+            budget,
+            sizes,
+            scene,
+        })
     }
 
     /// `b` crops of `n` points (seeds 17, 18, …), their pyramids, the batch and the crops'
@@ -93,12 +103,22 @@ impl Setup {
         for i in 0..b {
             let c = scene::crop(&self.scene, n, self.cfg.in_channels, 17 + i as u64);
             codes.extend_from_slice(&c.codes);
-            crops.push((c.features, Pyramid::build(&c.points, &self.cfg.pyramid_config())?));
+            crops.push((
+                c.features,
+                Pyramid::build(&c.points, &self.cfg.pyramid_config())?,
+            ));
         }
         let refs: Vec<(&[f32], &Pyramid)> = crops.iter().map(|(f, p)| (f.as_slice(), p)).collect();
         let batch = Batch::from_crops(&refs, self.cfg.in_channels)?;
-        eprintln!("{b}x{n}: crops and pyramids built in {:.3} s", t.elapsed().as_secs_f64());
-        Ok(SizeBatch { crops, codes, batch })
+        eprintln!(
+            "{b}x{n}: crops and pyramids built in {:.3} s",
+            t.elapsed().as_secs_f64()
+        );
+        Ok(SizeBatch {
+            crops,
+            codes,
+            batch,
+        })
     }
 }
 
@@ -117,8 +137,14 @@ fn parse_size(s: &str) -> anyhow::Result<(usize, usize)> {
     let (b, n) = s
         .split_once(['x', 'X'])
         .with_context(|| format!("size {s:?}: expected BATCHxPOINTS, e.g. 1x45056"))?;
-    let b: usize = b.trim().parse().with_context(|| format!("size {s:?}: bad batch size"))?;
-    let n: usize = n.trim().parse().with_context(|| format!("size {s:?}: bad point count"))?;
+    let b: usize = b
+        .trim()
+        .parse()
+        .with_context(|| format!("size {s:?}: bad batch size"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .with_context(|| format!("size {s:?}: bad point count"))?;
     if b == 0 || n == 0 {
         bail!("size {s:?}: batch and points must be at least 1");
     }
@@ -140,19 +166,36 @@ fn config(name: &str, in_channels: usize) -> anyhow::Result<RandLaNetConfig> {
 /// The progress bar over `len` size × mode runs.
 pub fn progress_bar(len: usize) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len as u64);
-    bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     bar
 }
 
 /// The row of a size × mode that needs `need` bytes, over `budget`: said on stderr, all nulls.
 pub fn over_budget(b: usize, n: usize, mode: &'static str, need: u64, budget: MemoryBudget) -> Row {
-    eprintln!("{b}x{n} {mode}: needs about {need} bytes, over the memory budget of {budget}; not run");
-    Row { batch: b, points: n, mode, median_s: None, peak_heap_bytes: None, peak_rss_bytes: None, max_abs_diff: None }
+    eprintln!(
+        "{b}x{n} {mode}: needs about {need} bytes, over the memory budget of {budget}; not run"
+    );
+    Row {
+        batch: b,
+        points: n,
+        mode,
+        median_s: None,
+        peak_heap_bytes: None,
+        peak_rss_bytes: None,
+        max_abs_diff: None,
+    }
 }
 
 /// Runs `run` `repeat` times under a memory monitor named `name` (RSS peak restarted): the
 /// median seconds and the monitor's figures. The caller runs its warm-up before.
-pub fn timed(repeat: usize, name: String, mut run: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<(f64, MemoryReport)> {
+pub fn timed(
+    repeat: usize,
+    name: String,
+    mut run: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<(f64, MemoryReport)> {
     let mut times = Vec::with_capacity(repeat);
     let mon = MemoryMonitor::with_rss_peak(name);
     for _ in 0..repeat {
@@ -166,17 +209,45 @@ pub fn timed(repeat: usize, name: String, mut run: impl FnMut() -> anyhow::Resul
 }
 
 /// The row of a measured size × mode.
-pub fn measured(b: usize, n: usize, mode: &'static str, median_s: f64, report: &MemoryReport, max_abs_diff: Option<f32>) -> Row {
-    Row { batch: b, points: n, mode, median_s: Some(median_s), peak_heap_bytes: report.heap_peak_bytes, peak_rss_bytes: report.rss_peak_bytes, max_abs_diff }
+pub fn measured(
+    b: usize,
+    n: usize,
+    mode: &'static str,
+    median_s: f64,
+    report: &MemoryReport,
+    max_abs_diff: Option<f32>,
+) -> Row {
+    Row {
+        batch: b,
+        points: n,
+        mode,
+        median_s: Some(median_s),
+        peak_heap_bytes: report.heap_peak_bytes,
+        peak_rss_bytes: report.rss_peak_bytes,
+        max_abs_diff,
+    }
 }
 
 /// Max |a − b| over two equally long slices, failing with `what` when it exceeds
 /// `rel · max |reference| + abs`.
-pub fn check_agrees(what: &str, values: &[f32], reference: &[f32], rel: f32, abs: f32) -> anyhow::Result<f32> {
+pub fn check_agrees(
+    what: &str,
+    values: &[f32],
+    reference: &[f32],
+    rel: f32,
+    abs: f32,
+) -> anyhow::Result<f32> {
     if values.len() != reference.len() {
-        bail!("{what}: {} values against {} in the reference", values.len(), reference.len());
+        bail!(
+            "{what}: {} values against {} in the reference",
+            values.len(),
+            reference.len()
+        );
     }
-    let d = reference.iter().zip(values).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let d = reference
+        .iter()
+        .zip(values)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
     if d.is_nan() || d > rel * scale + abs {
         bail!("{what}: differ from the standard mode by {d} (max |ref| {scale})");
@@ -191,7 +262,10 @@ pub fn print_report(rows: &[Row], json: bool, title: &str) -> anyhow::Result<()>
         return Ok(());
     }
     println!("{title}");
-    println!("{:>5} {:>9} {:<18} {:>10} {:>14} {:>14} {:>12}", "batch", "points", "mode", "median s", "peak heap MiB", "peak RSS MiB", "max |Δ|");
+    println!(
+        "{:>5} {:>9} {:<18} {:>10} {:>14} {:>14} {:>12}",
+        "batch", "points", "mode", "median s", "peak heap MiB", "peak RSS MiB", "max |Δ|"
+    );
     let mib = |b: Option<u64>| b.map_or("-".into(), |b| format!("{:.1}", b as f64 / 1048576.0));
     for r in rows {
         println!(
@@ -199,7 +273,8 @@ pub fn print_report(rows: &[Row], json: bool, title: &str) -> anyhow::Result<()>
             r.batch,
             r.points,
             r.mode,
-            r.median_s.map_or("over budget".into(), |s| format!("{s:.4}")),
+            r.median_s
+                .map_or("over budget".into(), |s| format!("{s:.4}")),
             mib(r.peak_heap_bytes),
             mib(r.peak_rss_bytes),
             r.max_abs_diff.map_or("-".into(), |d| format!("{d:.2e}"))

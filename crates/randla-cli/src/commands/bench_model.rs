@@ -7,7 +7,10 @@ use randla_geom::MemoryBudget;
 use randla_model::{Batch, RandLaNetConfig, StateDict};
 use serde::Serialize;
 
-use super::bench_common::{BenchArgs, Setup, SizeBatch, check_agrees, measured, over_budget, print_report, progress_bar, timed};
+use super::bench_common::{
+    BenchArgs, Setup, SizeBatch, check_agrees, measured, over_budget, print_report, progress_bar,
+    timed,
+};
 
 /// A way of running the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -31,14 +34,26 @@ impl Mode {
     }
 
     /// Rough peak bytes of a forward in this mode (for the budget check).
-    fn estimate(self, cfg: &RandLaNetConfig, engine: &FusedEngine, batch: &Batch, lfa_budget: u64) -> u64 {
+    fn estimate(
+        self,
+        cfg: &RandLaNetConfig,
+        engine: &FusedEngine,
+        batch: &Batch,
+        lfa_budget: u64,
+    ) -> u64 {
         let b = batch.batch_size;
-        let per_point: usize = batch.sizes[0] * (2 * cfg.dim_output[0] * 4 + 64 + 32 + cfg.num_classes) * 4;
+        let per_point: usize =
+            batch.sizes[0] * (2 * cfg.dim_output[0] * 4 + 64 + 32 + cfg.num_classes) * 4;
         let neigh = |l: usize| b * batch.sizes[l] * batch.k * (4 * cfg.dim_output[l] + 10) * 4;
         match self {
-            Mode::Standard => (b * per_point + (0..cfg.num_layers).map(neigh).max().unwrap_or(0) * 2) as u64,
+            Mode::Standard => {
+                (b * per_point + (0..cfg.num_layers).map(neigh).max().unwrap_or(0) * 2) as u64
+            }
             Mode::MemoryEfficient => (b * per_point) as u64 + lfa_budget,
-            Mode::Fused => (engine.estimate_peak_bytes(&batch.sizes) + b * batch.sizes[0] * cfg.num_classes * 4) as u64,
+            Mode::Fused => {
+                (engine.estimate_peak_bytes(&batch.sizes)
+                    + b * batch.sizes[0] * cfg.num_classes * 4) as u64
+            }
         }
     }
 }
@@ -50,7 +65,11 @@ pub struct ModelArgs {
     pub common: BenchArgs,
     /// Modes to run, comma-separated; the first that runs is the reference for max |Δ| (put
     /// `standard` first).
-    #[arg(long, value_delimiter = ',', default_value = "standard,memory-efficient,fused")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "standard,memory-efficient,fused"
+    )]
     pub modes: Vec<Mode>,
     /// Print the per-stage time profile of each fused run.
     #[arg(long)]
@@ -58,20 +77,34 @@ pub struct ModelArgs {
 }
 
 fn tensor_values(t: randla_burn::burn::tensor::Tensor<3>) -> anyhow::Result<Vec<f32>> {
-    t.try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("reading the logits back: {e:?}"))
+    t.try_into_vec_as::<f32>()
+        .map_err(|e| anyhow::anyhow!("reading the logits back: {e:?}"))
 }
 
 /// Runs `randla bench model`.
 pub fn run(args: ModelArgs) -> anyhow::Result<()> {
     let setup = Setup::new(&args.common)?;
-    let Setup { pool, cfg, budget, sizes, .. } = &setup;
+    let Setup {
+        pool,
+        cfg,
+        budget,
+        sizes,
+        ..
+    } = &setup;
     let weights = StateDict::random(cfg, 0);
     let engine = FusedEngine::new(cfg, &weights)?;
     let device = randla_burn::cpu_device();
-    let net = if args.modes.iter().any(|m| *m != Mode::Fused) { Some(randla_burn::RandLaNet::from_state_dict(cfg, &weights, &device)?) } else { None };
+    let net = if args.modes.iter().any(|m| *m != Mode::Fused) {
+        Some(randla_burn::RandLaNet::from_state_dict(
+            cfg, &weights, &device,
+        )?)
+    } else {
+        None
+    };
     // The memory-efficient mode's per-chunk intermediates: its default chunk budget (small
     // chunks stay in cache), never more than an eighth of the memory budget.
-    let lfa_budget = MemoryBudget::bytes(randla_burn::DEFAULT_LFA_BUDGET.bytes.min(budget.bytes / 8));
+    let lfa_budget =
+        MemoryBudget::bytes(randla_burn::DEFAULT_LFA_BUDGET.bytes.min(budget.bytes / 8));
     let mut rows = Vec::new();
     let bar = progress_bar(sizes.len() * args.modes.len());
     pool.install(|| -> anyhow::Result<()> {
@@ -95,18 +128,31 @@ pub fn run(args: ModelArgs) -> anyhow::Result<()> {
                         (Mode::Fused, _, _) => engine.forward(&batch)?,
                         (Mode::Standard, Some(net), Some(t)) => tensor_values(net.forward(t)?)?,
                         (Mode::MemoryEfficient, Some(net), Some(t)) => {
-                            tensor_values(net.forward_with(t, &randla_burn::ForwardOptions::memory_efficient(lfa_budget))?)?
+                            tensor_values(net.forward_with(
+                                t,
+                                &randla_burn::ForwardOptions::memory_efficient(lfa_budget),
+                            )?)?
                         }
                         _ => bail!("mode {} has no network", mode.name()),
                     })
                 };
                 let out = run()?; // warm-up
-                let (median_s, report) = timed(args.common.repeat, format!("{b}x{n} {}", mode.name()), || {
-                    std::hint::black_box(run()?);
-                    Ok(())
-                })?;
+                let (median_s, report) = timed(
+                    args.common.repeat,
+                    format!("{b}x{n} {}", mode.name()),
+                    || {
+                        std::hint::black_box(run()?);
+                        Ok(())
+                    },
+                )?;
                 let max_abs_diff = match &standard {
-                    Some(s) => Some(check_agrees(&format!("{b}x{n} {}: logits", mode.name()), &out, s, 1e-4, 1e-5)?),
+                    Some(s) => Some(check_agrees(
+                        &format!("{b}x{n} {}: logits", mode.name()),
+                        &out,
+                        s,
+                        1e-4,
+                        1e-5,
+                    )?),
                     None => {
                         standard = Some(out);
                         None
@@ -114,7 +160,10 @@ pub fn run(args: ModelArgs) -> anyhow::Result<()> {
                 };
                 if args.profile && b == 1 {
                     let (_, stages) = engine.forward_crop_profiled(&crops[0].0, &crops[0].1)?;
-                    let peak = stages.iter().filter_map(|s| s.heap_peak_bytes.map(|p| (p, s.name.clone()))).max();
+                    let peak = stages
+                        .iter()
+                        .filter_map(|s| s.heap_peak_bytes.map(|p| (p, s.name.clone())))
+                        .max();
                     eprintln!("  per-stage profile of one fused forward ({b}x{n}):");
                     for s in &stages {
                         eprintln!(
@@ -127,7 +176,10 @@ pub fn run(args: ModelArgs) -> anyhow::Result<()> {
                         );
                     }
                     if let Some((p, name)) = peak {
-                        eprintln!("  the peak is in {name}: {:.1} MiB of heap", p as f64 / 1048576.0);
+                        eprintln!(
+                            "  the peak is in {name}: {:.1} MiB of heap",
+                            p as f64 / 1048576.0
+                        );
                     }
                 }
                 rows.push(measured(b, n, mode.name(), median_s, &report, max_abs_diff));
@@ -137,6 +189,13 @@ pub fn run(args: ModelArgs) -> anyhow::Result<()> {
         Ok(())
     })?;
     bar.finish_and_clear();
-    let title = format!("model: {} layers {:?}, k = {}, {} input channels, {} threads", cfg.num_layers, cfg.dim_output, cfg.num_neighbors, cfg.in_channels, pool.current_num_threads());
+    let title = format!(
+        "model: {} layers {:?}, k = {}, {} input channels, {} threads",
+        cfg.num_layers,
+        cfg.dim_output,
+        cfg.num_neighbors,
+        cfg.in_channels,
+        pool.current_num_threads()
+    );
     print_report(&rows, args.common.json, &title)
 }

@@ -21,7 +21,9 @@ use randla_burn::{BatchTensors, RandLaNet};
 use randla_model::{Batch, RandLaNetConfig, StateDict};
 use randla_train::{Adam, IGNORED};
 
-use super::bench_common::{BenchArgs, Setup, check_agrees, measured, over_budget, print_report, progress_bar, timed};
+use super::bench_common::{
+    BenchArgs, Setup, check_agrees, measured, over_budget, print_report, progress_bar, timed,
+};
 
 /// Learning rate of the benchmarked steps.
 const LR: f64 = 0.01;
@@ -60,8 +62,11 @@ impl TrainMode {
     /// 1x45056: 1.83 GB standard, 1.53 GB checkpointed).
     fn estimate(self, cfg: &RandLaNetConfig, batch: &Batch) -> u64 {
         let b = batch.batch_size;
-        let per_point = batch.sizes[0] * (2 * cfg.dim_output[0] * 4 + 64 + 32 + cfg.num_classes) * 4;
-        let neigh: usize = (0..cfg.num_layers).map(|l| b * batch.sizes[l] * batch.k * (4 * cfg.dim_output[l] + 10) * 4).sum();
+        let per_point =
+            batch.sizes[0] * (2 * cfg.dim_output[0] * 4 + 64 + 32 + cfg.num_classes) * 4;
+        let neigh: usize = (0..cfg.num_layers)
+            .map(|l| b * batch.sizes[l] * batch.k * (4 * cfg.dim_output[l] + 10) * 4)
+            .sum();
         let kept = match self {
             TrainMode::Standard => neigh * 7 / 2,
             TrainMode::Checkpointed => neigh * 3,
@@ -103,7 +108,13 @@ fn snapshot(net: &RandLaNet, loss: f64) -> anyhow::Result<Vec<f32>> {
 /// Runs `randla bench train-step`.
 pub fn run(args: TrainStepArgs) -> anyhow::Result<()> {
     let setup = Setup::new(&args.common)?;
-    let Setup { pool, cfg, budget, sizes, .. } = &setup;
+    let Setup {
+        pool,
+        cfg,
+        budget,
+        sizes,
+        ..
+    } = &setup;
     let weights = StateDict::random(cfg, 0);
     let class_weights = vec![1f32; cfg.num_classes];
     let mut rows = Vec::new();
@@ -131,20 +142,43 @@ pub fn run(args: TrainStepArgs) -> anyhow::Result<()> {
                 let mut adam = Adam::default();
                 let net = RandLaNet::from_state_dict(cfg, &weights, &device)?;
                 // Warm-up: the step that is cross-checked.
-                let (net, loss) = randla_train::step_on_batch(net, &mut adam, &input, &labels, &class_weights, LR)?;
+                let (net, loss) = randla_train::step_on_batch(
+                    net,
+                    &mut adam,
+                    &input,
+                    &labels,
+                    &class_weights,
+                    LR,
+                )?;
                 let after = snapshot(&net, loss)?;
                 let mut net = Some(net);
                 let mut losses = vec![loss];
-                let (median_s, report) = timed(args.common.repeat, format!("{b}x{n} {name}"), || {
-                    let current = net.take().expect("the network is put back after every step");
-                    let (next, loss) = randla_train::step_on_batch(current, &mut adam, &input, &labels, &class_weights, LR)?;
-                    net = Some(next);
-                    losses.push(loss);
-                    Ok(())
-                })?;
+                let (median_s, report) =
+                    timed(args.common.repeat, format!("{b}x{n} {name}"), || {
+                        let current = net
+                            .take()
+                            .expect("the network is put back after every step");
+                        let (next, loss) = randla_train::step_on_batch(
+                            current,
+                            &mut adam,
+                            &input,
+                            &labels,
+                            &class_weights,
+                            LR,
+                        )?;
+                        net = Some(next);
+                        losses.push(loss);
+                        Ok(())
+                    })?;
                 eprintln!("{b}x{n} {name}: losses {losses:.4?}");
                 let max_abs_diff = match &standard {
-                    Some(s) => Some(check_agrees(&format!("{b}x{n} {name}: loss and weights after one step"), &after, s, 1e-4, 1e-5)?),
+                    Some(s) => Some(check_agrees(
+                        &format!("{b}x{n} {name}: loss and weights after one step"),
+                        &after,
+                        s,
+                        1e-4,
+                        1e-5,
+                    )?),
                     None => {
                         standard = Some(after);
                         None

@@ -7,13 +7,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::fmt::thousands;
 use anyhow::{Context, bail};
 use clap::Args;
 use randla_io::{Format, LasReader};
 use randla_metrics::{CodeConfusion, asprs};
 use serde::Serialize;
 use serde::ser::SerializeMap;
-use super::fmt::thousands;
 
 /// Arguments of `randla eval`.
 ///

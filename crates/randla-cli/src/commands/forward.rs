@@ -56,7 +56,10 @@ pub enum Engine {
 /// Runs `randla forward`.
 pub fn run(args: ForwardArgs) -> anyhow::Result<()> {
     if args.output.exists() && !args.force {
-        bail!("{}: the output exists; use --force to replace it", args.output.display());
+        bail!(
+            "{}: the output exists; use --force to replace it",
+            args.output.display()
+        );
     }
     let mut m = model::load(&args.model, args.config.as_ref())?;
     let batch = Batch::load_safetensors(&args.input)?;
@@ -65,7 +68,9 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<()> {
         m.config.num_neighbors = batch.k;
         m.config.sub_sampling_ratio = batch.sizes.windows(2).map(|w| w[0] / w[1].max(1)).collect();
     }
-    batch.validate(&m.config).with_context(|| format!("{} does not fit the model", args.input.display()))?;
+    batch
+        .validate(&m.config)
+        .with_context(|| format!("{} does not fit the model", args.input.display()))?;
     let t = std::time::Instant::now();
     let logits = match args.engine {
         Engine::Fused => FusedEngine::new(&m.config, &m.weights)?.forward(&batch)?,
@@ -91,7 +96,10 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<()> {
     let mut out = randla_model::StateDict::new();
     out.insert(
         "logits",
-        randla_model::Param::new(vec![batch.batch_size, batch.num_points(), m.config.num_classes], logits),
+        randla_model::Param::new(
+            vec![batch.batch_size, batch.num_points(), m.config.num_classes],
+            logits,
+        ),
     );
     out.save_safetensors(&args.output)?;
     eprintln!(

@@ -38,7 +38,11 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
         m.config.in_channels,
         m.config.num_classes,
         m.config.num_trainable_parameters(),
-        if m.inferred { "; configuration inferred from the weights" } else { "" },
+        if m.inferred {
+            "; configuration inferred from the weights"
+        } else {
+            ""
+        },
         args.output.display()
     );
     Ok(())

@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
+use super::fmt::thousands;
 use anyhow::Context;
 use clap::Args;
 use randla_io::{CloudInfo, LearningMap, PlyOptions, ReadOptions, XyzOptions};
-use super::fmt::thousands;
 
 /// Arguments of `randla info`.
 #[derive(Debug, Args)]

@@ -22,26 +22,56 @@ pub struct LoadedModel {
 pub fn load(model: &Path, config: Option<&PathBuf>) -> anyhow::Result<LoadedModel> {
     if model.is_dir() {
         if config.is_some() {
-            bail!("{}: a model directory carries its own config.toml; drop --config", model.display());
+            bail!(
+                "{}: a model directory carries its own config.toml; drop --config",
+                model.display()
+            );
         }
-        let m = ModelDir::load(model).with_context(|| format!("loading model directory {}", model.display()))?;
-        return Ok(LoadedModel { config: m.config, weights: m.weights, inferred: false });
+        let m = ModelDir::load(model)
+            .with_context(|| format!("loading model directory {}", model.display()))?;
+        return Ok(LoadedModel {
+            config: m.config,
+            weights: m.weights,
+            inferred: false,
+        });
     }
     if !model.exists() {
-        bail!("{}: no such model directory or weights file", model.display());
+        bail!(
+            "{}: no such model directory or weights file",
+            model.display()
+        );
     }
     let weights = StateDict::load(model)?;
     match config {
         Some(c) => {
             let config = RandLaNetConfig::from_file(c)?;
-            weights.check(&config).with_context(|| format!("{} does not fit the configuration {}", model.display(), c.display()))?;
-            Ok(LoadedModel { config, weights, inferred: false })
+            weights.check(&config).with_context(|| {
+                format!(
+                    "{} does not fit the configuration {}",
+                    model.display(),
+                    c.display()
+                )
+            })?;
+            Ok(LoadedModel {
+                config,
+                weights,
+                inferred: false,
+            })
         }
         None => {
             let config = weights
                 .infer_config(&RandLaNetConfig::default())
-                .with_context(|| format!("{}: cannot infer the configuration from the weights; give --config", model.display()))?;
-            Ok(LoadedModel { config, weights, inferred: true })
+                .with_context(|| {
+                    format!(
+                        "{}: cannot infer the configuration from the weights; give --config",
+                        model.display()
+                    )
+                })?;
+            Ok(LoadedModel {
+                config,
+                weights,
+                inferred: true,
+            })
         }
     }
 }

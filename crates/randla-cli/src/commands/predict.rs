@@ -87,7 +87,10 @@ fn output_for(input: &Path, output: &Path, single: bool) -> PathBuf {
     if single && !output.is_dir() && output.extension().is_some() {
         return output.to_path_buf();
     }
-    let name = input.file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("prediction.laz"));
+    let name = input
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("prediction.laz"));
     let name = match Format::from_path(input) {
         Ok(Format::Semantic3d) => name.with_extension("labels"),
         Ok(Format::Kitti) => name.with_extension("label"),
@@ -101,27 +104,44 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     let pool = super::bench::thread_pool(args.threads)?;
     let files = expand(&args.inputs)?;
     let single = files.len() == 1;
-    let outs: Vec<PathBuf> = files.iter().map(|f| output_for(f, &args.output, single)).collect();
+    let outs: Vec<PathBuf> = files
+        .iter()
+        .map(|f| output_for(f, &args.output, single))
+        .collect();
     for (f, o) in files.iter().zip(&outs) {
         if o.exists() && !args.force {
-            bail!("{}: the output exists; use --force to replace it (input {})", o.display(), f.display());
+            bail!(
+                "{}: the output exists; use --force to replace it (input {})",
+                o.display(),
+                f.display()
+            );
         }
-        if o.canonicalize().ok().is_some_and(|c| f.canonicalize().ok().as_ref() == Some(&c)) {
+        if o.canonicalize()
+            .ok()
+            .is_some_and(|c| f.canonicalize().ok().as_ref() == Some(&c))
+        {
             bail!("{}: the output would overwrite its own input", o.display());
         }
     }
     if !single || args.output.extension().is_none() {
-        std::fs::create_dir_all(&args.output).with_context(|| format!("{}: cannot create the output folder", args.output.display()))?;
+        std::fs::create_dir_all(&args.output).with_context(|| {
+            format!("{}: cannot create the output folder", args.output.display())
+        })?;
     }
     let model_path = args.model.clone().unwrap_or_else(default_model_dir);
     if !model_path.exists() {
         bail!(
             "{}: no model there. Give --model MODEL_DIR (from `randla train` or `randla import`){}",
             model_path.display(),
-            if args.model.is_none() { "; the built-in model is missing from this checkout" } else { "" }
+            if args.model.is_none() {
+                "; the built-in model is missing from this checkout"
+            } else {
+                ""
+            }
         );
     }
-    let model = ModelDir::load(&model_path).with_context(|| format!("loading the model {}", model_path.display()))?;
+    let model = ModelDir::load(&model_path)
+        .with_context(|| format!("loading the model {}", model_path.display()))?;
     let predictor = Predictor::new(&model)?;
     let budget = match &args.memory_budget {
         Some(s) => s.parse::<MemoryBudget>()?,
@@ -136,7 +156,14 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     if args.votes == 0 {
         bail!("--votes must be at least 1");
     }
-    let opts = PredictOptions { budget, probabilities: args.probabilities, tile_points: args.tile_points, margin: args.margin, votes: args.votes, ..Default::default() };
+    let opts = PredictOptions {
+        budget,
+        probabilities: args.probabilities,
+        tile_points: args.tile_points,
+        margin: args.margin,
+        votes: args.votes,
+        ..Default::default()
+    };
     let total_t = Instant::now();
     let mut total_points = 0usize;
     pool.install(|| -> anyhow::Result<()> {
@@ -213,47 +240,94 @@ const READ_CHUNK_POINTS: usize = 1 << 20;
 /// The points of `file` with only the attributes in `needed` and no labels, read in chunks.
 fn read_model_inputs(file: &Path, needed: &[String]) -> anyhow::Result<randla_io::PointCloud> {
     let mut cloud: Option<randla_io::PointCloud> = None;
-    for chunk in randla_io::open_chunks(file, READ_CHUNK_POINTS, &randla_io::ReadOptions::default())? {
+    for chunk in
+        randla_io::open_chunks(file, READ_CHUNK_POINTS, &randla_io::ReadOptions::default())?
+    {
         let mut chunk = chunk?;
         chunk.features.retain(|f| needed.contains(&f.name));
         chunk.labels = None;
         match &mut cloud {
             None => cloud = Some(chunk),
-            Some(c) => c.append(&chunk).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?,
+            Some(c) => c
+                .append(&chunk)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?,
         }
     }
-    let mut cloud = cloud.with_context(|| format!("{}: the file holds no point", file.display()))?;
+    let mut cloud =
+        cloud.with_context(|| format!("{}: the file holds no point", file.display()))?;
     // Appending doubled the capacities: give the slack back before the long part of the run.
     cloud.positions.shrink_to_fit();
-    cloud.features.iter_mut().for_each(|f| f.values.shrink_to_fit());
+    cloud
+        .features
+        .iter_mut()
+        .for_each(|f| f.values.shrink_to_fit());
     Ok(cloud)
 }
 
 /// Writes the prediction `p` of `input` to `out` (a PLY output gets `cloud` with the predicted
 /// codes as its labels).
-fn write(input: &Path, out: &Path, cloud: &mut randla_io::PointCloud, p: &randla_predict::Prediction, force: bool) -> anyhow::Result<()> {
-    let probs = p.probabilities.as_deref().map(|values| Probabilities { names: &p.class_names, values });
+fn write(
+    input: &Path,
+    out: &Path,
+    cloud: &mut randla_io::PointCloud,
+    p: &randla_predict::Prediction,
+    force: bool,
+) -> anyhow::Result<()> {
+    let probs = p.probabilities.as_deref().map(|values| Probabilities {
+        names: &p.class_names,
+        values,
+    });
     let conf = p.probabilities.as_ref().map(|_| p.confidence.as_slice());
     match Format::from_path(out).ok() {
         Some(Format::Las | Format::Laz) => {
             if !matches!(Format::from_path(input)?, Format::Las | Format::Laz) {
-                bail!("{}: LAS/LAZ output needs a LAS/LAZ input to copy from (input {}); write .ply instead", out.display(), input.display());
+                bail!(
+                    "{}: LAS/LAZ output needs a LAS/LAZ input to copy from (input {}); write .ply instead",
+                    out.display(),
+                    input.display()
+                );
             }
             let codes = p
                 .codes
                 .iter()
-                .map(|&c| u8::try_from(c).map_err(|_| anyhow::anyhow!("{}: class code {c} does not fit a LAS classification byte", out.display())))
+                .map(|&c| {
+                    u8::try_from(c).map_err(|_| {
+                        anyhow::anyhow!(
+                            "{}: class code {c} does not fit a LAS classification byte",
+                            out.display()
+                        )
+                    })
+                })
                 .collect::<anyhow::Result<Vec<u8>>>()?;
-            let extra = ExtraOutputs { confidence: conf, probabilities: probs };
+            let extra = ExtraOutputs {
+                confidence: conf,
+                probabilities: probs,
+            };
             randla_io::rewrite_las_classification(input, out, &codes, Some(&extra), force)?;
         }
         Some(Format::Ply) => {
             cloud.labels = Some(p.codes.clone());
-            randla_io::write_ply(out, cloud, &PlyWriteOptions { encoding: PlyEncoding::BinaryLittleEndian, overwrite: force, confidence: conf, probabilities: probs })?;
+            randla_io::write_ply(
+                out,
+                cloud,
+                &PlyWriteOptions {
+                    encoding: PlyEncoding::BinaryLittleEndian,
+                    overwrite: force,
+                    confidence: conf,
+                    probabilities: probs,
+                },
+            )?;
         }
-        _ if out.extension().is_some_and(|e| e == "labels") => randla_io::write_semantic3d_labels(out, &p.codes, force)?,
-        _ if out.extension().is_some_and(|e| e == "label") => randla_io::write_kitti_labels(out, &p.codes, force)?,
-        _ => bail!("{}: cannot write predictions in this format; use .las, .laz, .ply, .labels or .label", out.display()),
+        _ if out.extension().is_some_and(|e| e == "labels") => {
+            randla_io::write_semantic3d_labels(out, &p.codes, force)?
+        }
+        _ if out.extension().is_some_and(|e| e == "label") => {
+            randla_io::write_kitti_labels(out, &p.codes, force)?
+        }
+        _ => bail!(
+            "{}: cannot write predictions in this format; use .las, .laz, .ply, .labels or .label",
+            out.display()
+        ),
     }
     Ok(())
 }

@@ -35,11 +35,17 @@ pub fn load(dir: &Path) -> anyhow::Result<Scene> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("{}: cannot list the benchmark data folder", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("laz") || e.eq_ignore_ascii_case("las")))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("laz") || e.eq_ignore_ascii_case("las"))
+        })
         .collect();
     files.sort();
     if files.is_empty() {
-        bail!("{}: no .las/.laz file to build benchmark clouds from", dir.display());
+        bail!(
+            "{}: no .las/.laz file to build benchmark clouds from",
+            dir.display()
+        );
     }
     let mut points = Vec::new();
     let mut features = Vec::new();
@@ -49,8 +55,16 @@ pub fn load(dir: &Path) -> anyhow::Result<Scene> {
         let c = randla_io::read(f)?;
         let o = *origin.get_or_insert(c.origin);
         let shift: [f32; 3] = std::array::from_fn(|d| (c.origin[d] - o[d]) as f32);
-        let col = |name: &str| c.feature(name).map(|v| v.to_vec()).unwrap_or_else(|| vec![0.0; c.len()]);
-        let (inten, ret, nret) = (col("intensity"), col("return_number"), col("number_of_returns"));
+        let col = |name: &str| {
+            c.feature(name)
+                .map(|v| v.to_vec())
+                .unwrap_or_else(|| vec![0.0; c.len()])
+        };
+        let (inten, ret, nret) = (
+            col("intensity"),
+            col("return_number"),
+            col("number_of_returns"),
+        );
         match &c.labels {
             Some(l) => codes.extend_from_slice(l),
             None => codes.resize(codes.len() + c.len(), 0),
@@ -68,7 +82,12 @@ pub fn load(dir: &Path) -> anyhow::Result<Scene> {
             hi[d] = hi[d].max(p[d]);
         }
     }
-    Ok(Scene { points, features, codes, extent: [hi[0] - lo[0], hi[1] - lo[1]] })
+    Ok(Scene {
+        points,
+        features,
+        codes,
+        extent: [hi[0] - lo[0], hi[1] - lo[1]],
+    })
 }
 
 /// A crop of a [`Scene`].
@@ -95,13 +114,24 @@ pub fn crop(scene: &Scene, n: usize, channels: usize, seed: u64) -> Crop {
         let (c, j) = (i / scene.points.len(), i % scene.points.len());
         let p = scene.points[j];
         let (cx, cy) = ((c % side) as f32, (c / side) as f32);
-        ([p[0] + cx * (scene.extent[0] + 1.0), p[1] + cy * (scene.extent[1] + 1.0), p[2]], scene.features[j], scene.codes[j])
+        (
+            [
+                p[0] + cx * (scene.extent[0] + 1.0),
+                p[1] + cy * (scene.extent[1] + 1.0),
+                p[2],
+            ],
+            scene.features[j],
+            scene.codes[j],
+        )
     };
     let centre = at(rng.random_range(0..total)).0;
     let mut order: Vec<(f32, u32)> = (0..total)
         .map(|i| {
             let p = at(i).0;
-            ((p[0] - centre[0]).powi(2) + (p[1] - centre[1]).powi(2), i as u32)
+            (
+                (p[0] - centre[0]).powi(2) + (p[1] - centre[1]).powi(2),
+                i as u32,
+            )
         })
         .collect();
     if n < total {
@@ -112,7 +142,10 @@ pub fn crop(scene: &Scene, n: usize, channels: usize, seed: u64) -> Crop {
         let j = rng.random_range(0..=i);
         order.swap(i, j);
     }
-    let zmin = order.iter().map(|&(_, i)| at(i as usize).0[2]).fold(f32::MAX, f32::min);
+    let zmin = order
+        .iter()
+        .map(|&(_, i)| at(i as usize).0[2])
+        .fold(f32::MAX, f32::min);
     let mut pts = Vec::with_capacity(n);
     let mut feats = Vec::with_capacity(n * channels);
     let mut codes = Vec::with_capacity(n);
@@ -124,5 +157,9 @@ pub fn crop(scene: &Scene, n: usize, channels: usize, seed: u64) -> Crop {
         let all = [q[0], q[1], q[2], f[0], f[1], f[2]];
         feats.extend((0..channels).map(|c| all.get(c).copied().unwrap_or(0.0)));
     }
-    Crop { points: pts, features: feats, codes }
+    Crop {
+        points: pts,
+        features: feats,
+        codes,
+    }
 }

@@ -44,14 +44,22 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         config.train.epochs = e;
         config.validate()?;
     }
-    let opts = TrainOptions { resume: args.resume, stop_after_epochs: None, cache_dir: args.cache.clone() };
+    let opts = TrainOptions {
+        resume: args.resume,
+        stop_after_epochs: None,
+        cache_dir: args.cache.clone(),
+    };
     let t0 = Instant::now();
     let multi = MultiProgress::new();
     if args.quiet {
         multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let total = multi.add(ProgressBar::new((config.train.epochs * config.train.steps_per_epoch) as u64));
-    total.set_style(style("run   [{bar:30}] {pos}/{len} steps  {elapsed} ETA {eta}  {msg}"));
+    let total = multi.add(ProgressBar::new(
+        (config.train.epochs * config.train.steps_per_epoch) as u64,
+    ));
+    total.set_style(style(
+        "run   [{bar:30}] {pos}/{len} steps  {elapsed} ETA {eta}  {msg}",
+    ));
     let epoch_bar = multi.add(ProgressBar::new(config.train.steps_per_epoch as u64));
     epoch_bar.set_style(style("epoch [{bar:30}] {pos}/{len}  {msg}"));
     let names = config.classes.names.clone();
@@ -65,7 +73,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     };
     let mut best = String::from("mIoU –");
     let mut on_event = |e: &Event| match e {
-        Event::Cache { source, status, subsampled, points } => say(format!(
+        Event::Cache {
+            source,
+            status,
+            subsampled,
+            points,
+        } => say(format!(
             "{} {} ({points} points → {subsampled} after grid subsampling)",
             match status {
                 CacheStatus::Hit => "cache hit:    ".to_string(),
@@ -74,31 +87,73 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             },
             source.display()
         )),
-        Event::Ready { class_counts, class_weights, parameters, val_clouds } => {
-            let per: Vec<String> = names.iter().zip(class_counts.iter().zip(class_weights.iter())).map(|(n, (c, w))| format!("{n} {c} (w {w:.2})")).collect();
+        Event::Ready {
+            class_counts,
+            class_weights,
+            parameters,
+            val_clouds,
+        } => {
+            let per: Vec<String> = names
+                .iter()
+                .zip(class_counts.iter().zip(class_weights.iter()))
+                .map(|(n, (c, w))| format!("{n} {c} (w {w:.2})"))
+                .collect();
             say(format!("classes: {}", per.join(", ")));
-            say(format!("network: {parameters} trainable parameters; {val_clouds} validation cloud(s)"));
+            say(format!(
+                "network: {parameters} trainable parameters; {val_clouds} validation cloud(s)"
+            ));
         }
         Event::Resumed { epoch, global_step } => {
             say(format!("resumed after epoch {epoch} (step {global_step})"));
             total.set_position(*global_step);
         }
-        Event::EpochStart { epoch, epochs, lr, .. } => {
+        Event::EpochStart {
+            epoch, epochs, lr, ..
+        } => {
             epoch_bar.reset();
             epoch_bar.set_message(format!("epoch {}/{epochs} lr {lr:.2e}", epoch + 1));
         }
-        Event::Step { loss, mean_loss, epoch, .. } => {
+        Event::Step {
+            loss,
+            mean_loss,
+            epoch,
+            ..
+        } => {
             epoch_bar.inc(1);
             total.inc(1);
-            epoch_bar.set_message(format!("epoch {} loss {loss:.4} (mean {mean_loss:.4})", epoch + 1));
+            epoch_bar.set_message(format!(
+                "epoch {} loss {loss:.4} (mean {mean_loss:.4})",
+                epoch + 1
+            ));
             total.set_message(best.clone());
         }
-        Event::Validating { epoch } => epoch_bar.set_message(format!("epoch {} validating at full resolution…", epoch + 1)),
+        Event::Validating { epoch } => epoch_bar.set_message(format!(
+            "epoch {} validating at full resolution…",
+            epoch + 1
+        )),
         Event::EpochEnd { record } => {
-            let mut line = format!("epoch {:>3}  loss {:.4}  lr {:.2e}  {:.0}s", record.epoch + 1, record.loss, record.lr, record.secs);
+            let mut line = format!(
+                "epoch {:>3}  loss {:.4}  lr {:.2e}  {:.0}s",
+                record.epoch + 1,
+                record.loss,
+                record.lr,
+                record.secs
+            );
             if let Some(v) = &record.val {
-                let per: Vec<String> = v.iou.iter().map(|(n, x)| format!("{n} {}", x.map(|x| format!("{x:.3}")).unwrap_or("–".into()))).collect();
-                line += &format!("  mIoU {:.4}  OA {:.4}  [{}]{}", v.miou, v.oa, per.join(", "), if record.best { "  *best" } else { "" });
+                let per: Vec<String> = v
+                    .iou
+                    .iter()
+                    .map(|(n, x)| {
+                        format!("{n} {}", x.map(|x| format!("{x:.3}")).unwrap_or("–".into()))
+                    })
+                    .collect();
+                line += &format!(
+                    "  mIoU {:.4}  OA {:.4}  [{}]{}",
+                    v.miou,
+                    v.oa,
+                    per.join(", "),
+                    if record.best { "  *best" } else { "" }
+                );
                 if record.best {
                     best = format!("best mIoU {:.4} (epoch {})", v.miou, record.epoch + 1);
                 }
@@ -106,7 +161,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             say(line);
         }
     };
-    let summary = randla_train::train(&config, &args.out, &opts, &mut on_event).with_context(|| format!("training into {}", args.out.display()))?;
+    let summary = randla_train::train(&config, &args.out, &opts, &mut on_event)
+        .with_context(|| format!("training into {}", args.out.display()))?;
     epoch_bar.finish_and_clear();
     total.finish_and_clear();
     eprintln!(
@@ -116,7 +172,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         summary.elapsed_s,
         t0.elapsed().as_secs_f64(),
         summary.model_dir.display(),
-        summary.best.map(|(m, e)| format!("; best validation mIoU {m:.4} at epoch {}", e + 1)).unwrap_or_default()
+        summary
+            .best
+            .map(|(m, e)| format!("; best validation mIoU {m:.4} at epoch {}", e + 1))
+            .unwrap_or_default()
     );
     Ok(())
 }

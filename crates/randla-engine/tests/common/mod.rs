@@ -19,7 +19,14 @@ impl Naive<'_> {
     }
 
     /// Conv 1×1 (+ BN) (+ act) on rows of width `inp`.
-    pub fn conv(&self, prefix: &str, x: &[f32], inp: usize, bn: bool, slope: Option<f32>) -> Vec<f32> {
+    pub fn conv(
+        &self,
+        prefix: &str,
+        x: &[f32],
+        inp: usize,
+        bn: bool,
+        slope: Option<f32>,
+    ) -> Vec<f32> {
         let w = self.p(&format!("{prefix}.conv.weight"));
         let b = self.p(&format!("{prefix}.conv.bias"));
         let out = b.len();
@@ -65,7 +72,9 @@ impl Naive<'_> {
                 }
             }
             for c in 0..d {
-                let m = (0..k).map(|j| s[j * d + c]).fold(f32::NEG_INFINITY, f32::max);
+                let m = (0..k)
+                    .map(|j| s[j * d + c])
+                    .fold(f32::NEG_INFINITY, f32::max);
                 let e: Vec<f32> = (0..k).map(|j| (s[j * d + c] - m).exp()).collect();
                 let sum: f32 = e.iter().sum();
                 agg[i * d + c] = (0..k).map(|j| e[j] / sum * rows[j * d + c]).sum();
@@ -74,7 +83,16 @@ impl Naive<'_> {
         self.conv(&format!("{prefix}.mlp"), &agg, d, true, Some(0.2))
     }
 
-    pub fn lfa(&self, i: usize, x: &[f32], d_in: usize, xyz: &[f32], nb: &[u32], n: usize, k: usize) -> Vec<f32> {
+    pub fn lfa(
+        &self,
+        i: usize,
+        x: &[f32],
+        d_in: usize,
+        xyz: &[f32],
+        nb: &[u32],
+        n: usize,
+        k: usize,
+    ) -> Vec<f32> {
         let o = self.cfg.dim_output[i];
         let h = o / 2;
         let p = format!("encoder.{i}");
@@ -84,7 +102,11 @@ impl Naive<'_> {
             for j in 0..k {
                 let b = nb[a * k + j] as usize;
                 let r = &mut rel[(a * k + j) * 10..(a * k + j + 1) * 10];
-                let d = [xyz[a * 3] - xyz[b * 3], xyz[a * 3 + 1] - xyz[b * 3 + 1], xyz[a * 3 + 2] - xyz[b * 3 + 2]];
+                let d = [
+                    xyz[a * 3] - xyz[b * 3],
+                    xyz[a * 3 + 1] - xyz[b * 3 + 1],
+                    xyz[a * 3 + 2] - xyz[b * 3 + 2],
+                ];
                 r[0] = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt();
                 r[1..4].copy_from_slice(&d);
                 r[4..7].copy_from_slice(&xyz[a * 3..a * 3 + 3]);
@@ -109,7 +131,10 @@ impl Naive<'_> {
         let x2 = self.pool(&format!("{p}.pool2"), &cat(&x1, &r2), n, k, o); // [N, o]
         let m2 = self.conv(&format!("{p}.mlp2"), &x2, o, true, None);
         let sc = self.conv(&format!("{p}.shortcut"), x, d_in, true, None);
-        m2.iter().zip(&sc).map(|(a, b)| lrelu(a + b, 0.01)).collect()
+        m2.iter()
+            .zip(&sc)
+            .map(|(a, b)| lrelu(a + b, 0.01))
+            .collect()
     }
 
     /// Logits `[N, classes]` of crop `b` of the batch.
@@ -178,7 +203,16 @@ impl Naive<'_> {
                     for i in 0..inp {
                         acc += wt[i * out + o] * cat[r * inp + i];
                     }
-                    y[r * out + o] = lrelu(self.bn(&format!("decoder.{j}.conv").replace(".conv", ".batch_norm").as_str(), o, acc), 0.2);
+                    y[r * out + o] = lrelu(
+                        self.bn(
+                            format!("decoder.{j}.conv")
+                                .replace(".conv", ".batch_norm")
+                                .as_str(),
+                            o,
+                            acc,
+                        ),
+                        0.2,
+                    );
                 }
             }
             x = y;
@@ -193,5 +227,8 @@ impl Naive<'_> {
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> (f32, f32) {
     assert_eq!(a.len(), b.len());
     let m = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-    (a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())), m)
+    (
+        a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())),
+        m,
+    )
 }

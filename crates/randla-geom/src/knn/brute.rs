@@ -15,15 +15,21 @@ pub fn knn(points: &[[f32; 3]], queries: &[[f32; 3]], k: usize) -> Result<Neighb
     let rows: Vec<(Vec<u32>, Vec<f32>)> = queries
         .par_iter()
         .map(|&q| {
-            let mut all: Vec<(f32, u32)> =
-                points.iter().enumerate().map(|(i, &p)| (sq_dist(q, p), i as u32)).collect();
+            let mut all: Vec<(f32, u32)> = points
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| (sq_dist(q, p), i as u32))
+                .collect();
             let cmp = |a: &(f32, u32), b: &(f32, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
             if all.len() > k {
                 all.select_nth_unstable_by(k - 1, cmp);
                 all.truncate(k);
             }
             all.sort_unstable_by(cmp);
-            (all.iter().map(|e| e.1).collect(), all.iter().map(|e| e.0.sqrt()).collect())
+            (
+                all.iter().map(|e| e.1).collect(),
+                all.iter().map(|e| e.0.sqrt()).collect(),
+            )
         })
         .collect();
     let mut indices = Vec::with_capacity(queries.len() * k);
@@ -32,5 +38,9 @@ pub fn knn(points: &[[f32; 3]], queries: &[[f32; 3]], k: usize) -> Result<Neighb
         indices.extend(i);
         distances.extend(d);
     }
-    Ok(Neighbours { k, indices, distances })
+    Ok(Neighbours {
+        k,
+        indices,
+        distances,
+    })
 }

@@ -83,7 +83,11 @@ struct BuildCtx<'a> {
 
 impl BuildCtx<'_> {
     fn count(&self, len: usize) -> usize {
-        if len <= LEAF_SIZE { 1 } else { self.counts[&len] }
+        if len <= LEAF_SIZE {
+            1
+        } else {
+            self.counts[&len]
+        }
     }
 
     /// Builds the subtree over `ids` (the slots `base..base + ids.len()`) into `nodes`, whose first
@@ -91,7 +95,12 @@ impl BuildCtx<'_> {
     fn build(&self, ids: &mut [u32], base: usize, nodes: &mut [Node], node_base: usize) {
         let len = ids.len();
         if len <= LEAF_SIZE {
-            nodes[0] = Node { a: base as u32, b: (base + len) as u32, dim: LEAF, ..Node::default() };
+            nodes[0] = Node {
+                a: base as u32,
+                b: (base + len) as u32,
+                dim: LEAF,
+                ..Node::default()
+            };
             return;
         }
         let pts = self.points;
@@ -106,10 +115,15 @@ impl BuildCtx<'_> {
         };
         let mid = len / 2;
         ids.select_nth_unstable_by(mid, |&a, &b| {
-            pts[a as usize][dim].total_cmp(&pts[b as usize][dim]).then(a.cmp(&b))
+            pts[a as usize][dim]
+                .total_cmp(&pts[b as usize][dim])
+                .then(a.cmp(&b))
         });
         let split_hi = pts[ids[mid] as usize][dim];
-        let split_lo = ids[..mid].iter().map(|&i| pts[i as usize][dim]).fold(f32::NEG_INFINITY, f32::max);
+        let split_lo = ids[..mid]
+            .iter()
+            .map(|&i| pts[i as usize][dim])
+            .fold(f32::NEG_INFINITY, f32::max);
         let n_left = self.count(mid);
         let (head, rest) = nodes.split_at_mut(1);
         let (left_nodes, right_nodes) = rest.split_at_mut(n_left);
@@ -169,7 +183,10 @@ struct Fixed<const K: usize> {
 
 impl<const K: usize> Fixed<K> {
     fn new() -> Self {
-        Fixed { d: [f32::INFINITY; K], i: [u32::MAX; K] }
+        Fixed {
+            d: [f32::INFINITY; K],
+            i: [u32::MAX; K],
+        }
     }
 }
 
@@ -225,7 +242,9 @@ impl KdTree {
     /// Builds the tree over `points` (coordinates must be finite).
     pub fn build(points: &[[f32; 3]]) -> Result<Self> {
         if points.is_empty() {
-            return Err(crate::Error::Empty { what: "point cloud" });
+            return Err(crate::Error::Empty {
+                what: "point cloud",
+            });
         }
         if points.len() >= u32::MAX as usize {
             return Err(crate::Error::InvalidParameter {
@@ -237,7 +256,10 @@ impl KdTree {
         check_finite(points)?;
         let mut memo = HashMap::new();
         let n_nodes = count_nodes(points.len(), &mut memo);
-        let ctx = BuildCtx { points, counts: memo };
+        let ctx = BuildCtx {
+            points,
+            counts: memo,
+        };
         let mut ids: Vec<u32> = (0..points.len() as u32).collect();
         let mut nodes = vec![Node::default(); n_nodes];
         ctx.build(&mut ids, 0, &mut nodes, 0);
@@ -245,7 +267,15 @@ impl KdTree {
         let xs = ids.par_iter().map(|&i| points[i as usize][0]).collect();
         let ys = ids.par_iter().map(|&i| points[i as usize][1]).collect();
         let zs = ids.par_iter().map(|&i| points[i as usize][2]).collect();
-        Ok(KdTree { xs, ys, zs, ids, nodes, min, max })
+        Ok(KdTree {
+            xs,
+            ys,
+            zs,
+            ids,
+            nodes,
+            min,
+            max,
+        })
     }
 
     /// Number of points in the tree.
@@ -276,7 +306,11 @@ impl KdTree {
         let (indices, distances) = self.run(self.len(), k, true, &self.ids, |slot| {
             [self.xs[slot], self.ys[slot], self.zs[slot]]
         });
-        Ok(Neighbours { k, indices, distances: distances.unwrap_or_default() })
+        Ok(Neighbours {
+            k,
+            indices,
+            distances: distances.unwrap_or_default(),
+        })
     }
 
     /// Like [`KdTree::knn_self`], indices only (no distances are computed or stored).
@@ -291,7 +325,11 @@ impl KdTree {
     /// The k nearest tree points of each query. Row `i` belongs to `queries[i]`.
     pub fn knn(&self, queries: &[[f32; 3]], k: usize) -> Result<Neighbours> {
         let (indices, distances) = self.knn_general(queries, k, true)?;
-        Ok(Neighbours { k, indices, distances: distances.unwrap_or_default() })
+        Ok(Neighbours {
+            k,
+            indices,
+            distances: distances.unwrap_or_default(),
+        })
     }
 
     /// Like [`KdTree::knn`], indices only.
@@ -318,7 +356,11 @@ impl KdTree {
             });
         }
         check_permutation(order)?;
-        Ok(self.run(queries.len(), k, false, order, |i| queries[order[i] as usize]).0)
+        Ok(self
+            .run(queries.len(), k, false, order, |i| {
+                queries[order[i] as usize]
+            })
+            .0)
     }
 
     fn knn_general(
@@ -330,7 +372,9 @@ impl KdTree {
         check_query(self.len(), k, "point cloud")?;
         check_finite(queries)?;
         let order = morton_order(queries);
-        Ok(self.run(queries.len(), k, want_dist, &order, |i| queries[order[i] as usize]))
+        Ok(self.run(queries.len(), k, want_dist, &order, |i| {
+            queries[order[i] as usize]
+        }))
     }
 
     /// Runs `n` queries; the query at processing position `i` is `query(i)` and its result goes
@@ -346,7 +390,11 @@ impl KdTree {
     ) -> (Vec<u32>, Option<Vec<f32>>) {
         debug_assert_eq!(order.len(), n);
         let mut idx = vec![0u32; n * k];
-        let mut dist = if want_dist { vec![0f32; n * k] } else { Vec::new() };
+        let mut dist = if want_dist {
+            vec![0f32; n * k]
+        } else {
+            Vec::new()
+        };
         let out = (SharedOut(idx.as_mut_ptr()), SharedOut(dist.as_mut_ptr()));
         match k {
             1 => self.run_with(n, want_dist, order, &query, &out, Fixed::<1>::new),
@@ -383,7 +431,11 @@ impl KdTree {
                 // inside the `n * k` buffers and is written by exactly one task; the buffers
                 // outlive this parallel loop and are not read until it ends.
                 unsafe {
-                    std::ptr::copy_nonoverlapping(best.indices().as_ptr(), out.0.get().add(row * k), k);
+                    std::ptr::copy_nonoverlapping(
+                        best.indices().as_ptr(),
+                        out.0.get().add(row * k),
+                        k,
+                    );
                     if want_dist {
                         let d = out.1.get().add(row * k);
                         for (j, sq) in best.sq_dists().iter().enumerate() {
@@ -415,7 +467,12 @@ impl KdTree {
         let n = self.nodes[node];
         if n.dim == LEAF {
             let (s, e) = (n.a as usize, n.b as usize);
-            let (xs, ys, zs, ids) = (&self.xs[s..e], &self.ys[s..e], &self.zs[s..e], &self.ids[s..e]);
+            let (xs, ys, zs, ids) = (
+                &self.xs[s..e],
+                &self.ys[s..e],
+                &self.zs[s..e],
+                &self.ids[s..e],
+            );
             let mut ds = [0f32; LEAF_SIZE];
             let m = xs.len();
             for j in 0..m {
@@ -438,7 +495,15 @@ impl KdTree {
         let (near, far, cut) = if diff_lo + diff_hi < 0.0 {
             (node + 1, n.a as usize, diff_hi * diff_hi)
         } else {
-            (n.a as usize, node + 1, if diff_lo > 0.0 { diff_lo * diff_lo } else { 0.0 })
+            (
+                n.a as usize,
+                node + 1,
+                if diff_lo > 0.0 {
+                    diff_lo * diff_lo
+                } else {
+                    0.0
+                },
+            )
         };
         self.descend(near, q, dists, best);
         let saved = dists[dim];
@@ -500,14 +565,20 @@ pub fn morton_order(points: &[[f32; 3]]) -> Vec<u32> {
         return Vec::new();
     }
     let (min, max) = bounds(points.iter().copied());
-    let ext = (0..3).map(|d| max[d] - min[d]).fold(0f32, f32::max).max(f32::MIN_POSITIVE);
+    let ext = (0..3)
+        .map(|d| max[d] - min[d])
+        .fold(0f32, f32::max)
+        .max(f32::MIN_POSITIVE);
     let scale = ((1u32 << 21) - 1) as f32 / ext;
     let mut keyed: Vec<(u64, u32)> = points
         .par_iter()
         .enumerate()
         .map(|(i, p)| {
             let q = |d: usize| (((p[d] - min[d]) * scale) as u32).min((1 << 21) - 1);
-            (spread3(q(0)) | (spread3(q(1)) << 1) | (spread3(q(2)) << 2), i as u32)
+            (
+                spread3(q(0)) | (spread3(q(1)) << 1) | (spread3(q(2)) << 2),
+                i as u32,
+            )
         })
         .collect();
     keyed.par_sort_unstable();
@@ -539,7 +610,9 @@ mod tests {
             s ^= s << 17;
             (s >> 40) as f32 / (1u64 << 24) as f32
         };
-        (0..n).map(|_| [next() * 10.0, next() * 10.0, next() * 2.0]).collect()
+        (0..n)
+            .map(|_| [next() * 10.0, next() * 10.0, next() * 2.0])
+            .collect()
     }
 
     #[test]
@@ -549,7 +622,12 @@ mod tests {
             let c = count_nodes(n, &mut memo);
             let tree = KdTree::build(&cloud(n, 3)).unwrap();
             assert_eq!(tree.nodes.len(), c);
-            let leaves: usize = tree.nodes.iter().filter(|n| n.dim == LEAF).map(|n| (n.b - n.a) as usize).sum();
+            let leaves: usize = tree
+                .nodes
+                .iter()
+                .filter(|n| n.dim == LEAF)
+                .map(|n| (n.b - n.a) as usize)
+                .sum();
             assert_eq!(leaves, n, "every point sits in exactly one leaf");
         }
     }

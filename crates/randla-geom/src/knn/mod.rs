@@ -66,7 +66,11 @@ pub(crate) fn check_query(points: usize, k: usize, what: &'static str) -> crate:
         return Err(crate::Error::Empty { what });
     }
     if points < k {
-        return Err(crate::Error::TooFewPoints { what: what.to_string(), points, k });
+        return Err(crate::Error::TooFewPoints {
+            what: what.to_string(),
+            points,
+            k,
+        });
     }
     Ok(())
 }

@@ -31,7 +31,11 @@ pub struct PyramidKey {
 impl PyramidKey {
     /// The key of `cloud_id` built with `config`.
     pub fn new(cloud_id: impl Into<String>, config: &PyramidConfig) -> Self {
-        PyramidKey { cloud_id: cloud_id.into(), k: config.k, ratios: config.ratios.clone() }
+        PyramidKey {
+            cloud_id: cloud_id.into(),
+            k: config.k,
+            ratios: config.ratios.clone(),
+        }
     }
 }
 
@@ -111,7 +115,10 @@ impl KnnCache {
             cloud: None,
             pyramids: HashMap::new(),
             clock: 0,
-            stats: CacheStats { budget_bytes: budget.bytes, ..CacheStats::default() },
+            stats: CacheStats {
+                budget_bytes: budget.bytes,
+                ..CacheStats::default()
+            },
         }
     }
 
@@ -125,7 +132,10 @@ impl KnnCache {
     pub fn build(&mut self, points: &[[f32; 3]]) -> Result<()> {
         self.cloud = None;
         let tree = KdTree::build(points)?;
-        let cloud = Cloud { points: points.to_vec(), tree };
+        let cloud = Cloud {
+            points: points.to_vec(),
+            tree,
+        };
         let bytes = cloud.bytes();
         if bytes as u64 > self.budget.bytes {
             return Err(Error::OverBudget {
@@ -166,7 +176,11 @@ impl KnnCache {
             indices.extend_from_slice(&chunk.indices);
             distances.extend_from_slice(&chunk.distances);
         })?;
-        Ok(Neighbours { k, indices, distances })
+        Ok(Neighbours {
+            k,
+            indices,
+            distances,
+        })
     }
 
     /// Like [`KnnCache::query`], streaming: the targets are cut into chunks whose results fit the
@@ -187,7 +201,9 @@ impl KnnCache {
             None => (&cloud.tree, None),
             Some(src) => {
                 if src.is_empty() {
-                    return Err(Error::Empty { what: "source subset" });
+                    return Err(Error::Empty {
+                        what: "source subset",
+                    });
                 }
                 check_indices(src, n, "query source")?;
                 let pts: Vec<[f32; 3]> = src.iter().map(|&i| cloud.points[i as usize]).collect();
@@ -204,7 +220,9 @@ impl KnnCache {
             let queries: Vec<[f32; 3]> = chunk.iter().map(|&i| cloud.points[i as usize]).collect();
             let mut nn = tree.knn(&queries, k)?;
             if let Some(map) = map {
-                nn.indices.par_iter_mut().for_each(|i| *i = map[*i as usize]);
+                nn.indices
+                    .par_iter_mut()
+                    .for_each(|i| *i = map[*i as usize]);
             }
             sink(c * rows, nn);
         }
@@ -257,7 +275,14 @@ impl KnnCache {
             return false;
         }
         self.clock += 1;
-        self.pyramids.insert(key.clone(), Entry { pyramid, bytes, last_used: self.clock });
+        self.pyramids.insert(
+            key.clone(),
+            Entry {
+                pyramid,
+                bytes,
+                last_used: self.clock,
+            },
+        );
         self.evict_to_fit(Some(&key));
         true
     }
@@ -271,7 +296,11 @@ impl KnnCache {
 
     /// Counters and bytes held.
     pub fn stats(&self) -> CacheStats {
-        CacheStats { bytes_held: self.bytes_held(), pyramids: self.pyramids.len(), ..self.stats }
+        CacheStats {
+            bytes_held: self.bytes_held(),
+            pyramids: self.pyramids.len(),
+            ..self.stats
+        }
     }
 
     fn cloud_bytes(&self) -> usize {
@@ -304,7 +333,11 @@ impl KnnCache {
 
 fn check_indices(idx: &[u32], len: usize, what: &'static str) -> Result<()> {
     match idx.iter().find(|&&i| i as usize >= len) {
-        Some(&i) => Err(Error::IndexOutOfRange { what, index: i as usize, len }),
+        Some(&i) => Err(Error::IndexOutOfRange {
+            what,
+            index: i as usize,
+            len,
+        }),
         None => Ok(()),
     }
 }

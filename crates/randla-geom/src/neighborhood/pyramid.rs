@@ -27,7 +27,10 @@ pub struct PyramidConfig {
 impl Default for PyramidConfig {
     /// The paper's SemanticKITTI setting: k = 16, four layers of ratio 4.
     fn default() -> Self {
-        PyramidConfig { k: 16, ratios: vec![4, 4, 4, 4] }
+        PyramidConfig {
+            k: 16,
+            ratios: vec![4, 4, 4, 4],
+        }
     }
 }
 
@@ -67,13 +70,21 @@ impl PyramidConfig {
         let sizes = self.level_sizes(n);
         for (l, &s) in sizes[..self.ratios.len()].iter().enumerate() {
             if s < self.k {
-                return Err(Error::TooFewPoints { what: format!("pyramid level {l}"), points: s, k: self.k });
+                return Err(Error::TooFewPoints {
+                    what: format!("pyramid level {l}"),
+                    points: s,
+                    k: self.k,
+                });
             }
         }
         let last = sizes[self.ratios.len()];
         if last == 0 {
             return Err(Error::TooFewPoints {
-                what: format!("pyramid level {} (after sub-sampling by {:?})", self.ratios.len(), self.ratios),
+                what: format!(
+                    "pyramid level {} (after sub-sampling by {:?})",
+                    self.ratios.len(),
+                    self.ratios
+                ),
                 points: 0,
                 k: 1,
             });
@@ -110,7 +121,13 @@ impl Pyramid {
             interp.push(next.knn_indices_ordered(level, trees[l].spatial_order(), 1)?);
             trees.push(next);
         }
-        Ok(Pyramid { k: config.k, coords: points.to_vec(), sizes, neighbors, interp })
+        Ok(Pyramid {
+            k: config.k,
+            coords: points.to_vec(),
+            sizes,
+            neighbors,
+            interp,
+        })
     }
 
     /// Neighbours per point.
@@ -159,7 +176,11 @@ impl Pyramid {
     /// The bytes a pyramid of `n` points will hold, known before building it.
     pub fn estimate_bytes(n: usize, config: &PyramidConfig) -> usize {
         let sizes = config.level_sizes(n);
-        n * 12 + sizes[..config.ratios.len()].iter().map(|s| s * (config.k + 1) * 4).sum::<usize>()
+        n * 12
+            + sizes[..config.ratios.len()]
+                .iter()
+                .map(|s| s * (config.k + 1) * 4)
+                .sum::<usize>()
             + sizes.len() * 8
     }
 }
@@ -173,7 +194,11 @@ mod tests {
         (0..n)
             .map(|i| {
                 let j = (i * 7919) % n;
-                [(j % 32) as f32 + (j as f32 * 0.37).sin() * 0.1, (j / 32) as f32, (j as f32 * 0.11).cos()]
+                [
+                    (j % 32) as f32 + (j as f32 * 0.37).sin() * 0.1,
+                    (j / 32) as f32,
+                    (j as f32 * 0.11).cos(),
+                ]
             })
             .collect()
     }
@@ -188,19 +213,41 @@ mod tests {
             assert_eq!(p.sub_idx(l).len(), p.level_sizes()[l + 1] * 16);
             assert_eq!(p.interp_idx(l).len(), p.level_sizes()[l]);
         }
-        assert_eq!(p.heap_bytes(), Pyramid::estimate_bytes(4096, &PyramidConfig::default()));
+        assert_eq!(
+            p.heap_bytes(),
+            Pyramid::estimate_bytes(4096, &PyramidConfig::default())
+        );
     }
 
     #[test]
     fn too_small_crops_are_refused() {
         let pts = grid(100);
         let err = Pyramid::build(&pts, &PyramidConfig::default()).unwrap_err();
-        assert!(matches!(err, Error::TooFewPoints { points: 6, k: 16, .. }), "{err}");
-        let cfg = PyramidConfig { k: 0, ratios: vec![2] };
+        assert!(
+            matches!(
+                err,
+                Error::TooFewPoints {
+                    points: 6,
+                    k: 16,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let cfg = PyramidConfig {
+            k: 0,
+            ratios: vec![2],
+        };
         assert_eq!(Pyramid::build(&pts, &cfg).unwrap_err(), Error::ZeroK);
-        let cfg = PyramidConfig { k: 4, ratios: vec![] };
+        let cfg = PyramidConfig {
+            k: 4,
+            ratios: vec![],
+        };
         assert!(Pyramid::build(&pts, &cfg).is_err());
-        let cfg = PyramidConfig { k: 4, ratios: vec![200] };
+        let cfg = PyramidConfig {
+            k: 4,
+            ratios: vec![200],
+        };
         assert!(Pyramid::build(&pts, &cfg).is_err());
         assert!(Pyramid::build(&[], &PyramidConfig::default()).is_err());
     }

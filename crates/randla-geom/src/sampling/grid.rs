@@ -66,7 +66,9 @@ pub fn grid_subsample(
 ) -> Result<GridSubsampled> {
     let n = points.len();
     if n == 0 {
-        return Err(Error::Empty { what: "point cloud" });
+        return Err(Error::Empty {
+            what: "point cloud",
+        });
     }
     if !(cell.is_finite() && cell > 0.0) {
         return Err(Error::InvalidParameter {
@@ -85,11 +87,19 @@ pub fn grid_subsample(
     if let Some(l) = labels
         && l.len() != n
     {
-        return Err(Error::LengthMismatch { what: "labels", expected: n, actual: l.len() });
+        return Err(Error::LengthMismatch {
+            what: "labels",
+            expected: n,
+            actual: l.len(),
+        });
     }
     check_finite(points)?;
     if let Some(i) = features.iter().position(|v| !v.is_finite()) {
-        return Err(Error::NonFiniteFeature { index: i / channels, column: i % channels, value: features[i] });
+        return Err(Error::NonFiniteFeature {
+            index: i / channels,
+            column: i % channels,
+            value: features[i],
+        });
     }
     let cell = cell as f64;
     let origin = grid_origin(points, cell);
@@ -103,7 +113,10 @@ pub fn grid_subsample(
     if dims_f.iter().product::<f64>() >= 2f64.powi(63) {
         return Err(Error::InvalidParameter {
             name: "grid size",
-            value: format!("{cell} (grid of {} × {} × {} voxels)", dims_f[0], dims_f[1], dims_f[2]),
+            value: format!(
+                "{cell} (grid of {} × {} × {} voxels)",
+                dims_f[0], dims_f[1], dims_f[2]
+            ),
             reason: "too fine for the cloud's extent: the voxel ids overflow 64 bits",
         });
     }
@@ -115,7 +128,12 @@ pub fn grid_subsample(
         .enumerate()
         .map(|(i, &p)| {
             let v = voxel_of(p, origin, cell);
-            (v[0].min(dims[0] - 1) + dims[0] * v[1].min(dims[1] - 1) + nxy * v[2].min(dims[2] - 1), i as u32)
+            (
+                v[0].min(dims[0] - 1)
+                    + dims[0] * v[1].min(dims[1] - 1)
+                    + nxy * v[2].min(dims[2] - 1),
+                i as u32,
+            )
         })
         .collect();
     keyed.par_sort_unstable();
@@ -223,11 +241,20 @@ mod tests {
     #[test]
     fn bad_input_is_refused() {
         let pts = [[0.0, 0.0, 0.0]];
-        assert!(matches!(grid_subsample(&[], &[], 0, None, 1.0), Err(Error::Empty { .. })));
+        assert!(matches!(
+            grid_subsample(&[], &[], 0, None, 1.0),
+            Err(Error::Empty { .. })
+        ));
         assert!(grid_subsample(&pts, &[], 0, None, 0.0).is_err());
         assert!(grid_subsample(&pts, &[], 0, None, f32::NAN).is_err());
-        assert!(matches!(grid_subsample(&pts, &[1.0], 2, None, 1.0), Err(Error::LengthMismatch { .. })));
-        assert!(matches!(grid_subsample(&pts, &[], 0, Some(&[1, 2]), 1.0), Err(Error::LengthMismatch { .. })));
+        assert!(matches!(
+            grid_subsample(&pts, &[1.0], 2, None, 1.0),
+            Err(Error::LengthMismatch { .. })
+        ));
+        assert!(matches!(
+            grid_subsample(&pts, &[], 0, Some(&[1, 2]), 1.0),
+            Err(Error::LengthMismatch { .. })
+        ));
         assert!(matches!(
             grid_subsample(&[[f32::INFINITY, 0.0, 0.0]], &[], 0, None, 1.0),
             Err(Error::NonFinite { axis: "x", .. })
@@ -236,6 +263,8 @@ mod tests {
             grid_subsample(&pts, &[f32::NAN], 1, None, 1.0),
             Err(Error::NonFiniteFeature { column: 0, .. })
         ));
-        assert!(grid_subsample(&[[0.0, 0.0, 0.0], [1e30, 1e30, 1e30]], &[], 0, None, 1e-9).is_err());
+        assert!(
+            grid_subsample(&[[0.0, 0.0, 0.0], [1e30, 1e30, 1e30]], &[], 0, None, 1e-9).is_err()
+        );
     }
 }

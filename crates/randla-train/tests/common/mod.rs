@@ -32,7 +32,16 @@ pub fn scene(n: usize, size: f32, seed: u64) -> PointCloud {
     PointCloud {
         origin: [1000.0, 2000.0, 0.0],
         positions: pos,
-        features: vec![Feature { name: "intensity".into(), values: intensity }, Feature { name: "return_number".into(), values: ret }],
+        features: vec![
+            Feature {
+                name: "intensity".into(),
+                values: intensity,
+            },
+            Feature {
+                name: "return_number".into(),
+                values: ret,
+            },
+        ],
         labels: Some(labels),
     }
 }
@@ -40,7 +49,15 @@ pub fn scene(n: usize, size: f32, seed: u64) -> PointCloud {
 /// Writes a cloud as binary PLY.
 pub fn write_ply(path: &Path, cloud: &PointCloud) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    randla_io::write_ply(path, cloud, &PlyWriteOptions { overwrite: true, ..Default::default() }).unwrap();
+    randla_io::write_ply(
+        path,
+        cloud,
+        &PlyWriteOptions {
+            overwrite: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
 }
 
 /// A tiny training configuration over `dir` (PLY files `train_*.ply`, `val_*.ply`).
