@@ -14,8 +14,9 @@
 //!    weighted vote of every pass that saw it (weight 1 in a tile's core, falling to 0 across its
 //!    margin), the overlapping-crop voting of the reference without its redundancy. Tiles bound
 //!    the memory and keep each pass cache-sized;
-//!    with [`PredictOptions::votes`] > 1 step 3 runs again with other random samplings and the
-//!    probabilities are averaged (the reference's test-time voting);
+//!    with [`PredictOptions::votes`] > 1 every pass (the whole cloud or a tile) runs again with
+//!    other random samplings and their probabilities are averaged (the reference's test-time
+//!    voting);
 //! 4. every original point takes its voxel's probabilities: class, code, confidence.
 //!
 //! Writing the result back (LAS/LAZ copy-through, PLY, label files) is the CLI's job.
@@ -90,7 +91,7 @@ pub struct PredictStats {
     pub points: usize,
     /// Points after grid subsampling.
     pub subsampled: usize,
-    /// Network passes (1 = the whole cloud at once, else one per tile).
+    /// Network passes (one per tile, or 1 for the whole cloud at once; times the votes).
     pub passes: usize,
     /// Points in the largest pass (a tile with its margin).
     pub crop_points: usize,
@@ -225,46 +226,31 @@ impl Predictor {
             .unwrap_or(DEFAULT_TILE_POINTS)
             .max(min_points);
         let c = self.config.num_classes;
-        let votes = opts.votes.max(1);
-        let mut probs: Vec<f32> = Vec::new();
-        for vote in 0..votes {
-            // Each vote samples anew: its seeds follow the previous vote's.
-            let seed = opts.seed.wrapping_add((vote as u64) << 32);
-            let vote_progress = |done: usize, all: usize| progress(vote * all + done, votes * all);
-            let p = if m <= cap && self.pass_bytes(m) as u64 <= opts.budget.bytes {
-                stats.passes += 1;
-                stats.crop_points = m;
-                let all: Vec<u32> = (0..m as u32).collect();
-                let p = self.run_crop(&sub.points, &sub.features, nf, &all, seed, &mut stats)?;
-                vote_progress(m, m);
-                p
-            } else {
-                self.tiled(
-                    &sub.points,
-                    &sub.features,
-                    nf,
-                    cap,
-                    &PredictOptions {
-                        seed,
-                        ..opts.clone()
-                    },
-                    &mut stats,
-                    &vote_progress,
-                )?
-            };
-            if probs.is_empty() {
-                probs = p;
-            } else {
-                probs
-                    .par_iter_mut()
-                    .zip(p.par_iter())
-                    .for_each(|(a, b)| *a += b);
-            }
-        }
-        if votes > 1 {
-            let inv = 1.0 / votes as f32;
-            probs.par_iter_mut().for_each(|v| *v *= inv);
-        }
+        let probs = if m <= cap && self.pass_bytes(m) as u64 <= opts.budget.bytes {
+            stats.crop_points = m;
+            let all: Vec<u32> = (0..m as u32).collect();
+            let p = self.run_voted(
+                &sub.points,
+                &sub.features,
+                nf,
+                &all,
+                opts,
+                opts.seed,
+                &mut stats,
+            )?;
+            progress(m, m);
+            p
+        } else {
+            self.tiled(
+                &sub.points,
+                &sub.features,
+                nf,
+                cap,
+                opts,
+                &mut stats,
+                progress,
+            )?
+        };
         // 4. Back to every point.
         let t = Instant::now();
         let mut class = vec![0u16; n];
@@ -318,6 +304,42 @@ impl Predictor {
             .iter()
             .rev()
             .fold(1usize, |need, &r| k.max(r * need))
+    }
+
+    /// [`Self::run_crop`] over `opts.votes` random samplings (seeds `seed`, `seed + 2³²`, …),
+    /// their probabilities averaged.
+    #[allow(clippy::too_many_arguments)]
+    fn run_voted(
+        &self,
+        pts: &[[f32; 3]],
+        feats: &[f32],
+        nf: usize,
+        idx: &[u32],
+        opts: &PredictOptions,
+        seed: u64,
+        stats: &mut PredictStats,
+    ) -> Result<Vec<f32>> {
+        let votes = opts.votes.max(1);
+        let mut probs = self.run_crop(pts, feats, nf, idx, seed, stats)?;
+        for vote in 1..votes {
+            let p = self.run_crop(
+                pts,
+                feats,
+                nf,
+                idx,
+                seed.wrapping_add((vote as u64) << 32),
+                stats,
+            )?;
+            probs
+                .par_iter_mut()
+                .zip(p.par_iter())
+                .for_each(|(a, b)| *a += b);
+        }
+        if votes > 1 {
+            let inv = 1.0 / votes as f32;
+            probs.par_iter_mut().for_each(|v| *v *= inv);
+        }
+        Ok(probs)
     }
 
     /// Softmax probabilities `[idx.len(), classes]` of the points `idx` of the subsampled cloud, in
@@ -374,6 +396,7 @@ impl Predictor {
         drop(pyr);
         FusedEngine::softmax_in_place(&mut logits, c);
         stats.network_s += t.elapsed().as_secs_f64();
+        stats.passes += 1;
         // Back to idx order (a padded point's first copy wins).
         let mut out = vec![0f32; idx.len() * c];
         for (pos, &o) in order.iter().enumerate().rev() {
@@ -436,6 +459,7 @@ impl Predictor {
             idx: (0..m as u32).collect(),
         }];
         let mut covered = 0usize;
+        let mut tiles_run = 0u64;
         while let Some(tile) = stack.pop() {
             if tile.idx.len() > target
                 && let Some((a, b)) = tile.split(pts)
@@ -474,14 +498,16 @@ impl Predictor {
                 continue;
             }
             let idx: Vec<u32> = members.iter().map(|e| e.0).collect();
-            let probs = self.run_crop(
+            let probs = self.run_voted(
                 pts,
                 feats,
                 nf,
                 &idx,
-                opts.seed.wrapping_add(stats.passes as u64),
+                opts,
+                opts.seed.wrapping_add(tiles_run),
                 stats,
             )?;
+            tiles_run += 1;
             for (j, &(i, w)) in members.iter().enumerate() {
                 let i = i as usize;
                 weight[i] += w;
@@ -489,7 +515,6 @@ impl Predictor {
                     acc[i * c + k] += w * probs[j * c + k];
                 }
             }
-            stats.passes += 1;
             stats.crop_points = stats.crop_points.max(idx.len());
             stats.margin_m = stats.margin_m.max(margin);
             covered += tile.idx.len();
