@@ -127,3 +127,30 @@ impl Adam {
         Ok(module)
     }
 }
+
+/// Replaces every trainable parameter by its gradient (zeros where it has none).
+struct ToGradients<'a>(&'a Gradients);
+
+impl ModuleMapper for ToGradients<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let shape = tensor.shape();
+        let g = tensor
+            .grad(self.0)
+            .and_then(|g| g.try_into_vec_as::<f32>().ok())
+            .unwrap_or_else(|| vec![0.0; shape.num_elements()]);
+        let t = Tensor::<D>::from_data(TensorData::new(g, shape), &tensor.device());
+        Param::from_mapped_value(id, t, mapper)
+    }
+}
+
+/// The gradients of a backward pass under Open3D-ML's parameter names (the network's weights
+/// replaced by their gradients; running statistics are the network's own).
+pub fn named_gradients(
+    net: randla_burn::RandLaNet,
+    grads: &Gradients,
+) -> Result<randla_model::StateDict> {
+    net.map(&mut ToGradients(grads))
+        .to_state_dict()
+        .map_err(|e| Error::Training(format!("gradients: {e}")))
+}

@@ -139,6 +139,20 @@ impl Default for ModelConfig {
     }
 }
 
+/// Which implementation runs the training steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// The fused step ([`crate::FusedTrainer`]): a hand-written backward pass on the fused
+    /// engine's kernels, checked against burn's autodiff; about 4× faster than `burn` at half
+    /// its memory (BENCHMARKS.md).
+    #[default]
+    Fused,
+    /// burn's autodiff over `randla-burn`'s network (the op-by-op reference; the only engine
+    /// with gradient checkpointing).
+    Burn,
+}
+
 /// How training crops are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -207,7 +221,10 @@ pub struct TrainSection {
     pub class_weight_power: f64,
     /// Augmentation.
     pub augment: AugmentConfig,
-    /// Memory saving: gradient checkpointing in training (recomputes activations in backward).
+    /// Which implementation runs the steps (`"fused"`, the default, or `"burn"`).
+    pub engine: Engine,
+    /// Memory saving: gradient checkpointing in training (recomputes activations in backward;
+    /// `engine = "burn"` only).
     pub gradient_checkpointing: bool,
     /// Memory the validation predictor may use, in MiB (it falls back to voting crops beyond).
     pub val_budget_mib: u64,
@@ -233,6 +250,7 @@ impl Default for TrainSection {
             class_weights: true,
             class_weight_power: 1.0,
             augment: AugmentConfig::default(),
+            engine: Engine::Fused,
             gradient_checkpointing: false,
             val_budget_mib: 2048,
             val_every: 1,
@@ -398,6 +416,13 @@ impl TrainConfig {
                 "train.lr_decay",
                 t.lr_decay.to_string(),
                 "must be in (0, 1]",
+            );
+        }
+        if t.gradient_checkpointing && t.engine != Engine::Burn {
+            return bad(
+                "train.gradient_checkpointing",
+                "true".into(),
+                "applies to engine = \"burn\" only (the fused engine keeps less than burn's checkpointing does); set engine = \"burn\" or remove it",
             );
         }
         if !(t.bn_momentum.is_finite() && t.bn_momentum > 0.0 && t.bn_momentum <= 1.0) {

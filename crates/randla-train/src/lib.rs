@@ -26,12 +26,12 @@ pub mod metrics;
 pub mod sampler;
 pub mod trainer;
 
-pub use adam::Adam;
+pub use adam::{Adam, named_gradients};
 pub use cache::{CacheStatus, Prepared};
 pub use checkpoint::{Checkpoint, TrainerState};
-pub use config::{ClassMap, IGNORED, Layout, SamplerKind, TrainConfig};
+pub use config::{ClassMap, Engine, IGNORED, Layout, SamplerKind, TrainConfig};
 pub use error::{Error, Result};
-pub use fused::{FusedAdam, FusedTrainer};
+pub use fused::FusedTrainer;
 pub use metrics::Scores;
 pub use randla_metrics::ConfusionMatrix;
 pub use sampler::{Crop, Sampler, class_weights};

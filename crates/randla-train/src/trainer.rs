@@ -18,9 +18,10 @@ use serde::Serialize;
 use crate::adam::Adam;
 use crate::cache::{self, CacheStatus, Prepared};
 use crate::checkpoint::{Checkpoint, TrainerState};
-use crate::config::{ClassMap, IGNORED, TrainConfig};
+use crate::config::{ClassMap, Engine, IGNORED, TrainConfig};
 use crate::dataset;
 use crate::error::{Error, Result};
+use crate::fused::FusedTrainer;
 use crate::metrics::Scores;
 use crate::sampler::{self, Sampler};
 use randla_metrics::ConfusionMatrix;
@@ -393,6 +394,84 @@ pub fn training_device(config: &TrainConfig) -> Device {
     }
 }
 
+/// The network being trained, on the configured [`Engine`].
+enum Training {
+    /// burn's autodiff (`None` only while a step holds the network).
+    Burn(Option<RandLaNet>, Device),
+    /// The fused step.
+    Fused(Box<FusedTrainer>),
+}
+
+impl Training {
+    fn new(config: &TrainConfig, net_cfg: &RandLaNetConfig, weights: &StateDict) -> Result<Self> {
+        let t = &config.train;
+        Ok(match t.engine {
+            Engine::Burn => {
+                let device = training_device(config);
+                let mut net = RandLaNet::from_state_dict(net_cfg, weights, &device)?;
+                set_bn_momentum(&mut net, t.bn_momentum);
+                Training::Burn(Some(net), device)
+            }
+            Engine::Fused => {
+                let mut f = FusedTrainer::new(net_cfg, weights, t.seed)?;
+                f.bn_momentum = t.bn_momentum as f32;
+                Training::Fused(Box::new(f))
+            }
+        })
+    }
+
+    /// Seeds the dropout masks of an epoch.
+    fn seed(&mut self, seed: u64) {
+        match self {
+            Training::Burn(_, device) => device.seed(seed),
+            Training::Fused(f) => f.reseed(seed),
+        }
+    }
+
+    fn step(
+        &mut self,
+        adam: &mut Adam,
+        config: &RandLaNetConfig,
+        crops: &[sampler::CropTensors],
+        class_weights: &[f32],
+        lr: f64,
+    ) -> Result<f64> {
+        match self {
+            Training::Burn(net, device) => {
+                let current = net.take().ok_or_else(|| {
+                    Error::Training("the network was lost in a failed step".into())
+                })?;
+                let (next, loss) =
+                    train_step(current, adam, config, crops, class_weights, lr, device)?;
+                *net = Some(next);
+                Ok(loss)
+            }
+            Training::Fused(f) => {
+                let refs: Vec<(&[f32], &randla_geom::Pyramid)> = crops
+                    .iter()
+                    .map(|c| (c.features.as_slice(), &c.pyramid))
+                    .collect();
+                let batch = Batch::from_crops(&refs, config.in_channels)?;
+                let labels: Vec<u32> = crops
+                    .iter()
+                    .flat_map(|c| c.labels.iter().copied())
+                    .collect();
+                f.step(adam, &batch, &labels, class_weights, lr)
+            }
+        }
+    }
+
+    fn state_dict(&self) -> Result<StateDict> {
+        match self {
+            Training::Burn(Some(net), _) => Ok(net.to_state_dict()?),
+            Training::Burn(None, _) => Err(Error::Training(
+                "the network was lost in a failed step".into(),
+            )),
+            Training::Fused(f) => Ok(f.state_dict()),
+        }
+    }
+}
+
 /// Prepares the training clouds (through the cache).
 pub fn prepare_train(
     config: &TrainConfig,
@@ -475,7 +554,6 @@ pub fn train(
         val_clouds: val.len(),
     });
 
-    let device = training_device(config);
     let mut init_rng = ChaCha8Rng::seed_from_u64(mix(t.seed, u64::MAX));
     let mut sampler = Sampler::new(
         &clouds,
@@ -504,8 +582,7 @@ pub fn train(
                 message: "its sampler state does not fit the training clouds".into(),
             });
         }
-        let mut net = RandLaNet::from_state_dict(&net_cfg, &ck.weights, &device)?;
-        set_bn_momentum(&mut net, t.bn_momentum);
+        let net = Training::new(config, &net_cfg, &ck.weights)?;
         on_event(&Event::Resumed {
             epoch: ck.state.epoch,
             global_step: ck.state.global_step,
@@ -521,8 +598,7 @@ pub fn train(
             let _ = std::fs::remove_file(&metrics_path);
         }
         let sd = StateDict::random(&net_cfg, t.seed);
-        let mut net = RandLaNet::from_state_dict(&net_cfg, &sd, &device)?;
-        set_bn_momentum(&mut net, t.bn_momentum);
+        let net = Training::new(config, &net_cfg, &sd)?;
         let state = TrainerState {
             epoch: 0,
             global_step: 0,
@@ -548,7 +624,7 @@ pub fn train(
         let epoch = state.epoch;
         let started = Instant::now();
         let mut rng = ChaCha8Rng::seed_from_u64(mix(t.seed, epoch as u64));
-        device.seed(mix(t.seed ^ 0xD20F, epoch as u64));
+        net.seed(mix(t.seed ^ 0xD20F, epoch as u64));
         on_event(&Event::EpochStart {
             epoch,
             epochs: t.epochs,
@@ -569,16 +645,7 @@ pub fn train(
                     &mut rng,
                 )?);
             }
-            let (n, loss) = train_step(
-                net,
-                &mut adam,
-                &net_cfg,
-                &crops,
-                &class_weights,
-                state.lr,
-                &device,
-            )?;
-            net = n;
+            let loss = net.step(&mut adam, &net_cfg, &crops, &class_weights, state.lr)?;
             loss_sum += loss;
             state.global_step += 1;
             append_line(
@@ -604,7 +671,7 @@ pub fn train(
         state.lr *= t.lr_decay;
         state.epoch += 1;
         state.adam_t = adam.t;
-        let weights = net.to_state_dict()?;
+        let weights = net.state_dict()?;
         let eval_cfg = net_cfg.clone();
         let model = ModelDir::new(
             eval_cfg,
@@ -673,7 +740,7 @@ pub fn train(
         // No epoch ran in this process and none before: write the current weights.
         ModelDir::new(
             net_cfg.clone(),
-            net.to_state_dict()?,
+            net.state_dict()?,
             Some(config.input_spec()),
             Some(config.class_spec()),
         )?
@@ -686,6 +753,6 @@ pub fn train(
         last_val,
         elapsed_s: state.elapsed_s,
         model_dir: model_path,
-        weights: net.to_state_dict()?,
+        weights: net.state_dict()?,
     })
 }

@@ -51,6 +51,20 @@ fn each_bad_field_is_named() {
         );
         assert!(e.contains("bad.toml"), "{e}");
     }
+    // Gradient checkpointing is burn's: refused with the fused engine, accepted with burn.
+    let ck = good.replace(
+        "batch_size = 2",
+        "batch_size = 2\ngradient_checkpointing = true",
+    );
+    let e = err_of(&ck);
+    assert!(
+        e.contains("train.gradient_checkpointing") && e.contains("burn"),
+        "{e}"
+    );
+    let burn = ck.replace("batch_size = 2", "batch_size = 2\nengine = \"burn\"");
+    assert!(TrainConfig::from_toml_str(&burn, Path::new("ok.toml")).is_ok());
+    let e = err_of(&good.replace("batch_size = 2", "batch_size = 2\nengine = \"gpu\""));
+    assert!(e.contains("engine") && e.contains("gpu"), "{e}");
     let e = err_of(&good.replace("layout = \"las\"", "layout = \"lidar\""));
     assert!(e.contains("layout") && e.contains("lidar"), "{e}");
 }

@@ -6,28 +6,11 @@
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use randla_burn::burn::module::{Module, ModuleMapper, Param};
 use randla_burn::burn::nn::DropoutConfig;
-use randla_burn::burn::tensor::{Gradients, Tensor, TensorData};
 use randla_burn::{BatchTensors, RandLaNet};
 use randla_geom::Pyramid;
 use randla_model::{Batch, RandLaNetConfig, StateDict};
-use randla_train::{FusedTrainer, IGNORED, weighted_cross_entropy};
-
-/// Replaces every parameter by its gradient, so that `to_state_dict` names the gradients.
-struct ToGrads<'a>(&'a Gradients);
-
-impl ModuleMapper for ToGrads<'_> {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let (id, tensor, mapper) = param.consume();
-        let g = match tensor.grad(self.0) {
-            Some(g) => g.try_into_vec_as::<f32>().unwrap(),
-            None => vec![0.0; tensor.shape().num_elements()],
-        };
-        let t = Tensor::<D>::from_data(TensorData::new(g, tensor.shape()), &tensor.device());
-        Param::from_mapped_value(id, t, mapper)
-    }
-}
+use randla_train::{Adam, FusedTrainer, IGNORED, named_gradients, weighted_cross_entropy};
 
 fn config() -> RandLaNetConfig {
     RandLaNetConfig {
@@ -99,7 +82,7 @@ fn fused_gradients_equal_burn_autodiff() {
         weighted_cross_entropy(net.forward(&input).unwrap(), &labels, &class_weights).unwrap();
     let burn_loss = loss.clone().try_into_vec_as::<f32>().unwrap()[0] as f64;
     let grads = loss.backward();
-    let burn_grads = net.map(&mut ToGrads(&grads)).to_state_dict().unwrap();
+    let burn_grads = named_gradients(net, &grads).unwrap();
 
     // Fused.
     let mut fused = FusedTrainer::new(&cfg, &weights, 0).unwrap();
@@ -171,7 +154,12 @@ fn a_fused_step_moves_the_weights_like_adam_and_lowers_the_loss() {
         .unwrap();
     let grads = probe.gradients();
     let lr = 1e-3;
-    let mut losses = vec![fused.step(&batch, &labels, &class_weights, lr).unwrap()];
+    let mut adam = Adam::default();
+    let mut losses = vec![
+        fused
+            .step(&mut adam, &batch, &labels, &class_weights, lr)
+            .unwrap(),
+    ];
     // First Adam step: w − lr·m̂/(√v̂ + ε) = w − lr·g/(|g| + ε).
     let after = fused.state_dict();
     for (name, g) in grads.iter() {
@@ -189,11 +177,15 @@ fn a_fused_step_moves_the_weights_like_adam_and_lowers_the_loss() {
         }
     }
     for _ in 0..20 {
-        losses.push(fused.step(&batch, &labels, &class_weights, 0.01).unwrap());
+        losses.push(
+            fused
+                .step(&mut adam, &batch, &labels, &class_weights, 0.01)
+                .unwrap(),
+        );
     }
     assert!(
         losses[losses.len() - 1] < 0.7 * losses[0],
         "the loss did not fall: {losses:?}"
     );
-    assert_eq!(fused.adam.t, 21);
+    assert_eq!(adam.t, 21);
 }

@@ -13,13 +13,20 @@
 //! max |Δ| of a mode = max over the warm-up step's loss and every tensor of the network after it
 //! (parameters, batch-norm running averages) of |mode − standard|; beyond 1e-4 · max |standard| +
 //! 1e-5 the run fails.
+//!
+//! The `fused` mode is randla-train's [`FusedTrainer`] (hand-written backward on the fused
+//! engine's kernels). Its dropout masks come from its own generator, and Adam's first step moves
+//! every weight by ±lr whatever the gradient's size, so weights after a step are no cross-check
+//! for it; its max |Δ| is instead over the loss and every gradient of one step with dropout off,
+//! against burn's autodiff on the same batch and weights (beyond 1e-3 · max |burn| + 1e-6 the run
+//! fails), computed before the timed steps.
 
 use anyhow::bail;
 use clap::{Args, ValueEnum};
 use randla_burn::burn::tensor::Device;
 use randla_burn::{BatchTensors, RandLaNet};
 use randla_model::{Batch, RandLaNetConfig, StateDict};
-use randla_train::{Adam, IGNORED};
+use randla_train::{Adam, FusedTrainer, IGNORED, named_gradients, weighted_cross_entropy};
 
 use super::bench_common::{
     BenchArgs, Setup, check_agrees, measured, over_budget, print_report, progress_bar, timed,
@@ -38,6 +45,8 @@ pub enum TrainMode {
     /// burn's gradient checkpointing: cheap intermediates are recomputed in the backward pass
     /// instead of kept.
     Checkpointed,
+    /// randla-train's fused step: hand-written backward on the fused engine's kernels.
+    Fused,
 }
 
 impl TrainMode {
@@ -45,13 +54,14 @@ impl TrainMode {
         match self {
             TrainMode::Standard => "standard",
             TrainMode::Checkpointed => "checkpointed",
+            TrainMode::Fused => "fused",
         }
     }
 
     fn device(self) -> Device {
         let d = randla_burn::cpu_device().autodiff();
         match self {
-            TrainMode::Standard => d,
+            TrainMode::Standard | TrainMode::Fused => d,
             TrainMode::Checkpointed => d.gradient_checkpointing(),
         }
     }
@@ -70,6 +80,7 @@ impl TrainMode {
         let kept = match self {
             TrainMode::Standard => neigh * 7 / 2,
             TrainMode::Checkpointed => neigh * 3,
+            TrainMode::Fused => neigh,
         };
         (4 * b * per_point + kept + 8 * 4 * cfg.num_trainable_parameters()) as u64
     }
@@ -105,6 +116,46 @@ fn snapshot(net: &RandLaNet, loss: f64) -> anyhow::Result<Vec<f32>> {
     Ok(v)
 }
 
+/// The fused step's cross-check: max |Δ| over the loss and every gradient of one step with
+/// dropout off, against burn's autodiff (standard mode) on the same batch and weights.
+fn fused_check(
+    cfg: &RandLaNetConfig,
+    weights: &StateDict,
+    batch: &Batch,
+    labels: &[u32],
+    class_weights: &[f32],
+) -> anyhow::Result<f32> {
+    let device = TrainMode::Standard.device();
+    let mut net = RandLaNet::from_state_dict(cfg, weights, &device)?.set_training(true);
+    net.head.dropout = randla_burn::burn::nn::DropoutConfig::new(0.0).init();
+    let input = BatchTensors::from_batch(batch, cfg, &device)?;
+    let loss = weighted_cross_entropy(net.forward(&input)?, labels, class_weights)?;
+    let burn_loss = loss
+        .clone()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?[0];
+    let grads = loss.backward();
+    let burn = named_gradients(net, &grads)?;
+    let mut fused = FusedTrainer::new(cfg, weights, DEVICE_SEED)?;
+    fused.dropout = 0.0;
+    let fused_loss = fused.loss_and_gradients(batch, labels, class_weights)? as f32;
+    let (mut got, mut want) = (vec![fused_loss], vec![burn_loss]);
+    for (name, g) in fused.gradients().iter() {
+        got.extend_from_slice(&g.data);
+        want.extend_from_slice(&burn.get(name)?.data);
+    }
+    check_agrees(
+        &format!(
+            "{}x{} fused: loss and gradients of one step against burn's autodiff",
+            batch.batch_size, batch.sizes[0]
+        ),
+        &got,
+        &want,
+        1e-3,
+        1e-6,
+    )
+}
+
 /// Runs `randla bench train-step`.
 pub fn run(args: TrainStepArgs) -> anyhow::Result<()> {
     let setup = Setup::new(&args.common)?;
@@ -133,6 +184,28 @@ pub fn run(args: TrainStepArgs) -> anyhow::Result<()> {
                 let need = mode.estimate(cfg, &size.batch);
                 if need > budget.bytes {
                     rows.push(over_budget(b, n, name, need, *budget));
+                    bar.inc(1);
+                    continue;
+                }
+                if mode == TrainMode::Fused {
+                    let check = fused_check(cfg, &weights, &size.batch, &labels, &class_weights)?;
+                    let mut fused = FusedTrainer::new(cfg, &weights, DEVICE_SEED)?;
+                    let mut adam = Adam::default();
+                    let mut losses =
+                        vec![fused.step(&mut adam, &size.batch, &labels, &class_weights, LR)?];
+                    let (median_s, report) =
+                        timed(args.common.repeat, format!("{b}x{n} {name}"), || {
+                            losses.push(fused.step(
+                                &mut adam,
+                                &size.batch,
+                                &labels,
+                                &class_weights,
+                                LR,
+                            )?);
+                            Ok(())
+                        })?;
+                    eprintln!("{b}x{n} {name}: losses {losses:.4?}");
+                    rows.push(measured(b, n, name, median_s, &report, Some(check)));
                     bar.inc(1);
                     continue;
                 }

@@ -153,7 +153,8 @@ impl Block {
         ]
     }
 
-    /// Training forward: `x [R, d_in]`, `xyz [R, 3]`, `nb [R, K]` (row indices) → `[R, 2·d_out]`.
+    /// Training forward: `x [R, d_in]`, `xyz [R, 3]`, `nb [R, K]` (row indices) → `[R, 2·d_out]`;
+    /// `mom` is the batch norms' running-average momentum.
     pub fn forward(
         &mut self,
         x: &[f32],
@@ -161,18 +162,19 @@ impl Block {
         nb: &[u32],
         rows: usize,
         k: usize,
+        mom: f32,
     ) -> (Vec<f32>, Tape) {
         let e = rows * k;
-        let (h, s_mlp1) = self.mlp1.forward(x, rows); // [R, o/2]
+        let (h, s_mlp1) = self.mlp1.forward(x, rows, mom); // [R, o/2]
         let geo = encode(xyz, nb, k); // [E, 10]
-        let (r1, s_lse1) = self.lse1.forward(&geo, e); // [E, o/2]
+        let (r1, s_lse1) = self.lse1.forward(&geo, e, mom); // [E, o/2]
         let (w1, a1) = attention::forward(&self.score1, &h, &r1, nb, rows, k); // [E, o], [R, o]
-        let (p1, s_pool1) = self.pool1.forward(&a1, rows); // [R, o/2]
-        let (r2, s_lse2) = self.lse2.forward(&r1, e); // [E, o/2]
+        let (p1, s_pool1) = self.pool1.forward(&a1, rows, mom); // [R, o/2]
+        let (r2, s_lse2) = self.lse2.forward(&r1, e, mom); // [E, o/2]
         let (w2, a2) = attention::forward(&self.score2, &p1, &r2, nb, rows, k); // [E, o], [R, o]
-        let (p2, s_pool2) = self.pool2.forward(&a2, rows); // [R, o]
-        let (mut y, s_mlp2) = self.mlp2.forward(&p2, rows); // [R, 2o]
-        let (sc, s_short) = self.shortcut.forward(x, rows); // [R, 2o]
+        let (p2, s_pool2) = self.pool2.forward(&a2, rows, mom); // [R, o]
+        let (mut y, s_mlp2) = self.mlp2.forward(&p2, rows, mom); // [R, 2o]
+        let (sc, s_short) = self.shortcut.forward(x, rows, mom); // [R, 2o]
         y.par_iter_mut().zip(&sc).for_each(|(a, b)| {
             let t = *a + b;
             *a = if t >= 0.0 { t } else { t * OUT_SLOPE };

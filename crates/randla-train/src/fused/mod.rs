@@ -18,14 +18,13 @@ mod attention;
 mod block;
 mod ops;
 
-use std::collections::BTreeMap;
-
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use randla_model::{Batch, RandLaNetConfig, StateDict};
 
+use crate::adam::Adam;
 use crate::error::{Error, Result};
 use block::{Block, Tape};
 use ops::{Kind, Layer, Saved, gather, scatter_add};
@@ -34,37 +33,6 @@ use ops::{Kind, Layer, Saved, gather, scatter_add};
 const SLOPE: f32 = 0.2;
 /// Open3D-ML's dropout before the last layer of the head.
 pub const HEAD_DROPOUT: f32 = 0.5;
-
-/// Adam's state for the fused trainer (PyTorch semantics, as [`crate::Adam`]), keyed by
-/// state-dict name.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FusedAdam {
-    /// β₁.
-    pub beta1: f64,
-    /// β₂.
-    pub beta2: f64,
-    /// ε.
-    pub epsilon: f64,
-    /// Steps taken.
-    pub t: u64,
-    /// First moments.
-    pub m: BTreeMap<String, Vec<f32>>,
-    /// Second moments.
-    pub v: BTreeMap<String, Vec<f32>>,
-}
-
-impl Default for FusedAdam {
-    fn default() -> Self {
-        FusedAdam {
-            beta1: 0.9,
-            beta2: 0.999,
-            epsilon: 1e-8,
-            t: 0,
-            m: BTreeMap::new(),
-            v: BTreeMap::new(),
-        }
-    }
-}
 
 /// RandLA-Net's weights with their gradients and Adam state, trained by the fused step.
 #[derive(Debug, Clone)]
@@ -78,9 +46,9 @@ pub struct FusedTrainer {
     head: [Layer; 3],
     /// Dropout probability before the last head layer ([`HEAD_DROPOUT`] by default).
     pub dropout: f32,
+    /// Batch-norm running-average momentum (PyTorch convention; Open3D-ML's 0.01 by default).
+    pub bn_momentum: f32,
     rng: ChaCha8Rng,
-    /// Adam's state.
-    pub adam: FusedAdam,
     /// Peak bytes held by the last step's tapes (what the backward pass keeps).
     pub tape_bytes: usize,
 }
@@ -155,8 +123,8 @@ impl FusedTrainer {
                 smlp("fc1.3", Kind::Conv, None, false)?,
             ],
             dropout: HEAD_DROPOUT,
+            bn_momentum: ops::BN_MOMENTUM,
             rng: ChaCha8Rng::seed_from_u64(seed),
-            adam: FusedAdam::default(),
             tape_bytes: 0,
         })
     }
@@ -164,6 +132,11 @@ impl FusedTrainer {
     /// The configuration.
     pub fn config(&self) -> &RandLaNetConfig {
         &self.config
+    }
+
+    /// Restarts the dropout masks' generator from `seed`.
+    pub fn reseed(&mut self, seed: u64) {
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
     }
 
     fn layers_mut(&mut self) -> Vec<&mut Layer> {
@@ -237,18 +210,25 @@ impl FusedTrainer {
             }
         }
         let k = batch.k;
+        let mom = self.bn_momentum;
         let layers = self.config.num_layers;
         let mut held = 0usize;
 
         // ---- forward ----
-        let (x0, s_fc0) = self.fc0.forward(&batch.features, r0); // [R0, 8]
+        let (x0, s_fc0) = self.fc0.forward(&batch.features, r0, mom); // [R0, 8]
         let mut inputs: Vec<Vec<f32>> = vec![x0]; // encoder inputs x_l, [R_l, d_in]
         let mut tapes: Vec<Tape> = Vec::with_capacity(layers);
         let mut argmax: Vec<Vec<u32>> = Vec::with_capacity(layers);
         let mut y0: Vec<f32> = Vec::new(); // skip of level 0, [R0, 2·o_0]
         for l in 0..layers {
-            let (y, tape) =
-                self.blocks[l].forward(&inputs[l], &batch.coords[l], &rows.nb[l], rows.n[l], k); // [R_l, 2o]
+            let (y, tape) = self.blocks[l].forward(
+                &inputs[l],
+                &batch.coords[l],
+                &rows.nb[l],
+                rows.n[l],
+                k,
+                mom,
+            ); // [R_l, 2o]
             held += tape.bytes();
             tapes.push(tape);
             let c = 2 * self.blocks[l].d_out;
@@ -259,7 +239,7 @@ impl FusedTrainer {
             }
             inputs.push(pooled);
         }
-        let (mut x, s_mlp) = self.mlp.forward(&inputs[layers], rows.n[layers]); // [R_L, C]
+        let (mut x, s_mlp) = self.mlp.forward(&inputs[layers], rows.n[layers], mom); // [R_L, C]
         let mut dec_in: Vec<Vec<f32>> = Vec::with_capacity(layers);
         let mut dec_saved: Vec<Saved> = Vec::with_capacity(layers);
         let mut dec_out: Vec<Vec<f32>> = Vec::with_capacity(layers);
@@ -277,14 +257,14 @@ impl FusedTrainer {
                     row[..cs].copy_from_slice(s);
                     row[cs..].copy_from_slice(u);
                 });
-            let (y, saved) = self.decoder[j].forward(&cat, n); // [R_level, out]
+            let (y, saved) = self.decoder[j].forward(&cat, n, mom); // [R_level, out]
             dec_in.push(cat);
             dec_saved.push(saved);
             dec_out.push(x);
             x = y;
         }
-        let (h0, s_h0) = self.head[0].forward(&x, r0); // [R0, 64]
-        let (h1, s_h1) = self.head[1].forward(&h0, r0); // [R0, 32]
+        let (h0, s_h0) = self.head[0].forward(&x, r0, mom); // [R0, 64]
+        let (h1, s_h1) = self.head[1].forward(&h0, r0, mom); // [R0, 32]
         let keep = 1.0 - self.dropout;
         let mask: Vec<f32> = (0..h1.len())
             .map(|_| {
@@ -296,7 +276,7 @@ impl FusedTrainer {
             })
             .collect();
         let h1d: Vec<f32> = h1.iter().zip(&mask).map(|(a, m)| a * m).collect();
-        let (logits, s_h2) = self.head[2].forward(&h1d, r0); // [R0, classes]
+        let (logits, s_h2) = self.head[2].forward(&h1d, r0, mom); // [R0, classes]
         held += [&h0, &h1, &h1d, &logits, &x, &y0]
             .iter()
             .map(|v| v.len() * 4)
@@ -397,17 +377,18 @@ impl FusedTrainer {
         Ok(loss)
     }
 
-    /// One training step: [`FusedTrainer::loss_and_gradients`], then Adam with learning rate
-    /// `lr`. A non-finite loss is an error and leaves the weights as they were.
+    /// One training step: [`FusedTrainer::loss_and_gradients`], then one step of `adam` (its
+    /// moments keyed by state-dict name) with learning rate `lr`. A non-finite loss is an error
+    /// and leaves the weights as they were.
     pub fn step(
         &mut self,
+        adam: &mut Adam,
         batch: &Batch,
         labels: &[u32],
         class_weights: &[f32],
         lr: f64,
     ) -> Result<f64> {
         let loss = self.loss_and_gradients(batch, labels, class_weights)?;
-        let mut adam = std::mem::take(&mut self.adam);
         adam.t += 1;
         let (b1, b2) = (adam.beta1 as f32, adam.beta2 as f32);
         let t = adam.t as i32;
@@ -426,6 +407,14 @@ impl FusedTrainer {
                     .v
                     .entry(p.name.clone())
                     .or_insert_with(|| vec![0.0; p.value.len()]);
+                if m.len() != p.value.len() || v.len() != p.value.len() {
+                    return Err(Error::Training(format!(
+                        "Adam's state for {} has {} values, the tensor {}",
+                        p.name,
+                        m.len(),
+                        p.value.len()
+                    )));
+                }
                 for i in 0..p.value.len() {
                     let g = p.grad[i];
                     m[i] = b1 * m[i] + (1.0 - b1) * g;
@@ -435,7 +424,6 @@ impl FusedTrainer {
             }
             l.refresh();
         }
-        self.adam = adam;
         Ok(loss)
     }
 }

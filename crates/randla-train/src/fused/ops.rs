@@ -235,8 +235,8 @@ impl Layer {
     }
 
     /// Training forward: `x [rows, in]` → `[rows, out]`, batch statistics over the rows (and the
-    /// running statistics updated); returns what the backward pass needs.
-    pub fn forward(&mut self, x: &[f32], rows: usize) -> (Vec<f32>, Saved) {
+    /// running statistics updated with momentum `mom`); returns what the backward pass needs.
+    pub fn forward(&mut self, x: &[f32], rows: usize, mom: f32) -> (Vec<f32>, Saved) {
         let mut z = self.linear(x, rows); // [rows, out]
         let out = self.out;
         let Some(bn) = &mut self.bn else {
@@ -255,8 +255,8 @@ impl Layer {
             .collect();
         let unbias = if rows > 1 { m / (m - 1.0) } else { 1.0 };
         for o in 0..out {
-            bn.mean[o] = (1.0 - BN_MOMENTUM) * bn.mean[o] + BN_MOMENTUM * mean[o] as f32;
-            bn.var[o] = (1.0 - BN_MOMENTUM) * bn.var[o] + BN_MOMENTUM * (var[o] * unbias) as f32;
+            bn.mean[o] = (1.0 - mom) * bn.mean[o] + mom * mean[o] as f32;
+            bn.var[o] = (1.0 - mom) * bn.var[o] + mom * (var[o] * unbias) as f32;
         }
         let mean32: Vec<f32> = mean.iter().map(|&v| v as f32).collect();
         let (g, b) = (&bn.gamma.value, &bn.beta.value);
@@ -511,7 +511,7 @@ mod tests {
 
     /// The loss `Σ y ⊙ c` for fixed random `c`.
     fn loss(l: &mut Layer, x: &[f32], rows: usize, c: &[f32]) -> f64 {
-        let (y, _) = l.clone().forward(x, rows);
+        let (y, _) = l.clone().forward(x, rows, BN_MOMENTUM);
         y.iter()
             .zip(c)
             .map(|(a, b)| (*a as f64) * (*b as f64))
@@ -525,7 +525,7 @@ mod tests {
         let c: Vec<f32> = (0..rows * out).map(|i| ((i as f32) * 0.23).cos()).collect();
         for (bn, act) in [(true, Some(0.2)), (true, None), (false, None)] {
             let mut l = layer(inp, out, bn, act);
-            let (_, saved) = l.clone().forward(&x, rows);
+            let (_, saved) = l.clone().forward(&x, rows, BN_MOMENTUM);
             let mut dy = c.clone();
             let dx = l.backward(&mut dy, &x, rows, &saved, true).unwrap();
             let h = 1e-3f32;
@@ -578,7 +578,7 @@ mod tests {
         l.w.value = vec![1.0];
         l.b.value = vec![0.0];
         l.refresh();
-        l.forward(&[1.0, 2.0, 3.0, 6.0], 4);
+        l.forward(&[1.0, 2.0, 3.0, 6.0], 4, BN_MOMENTUM);
         let bn = l.bn.as_ref().unwrap();
         assert!((bn.mean[0] - 0.03).abs() < 1e-7);
         assert!((bn.var[0] - (0.99 + 0.01 * 14.0 / 3.0)).abs() < 1e-6);
