@@ -171,20 +171,56 @@ pub fn gemm_rows(
     accumulate: bool,
 ) {
     assert!(a.len() >= m * kd && wt.len() >= kd * n && c.len() >= m * n);
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: AVX2 and FMA are present (checked above); the slice lengths are asserted above
-        // and the kernel reads and writes only inside them.
-        let done = unsafe { gemm_avx2(a, m, kd, wt, n, c, accumulate) };
-        gemm_scalar(a, m, kd, wt, n, c, accumulate, done);
-        return;
-    }
-    gemm_scalar(a, m, kd, wt, n, c, accumulate, 0);
+    gemm_strided(a, (kd, 1), m, kd, wt, n, c, accumulate);
 }
 
-/// Plain-loop `gemm_rows` over the columns `from..n` (the ones the vector kernel left).
+/// `c[m, n] = aᵀ · wt` (`+=` when `accumulate`) for `a [kd, m]` row-major: the weight gradient
+/// `dzᵀ·x` of a layer, reducing over the `kd` rows without transposing `a` first. Same kernel as
+/// [`gemm_rows`], reading `a` down its columns.
+#[inline]
+pub fn gemm_at(
+    a: &[f32],
+    kd: usize,
+    m: usize,
+    wt: &[f32],
+    n: usize,
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    assert!(a.len() >= m * kd && wt.len() >= kd * n && c.len() >= m * n);
+    gemm_strided(a, (1, m), m, kd, wt, n, c, accumulate);
+}
+
+/// `c[m, n] = A · wt` with `A[r, p] = a[r·stride.0 + p·stride.1]`; the caller checked that every
+/// such index is inside `a`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn gemm_strided(
+    a: &[f32],
+    stride: (usize, usize),
+    m: usize,
+    kd: usize,
+    wt: &[f32],
+    n: usize,
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: AVX2 and FMA are present (checked above); the slice lengths were asserted by
+        // the callers and the kernel reads and writes only inside them.
+        let done = unsafe { gemm_avx2(a, stride, m, kd, wt, n, c, accumulate) };
+        gemm_scalar(a, stride, m, kd, wt, n, c, accumulate, done);
+        return;
+    }
+    gemm_scalar(a, stride, m, kd, wt, n, c, accumulate, 0);
+}
+
+/// Plain-loop `gemm_strided` over the columns `from..n` (the ones the vector kernel left).
+#[allow(clippy::too_many_arguments)]
 fn gemm_scalar(
     a: &[f32],
+    (rs, cs): (usize, usize),
     m: usize,
     kd: usize,
     wt: &[f32],
@@ -200,7 +236,7 @@ fn gemm_scalar(
     for r in 0..m {
         acc.fill(0.0);
         for p in 0..kd {
-            let x = a[r * kd + p];
+            let x = a[r * rs + p * cs];
             acc.iter_mut()
                 .zip(&wt[p * n + from..(p + 1) * n])
                 .for_each(|(o, w)| *o += x * w);
@@ -214,14 +250,18 @@ fn gemm_scalar(
     }
 }
 
-/// The AVX2 + FMA kernel of [`gemm_rows`] for the first `n / 8 · 8` columns; returns that count.
+/// The AVX2 + FMA kernel of [`gemm_strided`] for the first `n / 8 · 8` columns; returns that
+/// count.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA, and `a`, `wt`, `c` must hold `m·kd`, `kd·n`, `m·n` values.
+/// The CPU must support AVX2 and FMA, `a` must hold every `r·stride.0 + p·stride.1` (r < m,
+/// p < kd), and `wt`, `c` must hold `kd·n`, `m·n` values.
+#[allow(clippy::too_many_arguments)]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gemm_avx2(
     a: &[f32],
+    (rs, cs): (usize, usize),
     m: usize,
     kd: usize,
     wt: &[f32],
@@ -232,8 +272,8 @@ unsafe fn gemm_avx2(
     use std::arch::x86_64::*;
     let n8 = n / 8 * 8;
     let (ap, wp, cp) = (a.as_ptr(), wt.as_ptr(), c.as_mut_ptr());
-    // SAFETY (whole body): every pointer offset below is < m·kd for `ap`, < kd·n for `wp` and
-    // < m·n for `cp`: rows r < m, columns j + 8 <= n8 <= n, p < kd.
+    // SAFETY (whole body): every offset of `ap` below is r·rs + p·cs with r < m and p < kd
+    // (inside `a` by the contract), < kd·n for `wp` and < m·n for `cp`: columns j + 8 <= n8 <= n.
     unsafe {
         let store = |dst: *mut f32, v: __m256| {
             if accumulate {
@@ -251,7 +291,7 @@ unsafe fn gemm_avx2(
                     let w0 = _mm256_loadu_ps(wp.add(p * n + j));
                     let w1 = _mm256_loadu_ps(wp.add(p * n + j + 8));
                     for q in 0..4 {
-                        let x = _mm256_set1_ps(*ap.add((r + q) * kd + p));
+                        let x = _mm256_set1_ps(*ap.add((r + q) * rs + p * cs));
                         acc[2 * q] = _mm256_fmadd_ps(x, w0, acc[2 * q]);
                         acc[2 * q + 1] = _mm256_fmadd_ps(x, w1, acc[2 * q + 1]);
                     }
@@ -267,7 +307,7 @@ unsafe fn gemm_avx2(
                 for p in 0..kd {
                     let w0 = _mm256_loadu_ps(wp.add(p * n + j));
                     for q in 0..4 {
-                        let x = _mm256_set1_ps(*ap.add((r + q) * kd + p));
+                        let x = _mm256_set1_ps(*ap.add((r + q) * rs + p * cs));
                         acc[q] = _mm256_fmadd_ps(x, w0, acc[q]);
                     }
                 }
@@ -283,7 +323,7 @@ unsafe fn gemm_avx2(
             while j + 8 <= n8 {
                 let mut acc = _mm256_setzero_ps();
                 for p in 0..kd {
-                    let x = _mm256_set1_ps(*ap.add(r * kd + p));
+                    let x = _mm256_set1_ps(*ap.add(r * rs + p * cs));
                     acc = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp.add(p * n + j)), acc);
                 }
                 store(cp.add(r * n + j), acc);
@@ -347,6 +387,34 @@ mod tests {
                         assert!(
                             (c[i * n + j] - want).abs() < 1e-4,
                             "m{m} k{kd} n{n} at ({i},{j})"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_at_is_the_transposed_product() {
+        for (kd, m, n) in [
+            (1, 1, 1),
+            (37, 6, 10),
+            (300, 16, 8),
+            (9, 64, 32),
+            (5, 3, 17),
+        ] {
+            let a: Vec<f32> = (0..kd * m).map(|i| (i as f32 * 0.29).sin()).collect();
+            let wt: Vec<f32> = (0..kd * n).map(|i| (i as f32 * 0.13).cos()).collect();
+            for accumulate in [false, true] {
+                let mut c = vec![0.5f32; m * n];
+                gemm_at(&a, kd, m, &wt, n, &mut c, accumulate);
+                for i in 0..m {
+                    for j in 0..n {
+                        let want: f32 = (0..kd).map(|p| a[p * m + i] * wt[p * n + j]).sum::<f32>()
+                            + if accumulate { 0.5 } else { 0.0 };
+                        assert!(
+                            (c[i * n + j] - want).abs() < 1e-3,
+                            "k{kd} m{m} n{n} ({i},{j})"
                         );
                     }
                 }

@@ -93,7 +93,11 @@ pub struct TrainStepArgs {
     pub common: BenchArgs,
     /// Modes to run, comma-separated; the first that runs is the reference for max |Δ| (put
     /// `standard` first).
-    #[arg(long, value_delimiter = ',', default_value = "standard,checkpointed")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "standard,checkpointed,fused"
+    )]
     pub modes: Vec<TrainMode>,
 }
 

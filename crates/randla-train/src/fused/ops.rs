@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use randla_engine::kernels::{gemm_rows, transpose};
+use randla_engine::kernels::{gemm_at, gemm_rows, transpose};
 use randla_model::{Param, StateDict};
 
 use crate::error::{Error, Result};
@@ -435,7 +435,7 @@ fn col_sums2(a: &[f32], b: &[f32], c: usize) -> Vec<(f64, f64)> {
 }
 
 /// `gw [out, in] += dzᵀ · x` over `rows` rows, parallel over row blocks (each block's product
-/// through the register-blocked kernel, on the transposed block of `dz`).
+/// through the register-blocked kernel, reading `dz` down its columns).
 pub fn add_weight_grad(gw: &mut [f32], dz: &[f32], x: &[f32], rows: usize, out: usize, inp: usize) {
     debug_assert!(dz.len() >= rows * out && x.len() >= rows * inp);
     let sum = dz[..rows * out]
@@ -443,9 +443,8 @@ pub fn add_weight_grad(gw: &mut [f32], dz: &[f32], x: &[f32], rows: usize, out: 
         .zip(x[..rows * inp].par_chunks(ROWS_PER_TASK * inp))
         .map(|(dc, xc)| {
             let r = dc.len() / out;
-            let dt = transpose(dc, r, out); // [out, r]
             let mut part = vec![0f32; out * inp];
-            gemm_rows(&dt, out, r, xc, inp, &mut part, false);
+            gemm_at(dc, r, out, xc, inp, &mut part, false);
             part
         })
         .reduce(
