@@ -30,7 +30,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use randla_engine::FusedEngine;
-use randla_geom::sampling::grid_subsample;
+use randla_geom::sampling::{grid_subsample, stratified_order};
 use randla_geom::{MemoryBudget, Pyramid};
 use randla_io::PointCloud;
 use randla_model::RandLaNetConfig;
@@ -57,6 +57,21 @@ pub struct PredictOptions {
     /// Context around each tile, in metres (default: twice the radius of the coarsest layer's
     /// neighbourhoods at the tile's point density, see [`Predictor::auto_margin`]).
     pub margin: Option<f32>,
+    /// How each pass samples its levels.
+    pub sampling: Sampling,
+}
+
+/// How a pass orders its points, whose prefixes are the network's random-sampling levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sampling {
+    /// A random shuffle, spread evenly: every level is every `r^l`-th point along a Morton curve
+    /// from a random start ([`stratified_order`]). Fewer holes in a single pass: on the two IGN
+    /// validation tiles, OA 0.9099 against 0.9073 and mIoU 0.7245 against 0.7205 (means of six
+    /// seeds, BENCHMARKS.md).
+    #[default]
+    Stratified,
+    /// A plain shuffle, as Open3D-ML does.
+    Random,
 }
 
 /// Largest tile core by default, in subsampled points. Passes of this size keep the pyramid's
@@ -320,13 +335,14 @@ impl Predictor {
         stats: &mut PredictStats,
     ) -> Result<Vec<f32>> {
         let votes = opts.votes.max(1);
-        let mut probs = self.run_crop(pts, feats, nf, idx, seed, stats)?;
+        let mut probs = self.run_crop(pts, feats, nf, idx, opts.sampling, seed, stats)?;
         for vote in 1..votes {
             let p = self.run_crop(
                 pts,
                 feats,
                 nf,
                 idx,
+                opts.sampling,
                 seed.wrapping_add((vote as u64) << 32),
                 stats,
             )?;
@@ -344,12 +360,14 @@ impl Predictor {
 
     /// Softmax probabilities `[idx.len(), classes]` of the points `idx` of the subsampled cloud, in
     /// `idx` order: shuffled, recentred, padded by repetition when too small, one engine pass.
+    #[allow(clippy::too_many_arguments)]
     fn run_crop(
         &self,
         pts: &[[f32; 3]],
         feats: &[f32],
         nf: usize,
         idx: &[u32],
+        sampling: Sampling,
         seed: u64,
         stats: &mut PredictStats,
     ) -> Result<Vec<f32>> {
@@ -360,6 +378,16 @@ impl Predictor {
         let mut order: Vec<u32> = (0..need).map(|i| (i % idx.len()) as u32).collect();
         for i in (1..order.len()).rev() {
             order.swap(i, rng.random_range(0..=i));
+        }
+        if sampling == Sampling::Stratified {
+            let shuffled: Vec<[f32; 3]> = order
+                .iter()
+                .map(|&o| pts[idx[o as usize] as usize])
+                .collect();
+            order = stratified_order(&shuffled, rng.random::<u32>())
+                .into_iter()
+                .map(|i| order[i as usize])
+                .collect();
         }
         let (mut lo, mut hi) = ([f32::MAX; 3], [f32::MIN; 3]);
         for &i in idx {

@@ -114,3 +114,36 @@ fn tiles_with_margins_classify_like_one_pass() {
     );
     assert!(bare.stats.crop_points <= 6000, "{:?}", bare.stats);
 }
+
+/// Both ways of sampling a pass classify the tile well and alike: the stratified default (every
+/// level spread evenly over space) and Open3D-ML's plain shuffle.
+#[test]
+fn stratified_and_random_sampling_agree() {
+    use randla_predict::Sampling;
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let model = ModelDir::load(format!("{root}/models/default")).unwrap();
+    let predictor = Predictor::new(&model).unwrap();
+    let cloud = randla_io::read(format!(
+        "{root}/data/ign-lidar-hd/test_data_77060_627760_LA93_IGN69.laz"
+    ))
+    .unwrap();
+    let truth = cloud.labels.clone().expect("the tile has a classification");
+    let run = |sampling| {
+        let opts = PredictOptions {
+            sampling,
+            ..Default::default()
+        };
+        predictor.predict(&cloud, "tile", &opts, &|_, _| {}).unwrap()
+    };
+    let (s, r) = (run(Sampling::Stratified), run(Sampling::Random));
+    assert_eq!(s.class, run(Sampling::Stratified).class, "deterministic");
+    assert_ne!(s.class, r.class, "the two samplings differ");
+    let agree = agreement(&s, &r);
+    let (acc_s, acc_r) = (
+        accuracy(&s, &truth, &predictor),
+        accuracy(&r, &truth, &predictor),
+    );
+    eprintln!("stratified vs random: agreement {agree:.4}, accuracy {acc_s:.4} vs {acc_r:.4}");
+    assert!(agree > 0.93, "agreement {agree}");
+    assert!(acc_s > 0.88 && acc_r > 0.88, "accuracy {acc_s} / {acc_r}");
+}

@@ -4,13 +4,22 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use randla_geom::MemoryBudget;
 use randla_io::{ExtraOutputs, Format, PlyEncoding, PlyWriteOptions, Probabilities};
 use randla_model::model_dir::ModelDir;
-use randla_predict::{PredictOptions, Predictor};
+use randla_predict::{PredictOptions, Predictor, Sampling};
 
 /// Arguments of `randla predict`.
+/// `--sampling`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SamplingArg {
+    /// A random sampling spread evenly over space (default).
+    Stratified,
+    /// A plain shuffle, as Open3D-ML.
+    Random,
+}
+
 #[derive(Debug, Args)]
 pub struct PredictArgs {
     /// Point-cloud files (LAS/LAZ, PLY, Semantic3D .txt, SemanticKITTI .bin) or folders of them.
@@ -34,6 +43,13 @@ pub struct PredictArgs {
     /// reference's test-time voting): a little more accurate, proportionally slower.
     #[arg(long, default_value_t = 1)]
     pub votes: usize,
+    /// Seed of the random sampling (the same seed gives the same prediction).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// How each pass samples its levels: `stratified` (a random sampling spread evenly over
+    /// space; more accurate in one pass) or `random` (a plain shuffle, as Open3D-ML).
+    #[arg(long, value_enum, default_value_t = SamplingArg::Stratified)]
+    pub sampling: SamplingArg,
     /// Context around each tile, in metres. Default: twice the radius of the network's coarsest
     /// neighbourhoods at the cloud's density.
     #[arg(long)]
@@ -162,6 +178,11 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         tile_points: args.tile_points,
         margin: args.margin,
         votes: args.votes,
+        seed: args.seed,
+        sampling: match args.sampling {
+            SamplingArg::Stratified => Sampling::Stratified,
+            SamplingArg::Random => Sampling::Random,
+        },
         ..Default::default()
     };
     let total_t = Instant::now();
