@@ -34,4 +34,4 @@ mod lfa;
 mod network;
 
 pub use error::{Error, Result};
-pub use network::{FusedEngine, Stage};
+pub use network::{FusedEngine, SharedLevel0, Stage};

@@ -82,6 +82,7 @@ impl FusedEngine {
                 &levels,
                 batch.k,
                 None,
+                None,
             ));
         }
         Ok(out)
@@ -89,7 +90,34 @@ impl FusedEngine {
 
     /// Logits `[N, classes]` of one crop: its `[N, in_channels]` features and its pyramid.
     pub fn forward_crop(&self, features: &[f32], pyramid: &Pyramid) -> Result<Vec<f32>> {
-        self.forward_crop_inner(features, pyramid, None)
+        self.forward_crop_inner(features, pyramid, None, None)
+    }
+
+    /// [`FusedEngine::forward_crop`] for one of several passes over the same points in other
+    /// orders (test-time votes): `rows[i]` is the index, among `shared.points`, of the crop's
+    /// row `i`. The first layer's output depends on the points and their neighbourhoods only, not
+    /// on the order or the random sampling, so the first pass stores it in `shared` (by point) and
+    /// the next passes reuse it instead of running `fc0` and `encoder.0` again. Every pass must
+    /// have the same level-0 points and neighbourhoods.
+    pub fn forward_crop_shared(
+        &self,
+        features: &[f32],
+        pyramid: &Pyramid,
+        rows: &[u32],
+        shared: &mut SharedLevel0,
+    ) -> Result<Vec<f32>> {
+        let n = pyramid.level_sizes()[0];
+        if rows.len() != n || rows.iter().any(|&b| b as usize >= shared.points) {
+            return Err(Error::Input {
+                what: "rows".into(),
+                message: format!(
+                    "{} rows for a crop of {n} points, each below {}",
+                    rows.len(),
+                    shared.points
+                ),
+            });
+        }
+        self.forward_crop_inner(features, pyramid, None, Some((rows, shared)))
     }
 
     fn forward_crop_inner(
@@ -97,6 +125,7 @@ impl FusedEngine {
         features: &[f32],
         pyramid: &Pyramid,
         prof: Option<&mut Vec<Stage>>,
+        shared: Option<(&[u32], &mut SharedLevel0)>,
     ) -> Result<Vec<f32>> {
         let cfg = &self.config;
         if pyramid.num_layers() != cfg.num_layers || pyramid.k() != cfg.num_neighbors {
@@ -135,7 +164,7 @@ impl FusedEngine {
                 up: pyramid.interp_idx(l),
             })
             .collect();
-        Ok(self.run(features, &levels, pyramid.k(), prof))
+        Ok(self.run(features, &levels, pyramid.k(), prof, shared))
     }
 
     fn run(
@@ -144,6 +173,7 @@ impl FusedEngine {
         levels: &[Level<'_>],
         k: usize,
         mut prof: Option<&mut Vec<Stage>>,
+        mut shared: Option<(&[u32], &mut SharedLevel0)>,
     ) -> Vec<f32> {
         let profiling = prof.is_some();
         let mut monitor = profiling.then(|| randla_memory::MemoryMonitor::new("stage"));
@@ -175,11 +205,44 @@ impl FusedEngine {
             .collect();
         let levels = &owned[..];
         mark("reorder".into(), n0, &r.features);
-        let mut x = self.fc0.apply(&r.features, n0, Some(SLOPE)); // [N0, 8]
+        // The first encoder layer's output, when an earlier pass over the same points left it.
+        let c0 = 2 * self.blocks[0].d_out;
+        let cached: Option<Vec<f32>> = shared.as_ref().and_then(|(rows, s)| {
+            s.f0.as_ref().map(|f0| {
+                let mut y = vec![0f32; n0 * c0];
+                y.par_chunks_mut(c0)
+                    .zip(r.perm0.par_iter())
+                    .for_each(|(row, &p)| {
+                        let b = rows[p as usize] as usize;
+                        row.copy_from_slice(&f0[b * c0..(b + 1) * c0]);
+                    });
+                y
+            })
+        });
+        let mut x = if cached.is_some() {
+            Vec::new()
+        } else {
+            self.fc0.apply(&r.features, n0, Some(SLOPE)) // [N0, 8]
+        };
         mark("fc0".into(), n0, &x);
+        let mut cached = cached;
         let mut skips: Vec<Vec<f32>> = Vec::with_capacity(levels.len() + 1);
         for (l, (block, lv)) in self.blocks.iter().zip(levels).enumerate() {
-            let y = block.forward(&x, lv.xyz, lv.nb, lv.n, k); // [N_l, 2o]
+            let y = match cached.take() {
+                Some(y) => y,
+                None => block.forward(&x, lv.xyz, lv.nb, lv.n, k), // [N_l, 2o]
+            };
+            if l == 0
+                && let Some((rows, s)) = shared.as_mut()
+                && s.f0.is_none()
+            {
+                let mut f0 = vec![0f32; s.points * c0];
+                for (i, &p) in r.perm0.iter().enumerate() {
+                    let b = rows[p as usize] as usize;
+                    f0[b * c0..(b + 1) * c0].copy_from_slice(&y[i * c0..(i + 1) * c0]);
+                }
+                s.f0 = Some(f0);
+            }
             mark(format!("encoder.{l}"), lv.n, &y);
             let c = 2 * block.d_out;
             let pooled = max_pool(&y, c, lv.sub, lv.next, k); // [N_{l+1}, 2o]
@@ -215,7 +278,7 @@ impl FusedEngine {
         pyramid: &Pyramid,
     ) -> Result<(Vec<f32>, Vec<Stage>)> {
         let mut stages = Vec::new();
-        let logits = self.forward_crop_inner(features, pyramid, Some(&mut stages))?;
+        let logits = self.forward_crop_inner(features, pyramid, Some(&mut stages), None)?;
         Ok((logits, stages))
     }
 
@@ -251,6 +314,28 @@ impl FusedEngine {
             });
             row.iter_mut().for_each(|v| *v /= s);
         });
+    }
+}
+
+/// The first encoder layer's output over a set of points, kept between passes over them in
+/// other orders ([`FusedEngine::forward_crop_shared`]).
+#[derive(Debug, Clone, Default)]
+pub struct SharedLevel0 {
+    /// Number of distinct points.
+    pub points: usize,
+    /// `[points, 2·d_out_0]`, once the first pass has run.
+    f0: Option<Vec<f32>>,
+}
+
+impl SharedLevel0 {
+    /// An empty store for `points` points.
+    pub fn new(points: usize) -> Self {
+        SharedLevel0 { points, f0: None }
+    }
+
+    /// Whether a pass has stored its first layer's output.
+    pub fn is_filled(&self) -> bool {
+        self.f0.is_some()
     }
 }
 

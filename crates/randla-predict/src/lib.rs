@@ -29,9 +29,9 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use randla_engine::FusedEngine;
+use randla_engine::{FusedEngine, SharedLevel0};
 use randla_geom::sampling::{grid_subsample, stratified_order};
-use randla_geom::{MemoryBudget, Pyramid};
+use randla_geom::{KdTree, MemoryBudget, Pyramid};
 use randla_io::PointCloud;
 use randla_model::RandLaNetConfig;
 use randla_model::model_dir::{ClassSpec, InputSpec, ModelDir};
@@ -335,8 +335,24 @@ impl Predictor {
         stats: &mut PredictStats,
     ) -> Result<Vec<f32>> {
         let votes = opts.votes.max(1);
-        let mut probs = self.run_crop(pts, feats, nf, idx, opts.sampling, seed, stats)?;
-        for vote in 1..votes {
+        // Votes over the same points share what does not depend on the sampling: the level-0
+        // neighbourhoods and the first encoder layer (not for padded crops, whose repeated
+        // points change the neighbourhoods).
+        let mut shared = if votes > 1 && idx.len() >= self.min_points() {
+            let t = Instant::now();
+            let centre = crop_centre(pts, idx);
+            let base: Vec<[f32; 3]> = idx
+                .iter()
+                .map(|&i| recentre(pts[i as usize], centre))
+                .collect();
+            let nb = KdTree::build(&base)?.knn_self_indices(self.config.num_neighbors)?;
+            stats.pyramid_s += t.elapsed().as_secs_f64();
+            Some((nb, SharedLevel0::new(idx.len())))
+        } else {
+            None
+        };
+        let mut probs: Vec<f32> = Vec::new();
+        for vote in 0..votes {
             let p = self.run_crop(
                 pts,
                 feats,
@@ -344,12 +360,17 @@ impl Predictor {
                 idx,
                 opts.sampling,
                 seed.wrapping_add((vote as u64) << 32),
+                shared.as_mut().map(|(nb, s)| (nb.as_slice(), s)),
                 stats,
             )?;
-            probs
-                .par_iter_mut()
-                .zip(p.par_iter())
-                .for_each(|(a, b)| *a += b);
+            if vote == 0 {
+                probs = p;
+            } else {
+                probs
+                    .par_iter_mut()
+                    .zip(p.par_iter())
+                    .for_each(|(a, b)| *a += b);
+            }
         }
         if votes > 1 {
             let inv = 1.0 / votes as f32;
@@ -369,6 +390,7 @@ impl Predictor {
         idx: &[u32],
         sampling: Sampling,
         seed: u64,
+        shared: Option<(&[u32], &mut SharedLevel0)>,
         stats: &mut PredictStats,
     ) -> Result<Vec<f32>> {
         let c = self.config.num_classes;
@@ -389,22 +411,11 @@ impl Predictor {
                 .map(|i| order[i as usize])
                 .collect();
         }
-        let (mut lo, mut hi) = ([f32::MAX; 3], [f32::MIN; 3]);
-        for &i in idx {
-            let p = pts[i as usize];
-            for d in 0..3 {
-                lo[d] = lo[d].min(p[d]);
-                hi[d] = hi[d].max(p[d]);
-            }
-        }
-        let centre = [(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0, lo[2]];
+        let centre = crop_centre(pts, idx);
         let cin = self.config.in_channels;
         let crop_pts: Vec<[f32; 3]> = order
             .iter()
-            .map(|&o| {
-                let p = pts[idx[o as usize] as usize];
-                [p[0] - centre[0], p[1] - centre[1], p[2] - centre[2]]
-            })
+            .map(|&o| recentre(pts[idx[o as usize] as usize], centre))
             .collect();
         let mut input = vec![0f32; need * cin];
         input
@@ -417,10 +428,35 @@ impl Predictor {
                 row[3..].copy_from_slice(&feats[s * nf..(s + 1) * nf]);
             });
         let t = Instant::now();
-        let pyr = Pyramid::build(&crop_pts, &self.config.pyramid_config())?;
+        let cfg = self.config.pyramid_config();
+        let pyr = match &shared {
+            // Every point once (no padding): the shared neighbourhoods, renumbered to this order.
+            Some((nb_base, _)) if need == idx.len() => {
+                let k = cfg.k;
+                let mut inv = vec![0u32; need];
+                for (pos, &o) in order.iter().enumerate() {
+                    inv[o as usize] = pos as u32;
+                }
+                let mut nb = vec![0u32; need * k];
+                nb.par_chunks_mut(k)
+                    .zip(order.par_iter())
+                    .for_each(|(row, &o)| {
+                        for (d, &b) in row.iter_mut().zip(&nb_base[o as usize * k..][..k]) {
+                            *d = inv[b as usize];
+                        }
+                    });
+                Pyramid::build_with_level0(&crop_pts, &cfg, nb)?
+            }
+            _ => Pyramid::build(&crop_pts, &cfg)?,
+        };
         stats.pyramid_s += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let mut logits = self.engine.forward_crop(&input, &pyr)?;
+        let mut logits = match shared {
+            Some((_, s)) if need == idx.len() => {
+                self.engine.forward_crop_shared(&input, &pyr, &order, s)?
+            }
+            _ => self.engine.forward_crop(&input, &pyr)?,
+        };
         drop(pyr);
         FusedEngine::softmax_in_place(&mut logits, c);
         stats.network_s += t.elapsed().as_secs_f64();
@@ -595,4 +631,22 @@ impl Tile {
         }
         None
     }
+}
+
+/// The point a crop is recentred on: its bounding-box centre in x and y, its lowest z (as the
+/// network was trained).
+fn crop_centre(pts: &[[f32; 3]], idx: &[u32]) -> [f32; 3] {
+    let (mut lo, mut hi) = ([f32::MAX; 3], [f32::MIN; 3]);
+    for &i in idx {
+        let p = pts[i as usize];
+        for d in 0..3 {
+            lo[d] = lo[d].min(p[d]);
+            hi[d] = hi[d].max(p[d]);
+        }
+    }
+    [(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0, lo[2]]
+}
+
+fn recentre(p: [f32; 3], c: [f32; 3]) -> [f32; 3] {
+    [p[0] - c[0], p[1] - c[1], p[2] - c[2]]
 }

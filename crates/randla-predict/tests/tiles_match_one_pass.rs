@@ -133,7 +133,9 @@ fn stratified_and_random_sampling_agree() {
             sampling,
             ..Default::default()
         };
-        predictor.predict(&cloud, "tile", &opts, &|_, _| {}).unwrap()
+        predictor
+            .predict(&cloud, "tile", &opts, &|_, _| {})
+            .unwrap()
     };
     let (s, r) = (run(Sampling::Stratified), run(Sampling::Random));
     assert_eq!(s.class, run(Sampling::Stratified).class, "deterministic");

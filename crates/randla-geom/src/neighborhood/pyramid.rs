@@ -106,6 +106,39 @@ pub struct Pyramid {
 impl Pyramid {
     /// Builds the pyramid of a crop whose points are already in (shuffled) sampling order.
     pub fn build(points: &[[f32; 3]], config: &PyramidConfig) -> Result<Self> {
+        Self::build_inner(points, config, None)
+    }
+
+    /// [`Pyramid::build`] with the level-0 neighbours already known (`[N_0, K]`, e.g. those of
+    /// the same points in another order, remapped): the level-0 KNN, the largest part of a
+    /// pyramid, is not run again. The rows are used as given.
+    pub fn build_with_level0(
+        points: &[[f32; 3]],
+        config: &PyramidConfig,
+        neighbors0: Vec<u32>,
+    ) -> Result<Self> {
+        if neighbors0.len() != points.len() * config.k {
+            return Err(Error::InvalidParameter {
+                name: "level-0 neighbours",
+                value: neighbors0.len().to_string(),
+                reason: "must hold K indices per point",
+            });
+        }
+        if let Some(&i) = neighbors0.iter().find(|&&i| i as usize >= points.len()) {
+            return Err(Error::InvalidParameter {
+                name: "level-0 neighbour index",
+                value: i.to_string(),
+                reason: "must be below the number of points",
+            });
+        }
+        Self::build_inner(points, config, Some(neighbors0))
+    }
+
+    fn build_inner(
+        points: &[[f32; 3]],
+        config: &PyramidConfig,
+        mut neighbors0: Option<Vec<u32>>,
+    ) -> Result<Self> {
         config.validate(points.len())?;
         check_finite(points)?;
         let sizes = config.level_sizes(points.len());
@@ -115,7 +148,10 @@ impl Pyramid {
         let mut neighbors = Vec::with_capacity(layers);
         let mut interp = Vec::with_capacity(layers);
         for l in 0..layers {
-            neighbors.push(trees[l].knn_self_indices(config.k)?);
+            neighbors.push(match neighbors0.take() {
+                Some(nb) if l == 0 => nb,
+                _ => trees[l].knn_self_indices(config.k)?,
+            });
             let next = KdTree::build(&points[..sizes[l + 1]])?;
             let level = &points[..sizes[l]];
             interp.push(next.knn_indices_ordered(level, trees[l].spatial_order(), 1)?);
@@ -217,6 +253,19 @@ mod tests {
             p.heap_bytes(),
             Pyramid::estimate_bytes(4096, &PyramidConfig::default())
         );
+    }
+
+    #[test]
+    fn known_level0_neighbours_give_the_same_pyramid() {
+        let pts = grid(4096);
+        let cfg = PyramidConfig::default();
+        let full = Pyramid::build(&pts, &cfg).unwrap();
+        let reused = Pyramid::build_with_level0(&pts, &cfg, full.neighbors(0).to_vec()).unwrap();
+        assert_eq!(full, reused);
+        assert!(Pyramid::build_with_level0(&pts, &cfg, vec![0; 5]).is_err());
+        let mut bad = full.neighbors(0).to_vec();
+        bad[3] = 4096;
+        assert!(Pyramid::build_with_level0(&pts, &cfg, bad).is_err());
     }
 
     #[test]
