@@ -41,7 +41,7 @@ pub struct PredictArgs {
     pub tile_points: Option<usize>,
     /// Passes per point, each with its own random sampling, probabilities averaged (the
     /// reference's test-time voting): a little more accurate; the passes share their first
-    /// layer, so each vote after the first costs about a third of a pass.
+    /// layer, so each vote after the first costs less than half a pass.
     #[arg(long, default_value_t = 1)]
     pub votes: usize,
     /// Seed of the random sampling (the same seed gives the same prediction).
