@@ -1,6 +1,7 @@
 //! `randla bench train-step` on a small crop of the shipped tiles: the JSON keys other tools rely
-//! on, finite times and losses, the checkpointed mode equal to the standard one, training that
-//! lowers the loss, and the errors bad input must give.
+//! on, finite times and losses, the checkpointed mode equal to the standard one, the fused mode's
+//! gradients checked against burn's, training that lowers the loss, and the errors bad input must
+//! give.
 
 use std::process::{Command, Output};
 
@@ -39,8 +40,8 @@ fn train_step_json_has_the_agreed_keys_and_modes_agree() {
     assert!(out.status.success(), "{stderr}");
     let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 2, "{rows:?}");
-    for (row, mode) in rows.iter().zip(["standard", "checkpointed"]) {
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for (row, mode) in rows.iter().zip(["standard", "checkpointed", "fused"]) {
         let mut keys: Vec<&str> = row
             .as_object()
             .unwrap()
@@ -79,6 +80,14 @@ fn train_step_json_has_the_agreed_keys_and_modes_agree() {
         "checkpointed differs from standard by {d}"
     );
 
+    // Fused: loss and every gradient of a step (dropout off) against burn's autodiff; the bench
+    // itself fails beyond 1e-3 of the largest gradient.
+    let d = rows[2]["max_abs_diff"].as_f64().unwrap();
+    assert!(d.is_finite() && d <= 1e-3, "fused differs from burn by {d}");
+    let f = losses(&stderr, "fused");
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!((1.0..4.0).contains(&f[0]) && f[1] < f[0], "{f:?}");
+
     let (a, b) = (losses(&stderr, "standard"), losses(&stderr, "checkpointed"));
     assert_eq!(a.len(), 2, "warm-up + 1 timed step: {a:?}");
     assert!(a.iter().all(|l| l.is_finite() && *l > 0.0), "{a:?}");
@@ -102,23 +111,23 @@ fn train_step_bad_input_is_refused_clearly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--repeat must be at least 1"));
 
-    let out = bench(&["--modes", "fused"]);
+    let out = bench(&["--modes", "gpu"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("fused") && err.contains("checkpointed"),
+        err.contains("gpu") && err.contains("fused") && err.contains("checkpointed"),
         "{err}"
     );
 }
 
 #[test]
 fn train_step_over_the_memory_budget_is_reported_not_run() {
-    let out = bench(&["--sizes", "1x45056", "--memory-budget", "1GiB", "--json"]);
+    let out = bench(&["--sizes", "1x45056", "--memory-budget", "512MiB", "--json"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows.len(), 3, "{rows:?}");
     for row in rows {
         assert_eq!(row["points"], 45056);
         for key in [

@@ -80,7 +80,8 @@ impl TrainMode {
         let kept = match self {
             TrainMode::Standard => neigh * 7 / 2,
             TrainMode::Checkpointed => neigh * 3,
-            TrainMode::Fused => neigh,
+            // Measured heap peaks: 133 MB at 1x4096, 868 MB at 1x45056.
+            TrainMode::Fused => neigh * 7 / 4,
         };
         (4 * b * per_point + kept + 8 * 4 * cfg.num_trainable_parameters()) as u64
     }
