@@ -397,7 +397,7 @@ pub fn training_device(config: &TrainConfig) -> Device {
 /// The network being trained, on the configured [`Engine`].
 enum Training {
     /// burn's autodiff (`None` only while a step holds the network).
-    Burn(Option<RandLaNet>, Device),
+    Burn(Option<Box<RandLaNet>>, Device),
     /// The fused step.
     Fused(Box<FusedTrainer>),
 }
@@ -410,7 +410,7 @@ impl Training {
                 let device = training_device(config);
                 let mut net = RandLaNet::from_state_dict(net_cfg, weights, &device)?;
                 set_bn_momentum(&mut net, t.bn_momentum);
-                Training::Burn(Some(net), device)
+                Training::Burn(Some(Box::new(net)), device)
             }
             Engine::Fused => {
                 let mut f = FusedTrainer::new(net_cfg, weights, t.seed)?;
@@ -442,8 +442,8 @@ impl Training {
                     Error::Training("the network was lost in a failed step".into())
                 })?;
                 let (next, loss) =
-                    train_step(current, adam, config, crops, class_weights, lr, device)?;
-                *net = Some(next);
+                    train_step(*current, adam, config, crops, class_weights, lr, device)?;
+                *net = Some(Box::new(next));
                 Ok(loss)
             }
             Training::Fused(f) => {

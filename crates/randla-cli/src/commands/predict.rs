@@ -184,7 +184,6 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
             SamplingArg::Stratified => Sampling::Stratified,
             SamplingArg::Random => Sampling::Random,
         },
-        ..Default::default()
     };
     let total_t = Instant::now();
     let mut total_points = 0usize;
