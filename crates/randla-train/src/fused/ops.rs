@@ -156,55 +156,53 @@ impl Layer {
         self.wt = transpose(&self.w.value, self.out, self.inp);
     }
 
-    /// Writes the layer's tensors (in their stored layouts) into `sd`.
-    pub fn store(&self, sd: &mut StateDict) {
-        let w = match self.kind {
+    /// `[out, in]` weights (values or gradients) in the layout the state dict stores them.
+    fn stored_weight(&self, w: &[f32]) -> Param {
+        match self.kind {
             Kind::ConvTransposed => Param::new(
                 vec![self.inp, self.out, 1, 1],
-                transpose(&self.w.value, self.out, self.inp),
+                transpose(w, self.out, self.inp),
             ),
-            Kind::Conv => Param::new(vec![self.out, self.inp, 1, 1], self.w.value.clone()),
-            Kind::Linear => Param::new(vec![self.out, self.inp], self.w.value.clone()),
-        };
-        sd.insert(self.w.name.clone(), w);
-        sd.insert(
-            self.b.name.clone(),
-            Param::new(vec![self.out], self.b.value.clone()),
-        );
-        if let Some(bn) = &self.bn {
-            let v = |d: &Vec<f32>| Param::new(vec![self.out], d.clone());
-            sd.insert(bn.gamma.name.clone(), v(&bn.gamma.value));
-            sd.insert(bn.beta.name.clone(), v(&bn.beta.value));
-            sd.insert(format!("{}.running_mean", bn.prefix), v(&bn.mean));
-            sd.insert(format!("{}.running_var", bn.prefix), v(&bn.var));
+            Kind::Conv => Param::new(vec![self.out, self.inp, 1, 1], w.to_vec()),
+            Kind::Linear => Param::new(vec![self.out, self.inp], w.to_vec()),
         }
+    }
+
+    /// Writes the layer's values (`grads` false) or gradients (`grads` true) into `sd` under
+    /// their state-dict names and layouts; the running statistics go with the values.
+    fn store_into(&self, sd: &mut StateDict, grads: bool) {
+        let pick = |t: &Tensor| {
+            if grads {
+                t.grad.clone()
+            } else {
+                t.value.clone()
+            }
+        };
+        let vector = |d: Vec<f32>| Param::new(vec![self.out], d);
+        let w = if grads { &self.w.grad } else { &self.w.value };
+        sd.insert(self.w.name.clone(), self.stored_weight(w));
+        sd.insert(self.b.name.clone(), vector(pick(&self.b)));
+        if let Some(bn) = &self.bn {
+            sd.insert(bn.gamma.name.clone(), vector(pick(&bn.gamma)));
+            sd.insert(bn.beta.name.clone(), vector(pick(&bn.beta)));
+            if !grads {
+                sd.insert(
+                    format!("{}.running_mean", bn.prefix),
+                    vector(bn.mean.clone()),
+                );
+                sd.insert(format!("{}.running_var", bn.prefix), vector(bn.var.clone()));
+            }
+        }
+    }
+
+    /// Writes the layer's tensors and running statistics (in their stored layouts) into `sd`.
+    pub fn store(&self, sd: &mut StateDict) {
+        self.store_into(sd, false);
     }
 
     /// Writes the layer's gradients (in the stored layouts of their weights) into `sd`.
     pub fn store_grads(&self, sd: &mut StateDict) {
-        let w = match self.kind {
-            Kind::ConvTransposed => Param::new(
-                vec![self.inp, self.out, 1, 1],
-                transpose(&self.w.grad, self.out, self.inp),
-            ),
-            Kind::Conv => Param::new(vec![self.out, self.inp, 1, 1], self.w.grad.clone()),
-            Kind::Linear => Param::new(vec![self.out, self.inp], self.w.grad.clone()),
-        };
-        sd.insert(self.w.name.clone(), w);
-        sd.insert(
-            self.b.name.clone(),
-            Param::new(vec![self.out], self.b.grad.clone()),
-        );
-        if let Some(bn) = &self.bn {
-            sd.insert(
-                bn.gamma.name.clone(),
-                Param::new(vec![self.out], bn.gamma.grad.clone()),
-            );
-            sd.insert(
-                bn.beta.name.clone(),
-                Param::new(vec![self.out], bn.beta.grad.clone()),
-            );
-        }
+        self.store_into(sd, true);
     }
 
     /// The layer's trainable tensors.
