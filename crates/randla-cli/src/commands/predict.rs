@@ -230,7 +230,19 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                 s.network_s,
                 s.passes,
                 s.crop_points,
-                if s.passes > 1 { format!(" (tiles with a {:.1} m margin)", s.margin_m) } else { String::new() },
+                {
+                    let votes = args.votes.max(1);
+                    let tiles = s.passes / votes;
+                    match (tiles > 1, votes > 1) {
+                        (true, true) => format!(
+                            " ({tiles} tiles with a {:.1} m margin × {votes} votes)",
+                            s.margin_m
+                        ),
+                        (true, false) => format!(" (tiles with a {:.1} m margin)", s.margin_m),
+                        (false, true) => format!(" (one pass × {votes} votes)"),
+                        (false, false) => String::new(),
+                    }
+                },
                 write_s
             );
             let mut hist = std::collections::BTreeMap::new();
