@@ -63,6 +63,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let epoch_bar = multi.add(ProgressBar::new(config.train.steps_per_epoch as u64));
     epoch_bar.set_style(style("epoch [{bar:30}] {pos}/{len}  {msg}"));
     let names = config.classes.names.clone();
+    let engine = config.train.engine;
     let quiet = args.quiet;
     let say = |m: String| {
         if quiet {
@@ -100,7 +101,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 .collect();
             say(format!("classes: {}", per.join(", ")));
             say(format!(
-                "network: {parameters} trainable parameters; {val_clouds} validation cloud(s)"
+                "network: {parameters} trainable parameters, {} engine; {val_clouds} validation cloud(s)",
+                match engine {
+                    randla_train::Engine::Fused => "fused",
+                    randla_train::Engine::Burn => "burn",
+                }
             ));
         }
         Event::Resumed { epoch, global_step } => {
