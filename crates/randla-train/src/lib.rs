@@ -13,7 +13,11 @@
 //!   metrics, atomic best/last checkpoints, resume after a kill losing at most the epoch in
 //!   progress), deterministic given the seed.
 //!
-//! The network itself is `randla-burn`'s; the model crate holds no training code.
+//! - [`FusedTrainer`]: the default training engine ([`Engine::Fused`]): forward in training
+//!   mode, loss, a hand-written backward pass and Adam on randla-engine's kernels, its gradients
+//!   checked against burn's autodiff; `engine = "burn"` trains `randla-burn`'s network instead.
+//!
+//! The model crate holds no training code.
 
 pub mod adam;
 pub mod cache;
