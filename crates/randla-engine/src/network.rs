@@ -263,12 +263,31 @@ impl FusedEngine {
             x = decode(skip_w, up_w, &skip, lv.n, &x, lv.next, lv.up); // [N_l, skip]
             mark(format!("decoder.{j}"), lv.n, &x);
         }
-        let h = self.head[0].apply(&x, n0, Some(SLOPE)); // [N0, 64]
-        let h = self.head[1].apply(&h, n0, Some(SLOPE)); // [N0, 32]
-        let logits = self.head[2].apply(&h, n0, None); // [N0, classes]
+        let logits = self.head_forward(&x, n0); // [N0, classes]
         let logits = r.restore(&logits, self.config.num_classes); // back to the input order
         mark("fc1".into(), n0, &logits);
         logits
+    }
+
+    /// The head, `fc1.0` → `fc1.1` → `fc1.3`, block by block of rows so that its 64- and
+    /// 32-channel intermediates stay in cache: `x [N, C]` → `[N, classes]`.
+    fn head_forward(&self, x: &[f32], n: usize) -> Vec<f32> {
+        const ROWS: usize = 256;
+        let [h0, h1, h2] = &self.head;
+        let (c, classes) = (h0.inp, h2.out);
+        let mut out = vec![0f32; n * classes];
+        out.par_chunks_mut(ROWS * classes)
+            .zip(x.par_chunks(ROWS * c))
+            .for_each_init(
+                || (vec![0f32; ROWS * h0.out], vec![0f32; ROWS * h1.out]),
+                |(a, b), (oc, xc)| {
+                    let rows = xc.len() / c;
+                    h0.apply_rows(xc, rows, a, Some(SLOPE)); // [rows, 64]
+                    h1.apply_rows(&a[..rows * h0.out], rows, b, Some(SLOPE)); // [rows, 32]
+                    h2.apply_rows(&b[..rows * h1.out], rows, oc, None); // [rows, classes]
+                },
+            );
+        out
     }
 
     /// Like [`FusedEngine::forward_crop`], also timing every stage of the network.
