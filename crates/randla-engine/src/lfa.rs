@@ -203,14 +203,25 @@ impl Lfa {
         );
         drop(g2);
         drop(x1);
-        let x2 = self.pool2_mlp.apply(&a2, n, Some(SLOPE)); // [N, o]
-        drop(a2);
-        let mut y = self.mlp2.apply(&x2, n, None); // [N, 2o]
-        let sc = self.shortcut.apply(x, n, None); // [N, 2o]
-        y.par_iter_mut().zip(sc.par_iter()).for_each(|(a, b)| {
-            let t = *a + b;
-            *a = if t >= 0.0 { t } else { t * OUT_SLOPE };
-        });
+        // pool2's MLP, mlp2, the shortcut and the output activation, block by block of rows.
+        const ROWS: usize = 256;
+        let d_in = self.shortcut.inp;
+        let mut y = vec![0f32; n * 2 * o]; // [N, 2o]
+        y.par_chunks_mut(ROWS * 2 * o)
+            .zip(a2.par_chunks(ROWS * o).zip(x.par_chunks(ROWS * d_in)))
+            .for_each_init(
+                || (vec![0f32; ROWS * o], vec![0f32; ROWS * 2 * o]),
+                |(x2, sc), (yc, (ac, xc))| {
+                    let rows = ac.len() / o;
+                    self.pool2_mlp.apply_rows(ac, rows, x2, Some(SLOPE)); // [rows, o]
+                    self.mlp2.apply_rows(&x2[..rows * o], rows, yc, None); // [rows, 2o]
+                    self.shortcut.apply_rows(xc, rows, sc, None); // [rows, 2o]
+                    yc.iter_mut().zip(sc.iter()).for_each(|(a, b)| {
+                        let t = *a + b;
+                        *a = if t >= 0.0 { t } else { t * OUT_SLOPE };
+                    });
+                },
+            );
         y
     }
 
