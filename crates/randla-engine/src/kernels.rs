@@ -112,7 +112,8 @@ pub fn exp_neg(x: f32) -> f32 {
 /// weighted sum of the values `[feat[nb[k]] (half channels), rel[k] (half channels)]`.
 ///
 /// `scores` `[K, c]` is overwritten; `feat` is `[N, c/2]`; `rel` `[K, c/2]`; `out` `[c]`;
-/// `tmp` `[c]` scratch.
+/// `tmp` `[c]` scratch. On return `scores` holds the unnormalised weights `exp(s − max_K s)` and
+/// `tmp` their per-channel sums (the training step derives the softmax weights from them).
 #[inline(always)]
 pub fn softmax_pool(
     scores: &mut [f32],

@@ -162,22 +162,7 @@ impl Lfa {
         };
 
         // Pass 1: a1 = pool1([h_k, r1]) per point.
-        let mut a1 = vec![0f32; n * o]; // [N, o]
-        a1.par_chunks_mut(t * o).enumerate().for_each_init(
-            || Scratch::new(t * k, o),
-            |s, (c, out)| {
-                let pts = out.len() / o;
-                let first = c * t;
-                let tile = Tile {
-                    geo: &geo,
-                    first,
-                    pts,
-                    gfeat: &g1,
-                    feat: &hfeat,
-                };
-                dispatch!(self.pass1(&tile, s, out));
-            },
-        );
+        let a1 = self.pass(Pass::First, &geo, &g1, &hfeat, n, t); // [N, o]
         drop(g1);
         drop(hfeat);
         let x1 = self.pool1_mlp.apply(&a1, n, Some(SLOPE)); // [N, o/2]
@@ -185,22 +170,7 @@ impl Lfa {
         let g2 = self.score2_feat.apply(&x1, n, None); // [N, o]
 
         // Pass 2: a2 = pool2([x1_k, r2]), r2 = φ2(r1) with r1 recomputed.
-        let mut a2 = vec![0f32; n * o]; // [N, o]
-        a2.par_chunks_mut(t * o).enumerate().for_each_init(
-            || Scratch::new(t * k, o),
-            |s, (c, out)| {
-                let pts = out.len() / o;
-                let first = c * t;
-                let tile = Tile {
-                    geo: &geo,
-                    first,
-                    pts,
-                    gfeat: &g2,
-                    feat: &x1,
-                };
-                dispatch!(self.pass2(&tile, s, out));
-            },
-        );
+        let a2 = self.pass(Pass::Second, &geo, &g2, &x1, n, t); // [N, o]
         drop(g2);
         drop(x1);
         // pool2's MLP, mlp2, the shortcut and the output activation, block by block of rows.
@@ -223,6 +193,39 @@ impl Lfa {
                 },
             );
         y
+    }
+
+    /// One pass of attentive pooling over every point, tile by tile in parallel: `gfeat [N, o]`
+    /// the per-point feature half of the scores, `feat [N, o/2]` the features pooled →
+    /// `[N, o]` before the pool's MLP.
+    fn pass(
+        &self,
+        which: Pass,
+        geo: &Geometry<'_>,
+        gfeat: &[f32],
+        feat: &[f32],
+        n: usize,
+        t: usize,
+    ) -> Vec<f32> {
+        let (o, k) = (self.d_out, geo.k);
+        let mut a = vec![0f32; n * o]; // [N, o]
+        a.par_chunks_mut(t * o).enumerate().for_each_init(
+            || Scratch::new(t * k, o),
+            |s, (c, out)| {
+                let tile = Tile {
+                    geo,
+                    first: c * t,
+                    pts: out.len() / o,
+                    gfeat,
+                    feat,
+                };
+                match which {
+                    Pass::First => dispatch!(self.pass1(&tile, s, out)),
+                    Pass::Second => dispatch!(self.pass2(&tile, s, out)),
+                }
+            },
+        );
+        a
     }
 
     /// Pass 1 on one tile: `out [pts, o] = pool1([h_k, r1])` before pool1's MLP.
@@ -341,6 +344,15 @@ impl Lfa {
             );
         }
     }
+}
+
+/// Which of the block's two attentive poolings a pass runs.
+#[derive(Clone, Copy)]
+enum Pass {
+    /// pool1 over `[h_k, r1]`.
+    First,
+    /// pool2 over `[x1_k, φ2(r1)]`.
+    Second,
 }
 
 /// One tile of points and the per-point arrays its pass reads.
