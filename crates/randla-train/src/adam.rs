@@ -75,23 +75,10 @@ impl ModuleMapper for Mapper<'_> {
                 return Param::from_mapped_value(id, tensor, mapper);
             }
         };
-        let a = &mut *self.adam;
-        let m =
-            a.m.entry(path.clone())
-                .or_insert_with(|| vec![0.0; w.len()]);
-        let v = a.v.entry(path).or_insert_with(|| vec![0.0; w.len()]);
-        let (b1, b2) = (a.beta1 as f32, a.beta2 as f32);
-        let t = a.t as i32;
-        let c1 = 1.0 - a.beta1.powi(t);
-        let c2 = 1.0 - a.beta2.powi(t);
-        let step = (self.lr / c1) as f32;
-        let c2s = c2.sqrt() as f32;
-        let eps = a.epsilon as f32;
         let mut out = w;
-        for i in 0..out.len() {
-            m[i] = b1 * m[i] + (1.0 - b1) * g[i];
-            v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
-            out[i] -= step * m[i] / (v[i].sqrt() / c2s + eps);
+        if let Err(e) = self.adam.update(&path, &mut out, &g, self.lr) {
+            self.error = Some(e.to_string());
+            return Param::from_mapped_value(id, tensor, mapper);
         }
         let shape = tensor.shape();
         let device = tensor.device();
@@ -108,7 +95,7 @@ impl ModuleMapper for Mapper<'_> {
 impl Adam {
     /// One step: every trainable parameter of `module` moves by its gradient in `grads`.
     pub fn step<M: Module>(&mut self, module: M, grads: &Gradients, lr: f64) -> Result<M> {
-        self.t += 1;
+        self.begin_step();
         let mut mapper = Mapper {
             adam: self,
             grads,
@@ -125,6 +112,47 @@ impl Adam {
             return Err(Error::Training("no parameter had a gradient".into()));
         }
         Ok(module)
+    }
+}
+
+impl Adam {
+    /// Starts a step: every [`Adam::update`] until the next call belongs to it.
+    pub fn begin_step(&mut self) {
+        self.t += 1;
+    }
+
+    /// Moves the tensor `name` (values `w`) by its gradient `g` with learning rate `lr`, in the
+    /// step begun last; its moments are created at zero on first use.
+    pub fn update(&mut self, name: &str, w: &mut [f32], g: &[f32], lr: f64) -> Result<()> {
+        let n = w.len();
+        let m = self
+            .m
+            .entry(name.to_string())
+            .or_insert_with(|| vec![0.0; n]);
+        let v = self
+            .v
+            .entry(name.to_string())
+            .or_insert_with(|| vec![0.0; n]);
+        if m.len() != n || v.len() != n || g.len() != n {
+            return Err(Error::Training(format!(
+                "{name}: Adam's state has {} values and the gradient {}, the tensor {n}",
+                m.len(),
+                g.len()
+            )));
+        }
+        let (b1, b2) = (self.beta1 as f32, self.beta2 as f32);
+        let t = self.t as i32;
+        let c1 = 1.0 - self.beta1.powi(t);
+        let c2 = 1.0 - self.beta2.powi(t);
+        let step = (lr / c1) as f32;
+        let c2s = c2.sqrt() as f32;
+        let eps = self.epsilon as f32;
+        for i in 0..n {
+            m[i] = b1 * m[i] + (1.0 - b1) * g[i];
+            v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+            w[i] -= step * m[i] / (v[i].sqrt() / c2s + eps);
+        }
+        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use randla_engine::kernels::{exp_neg, gemm_rows, transpose};
+use randla_engine::kernels::{gemm_rows, softmax_pool, transpose};
 
 use super::ops::{Layer, add_weight_grad, scatter_add};
 
@@ -64,7 +64,6 @@ pub fn forward(
             let e0 = t * POINTS_PER_TASK * k;
             let relc = &rel[e0 * h..(e0 + pts * k) * h];
             gemm_rows(relc, pts * k, h, &wrt, o, wc, false);
-            let mut m = vec![0f32; o];
             let mut sum = vec![0f32; o];
             for p in 0..pts {
                 let s = &mut wc[p * k * o..(p + 1) * k * o];
@@ -74,34 +73,12 @@ pub fn forward(
                         .zip(&g[n as usize * o..][..o])
                         .for_each(|(v, b)| *v += b);
                 }
-                m.copy_from_slice(&s[..o]);
-                for row in s[o..].chunks_exact(o) {
-                    m.iter_mut().zip(row).for_each(|(m, &v)| *m = m.max(v));
-                }
-                sum.fill(0.0);
+                // The engine's pooling leaves exp(s − max) in `s` and the per-channel sums in
+                // `sum`; the backward pass wants the softmax weights themselves.
+                let rel_p = &relc[p * k * h..(p + 1) * k * h];
+                softmax_pool(s, nbs, feat, rel_p, &mut ac[p * o..(p + 1) * o], &mut sum);
                 for row in s.chunks_exact_mut(o) {
-                    row.iter_mut()
-                        .zip(&m)
-                        .zip(sum.iter_mut())
-                        .for_each(|((v, &m), t)| {
-                            *v = exp_neg(*v - m);
-                            *t += *v;
-                        });
-                }
-                let out = &mut ac[p * o..(p + 1) * o];
-                for (j, (row, &n)) in s.chunks_exact_mut(o).zip(nbs).enumerate() {
                     row.iter_mut().zip(&sum).for_each(|(v, &t)| *v /= t);
-                    let f = &feat[n as usize * h..][..h];
-                    let r = &relc[(p * k + j) * h..][..h];
-                    let (lo, hi) = out.split_at_mut(h);
-                    lo.iter_mut()
-                        .zip(&row[..h])
-                        .zip(f)
-                        .for_each(|((o, &w), &v)| *o += w * v);
-                    hi.iter_mut()
-                        .zip(&row[h..])
-                        .zip(r)
-                        .for_each(|((o, &w), &v)| *o += w * v);
                 }
             }
         });

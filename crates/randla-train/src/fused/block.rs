@@ -53,29 +53,6 @@ pub struct Tape {
     y: Vec<f32>,
 }
 
-impl Tape {
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        let v = [
-            &self.h, &self.geo, &self.r1, &self.w1, &self.a1, &self.p1, &self.r2, &self.w2,
-            &self.a2, &self.p2, &self.y,
-        ];
-        v.iter().map(|x| x.len() * 4).sum::<usize>()
-            + [
-                &self.s_mlp1,
-                &self.s_lse1,
-                &self.s_pool1,
-                &self.s_lse2,
-                &self.s_pool2,
-                &self.s_mlp2,
-                &self.s_short,
-            ]
-            .iter()
-            .map(|s| s.bytes())
-            .sum::<usize>()
-    }
-}
-
 /// `[E, 10]` relative position encoding: `‖p_i − p_k‖, p_i − p_k, p_i, p_k`.
 fn encode(xyz: &[f32], nb: &[u32], k: usize) -> Vec<f32> {
     let mut geo = vec![0f32; nb.len() * 10];

@@ -49,8 +49,6 @@ pub struct FusedTrainer {
     /// Batch-norm running-average momentum (PyTorch convention; Open3D-ML's 0.01 by default).
     pub bn_momentum: f32,
     rng: ChaCha8Rng,
-    /// Peak bytes held by the last step's tapes (what the backward pass keeps).
-    pub tape_bytes: usize,
 }
 
 /// The batch as one set of rows per level, indices offset per crop.
@@ -125,7 +123,6 @@ impl FusedTrainer {
             dropout: HEAD_DROPOUT,
             bn_momentum: ops::BN_MOMENTUM,
             rng: ChaCha8Rng::seed_from_u64(seed),
-            tape_bytes: 0,
         })
     }
 
@@ -212,7 +209,6 @@ impl FusedTrainer {
         let k = batch.k;
         let mom = self.bn_momentum;
         let layers = self.config.num_layers;
-        let mut held = 0usize;
 
         // ---- forward ----
         let (x0, s_fc0) = self.fc0.forward(&batch.features, r0, mom); // [R0, 8]
@@ -229,7 +225,6 @@ impl FusedTrainer {
                 k,
                 mom,
             ); // [R_l, 2o]
-            held += tape.bytes();
             tapes.push(tape);
             let c = 2 * self.blocks[l].d_out;
             let (pooled, am) = max_pool(&y, c, &rows.sub[l], rows.n[l + 1], k); // [R_{l+1}, 2o]
@@ -242,7 +237,7 @@ impl FusedTrainer {
         let (mut x, s_mlp) = self.mlp.forward(&inputs[layers], rows.n[layers], mom); // [R_L, C]
         let mut dec_in: Vec<Vec<f32>> = Vec::with_capacity(layers);
         let mut dec_saved: Vec<Saved> = Vec::with_capacity(layers);
-        let mut dec_out: Vec<Vec<f32>> = Vec::with_capacity(layers);
+        let mut dec_up_width: Vec<usize> = Vec::with_capacity(layers); // channels upsampled
         for j in 0..layers {
             let level = layers - 1 - j;
             let skip: &[f32] = if level == 0 { &y0 } else { &inputs[level] };
@@ -260,7 +255,7 @@ impl FusedTrainer {
             let (y, saved) = self.decoder[j].forward(&cat, n, mom); // [R_level, out]
             dec_in.push(cat);
             dec_saved.push(saved);
-            dec_out.push(x);
+            dec_up_width.push(cu);
             x = y;
         }
         let (h0, s_h0) = self.head[0].forward(&x, r0, mom); // [R0, 64]
@@ -277,11 +272,6 @@ impl FusedTrainer {
             .collect();
         let h1d: Vec<f32> = h1.iter().zip(&mask).map(|(a, m)| a * m).collect();
         let (logits, s_h2) = self.head[2].forward(&h1d, r0, mom); // [R0, classes]
-        held += [&h0, &h1, &h1d, &logits, &x, &y0]
-            .iter()
-            .map(|v| v.len() * 4)
-            .sum::<usize>();
-        self.tape_bytes = held;
 
         // ---- loss ----
         let valid = labels.iter().filter(|&&l| (l as usize) < classes).count();
@@ -326,12 +316,11 @@ impl FusedTrainer {
             let level = layers - 1 - j;
             let n = rows.n[level];
             let cat = dec_in.pop().expect("one input per decoder layer");
-            let below = dec_out.pop().expect("one input per decoder layer");
+            let cu = dec_up_width.pop().expect("one width per decoder layer");
             let saved = dec_saved.pop().expect("one tape per decoder layer");
             let dcat = self.decoder[j]
                 .backward(&mut dx, &cat, n, &saved, true)
                 .expect("dx asked"); // [R_level, cs + cu]
-            let cu = below.len() / rows.n[level + 1];
             let cs = dcat.len() / n - cu;
             let mut ds = vec![0f32; n * cs];
             let mut du = vec![0f32; n * cu];
@@ -389,38 +378,10 @@ impl FusedTrainer {
         lr: f64,
     ) -> Result<f64> {
         let loss = self.loss_and_gradients(batch, labels, class_weights)?;
-        adam.t += 1;
-        let (b1, b2) = (adam.beta1 as f32, adam.beta2 as f32);
-        let t = adam.t as i32;
-        let c1 = 1.0 - adam.beta1.powi(t);
-        let c2 = 1.0 - adam.beta2.powi(t);
-        let step = (lr / c1) as f32;
-        let c2s = c2.sqrt() as f32;
-        let eps = adam.epsilon as f32;
+        adam.begin_step();
         for l in self.layers_mut() {
             for p in l.tensors_mut() {
-                let m = adam
-                    .m
-                    .entry(p.name.clone())
-                    .or_insert_with(|| vec![0.0; p.value.len()]);
-                let v = adam
-                    .v
-                    .entry(p.name.clone())
-                    .or_insert_with(|| vec![0.0; p.value.len()]);
-                if m.len() != p.value.len() || v.len() != p.value.len() {
-                    return Err(Error::Training(format!(
-                        "Adam's state for {} has {} values, the tensor {}",
-                        p.name,
-                        m.len(),
-                        p.value.len()
-                    )));
-                }
-                for i in 0..p.value.len() {
-                    let g = p.grad[i];
-                    m[i] = b1 * m[i] + (1.0 - b1) * g;
-                    v[i] = b2 * v[i] + (1.0 - b2) * g * g;
-                    p.value[i] -= step * m[i] / (v[i].sqrt() / c2s + eps);
-                }
+                adam.update(&p.name, &mut p.value, &p.grad, lr)?;
             }
             l.refresh();
         }

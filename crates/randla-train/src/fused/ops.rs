@@ -68,15 +68,8 @@ pub struct Saved {
     inv_std: Vec<f32>,
 }
 
-impl Saved {
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        (self.xhat.len() + self.inv_std.len()) * 4
-    }
-}
-
-/// A 1×1 convolution or linear layer, optionally followed by a batch norm and a LeakyReLU,
-/// trained with batch statistics.
+/// A 1×1 convolution or linear layer, optionally followed by a batch norm (trained with batch
+/// statistics) and then a LeakyReLU (only after a batch norm, as everywhere in the network).
 #[derive(Debug, Clone)]
 pub struct Layer {
     kind: Kind,
@@ -113,6 +106,12 @@ impl Layer {
         bn: Option<&str>,
         act: Option<f32>,
     ) -> Result<Self> {
+        if act.is_some() && bn.is_none() {
+            // The backward pass reads the activation's side off the normalised values.
+            return Err(Error::Training(format!(
+                "fused trainer: {name}: an activation needs a batch norm before it"
+            )));
+        }
         let (wn, bname) = match kind {
             Kind::Linear => (format!("{name}.weight"), format!("{name}.bias")),
             _ => (format!("{name}.conv.weight"), format!("{name}.conv.bias")),
@@ -235,13 +234,10 @@ impl Layer {
     /// Training forward: `x [rows, in]` → `[rows, out]`, batch statistics over the rows (and the
     /// running statistics updated with momentum `mom`); returns what the backward pass needs.
     pub fn forward(&mut self, x: &[f32], rows: usize, mom: f32) -> (Vec<f32>, Saved) {
-        let mut z = self.linear(x, rows); // [rows, out]
+        let z = self.linear(x, rows); // [rows, out]
         let out = self.out;
         let Some(bn) = &mut self.bn else {
-            if let Some(s) = self.act {
-                leaky(&mut z, s);
-            }
-            return (z, Saved::default());
+            return (z, Saved::default()); // no activation without a batch norm (checked at load)
         };
         let m = rows as f64;
         let mean: Vec<f64> = col_sums(&z, out).iter().map(|s| s / m).collect();
@@ -324,10 +320,6 @@ impl Layer {
                         }
                     }
                 });
-        } else if let Some(s) = self.act {
-            // No layer of the network has an activation without a batch norm.
-            let _ = s;
-            unreachable!("activation without batch norm");
         }
         // dz = dy now.
         let db = col_sums(dy, out);
@@ -347,15 +339,6 @@ impl Layer {
             dx
         })
     }
-}
-
-/// LeakyReLU in place.
-pub fn leaky(v: &mut [f32], slope: f32) {
-    v.par_iter_mut().for_each(|x| {
-        if *x < 0.0 {
-            *x *= slope
-        }
-    });
 }
 
 /// Per-column sums of `[rows, c]` (f32 within a block of rows, f64 across blocks).
@@ -566,6 +549,20 @@ mod tests {
                 assert!((fd - bnl.gamma.grad[2] as f64).abs() < 2e-3 * (1.0 + fd.abs()));
             }
         }
+    }
+
+    #[test]
+    fn an_activation_without_batch_norm_is_refused() {
+        let mut sd = StateDict::new();
+        sd.insert("l.conv.weight", Param::new(vec![2, 3, 1, 1], vec![0.1; 6]));
+        sd.insert("l.conv.bias", Param::new(vec![2], vec![0.0; 2]));
+        assert!(Layer::load(&sd, "l", Kind::Conv, None, None).is_ok());
+        let e = Layer::load(&sd, "l", Kind::Conv, None, Some(0.2)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("l: an activation needs a batch norm"),
+            "{e}"
+        );
     }
 
     #[test]
