@@ -192,75 +192,69 @@ pub fn run(args: TrainStepArgs) -> anyhow::Result<()> {
                     bar.inc(1);
                     continue;
                 }
-                if mode == TrainMode::Fused {
+                let mut adam = Adam::default();
+                let (median_s, report, max_abs_diff) = if mode == TrainMode::Fused {
                     let check = fused_check(cfg, &weights, &size.batch, &labels, &class_weights)?;
                     let mut fused = FusedTrainer::new(cfg, &weights, DEVICE_SEED)?;
-                    let mut adam = Adam::default();
-                    let mut losses =
-                        vec![fused.step(&mut adam, &size.batch, &labels, &class_weights, LR)?];
+                    let mut step =
+                        || fused.step(&mut adam, &size.batch, &labels, &class_weights, LR);
+                    let mut losses = vec![step()?];
                     let (median_s, report) =
                         timed(args.common.repeat, format!("{b}x{n} {name}"), || {
-                            losses.push(fused.step(
-                                &mut adam,
-                                &size.batch,
-                                &labels,
-                                &class_weights,
-                                LR,
-                            )?);
+                            losses.push(step()?);
                             Ok(())
                         })?;
                     eprintln!("{b}x{n} {name}: losses {losses:.4?}");
-                    rows.push(measured(b, n, name, median_s, &report, Some(check)));
-                    bar.inc(1);
-                    continue;
-                }
-                let device = mode.device();
-                device.seed(DEVICE_SEED);
-                let input = BatchTensors::from_batch(&size.batch, cfg, &device)?;
-                let mut adam = Adam::default();
-                let net = RandLaNet::from_state_dict(cfg, &weights, &device)?;
-                // Warm-up: the step that is cross-checked.
-                let (net, loss) = randla_train::step_on_batch(
-                    net,
-                    &mut adam,
-                    &input,
-                    &labels,
-                    &class_weights,
-                    LR,
-                )?;
-                let after = snapshot(&net, loss)?;
-                let mut net = Some(net);
-                let mut losses = vec![loss];
-                let (median_s, report) =
-                    timed(args.common.repeat, format!("{b}x{n} {name}"), || {
-                        let current = net
-                            .take()
-                            .expect("the network is put back after every step");
-                        let (next, loss) = randla_train::step_on_batch(
-                            current,
-                            &mut adam,
-                            &input,
-                            &labels,
-                            &class_weights,
-                            LR,
-                        )?;
-                        net = Some(next);
-                        losses.push(loss);
-                        Ok(())
-                    })?;
-                eprintln!("{b}x{n} {name}: losses {losses:.4?}");
-                let max_abs_diff = match &standard {
-                    Some(s) => Some(check_agrees(
-                        &format!("{b}x{n} {name}: loss and weights after one step"),
-                        &after,
-                        s,
-                        1e-4,
-                        1e-5,
-                    )?),
-                    None => {
-                        standard = Some(after);
-                        None
-                    }
+                    (median_s, report, Some(check))
+                } else {
+                    let device = mode.device();
+                    device.seed(DEVICE_SEED);
+                    let input = BatchTensors::from_batch(&size.batch, cfg, &device)?;
+                    let net = RandLaNet::from_state_dict(cfg, &weights, &device)?;
+                    // Warm-up: the step that is cross-checked.
+                    let (net, loss) = randla_train::step_on_batch(
+                        net,
+                        &mut adam,
+                        &input,
+                        &labels,
+                        &class_weights,
+                        LR,
+                    )?;
+                    let after = snapshot(&net, loss)?;
+                    let mut net = Some(net);
+                    let mut losses = vec![loss];
+                    let (median_s, report) =
+                        timed(args.common.repeat, format!("{b}x{n} {name}"), || {
+                            let current = net
+                                .take()
+                                .expect("the network is put back after every step");
+                            let (next, loss) = randla_train::step_on_batch(
+                                current,
+                                &mut adam,
+                                &input,
+                                &labels,
+                                &class_weights,
+                                LR,
+                            )?;
+                            net = Some(next);
+                            losses.push(loss);
+                            Ok(())
+                        })?;
+                    eprintln!("{b}x{n} {name}: losses {losses:.4?}");
+                    let max_abs_diff = match &standard {
+                        Some(s) => Some(check_agrees(
+                            &format!("{b}x{n} {name}: loss and weights after one step"),
+                            &after,
+                            s,
+                            1e-4,
+                            1e-5,
+                        )?),
+                        None => {
+                            standard = Some(after);
+                            None
+                        }
+                    };
+                    (median_s, report, max_abs_diff)
                 };
                 rows.push(measured(b, n, name, median_s, &report, max_abs_diff));
                 bar.inc(1);
