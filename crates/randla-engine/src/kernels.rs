@@ -365,6 +365,36 @@ mod tests {
         assert_eq!(exp_neg(0.0), 1.0);
     }
 
+    /// Runs `product(a, wt, c, accumulate)` from `c` filled with `init`, for `a = sin(i·fa)`
+    /// (`m·kd` values) and `wt = cos(i·fw)` (`[kd, n]`), and checks every `c[i, j]` against the
+    /// naive `Σ_p a_at(a, i, p)·wt[p, j]` (`+ init` when accumulating) to `tol`.
+    #[allow(clippy::too_many_arguments)]
+    fn assert_product(
+        (m, kd, n): (usize, usize, usize),
+        (fa, fw): (f32, f32),
+        init: f32,
+        tol: f32,
+        a_at: impl Fn(&[f32], usize, usize) -> f32,
+        product: impl Fn(&[f32], &[f32], &mut [f32], bool),
+    ) {
+        let a: Vec<f32> = (0..m * kd).map(|i| (i as f32 * fa).sin()).collect();
+        let wt: Vec<f32> = (0..kd * n).map(|i| (i as f32 * fw).cos()).collect();
+        for accumulate in [false, true] {
+            let mut c = vec![init; m * n];
+            product(&a, &wt, &mut c, accumulate);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f32 = (0..kd).map(|p| a_at(&a, i, p) * wt[p * n + j]).sum::<f32>()
+                        + if accumulate { init } else { 0.0 };
+                    assert!(
+                        (c[i * n + j] - want).abs() < tol,
+                        "m{m} k{kd} n{n} at ({i},{j}), accumulate {accumulate}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn gemm_rows_matches_naive_for_every_shape() {
         for (m, kd, n) in [
@@ -376,22 +406,14 @@ mod tests {
             (4, 5, 7),
             (6, 16, 40),
         ] {
-            let a: Vec<f32> = (0..m * kd).map(|i| (i as f32 * 0.37).sin()).collect();
-            let wt: Vec<f32> = (0..kd * n).map(|i| (i as f32 * 0.11).cos()).collect();
-            for accumulate in [false, true] {
-                let mut c = vec![1f32; m * n];
-                gemm_rows(&a, m, kd, &wt, n, &mut c, accumulate);
-                for i in 0..m {
-                    for j in 0..n {
-                        let want: f32 = (0..kd).map(|p| a[i * kd + p] * wt[p * n + j]).sum::<f32>()
-                            + if accumulate { 1.0 } else { 0.0 };
-                        assert!(
-                            (c[i * n + j] - want).abs() < 1e-4,
-                            "m{m} k{kd} n{n} at ({i},{j})"
-                        );
-                    }
-                }
-            }
+            assert_product(
+                (m, kd, n),
+                (0.37, 0.11),
+                1.0,
+                1e-4,
+                |a, i, p| a[i * kd + p],
+                |a, wt, c, acc| gemm_rows(a, m, kd, wt, n, c, acc),
+            );
         }
     }
 
@@ -404,22 +426,14 @@ mod tests {
             (9, 64, 32),
             (5, 3, 17),
         ] {
-            let a: Vec<f32> = (0..kd * m).map(|i| (i as f32 * 0.29).sin()).collect();
-            let wt: Vec<f32> = (0..kd * n).map(|i| (i as f32 * 0.13).cos()).collect();
-            for accumulate in [false, true] {
-                let mut c = vec![0.5f32; m * n];
-                gemm_at(&a, kd, m, &wt, n, &mut c, accumulate);
-                for i in 0..m {
-                    for j in 0..n {
-                        let want: f32 = (0..kd).map(|p| a[p * m + i] * wt[p * n + j]).sum::<f32>()
-                            + if accumulate { 0.5 } else { 0.0 };
-                        assert!(
-                            (c[i * n + j] - want).abs() < 1e-3,
-                            "k{kd} m{m} n{n} ({i},{j})"
-                        );
-                    }
-                }
-            }
+            assert_product(
+                (m, kd, n),
+                (0.29, 0.13),
+                0.5,
+                1e-3,
+                |a, i, p| a[p * m + i],
+                |a, wt, c, acc| gemm_at(a, kd, m, wt, n, c, acc),
+            );
         }
     }
 
