@@ -207,7 +207,7 @@ impl FusedEngine {
         mark("reorder".into(), n0, &r.features);
         // The first encoder layer's output, when an earlier pass over the same points left it.
         let c0 = 2 * self.blocks[0].d_out;
-        let cached: Option<Vec<f32>> = shared.as_ref().and_then(|(rows, s)| {
+        let mut cached: Option<Vec<f32>> = shared.as_ref().and_then(|(rows, s)| {
             s.f0.as_ref().map(|f0| {
                 let mut y = vec![0f32; n0 * c0];
                 y.par_chunks_mut(c0)
@@ -225,7 +225,6 @@ impl FusedEngine {
             self.fc0.apply(&r.features, n0, Some(SLOPE)) // [N0, 8]
         };
         mark("fc0".into(), n0, &x);
-        let mut cached = cached;
         let mut skips: Vec<Vec<f32>> = Vec::with_capacity(levels.len() + 1);
         for (l, (block, lv)) in self.blocks.iter().zip(levels).enumerate() {
             let y = match cached.take() {

@@ -25,16 +25,21 @@ fn accuracy(p: &Prediction, truth: &[u32], predictor: &Predictor) -> f64 {
     right as f64 / seen as f64
 }
 
-#[test]
-fn tiles_with_margins_classify_like_one_pass() {
+/// The shipped model, validation tile 77060_627760 and the tile's own classification.
+fn shipped_model_and_tile() -> (Predictor, randla_io::PointCloud, Vec<u32>) {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let model = ModelDir::load(format!("{root}/models/default")).unwrap();
-    let predictor = Predictor::new(&model).unwrap();
     let cloud = randla_io::read(format!(
         "{root}/data/ign-lidar-hd/test_data_77060_627760_LA93_IGN69.laz"
     ))
     .unwrap();
     let truth = cloud.labels.clone().expect("the tile has a classification");
+    (Predictor::new(&model).unwrap(), cloud, truth)
+}
+
+#[test]
+fn tiles_with_margins_classify_like_one_pass() {
+    let (predictor, cloud, truth) = shipped_model_and_tile();
     let none = &|_: usize, _: usize| {};
 
     let one = predictor
@@ -120,14 +125,7 @@ fn tiles_with_margins_classify_like_one_pass() {
 #[test]
 fn stratified_and_random_sampling_agree() {
     use randla_predict::Sampling;
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    let model = ModelDir::load(format!("{root}/models/default")).unwrap();
-    let predictor = Predictor::new(&model).unwrap();
-    let cloud = randla_io::read(format!(
-        "{root}/data/ign-lidar-hd/test_data_77060_627760_LA93_IGN69.laz"
-    ))
-    .unwrap();
-    let truth = cloud.labels.clone().expect("the tile has a classification");
+    let (predictor, cloud, truth) = shipped_model_and_tile();
     let run = |sampling| {
         let opts = PredictOptions {
             sampling,

@@ -12,6 +12,8 @@
 //!
 //! `sub_idx` is a view, not a copy, so a pyramid holds `Σ N_l · (K + 1)` indices: O(N·K).
 
+use rayon::prelude::*;
+
 use crate::error::{Error, Result, check_finite};
 use crate::knn::KdTree;
 
@@ -109,7 +111,6 @@ fn nearest_in_prefix(
     tree: &KdTree,
     order: &[u32],
 ) -> Result<Vec<u32>> {
-    use rayon::prelude::*;
     const NONE: u32 = u32::MAX;
     let mut out = vec![NONE; level.len()];
     out.par_chunks_mut(1024).enumerate().for_each(|(c, chunk)| {
