@@ -109,7 +109,6 @@ fn nearest_in_prefix(
     k: usize,
     m: usize,
     tree: &KdTree,
-    order: &[u32],
 ) -> Result<Vec<u32>> {
     const NONE: u32 = u32::MAX;
     let mut out = vec![NONE; level.len()];
@@ -131,9 +130,8 @@ fn nearest_in_prefix(
             *o = best.1;
         }
     });
-    let missing: Vec<u32> = order
-        .iter()
-        .copied()
+    // The tree queries them in its own spatially coherent (Morton) order.
+    let missing: Vec<u32> = (0..level.len() as u32)
         .filter(|&i| out[i as usize] == NONE)
         .collect();
     if !missing.is_empty() {
@@ -191,32 +189,35 @@ impl Pyramid {
     fn build_inner(
         points: &[[f32; 3]],
         config: &PyramidConfig,
-        mut neighbors0: Option<Vec<u32>>,
+        neighbors0: Option<Vec<u32>>,
     ) -> Result<Self> {
         config.validate(points.len())?;
         check_finite(points)?;
         let sizes = config.level_sizes(points.len());
         let layers = config.ratios.len();
-        let mut trees = Vec::with_capacity(layers + 1);
-        trees.push(KdTree::build(points)?);
+        let mut nb = match neighbors0 {
+            Some(nb) => nb,
+            None => KdTree::build(points)?.knn_self_indices(config.k)?,
+        };
         let mut neighbors = Vec::with_capacity(layers);
         let mut interp = Vec::with_capacity(layers);
         for l in 0..layers {
-            neighbors.push(match neighbors0.take() {
-                Some(nb) if l == 0 => nb,
-                _ => trees[l].knn_self_indices(config.k)?,
-            });
             let next = KdTree::build(&points[..sizes[l + 1]])?;
             let level = &points[..sizes[l]];
             interp.push(nearest_in_prefix(
                 level,
-                &neighbors[l],
+                &nb,
                 config.k,
                 sizes[l + 1],
                 &next,
-                trees[l].spatial_order(),
             )?);
-            trees.push(next);
+            // The next level's neighbours, from the tree just built (the last level has none).
+            let next_nb = if l + 1 < layers {
+                next.knn_self_indices(config.k)?
+            } else {
+                Vec::new()
+            };
+            neighbors.push(std::mem::replace(&mut nb, next_nb));
         }
         Ok(Pyramid {
             k: config.k,
