@@ -123,7 +123,71 @@ pub fn softmax_pool(
     out: &mut [f32],
     tmp: &mut [f32],
 ) {
-    let c = out.len();
+    // The network's widths get loops of a length known at compile time (fully vectorised, no
+    // remainder handling); any other width takes the same code with a run-time length.
+    match out.len() {
+        16 => softmax_pool_fixed::<16, 8>(scores, nb, feat, rel, out, tmp),
+        32 => softmax_pool_fixed::<32, 16>(scores, nb, feat, rel, out, tmp),
+        64 => softmax_pool_fixed::<64, 32>(scores, nb, feat, rel, out, tmp),
+        128 => softmax_pool_fixed::<128, 64>(scores, nb, feat, rel, out, tmp),
+        256 => softmax_pool_fixed::<256, 128>(scores, nb, feat, rel, out, tmp),
+        c => softmax_pool_any(c, scores, nb, feat, rel, out, tmp),
+    }
+}
+
+/// [`softmax_pool`] for `C` channels (`H = C / 2`).
+#[inline(always)]
+fn softmax_pool_fixed<const C: usize, const H: usize>(
+    scores: &mut [f32],
+    nb: &[u32],
+    feat: &[f32],
+    rel: &[f32],
+    out: &mut [f32],
+    tmp: &mut [f32],
+) {
+    debug_assert_eq!(2 * H, C);
+    let k = nb.len();
+    let scores = &mut scores[..k * C];
+    let out: &mut [f32; C] = out.try_into().expect("C channels");
+    let tmp: &mut [f32; C] = (&mut tmp[..C]).try_into().expect("C channels");
+    let mut m = [f32::NEG_INFINITY; C];
+    for row in scores.chunks_exact(C) {
+        for c in 0..C {
+            m[c] = m[c].max(row[c]);
+        }
+    }
+    let mut sum = [0f32; C];
+    let mut acc = [0f32; C];
+    for (j, (row, &n)) in scores.chunks_exact_mut(C).zip(nb).enumerate() {
+        let f: &[f32; H] = feat[n as usize * H..][..H].try_into().expect("H channels");
+        let r: &[f32; H] = rel[j * H..][..H].try_into().expect("H channels");
+        for c in 0..C {
+            let e = exp_neg(row[c] - m[c]);
+            row[c] = e;
+            sum[c] += e;
+        }
+        for c in 0..H {
+            acc[c] += row[c] * f[c];
+            acc[H + c] += row[H + c] * r[c];
+        }
+    }
+    for c in 0..C {
+        out[c] = acc[c] / sum[c];
+    }
+    *tmp = sum;
+}
+
+/// [`softmax_pool`] for any width.
+#[inline(always)]
+fn softmax_pool_any(
+    c: usize,
+    scores: &mut [f32],
+    nb: &[u32],
+    feat: &[f32],
+    rel: &[f32],
+    out: &mut [f32],
+    tmp: &mut [f32],
+) {
     let h = c / 2;
     let k = nb.len();
     tmp.copy_from_slice(&scores[..c]);
@@ -434,6 +498,30 @@ mod tests {
                 |a, i, p| a[p * m + i],
                 |a, wt, c, acc| gemm_at(a, kd, m, wt, n, c, acc),
             );
+        }
+    }
+
+    #[test]
+    fn fixed_width_softmax_pool_equals_the_general_one() {
+        let mut seed = 0x1234_5678u32;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            (seed % 2000) as f32 / 250.0 - 4.0
+        };
+        for c in [16, 32, 64, 128, 256] {
+            let (h, k, points) = (c / 2, 16, 40);
+            let scores: Vec<f32> = (0..k * c).map(|_| next()).collect();
+            let feat: Vec<f32> = (0..points * h).map(|_| next()).collect();
+            let rel: Vec<f32> = (0..k * h).map(|_| next()).collect();
+            let nb: Vec<u32> = (0..k as u32).map(|j| (j * 7 + 3) % points as u32).collect();
+            let (mut s1, mut s2) = (scores.clone(), scores);
+            let (mut o1, mut o2, mut t1, mut t2) =
+                (vec![0.0; c], vec![0.0; c], vec![0.0; c], vec![0.0; c]);
+            softmax_pool(&mut s1, &nb, &feat, &rel, &mut o1, &mut t1);
+            softmax_pool_any(c, &mut s2, &nb, &feat, &rel, &mut o2, &mut t2);
+            assert_eq!((s1, o1, t1), (s2, o2, t2), "c = {c}");
         }
     }
 
