@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use super::{Neighbours, check_query};
+use super::{Neighbours, SharedOut, check_query};
 use crate::error::{Result, check_finite};
 
 /// Maximum number of points in a leaf bucket.
@@ -513,18 +513,6 @@ impl KdTree {
             self.descend(far, q, dists, best);
         }
         dists[dim] = saved;
-    }
-}
-
-/// A raw output pointer shared by the query tasks, each writing its own rows.
-struct SharedOut<T>(*mut T);
-// SAFETY: the tasks write disjoint rows only (see `KdTree::run`).
-unsafe impl<T: Send> Send for SharedOut<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Sync for SharedOut<T> {}
-impl<T> SharedOut<T> {
-    fn get(&self) -> *mut T {
-        self.0
     }
 }
 

@@ -74,3 +74,16 @@ pub(crate) fn check_query(points: usize, k: usize, what: &'static str) -> crate:
     }
     Ok(())
 }
+
+/// A raw output pointer shared by parallel tasks that each write their own elements (KNN rows,
+/// grid-subsampling projections).
+pub(crate) struct SharedOut<T>(pub(crate) *mut T);
+// SAFETY: the tasks write disjoint elements only (each user states why).
+unsafe impl<T: Send> Send for SharedOut<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for SharedOut<T> {}
+impl<T> SharedOut<T> {
+    pub(crate) fn get(&self) -> *mut T {
+        self.0
+    }
+}

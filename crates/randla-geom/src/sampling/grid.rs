@@ -8,6 +8,7 @@
 use rayon::prelude::*;
 
 use crate::error::{Error, Result, check_finite};
+use crate::knn::SharedOut;
 
 /// The result of [`grid_subsample`].
 #[derive(Debug, Clone, PartialEq)]
@@ -44,13 +45,28 @@ pub fn voxel_of(p: [f32; 3], origin: [f64; 3], cell: f64) -> [u64; 3] {
 
 /// The grid origin the reference uses: `floor(min / cell) * cell`, per axis.
 pub fn grid_origin(points: &[[f32; 3]], cell: f64) -> [f64; 3] {
-    let mut min = [f64::INFINITY; 3];
-    for p in points {
-        for d in 0..3 {
-            min[d] = min[d].min(p[d] as f64);
-        }
-    }
+    let (min, _) = bounds(points);
     std::array::from_fn(|d| (min[d] / cell).floor() * cell)
+}
+
+/// The per-axis minimum and maximum of the points (in parallel).
+fn bounds(points: &[[f32; 3]]) -> ([f64; 3], [f64; 3]) {
+    let empty = || ([f64::INFINITY; 3], [f64::NEG_INFINITY; 3]);
+    points
+        .par_iter()
+        .fold(empty, |(mut lo, mut hi), p| {
+            for d in 0..3 {
+                lo[d] = lo[d].min(p[d] as f64);
+                hi[d] = hi[d].max(p[d] as f64);
+            }
+            (lo, hi)
+        })
+        .reduce(empty, |(a, b), (c, d)| {
+            (
+                std::array::from_fn(|i| a[i].min(c[i])),
+                std::array::from_fn(|i| b[i].max(d[i])),
+            )
+        })
 }
 
 /// Subsamples `points` on a voxel grid of edge `cell`.
@@ -102,13 +118,8 @@ pub fn grid_subsample(
         });
     }
     let cell = cell as f64;
-    let origin = grid_origin(points, cell);
-    let mut max = [f64::NEG_INFINITY; 3];
-    for p in points {
-        for d in 0..3 {
-            max[d] = max[d].max(p[d] as f64);
-        }
-    }
+    let (min, max) = bounds(points);
+    let origin: [f64; 3] = std::array::from_fn(|d| (min[d] / cell).floor() * cell);
     let dims_f: [f64; 3] = std::array::from_fn(|d| ((max[d] - origin[d]) / cell).floor() + 1.0);
     if dims_f.iter().product::<f64>() >= 2f64.powi(63) {
         return Err(Error::InvalidParameter {
@@ -139,52 +150,70 @@ pub fn grid_subsample(
     keyed.par_sort_unstable();
 
     let mut starts: Vec<usize> = Vec::with_capacity(n / 4 + 1);
-    for i in 0..n {
-        if i == 0 || keyed[i].0 != keyed[i - 1].0 {
-            starts.push(i);
-        }
-    }
+    starts.push(0);
+    starts.extend((1..n).filter(|&i| keyed[i].0 != keyed[i - 1].0));
     starts.push(n);
     let m = starts.len() - 1;
 
-    type Voxel = ([f32; 3], Vec<f32>, u32);
-    let voxels: Vec<Voxel> = (0..m)
-        .into_par_iter()
-        .map(|g| {
-            let members = &keyed[starts[g]..starts[g + 1]];
-            let mut sum = [0f64; 3];
+    // Every voxel's barycentre, mean features and label, written in place (no per-voxel
+    // allocation), in parallel blocks of voxels.
+    const BLOCK: usize = 4096;
+    let mut out_points = vec![[0f32; 3]; m];
+    let mut out_features = vec![0f32; m * channels];
+    let mut out_labels = vec![0u32; if labels.is_some() { m } else { 0 }];
+    out_points
+        .par_chunks_mut(BLOCK)
+        .zip(out_features.par_chunks_mut((BLOCK * channels).max(1)))
+        .enumerate()
+        .for_each(|(blk, (pts, feats))| {
             let mut fsum = vec![0f64; channels];
-            for &(_, i) in members {
-                let i = i as usize;
-                for d in 0..3 {
-                    sum[d] += points[i][d] as f64;
+            for (j, p) in pts.iter_mut().enumerate() {
+                let g = blk * BLOCK + j;
+                let members = &keyed[starts[g]..starts[g + 1]];
+                let mut sum = [0f64; 3];
+                fsum.fill(0.0);
+                for &(_, i) in members {
+                    let i = i as usize;
+                    for d in 0..3 {
+                        sum[d] += points[i][d] as f64;
+                    }
+                    for (f, &v) in fsum
+                        .iter_mut()
+                        .zip(&features[i * channels..(i + 1) * channels])
+                    {
+                        *f += v as f64;
+                    }
                 }
-                for c in 0..channels {
-                    fsum[c] += features[i * channels + c] as f64;
+                let cnt = members.len() as f64;
+                *p = std::array::from_fn(|d| (sum[d] / cnt) as f32);
+                for (o, s) in feats[j * channels..(j + 1) * channels]
+                    .iter_mut()
+                    .zip(&fsum)
+                {
+                    *o = (s / cnt) as f32;
                 }
             }
-            let cnt = members.len() as f64;
-            let bary = std::array::from_fn(|d| (sum[d] / cnt) as f32);
-            let feat = fsum.iter().map(|s| (s / cnt) as f32).collect();
-            let label = labels.map_or(0, |l| majority(members.iter().map(|&(_, i)| l[i as usize])));
-            (bary, feat, label)
-        })
-        .collect();
+        });
+    if let Some(l) = labels {
+        out_labels.par_iter_mut().enumerate().for_each(|(g, o)| {
+            *o = majority(
+                keyed[starts[g]..starts[g + 1]]
+                    .iter()
+                    .map(|&(_, i)| l[i as usize]),
+            );
+        });
+    }
 
+    // The inverse map, voxel by voxel: each input point is written once.
     let mut proj = vec![0u32; n];
-    for g in 0..m {
+    let out = SharedOut(proj.as_mut_ptr());
+    (0..m).into_par_iter().with_min_len(BLOCK).for_each(|g| {
         for &(_, i) in &keyed[starts[g]..starts[g + 1]] {
-            proj[i as usize] = g as u32;
+            // SAFETY: `keyed` holds each input index `i < n` exactly once, so every slot of
+            // `proj` (length n, alive until the loop ends) is written by one task only.
+            unsafe { *out.get().add(i as usize) = g as u32 };
         }
-    }
-    let mut out_points = Vec::with_capacity(m);
-    let mut out_features = Vec::with_capacity(m * channels);
-    let mut out_labels = Vec::with_capacity(if labels.is_some() { m } else { 0 });
-    for (p, f, l) in voxels {
-        out_points.push(p);
-        out_features.extend(f);
-        out_labels.push(l);
-    }
+    });
     Ok(GridSubsampled {
         points: out_points,
         features: out_features,
