@@ -193,3 +193,40 @@ fn bad_options_are_refused_before_anything_is_written() {
         "nothing written"
     );
 }
+
+#[test]
+fn the_built_in_model_travels_with_the_binary() {
+    // A copy of the binary in an empty folder, run from there: no checkout to find a model in.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("randla");
+    std::fs::copy(env!("CARGO_BIN_EXE_randla"), &bin).unwrap();
+    let out = dir.path().join("pred.laz");
+    let run = Command::new(&bin)
+        .current_dir(dir.path())
+        .env_remove("RANDLA_MODEL")
+        .args([os("predict"), tile().as_os_str(), os("-o"), out.as_os_str()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("built-in model"), "{stderr}");
+    assert_eq!(info(&out)["points"], 59_606);
+
+    // A model directory that does not exist, by flag or by RANDLA_MODEL, is named and refused.
+    let nowhere = dir.path().join("no-such-model");
+    for by_env in [false, true] {
+        let out = dir.path().join(format!("other{by_env}.laz"));
+        let mut cmd = Command::new(&bin);
+        cmd.args([os("predict"), tile().as_os_str(), os("-o"), out.as_os_str()]);
+        if by_env {
+            cmd.env("RANDLA_MODEL", &nowhere);
+        } else {
+            cmd.env_remove("RANDLA_MODEL").arg("--model").arg(&nowhere);
+        }
+        let run = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "by_env {by_env}: accepted");
+        assert!(stderr.contains("no-such-model"), "{stderr}");
+        assert!(!out.exists());
+    }
+}

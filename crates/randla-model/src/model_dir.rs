@@ -113,12 +113,23 @@ impl ModelDir {
         }
         let cfg_path = dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
-        let s: Sections = toml::from_str(&text).map_err(|e| Error::ConfigParse {
+        let weights_path = dir.join(WEIGHTS_FILE);
+        let bytes = std::fs::read(&weights_path).map_err(|e| Error::io(&weights_path, e))?;
+        Self::from_parts(dir, &text, &bytes)
+    }
+
+    /// A model from the contents of its two files (a model built into a program, say): the
+    /// `config.toml` text and the `weights.safetensors` bytes. `path` names the model in errors
+    /// and in [`ModelDir::path`]. Checked as [`ModelDir::load`] checks a directory.
+    pub fn from_parts(path: impl AsRef<Path>, config_toml: &str, weights: &[u8]) -> Result<Self> {
+        let dir = path.as_ref();
+        let cfg_path = dir.join(CONFIG_FILE);
+        let s: Sections = toml::from_str(config_toml).map_err(|e| Error::ConfigParse {
             path: cfg_path.clone(),
             message: e.to_string(),
         })?;
         s.model.validate()?;
-        let weights = StateDict::load_safetensors(dir.join(WEIGHTS_FILE))?;
+        let weights = StateDict::from_safetensors_bytes(dir.join(WEIGHTS_FILE), weights)?;
         weights.check(&s.model)?;
         let m = ModelDir {
             path: dir.into(),

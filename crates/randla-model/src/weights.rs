@@ -69,11 +69,18 @@ impl StateDict {
     pub fn load_safetensors(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_safetensors_bytes(path, &bytes)
+    }
+
+    /// Parses safetensors `bytes` (as [`StateDict::load_safetensors`]); `path` names them in
+    /// errors.
+    pub fn from_safetensors_bytes(path: impl AsRef<Path>, bytes: &[u8]) -> Result<Self> {
+        let path = path.as_ref();
         let bad = |message: String| Error::Checkpoint {
             path: path.into(),
             message,
         };
-        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
         let mut params = BTreeMap::new();
         for (name, view) in st.tensors() {
             let data =

@@ -28,7 +28,8 @@ pub struct PredictArgs {
     /// Output: a file (one input) or a folder (each output named after its input).
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Model directory (default: the built-in model in `models/default`).
+    /// Model directory (default: the `RANDLA_MODEL` directory if set, else the model built into
+    /// the binary, `models/default`).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Memory the inference may hold (e.g. 2GiB); tiles shrink to fit it.
@@ -67,11 +68,31 @@ pub struct PredictArgs {
     pub threads: Option<usize>,
 }
 
-/// The built-in model: `RANDLA_MODEL`, else `models/default` of the repository the binary was built from.
-pub fn default_model_dir() -> PathBuf {
-    std::env::var_os("RANDLA_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default"))
+/// The shipped model (`models/default`, trained on the IGN LiDAR HD sample tiles), compiled
+/// into the binary so that `randla predict` works wherever the binary goes.
+const BUILTIN_CONFIG: &str = include_str!("../../../../models/default/config.toml");
+const BUILTIN_WEIGHTS: &[u8] = include_bytes!("../../../../models/default/weights.safetensors");
+/// How the built-in model is named in messages and errors.
+pub const BUILTIN_NAME: &str = "built-in model (models/default: IGN LiDAR HD, 4 classes)";
+
+/// The model to use: `--model DIR`, else the `RANDLA_MODEL` directory, else the built-in one.
+pub fn resolve_model(dir: Option<&Path>) -> anyhow::Result<ModelDir> {
+    let dir = dir
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("RANDLA_MODEL").map(PathBuf::from));
+    match dir {
+        Some(dir) => {
+            if !dir.exists() {
+                bail!(
+                    "{}: no model there. Give --model MODEL_DIR (from `randla train` or `randla import`), or leave it out for the built-in model",
+                    dir.display()
+                );
+            }
+            ModelDir::load(&dir).with_context(|| format!("loading the model {}", dir.display()))
+        }
+        None => ModelDir::from_parts(BUILTIN_NAME, BUILTIN_CONFIG, BUILTIN_WEIGHTS)
+            .with_context(|| format!("loading the {BUILTIN_NAME}")),
+    }
 }
 
 /// Every input file: files as given, folders expanded to the supported files they hold.
@@ -140,26 +161,17 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
             bail!("{}: the output would overwrite its own input", o.display());
         }
     }
-    if !single || args.output.extension().is_none() {
-        std::fs::create_dir_all(&args.output).with_context(|| {
-            format!("{}: cannot create the output folder", args.output.display())
-        })?;
-    }
-    let model_path = args.model.clone().unwrap_or_else(default_model_dir);
-    if !model_path.exists() {
-        bail!(
-            "{}: no model there. Give --model MODEL_DIR (from `randla train` or `randla import`){}",
-            model_path.display(),
-            if args.model.is_none() {
-                "; the built-in model is missing from this checkout"
-            } else {
-                ""
-            }
-        );
-    }
-    let model = ModelDir::load(&model_path)
-        .with_context(|| format!("loading the model {}", model_path.display()))?;
+    let model = resolve_model(args.model.as_deref())?;
     let predictor = Predictor::new(&model)?;
+    let cfg = &model.config;
+    eprintln!(
+        "model: {} ({} layers {:?}, {} classes, grid {} m)",
+        model.path.display(),
+        cfg.num_layers,
+        cfg.dim_output,
+        cfg.num_classes,
+        cfg.grid_size
+    );
     let budget = match &args.memory_budget {
         Some(s) => s.parse::<MemoryBudget>()?,
         None => MemoryBudget::default(),
@@ -172,6 +184,11 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     }
     if args.votes == 0 {
         bail!("--votes must be at least 1");
+    }
+    if !single || args.output.extension().is_none() {
+        std::fs::create_dir_all(&args.output).with_context(|| {
+            format!("{}: cannot create the output folder", args.output.display())
+        })?;
     }
     let opts = PredictOptions {
         budget,
