@@ -73,7 +73,7 @@ pub struct PredictArgs {
 const BUILTIN_CONFIG: &str = include_str!("../../../../models/default/config.toml");
 const BUILTIN_WEIGHTS: &[u8] = include_bytes!("../../../../models/default/weights.safetensors");
 /// How the built-in model is named in messages and errors.
-pub const BUILTIN_NAME: &str = "built-in model (models/default: IGN LiDAR HD, 4 classes)";
+pub const BUILTIN_NAME: &str = "built-in model (models/default, IGN LiDAR HD)";
 
 /// The model to use: `--model DIR`, else the `RANDLA_MODEL` directory, else the built-in one.
 pub fn resolve_model(dir: Option<&Path>) -> anyhow::Result<ModelDir> {
