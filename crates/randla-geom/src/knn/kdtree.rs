@@ -481,10 +481,19 @@ impl KdTree {
                 let dz = q[2] - zs[j];
                 ds[j] = dx * dx + dy * dy + dz * dz;
             }
-            for j in 0..m {
-                if ds[j] <= best.worst() {
-                    best.offer(ds[j], ids[j]);
-                }
+            // The bucket's points within the current bound, as a bit mask built without
+            // branches; only those are offered (the bound only shrinks while offering, so the
+            // mask is a superset and `offer` re-checks).
+            let w = best.worst();
+            let mut mask = 0u32;
+            for (j, &d) in ds.iter().enumerate() {
+                mask |= u32::from(d <= w) << j;
+            }
+            mask &= (((1u64 << m) - 1) & 0xffff_ffff) as u32;
+            while mask != 0 {
+                let j = mask.trailing_zeros() as usize;
+                best.offer(ds[j], ids[j]);
+                mask &= mask - 1;
             }
             return;
         }
