@@ -315,8 +315,8 @@ fn gemm_scalar(
     }
 }
 
-/// The AVX2 + FMA kernel of [`gemm_strided`] for the first `n / 8 · 8` columns; returns that
-/// count.
+/// The AVX2 + FMA kernel of [`gemm_strided`] for the first `n / 8 · 8` columns, and four more
+/// when at least four are left; returns how many columns it computed.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA, `a` must hold every `r·stride.0 + p·stride.1` (r < m,
@@ -338,7 +338,8 @@ unsafe fn gemm_avx2(
     let n8 = n / 8 * 8;
     let (ap, wp, cp) = (a.as_ptr(), wt.as_ptr(), c.as_mut_ptr());
     // SAFETY (whole body): every offset of `ap` below is r·rs + p·cs with r < m and p < kd
-    // (inside `a` by the contract), < kd·n for `wp` and < m·n for `cp`: columns j + 8 <= n8 <= n.
+    // (inside `a` by the contract), < kd·n for `wp` and < m·n for `cp`: columns j + 8 <= n8 <= n,
+    // and j + 4 <= n in the four-column tail.
     unsafe {
         let store = |dst: *mut f32, v: __m256| {
             if accumulate {
@@ -395,6 +396,41 @@ unsafe fn gemm_avx2(
                 j += 8;
             }
             r += 1;
+        }
+        // Four more columns, when that many are left (a 4-class head): 128-bit vectors.
+        if n - n8 >= 4 {
+            let store4 = |dst: *mut f32, v: __m128| {
+                if accumulate {
+                    _mm_storeu_ps(dst, _mm_add_ps(_mm_loadu_ps(dst), v));
+                } else {
+                    _mm_storeu_ps(dst, v);
+                }
+            };
+            let j = n8;
+            let mut r = 0;
+            while r + 4 <= m {
+                let mut acc = [_mm_setzero_ps(); 4];
+                for p in 0..kd {
+                    let w = _mm_loadu_ps(wp.add(p * n + j));
+                    for (q, acc) in acc.iter_mut().enumerate() {
+                        *acc = _mm_fmadd_ps(_mm_set1_ps(*ap.add((r + q) * rs + p * cs)), w, *acc);
+                    }
+                }
+                for (q, &acc) in acc.iter().enumerate() {
+                    store4(cp.add((r + q) * n + j), acc);
+                }
+                r += 4;
+            }
+            while r < m {
+                let mut acc = _mm_setzero_ps();
+                for p in 0..kd {
+                    let x = _mm_set1_ps(*ap.add(r * rs + p * cs));
+                    acc = _mm_fmadd_ps(x, _mm_loadu_ps(wp.add(p * n + j)), acc);
+                }
+                store4(cp.add(r * n + j), acc);
+                r += 1;
+            }
+            return n8 + 4;
         }
     }
     n8
@@ -469,6 +505,8 @@ mod tests {
             (13, 8, 24),
             (4, 5, 7),
             (6, 16, 40),
+            (9, 6, 4),
+            (6, 32, 12),
         ] {
             assert_product(
                 (m, kd, n),
@@ -489,6 +527,7 @@ mod tests {
             (300, 16, 8),
             (9, 64, 32),
             (5, 3, 17),
+            (7, 9, 13),
         ] {
             assert_product(
                 (m, kd, n),

@@ -219,6 +219,12 @@ impl Lfa {
                     gfeat,
                     feat,
                 };
+                #[cfg(target_arch = "x86_64")]
+                if o == 16 && k == 16 && std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: AVX-512F is present (checked just above); o = 16 and K = 16.
+                    unsafe { self.narrow16_avx512(&tile, matches!(which, Pass::First), out) };
+                    return;
+                }
                 match which {
                     Pass::First => dispatch!(self.pass1(&tile, s, out)),
                     Pass::Second => dispatch!(self.pass2(&tile, s, out)),
@@ -226,6 +232,111 @@ impl Lfa {
             },
         );
         a
+    }
+
+    /// Either pass on one tile of the narrowest layer (`o = 16`, so `o/2 = 8`; K = 16), point by
+    /// point in AVX-512 registers: a point's 16 relative encodings (one 8-lane vector each),
+    /// their 16-channel scores (one 16-lane vector each, 8 multiply-adds from the transposed
+    /// weight rows), the softmax over K and the weighted sum of `[feat_k | rel_k]` never leave
+    /// the registers. The same arithmetic as [`Lfa::pass1`] / [`Lfa::pass2`] except that products
+    /// are fused multiply-adds (rounding differs in the last bits).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; `self.d_out == 16` and `t.geo.k == 16`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn narrow16_avx512(&self, t: &Tile<'_>, first: bool, out: &mut [f32]) {
+        use std::arch::x86_64::*;
+        const H: usize = 8;
+        const O: usize = 16;
+        const K: usize = 16;
+        let g = t.geo;
+        assert!(self.d_out == O && g.k == K && out.len() >= t.pts * O);
+        assert!(g.nb.len() >= (t.first + t.pts) * K && g.pos_i.len() >= (t.first + t.pts) * H);
+        let n_all = g.xyz.len() / 3;
+        assert!(g.pos_k.len() >= n_all * H && t.gfeat.len() >= n_all * O);
+        assert!(t.feat.len() >= n_all * H);
+        assert!(
+            g.nb[t.first * K..(t.first + t.pts) * K]
+                .iter()
+                .all(|&v| (v as usize) < n_all)
+        );
+        let score_t = if first {
+            &self.score1_rel_t
+        } else {
+            &self.score2_rel_t
+        };
+        assert!(score_t.len() >= H * O && self.lse2_t.len() >= H * H && self.w_dist.len() >= H);
+        // SAFETY (whole body): the asserts above bound every pointer offset below: point rows
+        // i < first + pts, neighbour rows n < n_all, weight rows c < H.
+        unsafe {
+            let ws: [__m512; H] =
+                std::array::from_fn(|c| _mm512_loadu_ps(score_t.as_ptr().add(c * O)));
+            let wl: [__m256; H] =
+                std::array::from_fn(|c| _mm256_loadu_ps(self.lse2_t.as_ptr().add(c * H)));
+            let bl = _mm256_loadu_ps(self.lse2.b.as_ptr());
+            let wd = _mm256_loadu_ps(self.w_dist.as_ptr());
+            let slope = _mm256_set1_ps(SLOPE);
+            let leaky8 = |v: __m256| _mm256_max_ps(v, _mm256_mul_ps(v, slope));
+            let (xyz, pos_k, gfeat, feat) = (
+                g.xyz.as_ptr(),
+                g.pos_k.as_ptr(),
+                t.gfeat.as_ptr(),
+                t.feat.as_ptr(),
+            );
+            let mut rel = [[0f32; H]; K];
+            let mut sc = [_mm512_setzero_ps(); K];
+            for p in 0..t.pts {
+                let i = t.first + p;
+                let nb = &g.nb[i * K..(i + 1) * K];
+                let (px, py, pz) = (*xyz.add(3 * i), *xyz.add(3 * i + 1), *xyz.add(3 * i + 2));
+                let ai = _mm256_loadu_ps(g.pos_i.as_ptr().add(i * H));
+                let mut m = _mm512_set1_ps(f32::NEG_INFINITY);
+                for j in 0..K {
+                    let n = nb[j] as usize;
+                    let (dx, dy, dz) = (
+                        px - *xyz.add(3 * n),
+                        py - *xyz.add(3 * n + 1),
+                        pz - *xyz.add(3 * n + 2),
+                    );
+                    let dist = (dx * dx + dy * dy + dz * dz).sqrt();
+                    let v = _mm256_add_ps(ai, _mm256_loadu_ps(pos_k.add(n * H)));
+                    let mut r = leaky8(_mm256_fmadd_ps(wd, _mm256_set1_ps(dist), v));
+                    if !first {
+                        // r2 = φ2(r1): 8 × 8 product, bias, activation.
+                        _mm256_storeu_ps(rel[j].as_mut_ptr(), r);
+                        let mut acc = _mm256_setzero_ps();
+                        for (c, w) in wl.iter().enumerate() {
+                            acc = _mm256_fmadd_ps(_mm256_set1_ps(rel[j][c]), *w, acc);
+                        }
+                        r = leaky8(_mm256_add_ps(acc, bl));
+                    }
+                    _mm256_storeu_ps(rel[j].as_mut_ptr(), r);
+                    let mut s = _mm512_setzero_ps();
+                    for (c, w) in ws.iter().enumerate() {
+                        s = _mm512_fmadd_ps(_mm512_set1_ps(rel[j][c]), *w, s);
+                    }
+                    s = _mm512_add_ps(s, _mm512_loadu_ps(gfeat.add(n * O)));
+                    m = _mm512_max_ps(m, s);
+                    sc[j] = s;
+                }
+                let (mut sum, mut acc) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+                for j in 0..K {
+                    let n = nb[j] as usize;
+                    let e = exp_neg_avx512(_mm512_sub_ps(sc[j], m));
+                    sum = _mm512_add_ps(sum, e);
+                    // [feat_n (8) | rel_j (8)]
+                    let lo = _mm512_castps256_ps512(_mm256_loadu_ps(feat.add(n * H)));
+                    let hi = _mm256_loadu_ps(rel[j].as_ptr());
+                    let v = _mm512_castpd_ps(_mm512_insertf64x4::<1>(
+                        _mm512_castps_pd(lo),
+                        _mm256_castps_pd(hi),
+                    ));
+                    acc = _mm512_fmadd_ps(e, v, acc);
+                }
+                _mm512_storeu_ps(out.as_mut_ptr().add(p * O), _mm512_div_ps(acc, sum));
+            }
+        }
     }
 
     /// Pass 1 on one tile: `out [pts, o] = pool1([h_k, r1])` before pool1's MLP.
@@ -478,4 +589,74 @@ pub fn decode(
             }
         });
     y
+}
+
+/// [`crate::kernels::exp_neg`] on 16 lanes (same range reduction and polynomial, fused
+/// multiply-adds).
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn exp_neg_avx512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    const ROUND: f32 = 12_582_912.0;
+    let x = _mm512_max_ps(x, _mm512_set1_ps(-87.0));
+    let t = _mm512_fmadd_ps(
+        x,
+        _mm512_set1_ps(std::f32::consts::LOG2_E),
+        _mm512_set1_ps(ROUND),
+    );
+    let n = _mm512_sub_ps(t, _mm512_set1_ps(ROUND));
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
+    let r2 = _mm512_mul_ps(r, r);
+    let mut p = _mm512_set1_ps(1.987_569_1e-4);
+    for c in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        0.5,
+    ] {
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    }
+    let p = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0));
+    let ni = _mm512_sub_epi32(
+        _mm512_castps_si512(t),
+        _mm512_set1_epi32(ROUND.to_bits() as i32),
+    );
+    let scale = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
+        ni,
+        _mm512_set1_epi32(127),
+    )));
+    _mm512_mul_ps(p, scale)
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn vector_exp_matches_the_scalar_one() {
+        use std::arch::x86_64::*;
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return; // the kernel that uses it does not run on this CPU either
+        }
+        let xs: Vec<f32> = (0..=4096).map(|i| -90.0 * i as f32 / 4096.0).collect();
+        for chunk in xs.chunks_exact(16) {
+            let mut got = [0f32; 16];
+            // SAFETY: AVX-512F is present (checked above); 16 lanes in, 16 out.
+            unsafe {
+                let v = super::exp_neg_avx512(_mm512_loadu_ps(chunk.as_ptr()));
+                _mm512_storeu_ps(got.as_mut_ptr(), v);
+            }
+            for (&x, &g) in chunk.iter().zip(&got) {
+                let want = crate::kernels::exp_neg(x);
+                assert!(
+                    (g - want).abs() <= 4.0 * f32::EPSILON * want.max(f32::MIN_POSITIVE),
+                    "exp({x}): {g} vs {want}"
+                );
+            }
+        }
+    }
 }
