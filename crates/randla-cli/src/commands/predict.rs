@@ -204,70 +204,69 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     };
     let total_t = Instant::now();
     let mut total_points = 0usize;
-    pool.install(|| -> anyhow::Result<()> {
-        for (file, out) in files.iter().zip(&outs) {
-            let t = Instant::now();
-            let mut cloud = if matches!(Format::from_path(out), Ok(Format::Ply)) {
-                randla_io::read(file)?
-            } else {
-                // LAS/LAZ outputs are copied from the input file and label files hold labels
-                // only: read in chunks and keep just what the model reads (a LAS tile carries
-                // ~18 attributes), so the whole file's attributes are never in memory at once.
-                read_model_inputs(file, &predictor.input().features)?
-            };
-            let read_s = t.elapsed().as_secs_f64();
-            // Counts input points (subsampled progress scaled up), so {per_sec} is input points/s.
-            let bar = indicatif::ProgressBar::new(cloud.len() as u64);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {percent}% {per_sec} {elapsed}")
+    // Each file is written on its own thread while the next one is read and classified (the
+    // LAS/LAZ rewrite is single-threaded, so a core would otherwise idle). At most one write is
+    // in flight, so at most two files' predictions are held at once.
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let mut pending: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>> = None;
+        let finish = |h: std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>| {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("the output writer stopped unexpectedly"))?
+        };
+        pool.install(|| -> anyhow::Result<()> {
+            for (file, out) in files.iter().zip(&outs) {
+                let t = Instant::now();
+                let mut cloud = if matches!(Format::from_path(out), Ok(Format::Ply)) {
+                    randla_io::read(file)?
+                } else {
+                    // LAS/LAZ outputs are copied from the input file and label files hold labels
+                    // only: read in chunks and keep just what the model reads (a LAS tile carries
+                    // ~18 attributes), so the whole file's attributes are never in memory at once.
+                    read_model_inputs(file, &predictor.input().features)?
+                };
+                let read_s = t.elapsed().as_secs_f64();
+                // Counts input points (subsampled progress scaled up), so {per_sec} is input points/s.
+                let bar = indicatif::ProgressBar::new(cloud.len() as u64);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} {msg} [{bar:30}] {percent}% {per_sec} {elapsed}",
+                    )
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar.set_message(format!("{}", file.display()));
-            let progress = |done: usize, all: usize| bar.set_position((cloud.len() as u128 * done as u128 / all.max(1) as u128) as u64);
-            let p = predictor.predict(&cloud, &file.display().to_string(), &opts, &progress)?;
-            bar.finish_and_clear();
-            let t_write = Instant::now();
-            write(file, out, &mut cloud, &p, args.force)?;
-            let write_s = t_write.elapsed().as_secs_f64();
-            let secs = t.elapsed().as_secs_f64();
-            total_points += cloud.len();
-            let s = &p.stats;
-            eprintln!(
-                "{} → {}: {} points ({} after {} m grid) in {:.2} s = {:.0} points/s [read {:.2} s, subsample {:.2} s, neighbours {:.2} s, network {:.2} s in {} pass(es) of up to {} points{}, write {:.2} s]",
-                file.display(),
-                out.display(),
-                s.points,
-                s.subsampled,
-                predictor.config().grid_size,
-                secs,
-                s.points as f64 / secs,
-                read_s,
-                s.subsample_s,
-                s.pyramid_s,
-                s.network_s,
-                s.passes,
-                s.crop_points,
-                {
-                    let votes = args.votes.max(1);
-                    let tiles = s.passes / votes;
-                    match (tiles > 1, votes > 1) {
-                        (true, true) => format!(
-                            " ({tiles} tiles with a {:.1} m margin × {votes} votes)",
-                            s.margin_m
-                        ),
-                        (true, false) => format!(" (tiles with a {:.1} m margin)", s.margin_m),
-                        (false, true) => format!(" (one pass × {votes} votes)"),
-                        (false, false) => String::new(),
-                    }
-                },
-                write_s
-            );
-            let mut hist = std::collections::BTreeMap::new();
-            for &c in &p.class {
-                *hist.entry(c).or_insert(0usize) += 1;
+                );
+                bar.set_message(format!("{}", file.display()));
+                let progress = |done: usize, all: usize| {
+                    bar.set_position(
+                        (cloud.len() as u128 * done as u128 / all.max(1) as u128) as u64,
+                    )
+                };
+                let p = predictor.predict(&cloud, &file.display().to_string(), &opts, &progress)?;
+                bar.finish_and_clear();
+                total_points += cloud.len();
+                if let Some(h) = pending.take() {
+                    finish(h)?;
+                }
+                let (force, votes, grid) =
+                    (args.force, args.votes.max(1), predictor.config().grid_size);
+                pending = Some(scope.spawn(move || -> anyhow::Result<()> {
+                    let t_write = Instant::now();
+                    write(file, out, &mut cloud, &p, force)?;
+                    report(
+                        file,
+                        out,
+                        &p,
+                        grid,
+                        votes,
+                        t.elapsed().as_secs_f64(),
+                        read_s,
+                        t_write.elapsed().as_secs_f64(),
+                    );
+                    Ok(())
+                }));
             }
-            let parts: Vec<String> = hist.iter().map(|(c, n)| format!("{} {:.1}%", p.class_names[*c as usize], 100.0 * *n as f64 / s.points as f64)).collect();
-            eprintln!("  classes: {}", parts.join(", "));
+            Ok(())
+        })?;
+        if let Some(h) = pending.take() {
+            finish(h)?;
         }
         Ok(())
     })?;
@@ -282,6 +281,64 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         mem.rss_peak_bytes.unwrap_or(0) as f64 / 1048576.0
     );
     Ok(())
+}
+
+/// Prints a file's line (times by stage) and its class histogram.
+#[allow(clippy::too_many_arguments)]
+fn report(
+    file: &Path,
+    out: &Path,
+    p: &randla_predict::Prediction,
+    grid: f32,
+    votes: usize,
+    secs: f64,
+    read_s: f64,
+    write_s: f64,
+) {
+    let s = &p.stats;
+    let tiles = s.passes / votes;
+    let passes = match (tiles > 1, votes > 1) {
+        (true, true) => format!(
+            " ({tiles} tiles with a {:.1} m margin × {votes} votes)",
+            s.margin_m
+        ),
+        (true, false) => format!(" (tiles with a {:.1} m margin)", s.margin_m),
+        (false, true) => format!(" (one pass × {votes} votes)"),
+        (false, false) => String::new(),
+    };
+    eprintln!(
+        "{} → {}: {} points ({} after {} m grid) in {:.2} s = {:.0} points/s [read {:.2} s, subsample {:.2} s, neighbours {:.2} s, network {:.2} s in {} pass(es) of up to {} points{}, write {:.2} s]",
+        file.display(),
+        out.display(),
+        s.points,
+        s.subsampled,
+        grid,
+        secs,
+        s.points as f64 / secs,
+        read_s,
+        s.subsample_s,
+        s.pyramid_s,
+        s.network_s,
+        s.passes,
+        s.crop_points,
+        passes,
+        write_s
+    );
+    let mut hist = std::collections::BTreeMap::new();
+    for &c in &p.class {
+        *hist.entry(c).or_insert(0usize) += 1;
+    }
+    let parts: Vec<String> = hist
+        .iter()
+        .map(|(c, n)| {
+            format!(
+                "{} {:.1}%",
+                p.class_names[*c as usize],
+                100.0 * *n as f64 / s.points as f64
+            )
+        })
+        .collect();
+    eprintln!("  classes: {}", parts.join(", "));
 }
 
 /// Points read per chunk by [`read_model_inputs`].
