@@ -10,7 +10,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use laz::{LasZipCompressor, LasZipDecompressor, LazVlr};
+use laz::{LasZipCompressor, LasZipDecompressor, LazVlr, ParLasZipCompressor};
 
 use crate::atomic::{AtomicFile, check_output};
 use crate::chunks::{ChunkRead, Chunks};
@@ -1685,6 +1685,17 @@ where
     let chunk = opts.chunk_points.max(1);
     let class_off = l.class_offset();
     let mut sink = match &out_laz_vlr {
+        // Fixed-size chunks (what LASzip writes by default) are compressed in parallel, one
+        // chunk per task; a variable-size chunk table keeps the sequential compressor.
+        Some(vlr) if !vlr.uses_variable_size_chunks() => {
+            let vlr = vlr.clone();
+            let w = &mut out;
+            Sink::ParLaz(Box::new(guard_laz(
+                output,
+                "start compression",
+                move || ParLasZipCompressor::new(w, vlr).map_err(|e| e.to_string()),
+            )?))
+        }
         Some(vlr) => {
             let vlr = vlr.clone();
             let w = &mut out;
@@ -1750,6 +1761,9 @@ where
             Sink::Laz(c) => guard_laz(output, "compress points", || {
                 c.compress_many(&obuf).map_err(|e| e.to_string())
             })?,
+            Sink::ParLaz(c) => guard_laz(output, "compress points", || {
+                c.compress_many(&obuf).map_err(|e| e.to_string())
+            })?,
             Sink::Raw(w) => w.write_all(&obuf).map_err(werr)?,
         }
         written += n as u64;
@@ -1757,10 +1771,14 @@ where
     if written != head.count {
         return Err(Error::count(input, "points read", head.count, written));
     }
-    if let Sink::Laz(c) = &mut sink {
-        guard_laz(output, "finish compression", || {
+    match &mut sink {
+        Sink::Laz(c) => guard_laz(output, "finish compression", || {
             c.done().map_err(|e| e.to_string())
-        })?;
+        })?,
+        Sink::ParLaz(c) => guard_laz(output, "finish compression", || {
+            c.done().map_err(|e| e.to_string())
+        })?,
+        Sink::Raw(_) => {}
     }
     drop(sink);
 
@@ -1798,6 +1816,7 @@ where
 enum Sink<'a> {
     Raw(&'a mut AtomicFile),
     Laz(Box<LasZipCompressor<'a, &'a mut AtomicFile>>),
+    ParLaz(Box<ParLasZipCompressor<&'a mut AtomicFile>>),
 }
 
 /// Grows the extra-bytes item of a raw LASzip VLR by `add` bytes (adding the item if absent).
