@@ -230,3 +230,40 @@ fn the_built_in_model_travels_with_the_binary() {
         assert!(!out.exists());
     }
 }
+
+#[test]
+fn several_files_each_get_their_own_prediction() {
+    // Files are written on a separate thread while the next is classified: every output must
+    // still be its own file's prediction, byte for byte what a run on that file alone writes.
+    let dir = tempfile::tempdir().unwrap();
+    let other = tile().with_file_name("test_data_77060_627755_LA93_IGN69.laz");
+    let both = dir.path().join("both");
+    let run = randla(&[
+        os("predict"),
+        tile().as_os_str(),
+        other.as_os_str(),
+        os("-o"),
+        both.as_os_str(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for input in [tile(), other] {
+        let alone = dir.path().join("alone.laz");
+        let run = randla(&[
+            os("predict"),
+            input.as_os_str(),
+            os("-o"),
+            alone.as_os_str(),
+            os("--force"),
+        ]);
+        assert!(run.status.success());
+        let name = input.file_name().unwrap();
+        assert!(
+            std::fs::read(both.join(name)).unwrap() == std::fs::read(&alone).unwrap(),
+            "{name:?} differs from its own run"
+        );
+    }
+}

@@ -207,8 +207,12 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     // Each file is written on its own thread while the next one is read and classified (the
     // LAS/LAZ rewrite is single-threaded, so a core would otherwise idle). At most one write is
     // in flight, so at most two files' predictions are held at once.
+    // The writer's report lines go through the progress display, so that they do not tear the
+    // next file's bar.
+    let display = indicatif::MultiProgress::new();
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let mut pending: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>> = None;
+        let display = &display;
         let finish = |h: std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>| {
             h.join()
                 .map_err(|_| anyhow::anyhow!("the output writer stopped unexpectedly"))?
@@ -226,7 +230,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                 };
                 let read_s = t.elapsed().as_secs_f64();
                 // Counts input points (subsampled progress scaled up), so {per_sec} is input points/s.
-                let bar = indicatif::ProgressBar::new(cloud.len() as u64);
+                let bar = display.add(indicatif::ProgressBar::new(cloud.len() as u64));
                 bar.set_style(
                     indicatif::ProgressStyle::with_template(
                         "{spinner} {msg} [{bar:30}] {percent}% {per_sec} {elapsed}",
@@ -250,7 +254,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                 pending = Some(scope.spawn(move || -> anyhow::Result<()> {
                     let t_write = Instant::now();
                     write(file, out, &mut cloud, &p, force)?;
-                    report(
+                    let lines = report(
                         file,
                         out,
                         &p,
@@ -260,6 +264,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                         read_s,
                         t_write.elapsed().as_secs_f64(),
                     );
+                    display.suspend(|| eprintln!("{lines}"));
                     Ok(())
                 }));
             }
@@ -283,7 +288,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints a file's line (times by stage) and its class histogram.
+/// A file's line (times by stage) and its class histogram.
 #[allow(clippy::too_many_arguments)]
 fn report(
     file: &Path,
@@ -294,7 +299,7 @@ fn report(
     secs: f64,
     read_s: f64,
     write_s: f64,
-) {
+) -> String {
     let s = &p.stats;
     let tiles = s.passes / votes;
     let passes = match (tiles > 1, votes > 1) {
@@ -306,7 +311,7 @@ fn report(
         (false, true) => format!(" (one pass × {votes} votes)"),
         (false, false) => String::new(),
     };
-    eprintln!(
+    let line = format!(
         "{} → {}: {} points ({} after {} m grid) in {:.2} s = {:.0} points/s [read {:.2} s, subsample {:.2} s, neighbours {:.2} s, network {:.2} s in {} pass(es) of up to {} points{}, write {:.2} s]",
         file.display(),
         out.display(),
@@ -338,7 +343,7 @@ fn report(
             )
         })
         .collect();
-    eprintln!("  classes: {}", parts.join(", "));
+    format!("{line}\n  classes: {}", parts.join(", "))
 }
 
 /// Points read per chunk by [`read_model_inputs`].
