@@ -10,7 +10,9 @@ use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use laz::{LasZipCompressor, LasZipDecompressor, LazVlr, ParLasZipCompressor};
+use laz::{
+    LasZipCompressor, LasZipDecompressor, LazVlr, ParLasZipCompressor, ParLasZipDecompressor,
+};
 
 use crate::atomic::{AtomicFile, check_output};
 use crate::chunks::{ChunkRead, Chunks};
@@ -861,6 +863,32 @@ fn header_summary(h: &Head) -> LasHeader {
 }
 
 /// Runs a LAZ call, turning a panic inside the `laz` crate into an error.
+/// Whether the VLR names a chunked compressor (LASzip's "pointwise chunked" or "layered chunked",
+/// the first field of its record), the only ones the parallel coders handle.
+fn chunked(vlr: &LazVlr) -> bool {
+    let mut b = Vec::new();
+    vlr.write_to(&mut b).is_ok()
+        && b.len() >= 2
+        && matches!(u16::from_le_bytes([b[0], b[1]]), 2 | 3)
+}
+
+/// Whether the point data can be decoded by the parallel decoder: a chunked compressor and a
+/// chunk table (a streaming writer may leave none). Leaves `r` where it was.
+fn par_decodable<R: Read + Seek>(r: &mut R, head: &Head, vlr: &LazVlr) -> bool {
+    if !chunked(vlr) {
+        return false;
+    }
+    let Ok(here) = r.stream_position() else {
+        return false;
+    };
+    let start = u64::from(head.raw.offset_to_point_data);
+    let mut b = [0u8; 8];
+    let table = r.seek(SeekFrom::Start(start)).is_ok()
+        && r.read_exact(&mut b).is_ok()
+        && i64::from_le_bytes(b) != -1;
+    r.seek(SeekFrom::Start(here)).is_ok() && table
+}
+
 fn guard_laz<T>(
     path: &Path,
     action: &str,
@@ -884,6 +912,8 @@ fn guard_laz<T>(
 enum Source<R: Read + Seek + Send + Sync + 'static> {
     Raw(R),
     Laz(Box<LasZipDecompressor<'static, R>>),
+    /// Chunks decoded in parallel on a pool whose threads have the big decoder stack.
+    ParLaz(Box<ParLasZipDecompressor<R>>, rayon::ThreadPool),
     Failed,
 }
 
@@ -955,6 +985,26 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
         let head = read_head(&mut reader, path)?;
         let source = match &head.laz {
             None => Source::Raw(reader),
+            Some(vlr) if par_decodable(&mut reader, &head, vlr) => {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(rayon::current_num_threads())
+                    .stack_size(LAZ_STACK_BYTES)
+                    .thread_name(|i| format!("randla-laz-{i}"))
+                    .build()
+                    .map_err(|e| Error::Laz {
+                        path: path.to_path_buf(),
+                        action: "start the decoding threads".into(),
+                        message: e.to_string(),
+                    })?;
+                let vlr = vlr.clone();
+                let d = pool.install(|| {
+                    guard_laz(path, "open point data", move || {
+                        ParLasZipDecompressor::selective(reader, vlr, sel)
+                            .map_err(|e| e.to_string())
+                    })
+                })?;
+                Source::ParLaz(Box::new(d), pool)
+            }
             Some(vlr) => {
                 let vlr = vlr.clone();
                 let d = guard_laz(path, "open point data", move || {
@@ -1066,6 +1116,26 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
                     (None, Some((d, out))) => decode(d, out),
                     (None, None) => Ok(()),
                 };
+                if res.is_err() {
+                    self.source = Source::Failed;
+                }
+                res?;
+            }
+            Source::ParLaz(d, pool) => {
+                let count = self.head.count;
+                let action = format!("decompress points {first}..{}", first + n as u64);
+                let res = pool.install(|| {
+                    guard_laz(path, &action, || {
+                        d.decompress_many(out).map_err(|e| match e {
+                            laz::LasZipError::IoError(e)
+                                if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                            {
+                                format!("compressed data ends before the {count} points announced by the header (truncated file)")
+                            }
+                            e => e.to_string(),
+                        })
+                    })
+                });
                 if res.is_err() {
                     self.source = Source::Failed;
                 }
@@ -1686,8 +1756,9 @@ where
     let class_off = l.class_offset();
     let mut sink = match &out_laz_vlr {
         // Fixed-size chunks (what LASzip writes by default) are compressed in parallel, one
-        // chunk per task; a variable-size chunk table keeps the sequential compressor.
-        Some(vlr) if !vlr.uses_variable_size_chunks() => {
+        // chunk per task; variable-size chunk tables and the old unchunked compressor keep the
+        // sequential one.
+        Some(vlr) if !vlr.uses_variable_size_chunks() && chunked(vlr) => {
             let vlr = vlr.clone();
             let w = &mut out;
             Sink::ParLaz(Box::new(guard_laz(
