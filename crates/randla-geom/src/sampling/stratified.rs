@@ -34,13 +34,14 @@ pub fn stratified_order(points: &[[f32; 3]], mask: u32) -> Vec<u32> {
     let curve = morton_order(points);
     let bits = usize::BITS - (n - 1).leading_zeros();
     let shift = 32 - bits;
-    let mut keyed: Vec<(u32, u32)> = curve
-        .iter()
-        .enumerate()
-        .map(|(rank, &i)| (((rank as u32).reverse_bits() >> shift) ^ (mask >> shift), i))
-        .collect();
-    keyed.sort_unstable();
-    keyed.into_iter().map(|(_, i)| i).collect()
+    // The keys (bit-reversed rank XOR mask) are distinct and below 2^bits < 2n: place each
+    // point at its key and read the slots in order, which sorts by key in O(n).
+    const EMPTY: u32 = u32::MAX;
+    let mut slots = vec![EMPTY; 1usize << bits];
+    for (rank, &i) in curve.iter().enumerate() {
+        slots[(((rank as u32).reverse_bits() >> shift) ^ (mask >> shift)) as usize] = i;
+    }
+    slots.into_iter().filter(|&i| i != EMPTY).collect()
 }
 
 #[cfg(test)]
