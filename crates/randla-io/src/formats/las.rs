@@ -339,6 +339,8 @@ struct Head {
     count: u64,
     layout: Layout,
     laz: Option<LazVlr>,
+    /// The point data has a chunk table and a chunked compressor: decodable in parallel.
+    laz_parallel: bool,
     extra: Vec<ExtraField>,
     file_len: u64,
     scale: [f64; 3],
@@ -530,7 +532,7 @@ fn read_head<R: Read + Seek>(r: &mut R, path: &Path) -> Result<Head> {
     r.read_exact(&mut gap)
         .map_err(|e| Error::io(path, "read bytes before point data", e))?;
 
-    let laz = if compressed {
+    let (laz, laz_parallel) = if compressed {
         let v = vlrs
             .iter()
             .find(|v| v.is(LASZIP_USER_ID, LASZIP_RECORD_ID))
@@ -553,8 +555,8 @@ fn read_head<R: Read + Seek>(r: &mut R, path: &Path) -> Result<Head> {
                 format!("must equal point_data_record_length {record_len}"),
             ));
         }
-        check_chunk_table(r, path, end, file_len, count, &lv)?;
-        Some(lv)
+        let has_table = check_chunk_table(r, path, end, file_len, count, &lv)?;
+        (Some(lv), has_table && chunked_compressor(&v.data))
     } else {
         let needed = count
             .checked_mul(record_len as u64)
@@ -573,7 +575,7 @@ fn read_head<R: Read + Seek>(r: &mut R, path: &Path) -> Result<Head> {
                 ));
             }
         }
-        None
+        (None, false)
     };
     let extra = parse_extra_fields(path, &vlrs, layout.extra_len())?;
     Ok(Head {
@@ -583,6 +585,7 @@ fn read_head<R: Read + Seek>(r: &mut R, path: &Path) -> Result<Head> {
         count,
         layout,
         laz,
+        laz_parallel,
         extra,
         file_len,
         scale,
@@ -591,7 +594,8 @@ fn read_head<R: Read + Seek>(r: &mut R, path: &Path) -> Result<Head> {
 }
 
 /// Validates the LAZ chunk table's position and size before the `laz` crate reads it (it would
-/// otherwise trust a corrupt chunk count and try to allocate for it).
+/// otherwise trust a corrupt chunk count and try to allocate for it). Returns whether there is a
+/// table (a streaming writer may leave none).
 fn check_chunk_table<R: Read + Seek>(
     r: &mut R,
     path: &Path,
@@ -599,7 +603,7 @@ fn check_chunk_table<R: Read + Seek>(
     file_len: u64,
     count: u64,
     lv: &LazVlr,
-) -> Result<()> {
+) -> Result<bool> {
     let io = |e| Error::io(path, "read LAZ chunk table", e);
     if data_start + 8 > file_len {
         return Err(Error::truncated(
@@ -617,7 +621,7 @@ fn check_chunk_table<R: Read + Seek>(
         // Written by a streaming writer that could not seek back: decodable without the table.
         check_layered_chunks(r, path, data_start, file_len, count, lv)?;
         r.seek(SeekFrom::Start(data_start)).map_err(io)?;
-        return Ok(());
+        return Ok(false);
     }
     let valid = u64::try_from(off)
         .ok()
@@ -690,7 +694,7 @@ fn check_chunk_table<R: Read + Seek>(
     }
     check_layered_chunks(r, path, data_start, off, count, lv)?;
     r.seek(SeekFrom::Start(data_start)).map_err(io)?;
-    Ok(())
+    Ok(true)
 }
 
 /// For layered LAZ (point formats 6–10), walks the chunks and checks that the layer sizes
@@ -863,30 +867,11 @@ fn header_summary(h: &Head) -> LasHeader {
 }
 
 /// Runs a LAZ call, turning a panic inside the `laz` crate into an error.
-/// Whether the VLR names a chunked compressor (LASzip's "pointwise chunked" or "layered chunked",
-/// the first field of its record), the only ones the parallel coders handle.
-fn chunked(vlr: &LazVlr) -> bool {
-    let mut b = Vec::new();
-    vlr.write_to(&mut b).is_ok()
-        && b.len() >= 2
-        && matches!(u16::from_le_bytes([b[0], b[1]]), 2 | 3)
-}
-
-/// Whether the point data can be decoded by the parallel decoder: a chunked compressor and a
-/// chunk table (a streaming writer may leave none). Leaves `r` where it was.
-fn par_decodable<R: Read + Seek>(r: &mut R, head: &Head, vlr: &LazVlr) -> bool {
-    if !chunked(vlr) {
-        return false;
-    }
-    let Ok(here) = r.stream_position() else {
-        return false;
-    };
-    let start = u64::from(head.raw.offset_to_point_data);
-    let mut b = [0u8; 8];
-    let table = r.seek(SeekFrom::Start(start)).is_ok()
-        && r.read_exact(&mut b).is_ok()
-        && i64::from_le_bytes(b) != -1;
-    r.seek(SeekFrom::Start(here)).is_ok() && table
+/// Whether a LASzip VLR's record (its raw bytes) names a chunked compressor (LASzip's "pointwise
+/// chunked" 2 or "layered chunked" 3, its first field): the only ones laz's parallel coders
+/// handle.
+fn chunked_compressor(vlr_data: &[u8]) -> bool {
+    vlr_data.len() >= 2 && matches!(u16::from_le_bytes([vlr_data[0], vlr_data[1]]), 2 | 3)
 }
 
 fn guard_laz<T>(
@@ -985,7 +970,7 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
         let head = read_head(&mut reader, path)?;
         let source = match &head.laz {
             None => Source::Raw(reader),
-            Some(vlr) if par_decodable(&mut reader, &head, vlr) => {
+            Some(vlr) if head.laz_parallel => {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(rayon::current_num_threads())
                     .stack_size(LAZ_STACK_BYTES)
@@ -1655,7 +1640,8 @@ where
     let laz_pos = vlrs
         .iter()
         .position(|v| v.is(LASZIP_USER_ID, LASZIP_RECORD_ID));
-    let out_laz_vlr: Option<LazVlr> = if out_compressed {
+    // The output's LASzip VLR, and whether its chunks can be compressed in parallel.
+    let out_laz_vlr: Option<(LazVlr, bool)> = if out_compressed {
         let data = match (head.laz.is_some(), laz_pos) {
             (true, Some(p)) => {
                 let mut data = vlrs[p].data.clone();
@@ -1683,6 +1669,7 @@ where
             action: "build LASzip VLR".into(),
             message: e.to_string(),
         })?;
+        let parallel = !lv.uses_variable_size_chunks() && chunked_compressor(&data);
         match laz_pos {
             Some(p) => vlrs[p].data = data,
             None => vlrs.push(Vlr::new(
@@ -1692,7 +1679,7 @@ where
                 data,
             )),
         }
-        Some(lv)
+        Some((lv, parallel))
     } else {
         if let Some(p) = laz_pos {
             vlrs.remove(p);
@@ -1754,12 +1741,11 @@ where
     let mut probs = Vec::new();
     let chunk = opts.chunk_points.max(1);
     let class_off = l.class_offset();
-    let mut sink = match &out_laz_vlr {
+    let mut sink = match out_laz_vlr {
         // Fixed-size chunks (what LASzip writes by default) are compressed in parallel, one
         // chunk per task; variable-size chunk tables and the old unchunked compressor keep the
         // sequential one.
-        Some(vlr) if !vlr.uses_variable_size_chunks() && chunked(vlr) => {
-            let vlr = vlr.clone();
+        Some((vlr, true)) => {
             let w = &mut out;
             Sink::ParLaz(Box::new(guard_laz(
                 output,
@@ -1767,8 +1753,7 @@ where
                 move || ParLasZipCompressor::new(w, vlr).map_err(|e| e.to_string()),
             )?))
         }
-        Some(vlr) => {
-            let vlr = vlr.clone();
+        Some((vlr, false)) => {
             let w = &mut out;
             Sink::Laz(Box::new(guard_laz(
                 output,
