@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use super::{Neighbours, SharedOut, check_query};
+use super::{Neighbours, SharedOut, bounds, bounds_of, check_query};
 use crate::error::{Result, check_finite};
 
 /// Maximum number of points in a leaf bucket.
@@ -104,7 +104,7 @@ impl BuildCtx<'_> {
             return;
         }
         let pts = self.points;
-        let (lo, hi) = bounds(ids.iter().map(|&i| pts[i as usize]));
+        let (lo, hi) = bounds_of(ids.iter().map(|&i| pts[i as usize]));
         let ext = [hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]];
         let dim = if ext[0] >= ext[1] && ext[0] >= ext[2] {
             0
@@ -263,7 +263,7 @@ impl KdTree {
         let mut ids: Vec<u32> = (0..points.len() as u32).collect();
         let mut nodes = vec![Node::default(); n_nodes];
         ctx.build(&mut ids, 0, &mut nodes, 0);
-        let (min, max) = bounds(points.iter().copied());
+        let (min, max) = bounds(points);
         let xs = ids.par_iter().map(|&i| points[i as usize][0]).collect();
         let ys = ids.par_iter().map(|&i| points[i as usize][1]).collect();
         let zs = ids.par_iter().map(|&i| points[i as usize][2]).collect();
@@ -543,25 +543,12 @@ fn check_permutation(order: &[u32]) -> Result<()> {
     Ok(())
 }
 
-/// The per-axis minimum and maximum of some points.
-fn bounds(points: impl Iterator<Item = [f32; 3]>) -> ([f32; 3], [f32; 3]) {
-    let mut lo = [f32::INFINITY; 3];
-    let mut hi = [f32::NEG_INFINITY; 3];
-    for p in points {
-        for d in 0..3 {
-            lo[d] = lo[d].min(p[d]);
-            hi[d] = hi[d].max(p[d]);
-        }
-    }
-    (lo, hi)
-}
-
 /// A permutation of `0..points.len()` in Morton (Z-curve) order of the points.
 pub fn morton_order(points: &[[f32; 3]]) -> Vec<u32> {
     if points.is_empty() {
         return Vec::new();
     }
-    let (min, max) = bounds(points.iter().copied());
+    let (min, max) = bounds(points);
     let ext = (0..3)
         .map(|d| max[d] - min[d])
         .fold(0f32, f32::max)

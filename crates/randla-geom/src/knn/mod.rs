@@ -87,3 +87,33 @@ impl<T> SharedOut<T> {
         self.0
     }
 }
+
+/// The per-axis minimum and maximum of some points.
+pub(crate) fn bounds_of(points: impl Iterator<Item = [f32; 3]>) -> ([f32; 3], [f32; 3]) {
+    let mut lo = [f32::INFINITY; 3];
+    let mut hi = [f32::NEG_INFINITY; 3];
+    for p in points {
+        for d in 0..3 {
+            lo[d] = lo[d].min(p[d]);
+            hi[d] = hi[d].max(p[d]);
+        }
+    }
+    (lo, hi)
+}
+
+/// [`bounds_of`] a whole cloud, in parallel blocks.
+pub(crate) fn bounds(points: &[[f32; 3]]) -> ([f32; 3], [f32; 3]) {
+    use rayon::prelude::*;
+    points
+        .par_chunks(1 << 16)
+        .map(|c| bounds_of(c.iter().copied()))
+        .reduce(
+            || bounds_of(std::iter::empty()),
+            |(a, b), (c, d)| {
+                (
+                    std::array::from_fn(|i| a[i].min(c[i])),
+                    std::array::from_fn(|i| b[i].max(d[i])),
+                )
+            },
+        )
+}

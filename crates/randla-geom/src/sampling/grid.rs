@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use crate::error::{Error, Result, check_finite};
-use crate::knn::SharedOut;
+use crate::knn::{SharedOut, bounds};
 
 /// The result of [`grid_subsample`].
 #[derive(Debug, Clone, PartialEq)]
@@ -46,27 +46,7 @@ pub fn voxel_of(p: [f32; 3], origin: [f64; 3], cell: f64) -> [u64; 3] {
 /// The grid origin the reference uses: `floor(min / cell) * cell`, per axis.
 pub fn grid_origin(points: &[[f32; 3]], cell: f64) -> [f64; 3] {
     let (min, _) = bounds(points);
-    std::array::from_fn(|d| (min[d] / cell).floor() * cell)
-}
-
-/// The per-axis minimum and maximum of the points (in parallel).
-fn bounds(points: &[[f32; 3]]) -> ([f64; 3], [f64; 3]) {
-    let empty = || ([f64::INFINITY; 3], [f64::NEG_INFINITY; 3]);
-    points
-        .par_iter()
-        .fold(empty, |(mut lo, mut hi), p| {
-            for d in 0..3 {
-                lo[d] = lo[d].min(p[d] as f64);
-                hi[d] = hi[d].max(p[d] as f64);
-            }
-            (lo, hi)
-        })
-        .reduce(empty, |(a, b), (c, d)| {
-            (
-                std::array::from_fn(|i| a[i].min(c[i])),
-                std::array::from_fn(|i| b[i].max(d[i])),
-            )
-        })
+    std::array::from_fn(|d| (min[d] as f64 / cell).floor() * cell)
 }
 
 /// Subsamples `points` on a voxel grid of edge `cell`.
@@ -119,8 +99,9 @@ pub fn grid_subsample(
     }
     let cell = cell as f64;
     let (min, max) = bounds(points);
-    let origin: [f64; 3] = std::array::from_fn(|d| (min[d] / cell).floor() * cell);
-    let dims_f: [f64; 3] = std::array::from_fn(|d| ((max[d] - origin[d]) / cell).floor() + 1.0);
+    let origin: [f64; 3] = std::array::from_fn(|d| (min[d] as f64 / cell).floor() * cell);
+    let dims_f: [f64; 3] =
+        std::array::from_fn(|d| ((max[d] as f64 - origin[d]) / cell).floor() + 1.0);
     if dims_f.iter().product::<f64>() >= 2f64.powi(63) {
         return Err(Error::InvalidParameter {
             name: "grid size",
