@@ -211,15 +211,18 @@ pub fn run(args: TrainStepArgs) -> anyhow::Result<()> {
                     device.seed(DEVICE_SEED);
                     let input = BatchTensors::from_batch(&size.batch, cfg, &device)?;
                     let net = RandLaNet::from_state_dict(cfg, &weights, &device)?;
+                    let mut step = |net| {
+                        randla_train::step_on_batch(
+                            net,
+                            &mut adam,
+                            &input,
+                            &labels,
+                            &class_weights,
+                            LR,
+                        )
+                    };
                     // Warm-up: the step that is cross-checked.
-                    let (net, loss) = randla_train::step_on_batch(
-                        net,
-                        &mut adam,
-                        &input,
-                        &labels,
-                        &class_weights,
-                        LR,
-                    )?;
+                    let (net, loss) = step(net)?;
                     let after = snapshot(&net, loss)?;
                     let mut net = Some(net);
                     let mut losses = vec![loss];
@@ -228,14 +231,7 @@ pub fn run(args: TrainStepArgs) -> anyhow::Result<()> {
                             let current = net
                                 .take()
                                 .expect("the network is put back after every step");
-                            let (next, loss) = randla_train::step_on_batch(
-                                current,
-                                &mut adam,
-                                &input,
-                                &labels,
-                                &class_weights,
-                                LR,
-                            )?;
+                            let (next, loss) = step(current)?;
                             net = Some(next);
                             losses.push(loss);
                             Ok(())
