@@ -400,63 +400,41 @@ impl Lfa {
     /// `r1 [pts·K, o/2]` of the points `first..first + pts`.
     #[inline(always)]
     fn encode_rel(&self, g: &Geometry<'_>, first: usize, pts: usize, r1: &mut [f32]) {
-        // Compile-time widths for the network's layers (vectorised without remainders).
+        // Each arm inlines the body with its width as a constant, so the network's layers get
+        // fixed-length loops (vectorised without remainders); other widths take the general one.
         match self.d_out / 2 {
-            8 => self.encode_rel_fixed::<8>(g, first, pts, r1),
-            16 => self.encode_rel_fixed::<16>(g, first, pts, r1),
-            32 => self.encode_rel_fixed::<32>(g, first, pts, r1),
-            64 => self.encode_rel_fixed::<64>(g, first, pts, r1),
-            _ => self.encode_rel_any(g, first, pts, r1),
+            8 => self.encode_rel_width(8, g, first, pts, r1),
+            16 => self.encode_rel_width(16, g, first, pts, r1),
+            32 => self.encode_rel_width(32, g, first, pts, r1),
+            64 => self.encode_rel_width(64, g, first, pts, r1),
+            h => self.encode_rel_width(h, g, first, pts, r1),
         }
     }
 
-    /// [`Lfa::encode_rel`] for `H = o/2` channels.
+    /// [`Lfa::encode_rel`] for `h = o/2` channels.
     #[inline(always)]
-    fn encode_rel_fixed<const H: usize>(
+    fn encode_rel_width(
         &self,
+        h: usize,
         g: &Geometry<'_>,
         first: usize,
         pts: usize,
         r1: &mut [f32],
     ) {
-        let wd: &[f32; H] = self.w_dist[..H].try_into().expect("H channels");
-        for (p, rows) in r1[..pts * g.k * H].chunks_exact_mut(g.k * H).enumerate() {
+        let wd = &self.w_dist[..h];
+        for (p, rows) in r1[..pts * g.k * h].chunks_exact_mut(g.k * h).enumerate() {
             let i = first + p;
             let pi = &g.xyz[i * 3..i * 3 + 3];
-            let ai: &[f32; H] = g.pos_i[i * H..(i + 1) * H].try_into().expect("H channels");
-            for (row, &n) in rows.chunks_exact_mut(H).zip(&g.nb[i * g.k..(i + 1) * g.k]) {
+            let ai = &g.pos_i[i * h..(i + 1) * h];
+            for (row, &n) in rows.chunks_exact_mut(h).zip(&g.nb[i * g.k..(i + 1) * g.k]) {
                 let n = n as usize;
                 let pk = &g.xyz[n * 3..n * 3 + 3];
                 let (dx, dy, dz) = (pi[0] - pk[0], pi[1] - pk[1], pi[2] - pk[2]);
                 let dist = (dx * dx + dy * dy + dz * dz).sqrt();
-                let bk: &[f32; H] = g.pos_k[n * H..(n + 1) * H].try_into().expect("H channels");
-                let row: &mut [f32; H] = row.try_into().expect("H channels");
-                for c in 0..H {
-                    let t = ai[c] + bk[c] + wd[c] * dist;
-                    row[c] = if t >= 0.0 { t } else { t * SLOPE };
-                }
-            }
-        }
-    }
-
-    /// [`Lfa::encode_rel`] for any width.
-    #[inline(always)]
-    fn encode_rel_any(&self, g: &Geometry<'_>, first: usize, pts: usize, r1: &mut [f32]) {
-        let h = self.d_out / 2;
-        for p in 0..pts {
-            let i = first + p;
-            let pi = &g.xyz[i * 3..i * 3 + 3];
-            let ai = &g.pos_i[i * h..(i + 1) * h];
-            for j in 0..g.k {
-                let n = g.nb[i * g.k + j] as usize;
-                let pk = &g.xyz[n * 3..n * 3 + 3];
-                let (dx, dy, dz) = (pi[0] - pk[0], pi[1] - pk[1], pi[2] - pk[2]);
-                let dist = (dx * dx + dy * dy + dz * dz).sqrt();
                 let bk = &g.pos_k[n * h..(n + 1) * h];
-                let row = &mut r1[(p * g.k + j) * h..][..h];
-                for c in 0..h {
-                    let t = ai[c] + bk[c] + self.w_dist[c] * dist;
-                    row[c] = if t >= 0.0 { t } else { t * SLOPE };
+                for (((r, &a), &b), &w) in row.iter_mut().zip(ai).zip(bk).zip(wd) {
+                    let t = a + b + w * dist;
+                    *r = if t >= 0.0 { t } else { t * SLOPE };
                 }
             }
         }
