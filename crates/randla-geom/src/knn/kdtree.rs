@@ -155,6 +155,33 @@ trait Candidates {
     fn offer(&mut self, d: f32, id: u32);
     fn indices(&self) -> &[u32];
     fn sq_dists(&self) -> &[f32];
+
+    /// Offers the points of one bucket (at most [`LEAF_SIZE`]).
+    #[inline(always)]
+    fn scan_leaf(&mut self, q: [f32; 3], xs: &[f32], ys: &[f32], zs: &[f32], ids: &[u32]) {
+        let mut ds = [0f32; LEAF_SIZE];
+        let m = xs.len();
+        for j in 0..m {
+            let dx = q[0] - xs[j];
+            let dy = q[1] - ys[j];
+            let dz = q[2] - zs[j];
+            ds[j] = dx * dx + dy * dy + dz * dz;
+        }
+        // The bucket's points within the current bound, as a bit mask built without
+        // branches; only those are offered (the bound only shrinks while offering, so the
+        // mask is a superset and `offer` re-checks).
+        let w = self.worst();
+        let mut mask = 0u32;
+        for (j, &d) in ds.iter().enumerate() {
+            mask |= u32::from(d <= w) << j;
+        }
+        mask &= (((1u64 << m) - 1) & 0xffff_ffff) as u32;
+        while mask != 0 {
+            let j = mask.trailing_zeros() as usize;
+            self.offer(ds[j], ids[j]);
+            mask &= mask - 1;
+        }
+    }
 }
 
 /// Inserts (d, id) into the sorted arrays if it beats the last slot.
@@ -208,6 +235,126 @@ impl<const K: usize> Candidates for Fixed<K> {
     }
     fn sq_dists(&self) -> &[f32] {
         &self.d
+    }
+}
+
+/// Candidates for k = 16 on CPUs with AVX-512: the sorted 16 distances and indices are one
+/// register each, so an insertion is a handful of branch-free vector instructions (the scalar
+/// insertion sort's shifting loop was a third of the search time), and a bucket's distances are
+/// computed 16 at a time. Same expression (no fused multiply-add), same order, same ties as
+/// [`Fixed<16>`].
+#[cfg(target_arch = "x86_64")]
+struct Avx512K16(Fixed<16>);
+
+#[cfg(target_arch = "x86_64")]
+impl Avx512K16 {
+    /// `None` when the CPU lacks AVX-512F.
+    fn new() -> Option<Self> {
+        std::arch::is_x86_feature_detected!("avx512f").then(|| Avx512K16(Fixed::new()))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Candidates for Avx512K16 {
+    fn reset(&mut self) {
+        self.0.reset();
+    }
+    #[inline(always)]
+    fn worst(&self) -> f32 {
+        self.0.worst()
+    }
+    #[inline(always)]
+    fn offer(&mut self, d: f32, id: u32) {
+        self.0.offer(d, id);
+    }
+    fn indices(&self) -> &[u32] {
+        self.0.indices()
+    }
+    fn sq_dists(&self) -> &[f32] {
+        self.0.sq_dists()
+    }
+    #[inline(always)]
+    fn scan_leaf(&mut self, q: [f32; 3], xs: &[f32], ys: &[f32], zs: &[f32], ids: &[u32]) {
+        // SAFETY: an `Avx512K16` exists only where AVX-512F was detected (`Avx512K16::new`).
+        unsafe { scan_leaf_avx512(&mut self.0, q, xs, ys, zs, ids) }
+    }
+}
+
+/// [`Candidates::scan_leaf`] for [`Avx512K16`].
+///
+/// # Safety
+/// The CPU must support AVX-512F; the four slices have one length, at most [`LEAF_SIZE`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn scan_leaf_avx512(
+    best: &mut Fixed<16>,
+    q: [f32; 3],
+    xs: &[f32],
+    ys: &[f32],
+    zs: &[f32],
+    ids: &[u32],
+) {
+    use std::arch::x86_64::*;
+    const _: () = assert!(LEAF_SIZE <= 32);
+    let m = xs.len();
+    debug_assert!(m <= LEAF_SIZE && ys.len() == m && zs.len() == m && ids.len() == m);
+    let (qx, qy, qz) = (_mm512_set1_ps(q[0]), _mm512_set1_ps(q[1]), _mm512_set1_ps(q[2]));
+    // SAFETY: 16 lanes of 4 bytes from arrays of 16.
+    let (mut bd, mut bi) = unsafe {
+        (
+            _mm512_loadu_ps(best.d.as_ptr()),
+            _mm512_loadu_si512(best.i.as_ptr().cast()),
+        )
+    };
+    // Lane j of `prev` is j − 1 (lane 0 keeps 0): the sorted lists shifted up by one.
+    let prev = _mm512_set_epi32(14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0);
+    let last = _mm512_set1_epi32(15);
+    for half in 0..m.div_ceil(16) {
+        let base = half * 16;
+        let valid: __mmask16 = if m - base >= 16 {
+            0xffff
+        } else {
+            (1u16 << (m - base)) - 1
+        };
+        // SAFETY: masked-off lanes are not read; the valid ones, `base..m`, lie inside the
+        // slices (all of length `m`).
+        let (px, py, pz, ix) = unsafe {
+            (
+                _mm512_maskz_loadu_ps(valid, xs.as_ptr().add(base)),
+                _mm512_maskz_loadu_ps(valid, ys.as_ptr().add(base)),
+                _mm512_maskz_loadu_ps(valid, zs.as_ptr().add(base)),
+                _mm512_maskz_loadu_epi32(valid, ids.as_ptr().add(base).cast()),
+            )
+        };
+        let (dx, dy, dz) = (_mm512_sub_ps(qx, px), _mm512_sub_ps(qy, py), _mm512_sub_ps(qz, pz));
+        // Exactly the scalar expression: ((dx·dx + dy·dy) + dz·dz), rounded after every step.
+        let d = _mm512_add_ps(
+            _mm512_add_ps(_mm512_mul_ps(dx, dx), _mm512_mul_ps(dy, dy)),
+            _mm512_mul_ps(dz, dz),
+        );
+        let worst = _mm512_permutexvar_ps(last, bd);
+        let mut mask = _mm512_mask_cmp_ps_mask::<_CMP_LE_OQ>(valid, d, worst);
+        while mask != 0 {
+            let j = _mm512_set1_epi32(mask.trailing_zeros() as i32);
+            let (dv, iv) = (_mm512_permutexvar_ps(j, d), _mm512_permutexvar_epi32(j, ix));
+            // Slots that stay ahead of the candidate: smaller distance, or equal and smaller
+            // index. The list is sorted, so they are a prefix and the candidate goes at its end
+            // (position 16, i.e. nowhere, when it beats no slot).
+            let ahead = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(bd, dv)
+                | (_mm512_cmp_ps_mask::<_CMP_EQ_OQ>(bd, dv) & _mm512_cmplt_epu32_mask(bi, iv));
+            let behind = !ahead;
+            let at = behind & !(behind << 1);
+            bd = _mm512_mask_permutexvar_ps(bd, behind, prev, bd);
+            bi = _mm512_mask_permutexvar_epi32(bi, behind, prev, bi);
+            bd = _mm512_mask_mov_ps(bd, at, dv);
+            bi = _mm512_mask_mov_epi32(bi, at, iv);
+            mask &= mask - 1;
+        }
+    }
+    // SAFETY: 16 lanes of 4 bytes into arrays of 16.
+    unsafe {
+        _mm512_storeu_ps(best.d.as_mut_ptr(), bd);
+        _mm512_storeu_si512(best.i.as_mut_ptr().cast(), bi);
     }
 }
 
@@ -399,6 +546,12 @@ impl KdTree {
         match k {
             1 => self.run_with(n, want_dist, order, &query, &out, Fixed::<1>::new),
             8 => self.run_with(n, want_dist, order, &query, &out, Fixed::<8>::new),
+            #[cfg(target_arch = "x86_64")]
+            16 if Avx512K16::new().is_some() => {
+                self.run_with(n, want_dist, order, &query, &out, || {
+                    Avx512K16::new().expect("AVX-512F was detected")
+                })
+            }
             16 => self.run_with(n, want_dist, order, &query, &out, Fixed::<16>::new),
             32 => self.run_with(n, want_dist, order, &query, &out, Fixed::<32>::new),
             _ => self.run_with(n, want_dist, order, &query, &out, || Dynamic {
@@ -467,34 +620,13 @@ impl KdTree {
         let n = self.nodes[node];
         if n.dim == LEAF {
             let (s, e) = (n.a as usize, n.b as usize);
-            let (xs, ys, zs, ids) = (
+            best.scan_leaf(
+                q,
                 &self.xs[s..e],
                 &self.ys[s..e],
                 &self.zs[s..e],
                 &self.ids[s..e],
             );
-            let mut ds = [0f32; LEAF_SIZE];
-            let m = xs.len();
-            for j in 0..m {
-                let dx = q[0] - xs[j];
-                let dy = q[1] - ys[j];
-                let dz = q[2] - zs[j];
-                ds[j] = dx * dx + dy * dy + dz * dz;
-            }
-            // The bucket's points within the current bound, as a bit mask built without
-            // branches; only those are offered (the bound only shrinks while offering, so the
-            // mask is a superset and `offer` re-checks).
-            let w = best.worst();
-            let mut mask = 0u32;
-            for (j, &d) in ds.iter().enumerate() {
-                mask |= u32::from(d <= w) << j;
-            }
-            mask &= (((1u64 << m) - 1) & 0xffff_ffff) as u32;
-            while mask != 0 {
-                let j = mask.trailing_zeros() as usize;
-                best.offer(ds[j], ids[j]);
-                mask &= mask - 1;
-            }
             return;
         }
         let dim = n.dim as usize;
@@ -637,6 +769,53 @@ mod tests {
         let got = tree.knn(&[dup], 5).unwrap();
         assert_eq!(&got.row(0)[..5], &[3, 5, 7, 50, 120]);
         assert_eq!(got, brute::knn(&pts, &[dup], 5).unwrap());
+    }
+
+    /// An integer lattice (many equal distances) with duplicated points.
+    fn lattice_with_duplicates() -> Vec<[f32; 3]> {
+        let mut pts: Vec<[f32; 3]> = (0..12)
+            .flat_map(|x| {
+                (0..12).flat_map(move |y| (0..3).map(move |z| [x as f32, y as f32, z as f32]))
+            })
+            .collect();
+        pts.extend_from_within(100..160);
+        pts
+    }
+
+    #[test]
+    fn k16_ties_and_duplicates_equal_brute_force() {
+        let pts = lattice_with_duplicates();
+        let tree = KdTree::build(&pts).unwrap();
+        assert_eq!(tree.knn_self(16).unwrap(), brute::knn(&pts, &pts, 16).unwrap());
+        let queries: Vec<[f32; 3]> = cloud(400, 13)
+            .into_iter()
+            .map(|p| [p[0] * 1.3 - 1.0, p[1] * 1.3 - 1.0, p[2] * 1.5])
+            .collect();
+        assert_eq!(
+            tree.knn(&queries, 16).unwrap(),
+            brute::knn(&pts, &queries, 16).unwrap()
+        );
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_candidates_equal_the_scalar_ones() {
+        let Some(mut fast) = Avx512K16::new() else {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        };
+        let mut slow = Fixed::<16>::new();
+        for pts in [lattice_with_duplicates(), cloud(5000, 21)] {
+            let tree = KdTree::build(&pts).unwrap();
+            for q in pts.iter().chain(&cloud(300, 23)) {
+                fast.reset();
+                slow.reset();
+                tree.search(*q, &mut fast);
+                tree.search(*q, &mut slow);
+                assert_eq!(fast.indices(), slow.indices(), "query {q:?}");
+                assert_eq!(fast.sq_dists(), slow.sq_dists(), "query {q:?}");
+            }
+        }
     }
 
     #[test]
