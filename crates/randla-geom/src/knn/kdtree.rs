@@ -298,7 +298,19 @@ unsafe fn scan_leaf_avx512(
     const _: () = assert!(LEAF_SIZE <= 32);
     let m = xs.len();
     debug_assert!(m <= LEAF_SIZE && ys.len() == m && zs.len() == m && ids.len() == m);
-    let (qx, qy, qz) = (_mm512_set1_ps(q[0]), _mm512_set1_ps(q[1]), _mm512_set1_ps(q[2]));
+    if best.i[0] == u32::MAX && m >= 1 {
+        // An empty list (the search's first bucket, which offers all its points): the first 16
+        // in order are placed by rank, not inserted one after another. No point has index
+        // u32::MAX (a tree holds fewer), so the list is empty exactly when its first index is.
+        // SAFETY: AVX-512F is enabled here; the slices have length `m` ≤ 32.
+        unsafe { fill_empty_avx512(best, q, xs, ys, zs, ids) };
+        return;
+    }
+    let (qx, qy, qz) = (
+        _mm512_set1_ps(q[0]),
+        _mm512_set1_ps(q[1]),
+        _mm512_set1_ps(q[2]),
+    );
     // SAFETY: 16 lanes of 4 bytes from arrays of 16.
     let (mut bd, mut bi) = unsafe {
         (
@@ -326,7 +338,11 @@ unsafe fn scan_leaf_avx512(
                 _mm512_maskz_loadu_epi32(valid, ids.as_ptr().add(base).cast()),
             )
         };
-        let (dx, dy, dz) = (_mm512_sub_ps(qx, px), _mm512_sub_ps(qy, py), _mm512_sub_ps(qz, pz));
+        let (dx, dy, dz) = (
+            _mm512_sub_ps(qx, px),
+            _mm512_sub_ps(qy, py),
+            _mm512_sub_ps(qz, pz),
+        );
         // Exactly the scalar expression: ((dx·dx + dy·dy) + dz·dz), rounded after every step.
         let d = _mm512_add_ps(
             _mm512_add_ps(_mm512_mul_ps(dx, dx), _mm512_mul_ps(dy, dy)),
@@ -355,6 +371,70 @@ unsafe fn scan_leaf_avx512(
     unsafe {
         _mm512_storeu_ps(best.d.as_mut_ptr(), bd);
         _mm512_storeu_si512(best.i.as_mut_ptr().cast(), bi);
+    }
+}
+
+/// Fills an empty k = 16 list with the 16 first of a bucket's points in (distance, index) order.
+///
+/// Each candidate is one `u64` key, `distance bits << 32 | index`: distances are non-negative,
+/// so their bit patterns order like the values, and the key order is the list's order, ties
+/// included. A candidate's rank is the number of smaller keys (all keys differ: the indices do);
+/// the 16 lowest ranks are scattered to their slots. The comparisons are independent of one
+/// another, where inserting the candidates one by one is a chain of dependent ones.
+///
+/// # Safety
+/// The CPU must support AVX-512F; the four slices have one length, at most 32.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fill_empty_avx512(
+    best: &mut Fixed<16>,
+    q: [f32; 3],
+    xs: &[f32],
+    ys: &[f32],
+    zs: &[f32],
+    ids: &[u32],
+) {
+    use std::arch::x86_64::*;
+    const EMPTY: u64 = ((f32::INFINITY.to_bits() as u64) << 32) | u32::MAX as u64;
+    let m = xs.len();
+    let mut keys = [u64::MAX; 32];
+    for j in 0..m {
+        let dx = q[0] - xs[j];
+        let dy = q[1] - ys[j];
+        let dz = q[2] - zs[j];
+        let d = dx * dx + dy * dy + dz * dz;
+        keys[j] = (u64::from(d.to_bits()) << 32) | u64::from(ids[j]);
+    }
+    let groups = m.div_ceil(8);
+    // SAFETY: `groups` ≤ 4 loads of 8 lanes from an array of 32.
+    let kv: [__m512i; 4] =
+        std::array::from_fn(|g| unsafe { _mm512_loadu_si512(keys.as_ptr().add(8 * g).cast()) });
+    let one = _mm512_set1_epi64(1);
+    let mut rank = [_mm512_setzero_si512(); 4];
+    for &key in &keys[..m] {
+        let b = _mm512_set1_epi64(key as i64);
+        for g in 0..groups {
+            let smaller = _mm512_cmplt_epu64_mask(b, kv[g]);
+            rank[g] = _mm512_mask_add_epi64(rank[g], smaller, rank[g], one);
+        }
+    }
+    let mut out = [EMPTY; 16];
+    let sixteen = _mm512_set1_epi64(16);
+    for g in 0..groups {
+        let valid: __mmask8 = if m - 8 * g >= 8 {
+            0xff
+        } else {
+            (1u8 << (m - 8 * g)) - 1
+        };
+        let kept = valid & _mm512_cmplt_epu64_mask(rank[g], sixteen);
+        // SAFETY: only lanes with a rank below 16 are written, each to its own slot of `out`.
+        unsafe {
+            _mm512_mask_i64scatter_epi64::<8>(out.as_mut_ptr().cast(), kept, rank[g], kv[g]);
+        }
+    }
+    for (s, &key) in out.iter().enumerate() {
+        best.d[s] = f32::from_bits((key >> 32) as u32);
+        best.i[s] = key as u32;
     }
 }
 
@@ -786,7 +866,10 @@ mod tests {
     fn k16_ties_and_duplicates_equal_brute_force() {
         let pts = lattice_with_duplicates();
         let tree = KdTree::build(&pts).unwrap();
-        assert_eq!(tree.knn_self(16).unwrap(), brute::knn(&pts, &pts, 16).unwrap());
+        assert_eq!(
+            tree.knn_self(16).unwrap(),
+            brute::knn(&pts, &pts, 16).unwrap()
+        );
         let queries: Vec<[f32; 3]> = cloud(400, 13)
             .into_iter()
             .map(|p| [p[0] * 1.3 - 1.0, p[1] * 1.3 - 1.0, p[2] * 1.5])
