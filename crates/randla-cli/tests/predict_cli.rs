@@ -192,6 +192,20 @@ fn bad_options_are_refused_before_anything_is_written() {
         0,
         "nothing written"
     );
+    // An unreadable input with a folder as the output: the error names the file, and the folder
+    // the run created is gone again.
+    let garbage = dir.path().join("garbage.las");
+    std::fs::write(&garbage, b"not a LAS file").unwrap();
+    let folder = dir.path().join("preds");
+    let run = randla(&[
+        os("predict"),
+        garbage.as_os_str(),
+        os("-o"),
+        folder.as_os_str(),
+    ]);
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("garbage.las"));
+    assert!(!folder.exists(), "the empty output folder was left behind");
 }
 
 #[test]

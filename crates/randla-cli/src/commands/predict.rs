@@ -185,7 +185,10 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     if args.votes == 0 {
         bail!("--votes must be at least 1");
     }
+    // A folder this run creates is removed again if the run fails before writing into it.
+    let mut created = false;
     if !single || args.output.extension().is_none() {
+        created = !args.output.exists();
         std::fs::create_dir_all(&args.output).with_context(|| {
             format!("{}: cannot create the output folder", args.output.display())
         })?;
@@ -202,90 +205,99 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
             SamplingArg::Random => Sampling::Random,
         },
     };
-    let total_t = Instant::now();
-    let mut total_points = 0usize;
-    // Each file is written on its own thread while the next one is read and classified (the
-    // LAS/LAZ rewrite is single-threaded, so a core would otherwise idle). At most one write is
-    // in flight, so at most two files' predictions are held at once.
-    // The writer's report lines go through the progress display, so that they do not tear the
-    // next file's bar.
-    let display = indicatif::MultiProgress::new();
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let mut pending: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>> = None;
-        let display = &display;
-        let finish = |h: std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>| {
-            h.join()
-                .map_err(|_| anyhow::anyhow!("the output writer stopped unexpectedly"))?
-        };
-        pool.install(|| -> anyhow::Result<()> {
-            for (file, out) in files.iter().zip(&outs) {
-                let t = Instant::now();
-                let mut cloud = if matches!(Format::from_path(out), Ok(Format::Ply)) {
-                    randla_io::read(file)?
-                } else {
-                    // LAS/LAZ outputs are copied from the input file and label files hold labels
-                    // only: read in chunks and keep just what the model reads (a LAS tile carries
-                    // ~18 attributes), so the whole file's attributes are never in memory at once.
-                    read_model_inputs(file, &predictor.input().features)?
-                };
-                let read_s = t.elapsed().as_secs_f64();
-                // Counts input points (subsampled progress scaled up), so {per_sec} is input points/s.
-                let bar = display.add(indicatif::ProgressBar::new(cloud.len() as u64));
-                bar.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{spinner} {msg} [{bar:30}] {percent}% {per_sec} {elapsed}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
-                bar.set_message(format!("{}", file.display()));
-                let progress = |done: usize, all: usize| {
-                    bar.set_position(
-                        (cloud.len() as u128 * done as u128 / all.max(1) as u128) as u64,
-                    )
-                };
-                let p = predictor.predict(&cloud, &file.display().to_string(), &opts, &progress)?;
-                bar.finish_and_clear();
-                total_points += cloud.len();
-                if let Some(h) = pending.take() {
-                    finish(h)?;
-                }
-                let (force, votes, grid) =
-                    (args.force, args.votes.max(1), predictor.config().grid_size);
-                pending = Some(scope.spawn(move || -> anyhow::Result<()> {
-                    let t_write = Instant::now();
-                    write(file, out, &mut cloud, &p, force)?;
-                    let lines = report(
-                        file,
-                        out,
-                        &p,
-                        grid,
-                        votes,
-                        t.elapsed().as_secs_f64(),
-                        read_s,
-                        t_write.elapsed().as_secs_f64(),
+    let result = (|| -> anyhow::Result<()> {
+        let total_t = Instant::now();
+        let mut total_points = 0usize;
+        // Each file is written on its own thread while the next one is read and classified (the
+        // LAS/LAZ rewrite is single-threaded, so a core would otherwise idle). At most one write is
+        // in flight, so at most two files' predictions are held at once.
+        // The writer's report lines go through the progress display, so that they do not tear the
+        // next file's bar.
+        let display = indicatif::MultiProgress::new();
+        std::thread::scope(|scope| -> anyhow::Result<()> {
+            let mut pending: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>> = None;
+            let display = &display;
+            let finish = |h: std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("the output writer stopped unexpectedly"))?
+            };
+            pool.install(|| -> anyhow::Result<()> {
+                for (file, out) in files.iter().zip(&outs) {
+                    let t = Instant::now();
+                    let mut cloud = if matches!(Format::from_path(out), Ok(Format::Ply)) {
+                        randla_io::read(file)?
+                    } else {
+                        // LAS/LAZ outputs are copied from the input file and label files hold labels
+                        // only: read in chunks and keep just what the model reads (a LAS tile carries
+                        // ~18 attributes), so the whole file's attributes are never in memory at once.
+                        read_model_inputs(file, &predictor.input().features)?
+                    };
+                    let read_s = t.elapsed().as_secs_f64();
+                    // Counts input points (subsampled progress scaled up), so {per_sec} is input points/s.
+                    let bar = display.add(indicatif::ProgressBar::new(cloud.len() as u64));
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "{spinner} {msg} [{bar:30}] {percent}% {per_sec} {elapsed}",
+                        )
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
                     );
-                    display.suspend(|| eprintln!("{lines}"));
-                    Ok(())
-                }));
+                    bar.set_message(format!("{}", file.display()));
+                    let progress = |done: usize, all: usize| {
+                        bar.set_position(
+                            (cloud.len() as u128 * done as u128 / all.max(1) as u128) as u64,
+                        )
+                    };
+                    let p =
+                        predictor.predict(&cloud, &file.display().to_string(), &opts, &progress)?;
+                    bar.finish_and_clear();
+                    total_points += cloud.len();
+                    if let Some(h) = pending.take() {
+                        finish(h)?;
+                    }
+                    let (force, votes, grid) =
+                        (args.force, args.votes.max(1), predictor.config().grid_size);
+                    pending = Some(scope.spawn(move || -> anyhow::Result<()> {
+                        let t_write = Instant::now();
+                        write(file, out, &mut cloud, &p, force)?;
+                        let lines = report(
+                            file,
+                            out,
+                            &p,
+                            grid,
+                            votes,
+                            t.elapsed().as_secs_f64(),
+                            read_s,
+                            t_write.elapsed().as_secs_f64(),
+                        );
+                        display.suspend(|| eprintln!("{lines}"));
+                        Ok(())
+                    }));
+                }
+                Ok(())
+            })?;
+            if let Some(h) = pending.take() {
+                finish(h)?;
             }
             Ok(())
         })?;
-        if let Some(h) = pending.take() {
-            finish(h)?;
-        }
+        let secs = total_t.elapsed().as_secs_f64();
+        let mem = randla_memory::memory_info();
+        eprintln!(
+            "done: {} file(s), {} points in {:.2} s ({:.0} points/s), peak RSS {:.0} MiB",
+            files.len(),
+            total_points,
+            secs,
+            total_points as f64 / secs,
+            mem.rss_peak_bytes.unwrap_or(0) as f64 / 1048576.0
+        );
         Ok(())
-    })?;
-    let secs = total_t.elapsed().as_secs_f64();
-    let mem = randla_memory::memory_info();
-    eprintln!(
-        "done: {} file(s), {} points in {:.2} s ({:.0} points/s), peak RSS {:.0} MiB",
-        files.len(),
-        total_points,
-        secs,
-        total_points as f64 / secs,
-        mem.rss_peak_bytes.unwrap_or(0) as f64 / 1048576.0
-    );
-    Ok(())
+    })();
+    if result.is_err() && created {
+        // Only an empty folder is removed (`remove_dir` refuses others): files already written
+        // by this run stay.
+        let _ = std::fs::remove_dir(&args.output);
+    }
+    result
 }
 
 /// A file's line (times by stage) and its class histogram.
