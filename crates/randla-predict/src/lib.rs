@@ -401,22 +401,29 @@ impl Predictor {
         for i in (1..order.len()).rev() {
             order.swap(i, rng.random_range(0..=i));
         }
+        // The crop's points and features, gathered once in `idx` order (ascending indices for a
+        // tile: near-sequential reads of the whole cloud's arrays); the shuffled gathers below
+        // then read this compact copy, not the cloud.
+        let local: Vec<[f32; 3]> = idx.par_iter().map(|&i| pts[i as usize]).collect();
         if sampling == Sampling::Stratified {
-            let shuffled: Vec<[f32; 3]> = order
-                .iter()
-                .map(|&o| pts[idx[o as usize] as usize])
-                .collect();
+            let shuffled: Vec<[f32; 3]> = order.par_iter().map(|&o| local[o as usize]).collect();
             order = stratified_order(&shuffled, rng.random::<u32>())
-                .into_iter()
+                .into_par_iter()
                 .map(|i| order[i as usize])
                 .collect();
         }
         let centre = crop_centre(pts, idx);
         let cin = self.config.in_channels;
         let crop_pts: Vec<[f32; 3]> = order
-            .iter()
-            .map(|&o| recentre(pts[idx[o as usize] as usize], centre))
+            .par_iter()
+            .map(|&o| recentre(local[o as usize], centre))
             .collect();
+        drop(local);
+        let mut local_feats = vec![0f32; idx.len() * nf];
+        local_feats
+            .par_chunks_mut(nf.max(1))
+            .zip(idx.par_iter())
+            .for_each(|(row, &i)| row.copy_from_slice(&feats[i as usize * nf..][..nf]));
         let mut input = vec![0f32; need * cin];
         input
             .par_chunks_mut(cin)
@@ -424,9 +431,10 @@ impl Predictor {
             .zip(crop_pts.par_iter())
             .for_each(|((row, &o), p)| {
                 row[..3].copy_from_slice(p);
-                let s = idx[o as usize] as usize;
-                row[3..].copy_from_slice(&feats[s * nf..(s + 1) * nf]);
+                let o = o as usize;
+                row[3..].copy_from_slice(&local_feats[o * nf..(o + 1) * nf]);
             });
+        drop(local_feats);
         let t = Instant::now();
         let cfg = self.config.pyramid_config();
         let pyr = match &shared {
@@ -463,9 +471,21 @@ impl Predictor {
         stats.passes += 1;
         // Back to idx order (a padded point's first copy wins).
         let mut out = vec![0f32; idx.len() * c];
-        for (pos, &o) in order.iter().enumerate().rev() {
-            out[o as usize * c..(o as usize + 1) * c]
-                .copy_from_slice(&logits[pos * c..(pos + 1) * c]);
+        if need == idx.len() {
+            let mut pos_of = vec![0u32; need];
+            for (pos, &o) in order.iter().enumerate() {
+                pos_of[o as usize] = pos as u32;
+            }
+            out.par_chunks_mut(c)
+                .zip(pos_of.par_iter())
+                .for_each(|(row, &pos)| {
+                    row.copy_from_slice(&logits[pos as usize * c..][..c]);
+                });
+        } else {
+            for (pos, &o) in order.iter().enumerate().rev() {
+                out[o as usize * c..(o as usize + 1) * c]
+                    .copy_from_slice(&logits[pos * c..(pos + 1) * c]);
+            }
         }
         Ok(out)
     }
