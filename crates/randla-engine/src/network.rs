@@ -8,7 +8,7 @@ use randla_model::{Batch, RandLaNetConfig, StateDict};
 
 use crate::error::{Error, Result};
 use crate::fold::{fc0, shared_mlp, split_columns, transposed_mlp};
-use crate::kernels::Dense;
+use crate::kernels::{Dense, leaky};
 use crate::lfa::{Lfa, decode, max_pool};
 
 const SLOPE: f32 = 0.2;
@@ -256,32 +256,52 @@ impl FusedEngine {
         x = self.mlp.apply(&x, levels[last - 1].next, Some(SLOPE)); // [N_L, C]
         mark("mlp".into(), levels[last - 1].next, &x);
         skips.pop();
-        for (j, (skip_w, up_w)) in self.decoder.iter().enumerate() {
+        let layers = self.decoder.len();
+        for (j, (skip_w, up_w)) in self.decoder.iter().enumerate().take(layers - 1) {
             let lv = &levels[last - 1 - j];
             let skip = skips.pop().expect("one skip per decoder layer");
             x = decode(skip_w, up_w, &skip, lv.n, &x, lv.next, lv.up); // [N_l, skip]
             mark(format!("decoder.{j}"), lv.n, &x);
         }
-        let logits = self.head_forward(&x, n0); // [N0, classes]
+        // The last decoder layer and the head, block by block of rows.
+        let skip = skips.pop().expect("one skip per decoder layer");
+        let logits = self.decode_head(&skip, &x, &levels[0]); // [N0, classes]
         let logits = r.restore(&logits, self.config.num_classes); // back to the input order
-        mark("fc1".into(), n0, &logits);
+        mark(format!("decoder.{} + fc1", layers - 1), n0, &logits);
         logits
     }
 
-    /// The head, `fc1.0` → `fc1.1` → `fc1.3`, block by block of rows so that its 64- and
-    /// 32-channel intermediates stay in cache: `x [N, C]` → `[N, classes]`.
-    fn head_forward(&self, x: &[f32], n: usize) -> Vec<f32> {
+    /// The last decoder layer and the head, `fc1.0` → `fc1.1` → `fc1.3`, block by block of
+    /// rows so that the decoder's output and the head's 64- and 32-channel intermediates stay in
+    /// cache: `skip [N0, S]` and `coarse [N1, C]` (upsampled through `lv.up`) → `[N0, classes]`.
+    fn decode_head(&self, skip: &[f32], coarse: &[f32], lv: &Level<'_>) -> Vec<f32> {
         const ROWS: usize = 256;
+        let (skip_w, up_w) = self.decoder.last().expect("at least one decoder layer");
         let [h0, h1, h2] = &self.head;
-        let (c, classes) = (h0.inp, h2.out);
-        let mut out = vec![0f32; n * classes];
+        let (s, d, classes) = (skip_w.inp, skip_w.out, h2.out);
+        let yc = up_w.apply(coarse, lv.next, None); // [N1, d]
+        let mut out = vec![0f32; lv.n * classes];
         out.par_chunks_mut(ROWS * classes)
-            .zip(x.par_chunks(ROWS * c))
+            .zip(skip.par_chunks(ROWS * s))
+            .zip(lv.up.par_chunks(ROWS))
             .for_each_init(
-                || (vec![0f32; ROWS * h0.out], vec![0f32; ROWS * h1.out]),
-                |(a, b), (oc, xc)| {
-                    let rows = xc.len() / c;
-                    h0.apply_rows(xc, rows, a, Some(SLOPE)); // [rows, 64]
+                || {
+                    (
+                        vec![0f32; ROWS * d],
+                        vec![0f32; ROWS * h0.out],
+                        vec![0f32; ROWS * h1.out],
+                    )
+                },
+                |(y, a, b), ((oc, sc), up)| {
+                    let rows = up.len();
+                    skip_w.apply_rows(sc, rows, y, None); // [rows, d]
+                    for (row, &src) in y.chunks_exact_mut(d).zip(up) {
+                        row.iter_mut()
+                            .zip(&yc[src as usize * d..][..d])
+                            .for_each(|(a, b)| *a += b);
+                        leaky(row, SLOPE);
+                    }
+                    h0.apply_rows(&y[..rows * d], rows, a, Some(SLOPE)); // [rows, 64]
                     h1.apply_rows(&a[..rows * h0.out], rows, b, Some(SLOPE)); // [rows, 32]
                     h2.apply_rows(&b[..rows * h1.out], rows, oc, None); // [rows, classes]
                 },
