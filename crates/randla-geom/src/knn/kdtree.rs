@@ -76,12 +76,19 @@ fn count_nodes(len: usize, memo: &mut HashMap<usize, usize>) -> usize {
     c
 }
 
-struct BuildCtx<'a> {
-    points: &'a [[f32; 3]],
+/// A point being placed by the build: its coordinates inline, so that the partitions compare and
+/// move contiguous values instead of looking each index up in the cloud.
+#[derive(Clone, Copy)]
+struct Item {
+    p: [f32; 3],
+    id: u32,
+}
+
+struct BuildCtx {
     counts: HashMap<usize, usize>,
 }
 
-impl BuildCtx<'_> {
+impl BuildCtx {
     fn count(&self, len: usize) -> usize {
         if len <= LEAF_SIZE {
             1
@@ -90,10 +97,10 @@ impl BuildCtx<'_> {
         }
     }
 
-    /// Builds the subtree over `ids` (the slots `base..base + ids.len()`) into `nodes`, whose first
-    /// element has absolute index `node_base`.
-    fn build(&self, ids: &mut [u32], base: usize, nodes: &mut [Node], node_base: usize) {
-        let len = ids.len();
+    /// Builds the subtree over `items` (the slots `base..base + items.len()`) into `nodes`, whose
+    /// first element has absolute index `node_base`.
+    fn build(&self, items: &mut [Item], base: usize, nodes: &mut [Node], node_base: usize) {
+        let len = items.len();
         if len <= LEAF_SIZE {
             nodes[0] = Node {
                 a: base as u32,
@@ -103,8 +110,7 @@ impl BuildCtx<'_> {
             };
             return;
         }
-        let pts = self.points;
-        let (lo, hi) = bounds_of(ids.iter().map(|&i| pts[i as usize]));
+        let (lo, hi) = bounds_of(items.iter().map(|it| it.p));
         let ext = [hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]];
         let dim = if ext[0] >= ext[1] && ext[0] >= ext[2] {
             0
@@ -114,15 +120,13 @@ impl BuildCtx<'_> {
             2
         };
         let mid = len / 2;
-        ids.select_nth_unstable_by(mid, |&a, &b| {
-            pts[a as usize][dim]
-                .total_cmp(&pts[b as usize][dim])
-                .then(a.cmp(&b))
+        items.select_nth_unstable_by(mid, |a, b| {
+            a.p[dim].total_cmp(&b.p[dim]).then(a.id.cmp(&b.id))
         });
-        let split_hi = pts[ids[mid] as usize][dim];
-        let split_lo = ids[..mid]
+        let split_hi = items[mid].p[dim];
+        let split_lo = items[..mid]
             .iter()
-            .map(|&i| pts[i as usize][dim])
+            .map(|it| it.p[dim])
             .fold(f32::NEG_INFINITY, f32::max);
         let n_left = self.count(mid);
         let (head, rest) = nodes.split_at_mut(1);
@@ -134,15 +138,15 @@ impl BuildCtx<'_> {
             b: 0,
             dim: dim as u8,
         };
-        let (left_ids, right_ids) = ids.split_at_mut(mid);
+        let (left, right) = items.split_at_mut(mid);
         if len >= PAR_BUILD_MIN {
             rayon::join(
-                || self.build(left_ids, base, left_nodes, node_base + 1),
-                || self.build(right_ids, base + mid, right_nodes, node_base + 1 + n_left),
+                || self.build(left, base, left_nodes, node_base + 1),
+                || self.build(right, base + mid, right_nodes, node_base + 1 + n_left),
             );
         } else {
-            self.build(left_ids, base, left_nodes, node_base + 1);
-            self.build(right_ids, base + mid, right_nodes, node_base + 1 + n_left);
+            self.build(left, base, left_nodes, node_base + 1);
+            self.build(right, base + mid, right_nodes, node_base + 1 + n_left);
         }
     }
 }
@@ -483,17 +487,19 @@ impl KdTree {
         check_finite(points)?;
         let mut memo = HashMap::new();
         let n_nodes = count_nodes(points.len(), &mut memo);
-        let ctx = BuildCtx {
-            points,
-            counts: memo,
-        };
-        let mut ids: Vec<u32> = (0..points.len() as u32).collect();
+        let ctx = BuildCtx { counts: memo };
+        let mut items: Vec<Item> = points
+            .par_iter()
+            .enumerate()
+            .map(|(i, &p)| Item { p, id: i as u32 })
+            .collect();
         let mut nodes = vec![Node::default(); n_nodes];
-        ctx.build(&mut ids, 0, &mut nodes, 0);
+        ctx.build(&mut items, 0, &mut nodes, 0);
         let (min, max) = bounds(points);
-        let xs = ids.par_iter().map(|&i| points[i as usize][0]).collect();
-        let ys = ids.par_iter().map(|&i| points[i as usize][1]).collect();
-        let zs = ids.par_iter().map(|&i| points[i as usize][2]).collect();
+        let xs = items.par_iter().map(|it| it.p[0]).collect();
+        let ys = items.par_iter().map(|it| it.p[1]).collect();
+        let zs = items.par_iter().map(|it| it.p[2]).collect();
+        let ids = items.par_iter().map(|it| it.id).collect();
         Ok(KdTree {
             xs,
             ys,
