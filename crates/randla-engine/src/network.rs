@@ -428,47 +428,13 @@ impl Reordered {
                 inv
             })
             .collect();
-        // The source rows are scattered over whole tables (the level-0 neighbour table is
-        // larger than the L3): each loop asks for the row AHEAD rows on while it copies this one.
-        const BLOCK: usize = 1024;
-        const AHEAD: usize = 16;
-        let remap_rows = |src: &[u32], perm: &[u32], inv: &[u32], width: usize| -> Vec<u32> {
-            let mut out = vec![0u32; perm.len() * width];
-            out.par_chunks_mut(BLOCK * width)
-                .zip(perm.par_chunks(BLOCK))
-                .for_each(|(rows, perm)| {
-                    for (i, (row, &o)) in rows.chunks_exact_mut(width).zip(perm).enumerate() {
-                        if let Some(&next) = perm.get(i + AHEAD) {
-                            prefetch(src, next as usize * width);
-                        }
-                        for (d, &v) in row
-                            .iter_mut()
-                            .zip(&src[o as usize * width..(o as usize + 1) * width])
-                        {
-                            *d = inv[v as usize];
-                        }
-                    }
-                });
-            out
-        };
-        let gather_rows = |src: &[f32], perm: &[u32], width: usize| -> Vec<f32> {
-            let mut out = vec![0f32; perm.len() * width];
-            out.par_chunks_mut(BLOCK * width)
-                .zip(perm.par_chunks(BLOCK))
-                .for_each(|(rows, perm)| {
-                    for (i, (row, &o)) in rows.chunks_exact_mut(width).zip(perm).enumerate() {
-                        if let Some(&next) = perm.get(i + AHEAD) {
-                            prefetch(src, next as usize * width);
-                        }
-                        row.copy_from_slice(&src[o as usize * width..(o as usize + 1) * width]);
-                    }
-                });
-            out
+        let remap_rows = |src: &[u32], perm: &[u32], inv: &[u32], width: usize| {
+            gather_rows(src, perm, width, |v| inv[v as usize])
         };
         Reordered {
-            features: gather_rows(features, &perms[0], channels),
+            features: gather_rows(features, &perms[0], channels, |v| v),
             xyz: (0..layers)
-                .map(|l| gather_rows(levels[l].xyz, &perms[l], 3))
+                .map(|l| gather_rows(levels[l].xyz, &perms[l], 3, |v| v))
                 .collect(),
             nb: (0..layers)
                 .map(|l| remap_rows(levels[l].nb, &perms[l], &invs[l], k))
@@ -493,6 +459,34 @@ impl Reordered {
         out
     }
 }
+
+/// Rows `perm[0], perm[1], …` of the `[_, width]` table `src`, each value passed through `map`.
+/// The rows are scattered over the whole table (the level-0 neighbour table is larger than the
+/// L3), so each loop asks for the row [`AHEAD`] rows on while it copies this one.
+fn gather_rows<T, U>(src: &[T], perm: &[u32], width: usize, map: impl Fn(T) -> U + Sync) -> Vec<U>
+where
+    T: Copy + Sync,
+    U: Copy + Default + Send,
+{
+    const BLOCK: usize = 1024;
+    let mut out = vec![U::default(); perm.len() * width];
+    out.par_chunks_mut(BLOCK * width)
+        .zip(perm.par_chunks(BLOCK))
+        .for_each(|(rows, perm)| {
+            for (i, (row, &o)) in rows.chunks_exact_mut(width).zip(perm).enumerate() {
+                if let Some(&next) = perm.get(i + AHEAD) {
+                    prefetch(src, next as usize * width);
+                }
+                for (d, &v) in row.iter_mut().zip(&src[o as usize * width..][..width]) {
+                    *d = map(v);
+                }
+            }
+        });
+    out
+}
+
+/// How many rows ahead [`gather_rows`] prefetches.
+const AHEAD: usize = 16;
 
 /// Hints the CPU to bring `s[i]` into the cache (nothing elsewhere than x86-64).
 #[inline(always)]

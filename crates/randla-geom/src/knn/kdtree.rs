@@ -160,9 +160,10 @@ trait Candidates {
     fn indices(&self) -> &[u32];
     fn sq_dists(&self) -> &[f32];
 
-    /// Offers the points of one bucket (at most [`LEAF_SIZE`]).
+    /// Offers the points of one bucket.
     #[inline(always)]
-    fn scan_leaf(&mut self, q: [f32; 3], xs: &[f32], ys: &[f32], zs: &[f32], ids: &[u32]) {
+    fn scan_leaf(&mut self, q: [f32; 3], bucket: Bucket<'_>) {
+        let Bucket { xs, ys, zs, ids } = bucket;
         let mut ds = [0f32; LEAF_SIZE];
         let m = xs.len();
         for j in 0..m {
@@ -186,6 +187,16 @@ trait Candidates {
             mask &= mask - 1;
         }
     }
+}
+
+/// The points of one bucket (at most [`LEAF_SIZE`]), struct-of-arrays in tree order: four slices
+/// of one length.
+#[derive(Clone, Copy)]
+struct Bucket<'a> {
+    xs: &'a [f32],
+    ys: &'a [f32],
+    zs: &'a [f32],
+    ids: &'a [u32],
 }
 
 /// Inserts (d, id) into the sorted arrays if it beats the last slot.
@@ -278,27 +289,21 @@ impl Candidates for Avx512K16 {
         self.0.sq_dists()
     }
     #[inline(always)]
-    fn scan_leaf(&mut self, q: [f32; 3], xs: &[f32], ys: &[f32], zs: &[f32], ids: &[u32]) {
+    fn scan_leaf(&mut self, q: [f32; 3], bucket: Bucket<'_>) {
         // SAFETY: an `Avx512K16` exists only where AVX-512F was detected (`Avx512K16::new`).
-        unsafe { scan_leaf_avx512(&mut self.0, q, xs, ys, zs, ids) }
+        unsafe { scan_leaf_avx512(&mut self.0, q, bucket) }
     }
 }
 
 /// [`Candidates::scan_leaf`] for [`Avx512K16`].
 ///
 /// # Safety
-/// The CPU must support AVX-512F; the four slices have one length, at most [`LEAF_SIZE`].
+/// The CPU must support AVX-512F; the bucket's slices have one length, at most [`LEAF_SIZE`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn scan_leaf_avx512(
-    best: &mut Fixed<16>,
-    q: [f32; 3],
-    xs: &[f32],
-    ys: &[f32],
-    zs: &[f32],
-    ids: &[u32],
-) {
+unsafe fn scan_leaf_avx512(best: &mut Fixed<16>, q: [f32; 3], bucket: Bucket<'_>) {
     use std::arch::x86_64::*;
+    let Bucket { xs, ys, zs, ids } = bucket;
     const _: () = assert!(LEAF_SIZE <= 32);
     let m = xs.len();
     debug_assert!(m <= LEAF_SIZE && ys.len() == m && zs.len() == m && ids.len() == m);
@@ -307,7 +312,7 @@ unsafe fn scan_leaf_avx512(
         // in order are placed by rank, not inserted one after another. No point has index
         // u32::MAX (a tree holds fewer), so the list is empty exactly when its first index is.
         // SAFETY: AVX-512F is enabled here; the slices have length `m` ≤ 32.
-        unsafe { fill_empty_avx512(best, q, xs, ys, zs, ids) };
+        unsafe { fill_empty_avx512(best, q, bucket) };
         return;
     }
     let (qx, qy, qz) = (
@@ -387,18 +392,12 @@ unsafe fn scan_leaf_avx512(
 /// another, where inserting the candidates one by one is a chain of dependent ones.
 ///
 /// # Safety
-/// The CPU must support AVX-512F; the four slices have one length, at most 32.
+/// The CPU must support AVX-512F; the bucket's slices have one length, at most 32.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn fill_empty_avx512(
-    best: &mut Fixed<16>,
-    q: [f32; 3],
-    xs: &[f32],
-    ys: &[f32],
-    zs: &[f32],
-    ids: &[u32],
-) {
+unsafe fn fill_empty_avx512(best: &mut Fixed<16>, q: [f32; 3], bucket: Bucket<'_>) {
     use std::arch::x86_64::*;
+    let Bucket { xs, ys, zs, ids } = bucket;
     const EMPTY: u64 = ((f32::INFINITY.to_bits() as u64) << 32) | u32::MAX as u64;
     let m = xs.len();
     let mut keys = [u64::MAX; 32];
@@ -708,10 +707,12 @@ impl KdTree {
             let (s, e) = (n.a as usize, n.b as usize);
             best.scan_leaf(
                 q,
-                &self.xs[s..e],
-                &self.ys[s..e],
-                &self.zs[s..e],
-                &self.ids[s..e],
+                Bucket {
+                    xs: &self.xs[s..e],
+                    ys: &self.ys[s..e],
+                    zs: &self.zs[s..e],
+                    ids: &self.ids[s..e],
+                },
             );
             return;
         }
