@@ -380,7 +380,8 @@ impl SharedLevel0 {
 /// Time spent in one stage of a forward.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stage {
-    /// Stage name, after the reference's modules (`encoder.0`, `random_sample.0`, `decoder.3`, …).
+    /// Stage name, after the reference's modules (`encoder.0`, `random_sample.0`, `decoder.2`,
+    /// …; the last decoder layer and the head run as one stage, `decoder.3 + fc1`).
     pub name: String,
     /// Points the stage produced.
     pub points: usize,

@@ -209,10 +209,10 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         let total_t = Instant::now();
         let mut total_points = 0usize;
         // Each file is written on its own thread while the next one is read and classified (the
-        // LAS/LAZ rewrite is single-threaded, so a core would otherwise idle). At most one write is
-        // in flight, so at most two files' predictions are held at once.
-        // The writer's report lines go through the progress display, so that they do not tear the
-        // next file's bar.
+        // LAS/LAZ rewrite is single-threaded, so a core would otherwise idle). At most one write
+        // is in flight, so at most two files' predictions are held at once.
+        // The writer's report lines go through the progress display, so that they do not tear
+        // the next file's bar.
         let display = indicatif::MultiProgress::new();
         std::thread::scope(|scope| -> anyhow::Result<()> {
             let mut pending: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>> = None;
@@ -227,13 +227,15 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                     let mut cloud = if matches!(Format::from_path(out), Ok(Format::Ply)) {
                         randla_io::read(file)?
                     } else {
-                        // LAS/LAZ outputs are copied from the input file and label files hold labels
-                        // only: read in chunks and keep just what the model reads (a LAS tile carries
-                        // ~18 attributes), so the whole file's attributes are never in memory at once.
+                        // LAS/LAZ outputs are copied from the input file and label files hold
+                        // labels only: read in chunks and keep just what the model reads (a LAS
+                        // tile carries ~18 attributes), so the whole file's attributes are never
+                        // in memory at once.
                         read_model_inputs(file, &predictor.input().features)?
                     };
                     let read_s = t.elapsed().as_secs_f64();
-                    // Counts input points (subsampled progress scaled up), so {per_sec} is input points/s.
+                    // Counts input points (subsampled progress scaled up), so {per_sec} is input
+                    // points/s.
                     let bar = display.add(indicatif::ProgressBar::new(cloud.len() as u64));
                     bar.set_style(
                         indicatif::ProgressStyle::with_template(
