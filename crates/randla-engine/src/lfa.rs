@@ -291,17 +291,27 @@ impl Lfa {
                 let nb = &g.nb[i * K..(i + 1) * K];
                 let (px, py, pz) = (*xyz.add(3 * i), *xyz.add(3 * i + 1), *xyz.add(3 * i + 2));
                 let ai = _mm256_loadu_ps(g.pos_i.as_ptr().add(i * H));
-                let mut m = _mm512_set1_ps(f32::NEG_INFINITY);
-                for j in 0..K {
-                    let n = nb[j] as usize;
+                // The 16 distances first, so that their square roots are one vector
+                // instruction (correctly rounded, as the scalar ones: the same values).
+                let mut dist = [0f32; K];
+                for (d, &n) in dist.iter_mut().zip(nb) {
+                    let n = n as usize;
                     let (dx, dy, dz) = (
                         px - *xyz.add(3 * n),
                         py - *xyz.add(3 * n + 1),
                         pz - *xyz.add(3 * n + 2),
                     );
-                    let dist = (dx * dx + dy * dy + dz * dz).sqrt();
+                    *d = dx * dx + dy * dy + dz * dz;
+                }
+                _mm512_storeu_ps(
+                    dist.as_mut_ptr(),
+                    _mm512_sqrt_ps(_mm512_loadu_ps(dist.as_ptr())),
+                );
+                let mut m = _mm512_set1_ps(f32::NEG_INFINITY);
+                for j in 0..K {
+                    let n = nb[j] as usize;
                     let v = _mm256_add_ps(ai, _mm256_loadu_ps(pos_k.add(n * H)));
-                    let mut r = leaky8(_mm256_fmadd_ps(wd, _mm256_set1_ps(dist), v));
+                    let mut r = leaky8(_mm256_fmadd_ps(wd, _mm256_set1_ps(dist[j]), v));
                     if !first {
                         // r2 = φ2(r1): 8 × 8 product, bias, activation.
                         _mm256_storeu_ps(rel[j].as_mut_ptr(), r);
