@@ -2,7 +2,8 @@
 //! every trainable tensor, same batch-norm running statistics after the forward pass, on a batch
 //! of two crops with ignored labels and unequal class weights (dropout off on both sides: their
 //! masks come from different generators). Then Adam: the fused trainer's first step moves every
-//! weight as randla-train's Adam does with burn's gradients.
+//! weight as randla-train's Adam does with burn's gradients. And the gradients are the same bits
+//! on every run (so training with a seed is reproducible).
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -188,4 +189,47 @@ fn a_fused_step_moves_the_weights_like_adam_and_lowers_the_loss() {
         "the loss did not fall: {losses:?}"
     );
     assert_eq!(adam.t, 21);
+}
+
+#[test]
+fn the_fused_gradients_are_the_same_on_every_run() {
+    // Enough rows that every parallel sum has many blocks to split among the threads: a
+    // reduction that associated its partial sums as rayon happened to split the work gave other
+    // bits from run to run (and so other weights after training with the same seed).
+    let cfg = RandLaNetConfig {
+        num_points: 8192,
+        ..config()
+    };
+    let (batch, labels) = batch(&cfg);
+    let weights = StateDict::random(&cfg, 5);
+    let class_weights = [1.0f32, 0.5, 2.0, 1.0];
+    let mut trainer = FusedTrainer::new(&cfg, &weights, 0).unwrap();
+    trainer.dropout = 0.0;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(4)
+        .build()
+        .unwrap();
+    let run = || {
+        let mut t = trainer.clone();
+        let loss = pool.install(|| {
+            t.loss_and_gradients(&batch, &labels, &class_weights)
+                .unwrap()
+        });
+        (loss.to_bits(), t.gradients())
+    };
+    let (loss, first) = run();
+    for _ in 0..6 {
+        let (l, grads) = run();
+        assert_eq!(l, loss, "the loss changed between runs");
+        for (name, g) in first.iter() {
+            let other = &grads.get(name).unwrap().data;
+            assert!(
+                g.data
+                    .iter()
+                    .zip(other)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{name}: the gradient changed between runs"
+            );
+        }
+    }
 }

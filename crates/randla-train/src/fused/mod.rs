@@ -9,8 +9,8 @@
 //!   offset accordingly (batch norms take statistics over every crop, as in the reference);
 //! - the feature half of each attention score layer runs per point, not per neighbour
 //!   (`W·h[nb] = (W·h)[nb]`), forward and backward; no concatenated `[E, C]` input exists;
-//! - scatter-adds (the backward of every gather) run sequentially, so results are
-//!   deterministic for a given thread count.
+//! - scatter-adds (the backward of every gather) run sequentially and parallel sums add their
+//!   blocks' partial sums in block order, so results are deterministic.
 //!
 //! Dropout masks come from the trainer's own seeded generator (not burn's).
 

@@ -341,7 +341,10 @@ impl Layer {
     }
 }
 
-/// Per-column sums of `[rows, c]` (f32 within a block of rows, f64 across blocks).
+/// Per-column sums of `[rows, c]` (f32 within a block of rows, f64 across blocks). The blocks'
+/// partial sums are computed in parallel and added in block order, so that the result does not
+/// depend on how rayon split the work (its `reduce` associates as the work was stolen); the same
+/// holds for every reduction below.
 fn col_sums(a: &[f32], c: usize) -> Vec<f64> {
     a.par_chunks(ROWS_PER_TASK * c)
         .map(|chunk| {
@@ -351,13 +354,12 @@ fn col_sums(a: &[f32], c: usize) -> Vec<f64> {
             }
             part.iter().map(|&p| p as f64).collect::<Vec<f64>>()
         })
-        .reduce(
-            || vec![0f64; c],
-            |mut x, y| {
-                x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
-                x
-            },
-        )
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(vec![0f64; c], |mut x, y| {
+            x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
+            x
+        })
 }
 
 /// Per-column `Σ (v − mean)²` of `[rows, c]`, in f64.
@@ -377,13 +379,12 @@ fn col_sums_centered(a: &[f32], c: usize, mean: &[f64]) -> Vec<f64> {
             }
             part.iter().map(|&p| p as f64).collect::<Vec<f64>>()
         })
-        .reduce(
-            || vec![0f64; c],
-            |mut x, y| {
-                x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
-                x
-            },
-        )
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(vec![0f64; c], |mut x, y| {
+            x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
+            x
+        })
 }
 
 /// Per-column `(Σ a, Σ a·b)` of two `[rows, c]` arrays, in f64.
@@ -403,16 +404,15 @@ fn col_sums2(a: &[f32], b: &[f32], c: usize) -> Vec<(f64, f64)> {
                 .map(|(&a, &b)| (a as f64, b as f64))
                 .collect::<Vec<_>>()
         })
-        .reduce(
-            || vec![(0f64, 0f64); c],
-            |mut x, y| {
-                x.iter_mut().zip(y).for_each(|(a, b)| {
-                    a.0 += b.0;
-                    a.1 += b.1
-                });
-                x
-            },
-        )
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(vec![(0f64, 0f64); c], |mut x, y| {
+            x.iter_mut().zip(y).for_each(|(a, b)| {
+                a.0 += b.0;
+                a.1 += b.1
+            });
+            x
+        })
 }
 
 /// `gw [out, in] += dzᵀ · x` over `rows` rows, parallel over row blocks (each block's product
@@ -428,13 +428,12 @@ pub fn add_weight_grad(gw: &mut [f32], dz: &[f32], x: &[f32], rows: usize, out: 
             gemm_at(dc, r, out, xc, inp, &mut part, false);
             part
         })
-        .reduce(
-            || vec![0f32; out * inp],
-            |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(vec![0f32; out * inp], |mut a, b| {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+            a
+        });
     gw.iter_mut().zip(sum).for_each(|(g, s)| *g += s);
 }
 
