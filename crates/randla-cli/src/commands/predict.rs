@@ -63,7 +63,8 @@ pub struct PredictArgs {
     /// Replace outputs that exist.
     #[arg(long)]
     pub force: bool,
-    /// Worker threads (default: every core).
+    /// Worker threads (default: every core). Each output file is written by one more thread,
+    /// with its own pool of as many workers for LAZ coding, while the next file is classified.
     #[arg(long)]
     pub threads: Option<usize>,
 }
@@ -140,6 +141,9 @@ fn output_for(input: &Path, output: &Path, single: bool) -> PathBuf {
 /// Runs `randla predict`.
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     let pool = super::bench::thread_pool(args.threads)?;
+    // The writer's LAZ coders run on a pool of the same size (else rayon's global pool, every
+    // core, whatever `--threads` says).
+    let writer_pool = super::bench::thread_pool(args.threads)?;
     let files = expand(&args.inputs)?;
     let single = files.len() == 1;
     let outs: Vec<PathBuf> = files
@@ -216,7 +220,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         let display = indicatif::MultiProgress::new();
         std::thread::scope(|scope| -> anyhow::Result<()> {
             let mut pending: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>> = None;
-            let display = &display;
+            let (display, writer_pool) = (&display, &writer_pool);
             let finish = |h: std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>| {
                 h.join()
                     .map_err(|_| anyhow::anyhow!("the output writer stopped unexpectedly"))?
@@ -260,7 +264,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                         (args.force, args.votes.max(1), predictor.config().grid_size);
                     pending = Some(scope.spawn(move || -> anyhow::Result<()> {
                         let t_write = Instant::now();
-                        write(file, out, &mut cloud, &p, force)?;
+                        writer_pool.install(|| write(file, out, &mut cloud, &p, force))?;
                         let lines = report(
                             file,
                             out,
