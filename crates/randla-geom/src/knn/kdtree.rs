@@ -290,7 +290,9 @@ impl Candidates for Avx512K16 {
     }
     #[inline(always)]
     fn scan_leaf(&mut self, q: [f32; 3], bucket: Bucket<'_>) {
-        // SAFETY: an `Avx512K16` exists only where AVX-512F was detected (`Avx512K16::new`).
+        // SAFETY: an `Avx512K16` exists only where AVX-512F was detected (`Avx512K16::new`),
+        // and a `Bucket` is only made (in `descend`) from one leaf's slot range of the tree's
+        // four arrays, so its slices share one length, at most LEAF_SIZE.
         unsafe { scan_leaf_avx512(&mut self.0, q, bucket) }
     }
 }
