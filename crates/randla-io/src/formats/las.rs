@@ -11,7 +11,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use laz::{
-    LasZipCompressor, LasZipDecompressor, LazVlr, ParLasZipCompressor, ParLasZipDecompressor,
+    LasZipCompressor, LasZipDecompressor, LazCompressor, LazVlr, ParLasZipCompressor,
+    ParLasZipDecompressor,
 };
 
 use crate::atomic::{AtomicFile, check_output};
@@ -866,7 +867,17 @@ fn header_summary(h: &Head) -> LasHeader {
     }
 }
 
-/// Runs a LAZ call, turning a panic inside the `laz` crate into an error.
+/// The message of a LAZ decoder's I/O error: data ending early means a truncated file.
+fn decode_error(e: std::io::Error, count: u64) -> String {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        format!(
+            "compressed data ends before the {count} points announced by the header (truncated file)"
+        )
+    } else {
+        e.to_string()
+    }
+}
+
 /// Whether a LASzip VLR's record (its raw bytes) names a chunked compressor (LASzip's "pointwise
 /// chunked" 2 or "layered chunked" 3, its first field): the only ones laz's parallel coders
 /// handle.
@@ -874,6 +885,7 @@ fn chunked_compressor(vlr_data: &[u8]) -> bool {
     vlr_data.len() >= 2 && matches!(u16::from_le_bytes([vlr_data[0], vlr_data[1]]), 2 | 3)
 }
 
+/// Runs a LAZ call, turning a panic inside the `laz` crate into an error.
 fn guard_laz<T>(
     path: &Path,
     action: &str,
@@ -1065,13 +1077,7 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
                 // Copy (captures only shared references and a u64): usable on either thread.
                 let decode = move |d: &mut LasZipDecompressor<'static, R>, out: &mut [u8]| {
                     guard_laz(path, action, || {
-                        d.decompress_many(out).map_err(|e| {
-                            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                                format!("compressed data ends before the {count} points announced by the header (truncated file)")
-                            } else {
-                                e.to_string()
-                            }
-                        })
+                        d.decompress_many(out).map_err(|e| decode_error(e, count))
                     })
                 };
                 let mut job = Some((&mut **d, &mut out[..]));
@@ -1112,11 +1118,7 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
                 let res = pool.install(|| {
                     guard_laz(path, &action, || {
                         d.decompress_many(out).map_err(|e| match e {
-                            laz::LasZipError::IoError(e)
-                                if e.kind() == std::io::ErrorKind::UnexpectedEof =>
-                            {
-                                format!("compressed data ends before the {count} points announced by the header (truncated file)")
-                            }
+                            laz::LasZipError::IoError(e) => decode_error(e, count),
                             e => e.to_string(),
                         })
                     })
@@ -1745,21 +1747,16 @@ where
         // Fixed-size chunks (what LASzip writes by default) are compressed in parallel, one
         // chunk per task; variable-size chunk tables and the old unchunked compressor keep the
         // sequential one.
-        Some((vlr, true)) => {
+        Some((vlr, parallel)) => {
             let w = &mut out;
-            Sink::ParLaz(Box::new(guard_laz(
-                output,
-                "start compression",
-                move || ParLasZipCompressor::new(w, vlr).map_err(|e| e.to_string()),
-            )?))
-        }
-        Some((vlr, false)) => {
-            let w = &mut out;
-            Sink::Laz(Box::new(guard_laz(
-                output,
-                "start compression",
-                move || LasZipCompressor::new(w, vlr).map_err(|e| e.to_string()),
-            )?))
+            Sink::Laz(guard_laz(output, "start compression", move || {
+                let c: Box<dyn LazCompressor + '_> = if parallel {
+                    Box::new(ParLasZipCompressor::new(w, vlr).map_err(|e| e.to_string())?)
+                } else {
+                    Box::new(LasZipCompressor::new(w, vlr).map_err(|e| e.to_string())?)
+                };
+                Ok(c)
+            })?)
         }
         None => Sink::Raw(&mut out),
     };
@@ -1817,9 +1814,6 @@ where
             Sink::Laz(c) => guard_laz(output, "compress points", || {
                 c.compress_many(&obuf).map_err(|e| e.to_string())
             })?,
-            Sink::ParLaz(c) => guard_laz(output, "compress points", || {
-                c.compress_many(&obuf).map_err(|e| e.to_string())
-            })?,
             Sink::Raw(w) => w.write_all(&obuf).map_err(werr)?,
         }
         written += n as u64;
@@ -1827,14 +1821,10 @@ where
     if written != head.count {
         return Err(Error::count(input, "points read", head.count, written));
     }
-    match &mut sink {
-        Sink::Laz(c) => guard_laz(output, "finish compression", || {
+    if let Sink::Laz(c) = &mut sink {
+        guard_laz(output, "finish compression", || {
             c.done().map_err(|e| e.to_string())
-        })?,
-        Sink::ParLaz(c) => guard_laz(output, "finish compression", || {
-            c.done().map_err(|e| e.to_string())
-        })?,
-        Sink::Raw(_) => {}
+        })?;
     }
     drop(sink);
 
@@ -1871,8 +1861,8 @@ where
 /// Where rewritten records go.
 enum Sink<'a> {
     Raw(&'a mut AtomicFile),
-    Laz(Box<LasZipCompressor<'a, &'a mut AtomicFile>>),
-    ParLaz(Box<ParLasZipCompressor<&'a mut AtomicFile>>),
+    /// The sequential compressor, or the parallel one for fixed-size chunks.
+    Laz(Box<dyn LazCompressor + 'a>),
 }
 
 /// Grows the extra-bytes item of a raw LASzip VLR by `add` bytes (adding the item if absent).
