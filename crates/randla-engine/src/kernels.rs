@@ -85,26 +85,33 @@ pub fn leaky(v: &mut [f32], slope: f32) {
         .for_each(|x| *x = if *x >= 0.0 { *x } else { *x * slope });
 }
 
+/// 1.5 · 2^23: adding it to a float below 2^22 in magnitude rounds it to an integer.
+pub(crate) const EXP_ROUND: f32 = 12_582_912.0;
+/// ln 2 split in two for the range reduction (Cephes): a short high part and the rest.
+pub(crate) const EXP_LN2: [f32; 2] = [0.693_359_4, -2.121_944_4e-4];
+/// Cephes' `expf` polynomial on the reduced argument, highest power first.
+pub(crate) const EXP_POLY: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    0.5,
+];
+
 /// `e^x` for `x <= 0` (softmax arguments), to about 2 ulp, branch-free so that it vectorises.
 /// Cephes' `expf` polynomial after a round-to-nearest range reduction done with adds only.
 #[inline(always)]
 pub fn exp_neg(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const C1: f32 = 0.693_359_4;
-    const C2: f32 = -2.121_944_4e-4;
-    const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer.
     let x = x.max(-87.0);
-    let t = x * LOG2E + ROUND;
-    let n = t - ROUND;
-    let r = x - n * C1 - n * C2;
+    let t = x * std::f32::consts::LOG2_E + EXP_ROUND;
+    let n = t - EXP_ROUND;
+    let r = x - n * EXP_LN2[0] - n * EXP_LN2[1];
     let r2 = r * r;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 0.5;
+    let p = EXP_POLY[1..].iter().fold(EXP_POLY[0], |p, &c| p * r + c);
     let p = p * r2 + r + 1.0;
-    // n is an integer in [-126, 0]: its float bits minus ROUND's bits give it as an integer.
-    let ni = (t.to_bits() as i32) - (ROUND.to_bits() as i32);
+    // n is an integer in [-126, 0]: its float bits minus EXP_ROUND's bits give it as an integer.
+    let ni = (t.to_bits() as i32) - (EXP_ROUND.to_bits() as i32);
     p * f32::from_bits(((ni + 127) << 23) as u32)
 }
 

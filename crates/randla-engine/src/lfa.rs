@@ -566,17 +566,20 @@ pub fn decode(
     let yc = up_w.apply(coarse, m, None); // [M, out]
     let mut y = skip_w.apply(skip, n, None); // [N, out]
     y.par_chunks_mut(out * 256)
-        .enumerate()
-        .for_each(|(c, rows)| {
-            for (r, row) in rows.chunks_exact_mut(out).enumerate() {
-                let src = up[c * 256 + r] as usize;
-                row.iter_mut()
-                    .zip(&yc[src * out..][..out])
-                    .for_each(|(a, b)| *a += b);
-                leaky(row, SLOPE);
-            }
-        });
+        .zip(up.par_chunks(256))
+        .for_each(|(rows, up)| add_upsampled(rows, up, &yc, out));
     y
+}
+
+/// The tail of a decoder layer on some rows: `rows [r, width] = LeakyReLU(rows + coarse[up])`,
+/// with `coarse [M, width]` the coarse half of the layer's product (`up` holds `r` indices).
+pub(crate) fn add_upsampled(rows: &mut [f32], up: &[u32], coarse: &[f32], width: usize) {
+    for (row, &src) in rows.chunks_exact_mut(width).zip(up) {
+        row.iter_mut()
+            .zip(&coarse[src as usize * width..][..width])
+            .for_each(|(a, b)| *a += b);
+        leaky(row, SLOPE);
+    }
 }
 
 /// [`crate::kernels::exp_neg`] on 16 lanes (same range reduction and polynomial, fused
@@ -587,32 +590,26 @@ pub fn decode(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn exp_neg_avx512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    use crate::kernels::{EXP_LN2, EXP_POLY, EXP_ROUND};
     use std::arch::x86_64::*;
-    const ROUND: f32 = 12_582_912.0;
     let x = _mm512_max_ps(x, _mm512_set1_ps(-87.0));
     let t = _mm512_fmadd_ps(
         x,
         _mm512_set1_ps(std::f32::consts::LOG2_E),
-        _mm512_set1_ps(ROUND),
+        _mm512_set1_ps(EXP_ROUND),
     );
-    let n = _mm512_sub_ps(t, _mm512_set1_ps(ROUND));
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
+    let n = _mm512_sub_ps(t, _mm512_set1_ps(EXP_ROUND));
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2[0]), x);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2[1]), r);
     let r2 = _mm512_mul_ps(r, r);
-    let mut p = _mm512_set1_ps(1.987_569_1e-4);
-    for c in [
-        1.398_199_9e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        1.666_666_5e-1,
-        0.5,
-    ] {
+    let mut p = _mm512_set1_ps(EXP_POLY[0]);
+    for &c in &EXP_POLY[1..] {
         p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
     }
     let p = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0));
     let ni = _mm512_sub_epi32(
         _mm512_castps_si512(t),
-        _mm512_set1_epi32(ROUND.to_bits() as i32),
+        _mm512_set1_epi32(EXP_ROUND.to_bits() as i32),
     );
     let scale = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
         ni,

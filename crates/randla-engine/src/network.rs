@@ -8,8 +8,8 @@ use randla_model::{Batch, RandLaNetConfig, StateDict};
 
 use crate::error::{Error, Result};
 use crate::fold::{fc0, shared_mlp, split_columns, transposed_mlp};
-use crate::kernels::{Dense, leaky};
-use crate::lfa::{Lfa, decode, max_pool};
+use crate::kernels::Dense;
+use crate::lfa::{Lfa, add_upsampled, decode, max_pool};
 
 const SLOPE: f32 = 0.2;
 
@@ -295,12 +295,7 @@ impl FusedEngine {
                 |(y, a, b), ((oc, sc), up)| {
                     let rows = up.len();
                     skip_w.apply_rows(sc, rows, y, None); // [rows, d]
-                    for (row, &src) in y.chunks_exact_mut(d).zip(up) {
-                        row.iter_mut()
-                            .zip(&yc[src as usize * d..][..d])
-                            .for_each(|(a, b)| *a += b);
-                        leaky(row, SLOPE);
-                    }
+                    add_upsampled(&mut y[..rows * d], up, &yc, d);
                     h0.apply_rows(&y[..rows * d], rows, a, Some(SLOPE)); // [rows, 64]
                     h1.apply_rows(&a[..rows * h0.out], rows, b, Some(SLOPE)); // [rows, 32]
                     h2.apply_rows(&b[..rows * h1.out], rows, oc, None); // [rows, classes]
