@@ -435,16 +435,21 @@ impl Predictor {
                 row[3..].copy_from_slice(&local_feats[o * nf..(o + 1) * nf]);
             });
         drop(local_feats);
+        // Without padding every point appears once: where each `idx` row sits in this order
+        // (renumbers the shared neighbourhoods, and brings the results back to `idx` order).
+        let pos_of: Option<Vec<u32>> = (need == idx.len()).then(|| {
+            let mut pos_of = vec![0u32; need];
+            for (pos, &o) in order.iter().enumerate() {
+                pos_of[o as usize] = pos as u32;
+            }
+            pos_of
+        });
         let t = Instant::now();
         let cfg = self.config.pyramid_config();
-        let pyr = match &shared {
-            // Every point once (no padding): the shared neighbourhoods, renumbered to this order.
-            Some((nb_base, _)) if need == idx.len() => {
+        let pyr = match (&shared, &pos_of) {
+            // Every point once: the shared neighbourhoods, renumbered to this order.
+            (Some((nb_base, _)), Some(inv)) => {
                 let k = cfg.k;
-                let mut inv = vec![0u32; need];
-                for (pos, &o) in order.iter().enumerate() {
-                    inv[o as usize] = pos as u32;
-                }
                 let mut nb = vec![0u32; need * k];
                 nb.par_chunks_mut(k)
                     .zip(order.par_iter())
@@ -471,11 +476,7 @@ impl Predictor {
         stats.passes += 1;
         // Back to idx order (a padded point's first copy wins).
         let mut out = vec![0f32; idx.len() * c];
-        if need == idx.len() {
-            let mut pos_of = vec![0u32; need];
-            for (pos, &o) in order.iter().enumerate() {
-                pos_of[o as usize] = pos as u32;
-            }
+        if let Some(pos_of) = &pos_of {
             out.par_chunks_mut(c)
                 .zip(pos_of.par_iter())
                 .for_each(|(row, &pos)| {
