@@ -73,19 +73,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Lets glibc's allocator keep and reuse what the process frees instead of handing it back to
 /// the system after every crop: every block comes from the heap (no `mmap`, whose blocks are
-/// unmapped when freed: a 0.5 M-point tile's larger arrays were faulted in afresh by each tile),
-/// and the heap is never trimmed. Each crop's many short-lived arrays then reuse warm pages
-/// instead of faulting in fresh zeroed ones: measured (BENCHMARKS.md) 8–11 % off `randla
-/// predict` on the validation tiles; on a 10 M-point file 3 % (blocks below 32 MiB) and 3–5 %
-/// more (all blocks), for 5 % and then 16 % more peak RSS (1.05 → 1.22 GB).
+/// unmapped when freed, so a 0.5 M-point tile's larger arrays were faulted in afresh by each
+/// tile), and the heap is never trimmed. Each crop's many short-lived arrays then reuse warm
+/// pages instead of faulting in fresh zeroed ones: measured (BENCHMARKS.md) 8–11 % off `randla
+/// predict` on the validation tiles; on a 10 M-point file 3 % (heap for blocks below 32 MiB)
+/// and 3–5 % more (no `mmap` at all), for 5 % and then 16 % more peak RSS (1.05 → 1.22 GB).
 /// Not used by the benchmarks, whose per-mode peak RSS must not include what an earlier mode
 /// freed.
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; called before the work starts.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
         libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }

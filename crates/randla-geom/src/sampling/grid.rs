@@ -45,7 +45,11 @@ pub fn voxel_of(p: [f32; 3], origin: [f64; 3], cell: f64) -> [u64; 3] {
 
 /// The grid origin the reference uses: `floor(min / cell) * cell`, per axis.
 pub fn grid_origin(points: &[[f32; 3]], cell: f64) -> [f64; 3] {
-    let (min, _) = bounds(points);
+    origin_below(bounds(points).0, cell)
+}
+
+/// [`grid_origin`] from the points' per-axis minimum.
+fn origin_below(min: [f32; 3], cell: f64) -> [f64; 3] {
     std::array::from_fn(|d| (min[d] as f64 / cell).floor() * cell)
 }
 
@@ -99,7 +103,7 @@ pub fn grid_subsample(
     }
     let cell = cell as f64;
     let (min, max) = bounds(points);
-    let origin: [f64; 3] = std::array::from_fn(|d| (min[d] as f64 / cell).floor() * cell);
+    let origin = origin_below(min, cell);
     let dims_f: [f64; 3] =
         std::array::from_fn(|d| ((max[d] as f64 - origin[d]) / cell).floor() + 1.0);
     if dims_f.iter().product::<f64>() >= 2f64.powi(63) {
