@@ -178,6 +178,19 @@ fn bad_options_are_refused_before_anything_is_written() {
         assert!(!run.status.success(), "{flag} {value} accepted");
         assert!(stderr.contains(says), "{flag} {value}: {stderr}");
     }
+    // An output the run could not write is refused before the (long) classification, not after.
+    let odd = dir.path().join("pred.4.3");
+    let run = randla(&[os("predict"), input.as_os_str(), os("-o"), odd.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        stderr.contains("pred.4.3") && stderr.contains("cannot write predictions in this format"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("model:"),
+        "the model was loaded first: {stderr}"
+    );
     let missing = dir.path().join("nope.laz");
     let run = randla(&[
         os("predict"),

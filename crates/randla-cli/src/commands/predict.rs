@@ -138,6 +138,45 @@ fn output_for(input: &Path, output: &Path, single: bool) -> PathBuf {
     output.join(name)
 }
 
+/// What a prediction is written as, decided from the output's extension (and checked against the
+/// input) before any work is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutputKind {
+    /// The input LAS/LAZ copied with its classification replaced.
+    Las,
+    /// A PLY of the model's inputs with the predicted labels.
+    Ply,
+    /// Semantic3D `.labels`: one code per line.
+    Semantic3dLabels,
+    /// SemanticKITTI `.label`: one `u32` per point.
+    KittiLabels,
+}
+
+impl OutputKind {
+    /// The kind of `out`, or why `input`'s prediction cannot be written there.
+    fn of(input: &Path, out: &Path) -> anyhow::Result<Self> {
+        match Format::from_path(out).ok() {
+            Some(Format::Las | Format::Laz) => {
+                if !matches!(Format::from_path(input)?, Format::Las | Format::Laz) {
+                    bail!(
+                        "{}: LAS/LAZ output needs a LAS/LAZ input to copy from (input {}); write .ply instead",
+                        out.display(),
+                        input.display()
+                    );
+                }
+                Ok(OutputKind::Las)
+            }
+            Some(Format::Ply) => Ok(OutputKind::Ply),
+            _ if out.extension().is_some_and(|e| e == "labels") => Ok(OutputKind::Semantic3dLabels),
+            _ if out.extension().is_some_and(|e| e == "label") => Ok(OutputKind::KittiLabels),
+            _ => bail!(
+                "{}: cannot write predictions in this format; use .las, .laz, .ply, .labels or .label (or name a folder without an extension)",
+                out.display()
+            ),
+        }
+    }
+}
+
 /// Runs `randla predict`.
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     let pool = super::bench::thread_pool(args.threads)?;
@@ -150,6 +189,11 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         .iter()
         .map(|f| output_for(f, &args.output, single))
         .collect();
+    let kinds = files
+        .iter()
+        .zip(&outs)
+        .map(|(f, o)| OutputKind::of(f, o))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     for (f, o) in files.iter().zip(&outs) {
         if o.exists() && !args.force {
             bail!(
@@ -167,6 +211,21 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     }
     let model = resolve_model(args.model.as_deref())?;
     let predictor = Predictor::new(&model)?;
+    if let Some(out) = outs
+        .iter()
+        .zip(&kinds)
+        .find_map(|(o, k)| (*k == OutputKind::Las).then_some(o))
+    {
+        let classes = predictor.classes();
+        if let Some(c) = (0..classes.names.len()).find(|&c| classes.code(c) > u8::MAX as u32) {
+            bail!(
+                "{}: class {:?} is written back as code {}, which does not fit a LAS classification byte (0-255); write .ply instead",
+                out.display(),
+                classes.names[c],
+                classes.code(c)
+            );
+        }
+    }
     let cfg = &model.config;
     eprintln!(
         "model: {} ({} layers {:?}, {} classes, grid {} m)",
@@ -226,9 +285,9 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                     .map_err(|_| anyhow::anyhow!("the output writer stopped unexpectedly"))?
             };
             pool.install(|| -> anyhow::Result<()> {
-                for (file, out) in files.iter().zip(&outs) {
+                for ((file, out), &kind) in files.iter().zip(&outs).zip(&kinds) {
                     let t = Instant::now();
-                    let mut cloud = if matches!(Format::from_path(out), Ok(Format::Ply)) {
+                    let mut cloud = if kind == OutputKind::Ply {
                         randla_io::read(file)?
                     } else {
                         // LAS/LAZ outputs are copied from the input file and label files hold
@@ -264,7 +323,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                         (args.force, args.votes.max(1), predictor.config().grid_size);
                     pending = Some(scope.spawn(move || -> anyhow::Result<()> {
                         let t_write = Instant::now();
-                        writer_pool.install(|| write(file, out, &mut cloud, &p, force))?;
+                        writer_pool.install(|| write(file, out, kind, &mut cloud, &p, force))?;
                         let lines = report(
                             file,
                             out,
@@ -394,11 +453,12 @@ fn read_model_inputs(file: &Path, needed: &[String]) -> anyhow::Result<randla_io
     Ok(cloud)
 }
 
-/// Writes the prediction `p` of `input` to `out` (a PLY output gets `cloud` with the predicted
-/// codes as its labels).
+/// Writes the prediction `p` of `input` to `out` as `kind` (a PLY output gets `cloud` with the
+/// predicted codes as its labels).
 fn write(
     input: &Path,
     out: &Path,
+    kind: OutputKind,
     cloud: &mut randla_io::PointCloud,
     p: &randla_predict::Prediction,
     force: bool,
@@ -408,15 +468,8 @@ fn write(
         values,
     });
     let conf = p.probabilities.as_ref().map(|_| p.confidence.as_slice());
-    match Format::from_path(out).ok() {
-        Some(Format::Las | Format::Laz) => {
-            if !matches!(Format::from_path(input)?, Format::Las | Format::Laz) {
-                bail!(
-                    "{}: LAS/LAZ output needs a LAS/LAZ input to copy from (input {}); write .ply instead",
-                    out.display(),
-                    input.display()
-                );
-            }
+    match kind {
+        OutputKind::Las => {
             let codes = p
                 .codes
                 .iter()
@@ -435,7 +488,7 @@ fn write(
             };
             randla_io::rewrite_las_classification(input, out, &codes, Some(&extra), force)?;
         }
-        Some(Format::Ply) => {
+        OutputKind::Ply => {
             cloud.labels = Some(p.codes.clone());
             randla_io::write_ply(
                 out,
@@ -448,16 +501,8 @@ fn write(
                 },
             )?;
         }
-        _ if out.extension().is_some_and(|e| e == "labels") => {
-            randla_io::write_semantic3d_labels(out, &p.codes, force)?
-        }
-        _ if out.extension().is_some_and(|e| e == "label") => {
-            randla_io::write_kitti_labels(out, &p.codes, force)?
-        }
-        _ => bail!(
-            "{}: cannot write predictions in this format; use .las, .laz, .ply, .labels or .label",
-            out.display()
-        ),
+        OutputKind::Semantic3dLabels => randla_io::write_semantic3d_labels(out, &p.codes, force)?,
+        OutputKind::KittiLabels => randla_io::write_kitti_labels(out, &p.codes, force)?,
     }
     Ok(())
 }
