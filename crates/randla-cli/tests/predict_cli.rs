@@ -56,7 +56,8 @@ fn eval(pred: &Path, truth: &Path) -> Value {
 #[test]
 fn the_shipped_tile_is_classified_and_written_back_intact() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("pred.laz");
+    // In folders that do not exist yet: they are made, as `mkdir -p`.
+    let out = dir.path().join("results").join("run1").join("pred.laz");
     let run = randla(&[os("predict"), tile().as_os_str(), os("-o"), out.as_os_str()]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
@@ -219,6 +220,31 @@ fn bad_options_are_refused_before_anything_is_written() {
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("garbage.las"));
     assert!(!folder.exists(), "the empty output folder was left behind");
+    // The same with a file in folders that do not exist yet: both folders are gone again.
+    let nested = dir.path().join("new").join("deeper").join("pred.laz");
+    let run = randla(&[
+        os("predict"),
+        garbage.as_os_str(),
+        os("-o"),
+        nested.as_os_str(),
+    ]);
+    assert!(!run.status.success());
+    assert!(
+        !dir.path().join("new").exists(),
+        "created folders left behind"
+    );
+    // Several inputs and an output named like a file: refused, nothing created.
+    let run = randla(&[
+        os("predict"),
+        input.as_os_str(),
+        garbage.as_os_str(),
+        os("-o"),
+        out.as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(stderr.contains("need an output folder"), "{stderr}");
+    assert!(!out.exists());
 }
 
 #[test]

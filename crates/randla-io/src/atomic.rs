@@ -55,13 +55,16 @@ pub fn check_output(output: &Path, inputs: &[&Path], overwrite: bool) -> Result<
 
 impl AtomicFile {
     /// Starts writing `target`, after [`check_output`]. The temporary file is created in the
-    /// target's folder (so that the final rename stays on one file system).
+    /// target's folder (so that the final rename stays on one file system); a missing folder
+    /// is created, as `mkdir -p` would.
     pub fn create(target: &Path, inputs: &[&Path], overwrite: bool) -> Result<Self> {
         check_output(target, inputs, overwrite)?;
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(target, "create the output's folder", e))?;
         let name = target
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -183,6 +186,18 @@ mod tests {
         write_atomic(&out, &[], true, |f| f.write_all_or_err(b"two")).unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), b"two");
         assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn missing_folders_are_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("a").join("b").join("c.txt");
+        write_atomic(&out, &[], false, |f| f.write_all_or_err(b"x")).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"x");
+        // A file where a folder should be: the error names the output.
+        let blocked = dir.path().join("a").join("b").join("c.txt").join("d.txt");
+        let e = write_atomic(&blocked, &[], false, |f| f.write_all_or_err(b"x")).unwrap_err();
+        assert!(e.to_string().contains("d.txt"), "{e}");
     }
 
     #[test]

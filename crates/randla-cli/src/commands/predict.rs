@@ -185,6 +185,13 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     let writer_pool = super::bench::thread_pool(args.threads)?;
     let files = expand(&args.inputs)?;
     let single = files.len() == 1;
+    if !single && !args.output.is_dir() && Format::from_path(&args.output).is_ok() {
+        bail!(
+            "{}: {} input files need an output folder, and this names a point-cloud file; give a folder (e.g. -o predictions)",
+            args.output.display(),
+            files.len()
+        );
+    }
     let outs: Vec<PathBuf> = files
         .iter()
         .map(|f| output_for(f, &args.output, single))
@@ -248,14 +255,16 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     if args.votes == 0 {
         bail!("--votes must be at least 1");
     }
-    // A folder this run creates is removed again if the run fails before writing into it.
-    let mut created = false;
-    if !single || args.output.extension().is_none() {
-        created = !args.output.exists();
-        std::fs::create_dir_all(&args.output).with_context(|| {
-            format!("{}: cannot create the output folder", args.output.display())
-        })?;
-    }
+    // The output folder (or the output file's folder) is made now, so that a path that cannot
+    // be written fails before the classification; the folders this run creates are removed
+    // again if it fails before writing into them.
+    let folder = if !single || args.output.extension().is_none() {
+        args.output.as_path()
+    } else {
+        args.output.parent().unwrap_or(Path::new(""))
+    };
+    let created = create_folders(folder)
+        .with_context(|| format!("{}: cannot create the output folder", folder.display()))?;
     let opts = PredictOptions {
         budget,
         probabilities: args.probabilities,
@@ -357,12 +366,26 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         );
         Ok(())
     })();
-    if result.is_err() && created {
-        // Only an empty folder is removed (`remove_dir` refuses others): files already written
+    if result.is_err() {
+        // Only empty folders are removed (`remove_dir` refuses others): files already written
         // by this run stay.
-        let _ = std::fs::remove_dir(&args.output);
+        for dir in created.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
     result
+}
+
+/// Creates `dir` and its missing parents, as `mkdir -p`; returns the folders it created,
+/// outermost first.
+fn create_folders(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let missing: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    std::fs::create_dir_all(dir)?;
+    Ok(missing.into_iter().rev().collect())
 }
 
 /// A file's line (times by stage) and its class histogram.
