@@ -8,8 +8,8 @@ use std::path::Path;
 use common::{leftovers, make_las, raw_records, tile};
 use randla_io::{
     ExtraOutputs, LasReader, PlyEncoding, PlyOptions, PlyWriteOptions, Probabilities,
-    RewriteOptions, read, read_las, read_ply, rewrite_las_classification, rewrite_las_with,
-    write_ply,
+    RewriteOptions, read, read_las, read_ply, rewrite_las_classification,
+    rewrite_las_classification_from, rewrite_las_with, write_ply,
 };
 
 fn new_classes(n: usize) -> Vec<u8> {
@@ -72,6 +72,50 @@ fn laz_tile_rewrite_changes_only_classification() {
             .collect::<Vec<_>>(),
         classes
     );
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn rewrite_from_kept_records_equals_the_decoding_rewrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = tile("77050_627760");
+    // The records kept while reading the cloud in uneven chunks, and the cloud itself.
+    let mut r = LasReader::open(&input).unwrap();
+    let n = r.point_count() as usize;
+    let mut records = Vec::new();
+    let mut points = 0;
+    while let Some(c) = r.read_chunk_keeping(7_777, &mut records).unwrap() {
+        points += c.len();
+    }
+    assert_eq!(points, n);
+    let (raw, len) = raw_records(&input);
+    assert_eq!(records.len(), n * len);
+    assert!(records == raw, "kept records differ from the file's");
+    let classes = new_classes(n);
+    let probs: Vec<f32> = (0..n * 2).map(|i| (i % 5) as f32 / 4.0).collect();
+    let names = ["a".to_string(), "b".to_string()];
+    let conf: Vec<f32> = (0..n).map(|i| (i % 3) as f32 / 2.0).collect();
+    let extra = ExtraOutputs {
+        confidence: Some(&conf),
+        probabilities: Some(Probabilities {
+            names: &names,
+            values: &probs,
+        }),
+    };
+    let (a, b) = (dir.path().join("decoded.laz"), dir.path().join("kept.laz"));
+    rewrite_las_classification(&input, &a, &classes, Some(&extra), false).unwrap();
+    rewrite_las_classification_from(&input, &records, &b, &classes, Some(&extra), false).unwrap();
+    assert!(
+        std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+        "the two rewrites differ"
+    );
+    // Records of another length are refused, naming the field, and nothing is written.
+    let c = dir.path().join("short.laz");
+    let e = rewrite_las_classification_from(&input, &records[1..], &c, &classes, None, false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("records length"), "{e}");
+    assert!(!c.exists());
     assert!(leftovers(dir.path()).is_empty());
 }
 

@@ -32,8 +32,9 @@ pub struct PredictArgs {
     /// the binary, `models/default`).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Memory the inference may hold (e.g. 2GiB); tiles shrink to fit it.
-    /// Default: half the RAM available now.
+    /// Memory the inference may hold (e.g. 2GiB); tiles shrink to fit it. A LAZ input whose
+    /// decoded points take at most a quarter of it keeps them for the write instead of
+    /// decoding the file twice. Default: half the RAM available now.
     #[arg(long)]
     pub memory_budget: Option<String>,
     /// Largest tile, in points after grid subsampling: larger clouds are cut into XY tiles run
@@ -296,14 +297,22 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
             pool.install(|| -> anyhow::Result<()> {
                 for ((file, out), &kind) in files.iter().zip(&outs).zip(&kinds) {
                     let t = Instant::now();
-                    let mut cloud = if kind == OutputKind::Ply {
-                        randla_io::read(file)?
-                    } else {
+                    let needed = &predictor.input().features;
+                    // A LAZ file rewritten as LAS/LAZ keeps its decoded records for the write
+                    // (decoding is most of a LAZ rewrite's time) when they fit a quarter of the
+                    // memory budget.
+                    let kept = match kind {
+                        OutputKind::Las => read_laz_keeping(file, needed, opts.budget.bytes / 4)?,
+                        _ => None,
+                    };
+                    let (mut cloud, records) = match kept {
+                        Some((cloud, records)) => (cloud, Some(records)),
+                        None if kind == OutputKind::Ply => (randla_io::read(file)?, None),
                         // LAS/LAZ outputs are copied from the input file and label files hold
-                        // labels only: read in chunks and keep just what the model reads (a LAS
-                        // tile carries ~18 attributes), so the whole file's attributes are never
-                        // in memory at once.
-                        read_model_inputs(file, &predictor.input().features)?
+                        // labels only: read in chunks and keep just what the model reads (a
+                        // LAS tile carries ~18 attributes), so the whole file's attributes are
+                        // never in memory at once.
+                        None => (read_model_inputs(file, needed)?, None),
                     };
                     let read_s = t.elapsed().as_secs_f64();
                     // Counts input points (subsampled progress scaled up), so {per_sec} is input
@@ -332,7 +341,9 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                         (args.force, args.votes.max(1), predictor.config().grid_size);
                     pending = Some(scope.spawn(move || -> anyhow::Result<()> {
                         let t_write = Instant::now();
-                        writer_pool.install(|| write(file, out, kind, &mut cloud, &p, force))?;
+                        writer_pool.install(|| {
+                            write(file, records.as_deref(), out, kind, &mut cloud, &p, force)
+                        })?;
                         let lines = report(
                             file,
                             out,
@@ -446,6 +457,71 @@ fn report(
     format!("{line}\n  classes: {}", parts.join(", "))
 }
 
+/// A LAZ `file`'s model inputs (as [`read_model_inputs`]) and every point record decoded, when
+/// those records take at most `max_bytes`; `None` for other files (a LAS rewrite copies its
+/// records without decoding) and larger ones.
+fn read_laz_keeping(
+    file: &Path,
+    needed: &[String],
+    max_bytes: u64,
+) -> anyhow::Result<Option<(randla_io::PointCloud, Vec<u8>)>> {
+    if !matches!(Format::from_path(file)?, Format::Las | Format::Laz) {
+        return Ok(None);
+    }
+    let mut reader = randla_io::LasReader::open(file)?;
+    let h = reader.header();
+    let bytes = h.point_count * u64::from(h.record_length);
+    if !h.compressed || bytes > max_bytes {
+        return Ok(None);
+    }
+    let mut records = Vec::new();
+    if records.try_reserve_exact(bytes as usize).is_err() {
+        return Ok(None);
+    }
+    let mut cloud: Option<randla_io::PointCloud> = None;
+    while let Some(mut chunk) = reader.read_chunk_keeping(READ_CHUNK_POINTS, &mut records)? {
+        keep_model_inputs(&mut chunk, needed);
+        append(&mut cloud, chunk, file)?;
+    }
+    Ok(Some((finish_cloud(cloud, file)?, records)))
+}
+
+/// Drops every attribute but the model's, and the labels.
+fn keep_model_inputs(chunk: &mut randla_io::PointCloud, needed: &[String]) {
+    chunk.features.retain(|f| needed.contains(&f.name));
+    chunk.labels = None;
+}
+
+/// Appends `chunk` to the cloud read so far.
+fn append(
+    cloud: &mut Option<randla_io::PointCloud>,
+    chunk: randla_io::PointCloud,
+    file: &Path,
+) -> anyhow::Result<()> {
+    match cloud {
+        None => *cloud = Some(chunk),
+        Some(c) => c
+            .append(&chunk)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?,
+    }
+    Ok(())
+}
+
+/// The cloud read from `file`, its capacities trimmed (appending doubled them).
+fn finish_cloud(
+    cloud: Option<randla_io::PointCloud>,
+    file: &Path,
+) -> anyhow::Result<randla_io::PointCloud> {
+    let mut cloud =
+        cloud.with_context(|| format!("{}: the file holds no point", file.display()))?;
+    cloud.positions.shrink_to_fit();
+    cloud
+        .features
+        .iter_mut()
+        .for_each(|f| f.values.shrink_to_fit());
+    Ok(cloud)
+}
+
 /// Points read per chunk by [`read_model_inputs`].
 const READ_CHUNK_POINTS: usize = 1 << 20;
 
@@ -456,30 +532,18 @@ fn read_model_inputs(file: &Path, needed: &[String]) -> anyhow::Result<randla_io
         randla_io::open_chunks(file, READ_CHUNK_POINTS, &randla_io::ReadOptions::default())?
     {
         let mut chunk = chunk?;
-        chunk.features.retain(|f| needed.contains(&f.name));
-        chunk.labels = None;
-        match &mut cloud {
-            None => cloud = Some(chunk),
-            Some(c) => c
-                .append(&chunk)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?,
-        }
+        keep_model_inputs(&mut chunk, needed);
+        append(&mut cloud, chunk, file)?;
     }
-    let mut cloud =
-        cloud.with_context(|| format!("{}: the file holds no point", file.display()))?;
-    // Appending doubled the capacities: give the slack back before the long part of the run.
-    cloud.positions.shrink_to_fit();
-    cloud
-        .features
-        .iter_mut()
-        .for_each(|f| f.values.shrink_to_fit());
-    Ok(cloud)
+    finish_cloud(cloud, file)
 }
 
 /// Writes the prediction `p` of `input` to `out` as `kind` (a PLY output gets `cloud` with the
-/// predicted codes as its labels).
+/// predicted codes as its labels; a LAS/LAZ output is copied from `records`, `input`'s decoded
+/// point records, when they were kept).
 fn write(
     input: &Path,
+    records: Option<&[u8]>,
     out: &Path,
     kind: OutputKind,
     cloud: &mut randla_io::PointCloud,
@@ -509,7 +573,19 @@ fn write(
                 confidence: conf,
                 probabilities: probs,
             };
-            randla_io::rewrite_las_classification(input, out, &codes, Some(&extra), force)?;
+            match records {
+                Some(r) => randla_io::rewrite_las_classification_from(
+                    input,
+                    r,
+                    out,
+                    &codes,
+                    Some(&extra),
+                    force,
+                )?,
+                None => {
+                    randla_io::rewrite_las_classification(input, out, &codes, Some(&extra), force)?
+                }
+            };
         }
         OutputKind::Ply => {
             cloud.labels = Some(p.codes.clone());

@@ -1162,6 +1162,22 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
         Ok(Some(cloud))
     }
 
+    /// [`LasReader::read_chunk`], also appending the chunk's raw records to `records`: a file
+    /// read whole this way can be rewritten with [`rewrite_las_classification_from`] without
+    /// being decoded a second time. Open the reader with [`LasReader::open`] (every field
+    /// decoded) for that.
+    pub fn read_chunk_keeping(
+        &mut self,
+        max: usize,
+        records: &mut Vec<u8>,
+    ) -> Result<Option<PointCloud>> {
+        let cloud = self.read_chunk(max)?;
+        if cloud.is_some() {
+            records.extend_from_slice(&self.buf);
+        }
+        Ok(cloud)
+    }
+
     fn decode(&mut self, buf: &[u8], start: u64) -> Result<PointCloud> {
         let l = self.head.layout;
         let n = buf.len() / l.record_len;
@@ -1434,6 +1450,32 @@ pub fn rewrite_las_classification(
     extra: Option<&ExtraOutputs<'_>>,
     overwrite: bool,
 ) -> Result<RewriteSummary> {
+    rewrite_classification(input, None, output, classes, extra, overwrite)
+}
+
+/// [`rewrite_las_classification`] from `input`'s point records already in memory (every
+/// record of the file, in order, as [`LasReader::read_chunk_keeping`] collects them): the
+/// points are not decoded again, which for LAZ is most of the rewrite's time. The header,
+/// VLRs and EVLRs still come from `input`.
+pub fn rewrite_las_classification_from(
+    input: &Path,
+    records: &[u8],
+    output: &Path,
+    classes: &[u8],
+    extra: Option<&ExtraOutputs<'_>>,
+    overwrite: bool,
+) -> Result<RewriteSummary> {
+    rewrite_classification(input, Some(records), output, classes, extra, overwrite)
+}
+
+fn rewrite_classification(
+    input: &Path,
+    records: Option<&[u8]>,
+    output: &Path,
+    classes: &[u8],
+    extra: Option<&ExtraOutputs<'_>>,
+    overwrite: bool,
+) -> Result<RewriteSummary> {
     let extra = extra.copied().unwrap_or_default();
     let names: Vec<String> = extra
         .probabilities
@@ -1468,16 +1510,16 @@ pub fn rewrite_las_classification(
         ));
     }
     // Check the count against the header before any work.
-    let header = LasReader::open(input)?.header();
-    if header.point_count != n {
+    let count = open_head(input)?.count;
+    if count != n {
         return Err(Error::argument(
             input,
             "classes length",
             n,
-            format!("the file has {} points", header.point_count),
+            format!("the file has {count} points"),
         ));
     }
-    rewrite_las_with(input, output, &opts, |fill| {
+    rewrite_inner(input, records, output, &opts, |fill| {
         let s = fill.start as usize;
         let m = fill.classes.len();
         fill.classes.copy_from_slice(&classes[s..s + m]);
@@ -1514,6 +1556,27 @@ pub fn rewrite_las_with<F>(
     input: &Path,
     output: &Path,
     opts: &RewriteOptions,
+    fill: F,
+) -> Result<RewriteSummary>
+where
+    F: FnMut(ChunkFill<'_>) -> Result<()>,
+{
+    rewrite_inner(input, None, output, opts, fill)
+}
+
+/// The header of `path` alone (no decoder started).
+fn open_head(path: &Path) -> Result<Head> {
+    let mut r = BufReader::new(super::open(path)?);
+    read_head(&mut r, path)
+}
+
+/// [`rewrite_las_with`], taking the points from `given` (all of `input`'s records, in order)
+/// when it is there instead of decoding `input` again.
+fn rewrite_inner<F>(
+    input: &Path,
+    given: Option<&[u8]>,
+    output: &Path,
+    opts: &RewriteOptions,
     mut fill: F,
 ) -> Result<RewriteSummary>
 where
@@ -1532,11 +1595,30 @@ where
         }
     };
     check_output(output, &[input], opts.overwrite)?;
-    let mut reader = LasReader::open(input)?;
-    let head = reader.head.clone();
+    // Given records: only the header is read; else a decoder for the points.
+    let (head, mut points) = match given {
+        Some(g) => (open_head(input)?, Points::Given(g)),
+        None => {
+            let r = LasReader::open(input)?;
+            (r.head.clone(), Points::Read(Box::new(r), Vec::new()))
+        }
+    };
     let l = head.layout;
     if head.count == 0 {
         return Err(Error::empty(input, "header announces 0 points"));
+    }
+    if let Some(g) = given
+        && g.len() as u64 != head.count * l.record_len as u64
+    {
+        return Err(Error::argument(
+            input,
+            "records length",
+            g.len(),
+            format!(
+                "must be points × record length = {} × {} bytes",
+                head.count, l.record_len
+            ),
+        ));
     }
 
     // Added extra-bytes dimensions.
@@ -1736,7 +1818,6 @@ where
     }
     out.write_all(&head.gap).map_err(werr)?;
 
-    let mut records = Vec::new();
     let mut obuf = Vec::new();
     let mut classes = Vec::new();
     let mut conf = Vec::new();
@@ -1762,8 +1843,18 @@ where
     };
     let mut written = 0u64;
     loop {
-        let start = reader.read;
-        let n = reader.read_raw(chunk, &mut records)?;
+        let start = written;
+        let records: &[u8] = match &mut points {
+            Points::Given(g) => {
+                let n = (head.count - start).min(chunk as u64) as usize;
+                &g[start as usize * l.record_len..][..n * l.record_len]
+            }
+            Points::Read(r, buf) => {
+                r.read_raw(chunk, buf)?;
+                buf
+            }
+        };
+        let n = records.len() / l.record_len;
         if n == 0 {
             break;
         }
@@ -1779,7 +1870,7 @@ where
         probs.resize(n * k, 0.0f32);
         fill(ChunkFill {
             start,
-            records: &records,
+            records,
             classes: &mut classes,
             confidence: &mut conf,
             probabilities: &mut probs,
@@ -1856,6 +1947,13 @@ where
         added_dimensions: added,
         compressed: out_compressed,
     })
+}
+
+/// Where a rewrite's input records come from: given whole, or decoded chunk by chunk into the
+/// buffer.
+enum Points<'a> {
+    Given(&'a [u8]),
+    Read(Box<LasReader>, Vec<u8>),
 }
 
 /// Where rewritten records go.
