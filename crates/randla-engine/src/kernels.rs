@@ -6,6 +6,39 @@ use rayon::prelude::*;
 /// Rows handed to one task by the row-parallel dense layers.
 const ROWS_PER_TASK: usize = 512;
 
+/// A vector of `len` values written chunk by chunk in parallel: chunk `i` (values
+/// `i·chunk .. (i + 1)·chunk`) is set to `T::default()` and handed to `fill(state, i, chunk)` on
+/// the thread that fills it, `state` coming from `init` as in rayon's `for_each_init`.
+///
+/// The result equals `vec![T::default(); len]` followed by
+/// `par_chunks_mut(chunk).enumerate().for_each_init(init, ..)`, without first zeroing the whole
+/// vector on one thread: each chunk is zeroed in cache just before it is written (the up-front
+/// `memset`s of the engine's outputs were 5 % of a small run's CPU time, mostly serial).
+pub fn par_filled<T, S, I, F>(len: usize, chunk: usize, init: I, fill: F) -> Vec<T>
+where
+    T: Copy + Default + Send,
+    I: Fn() -> S + Sync + Send,
+    F: Fn(&mut S, usize, &mut [T]) + Sync + Send,
+{
+    let mut v: Vec<T> = Vec::with_capacity(len);
+    v.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .for_each_init(init, |state, (i, c)| {
+            for x in c.iter_mut() {
+                x.write(T::default());
+            }
+            // SAFETY: every element of `c` was initialised just above, and `MaybeUninit<T>`
+            // has the layout of `T`.
+            let c = unsafe { &mut *(c as *mut [std::mem::MaybeUninit<T>] as *mut [T]) };
+            fill(state, i, c);
+        });
+    // SAFETY: the chunks cover `0..len` and each was initialised above (a panic in `fill`
+    // unwinds before this line, leaving the length 0).
+    unsafe { v.set_len(len) };
+    v
+}
+
 /// A 1×1 convolution / linear layer with its batch norm folded in: `y = x · wᵀ + b`.
 #[derive(Debug, Clone)]
 pub struct Dense {
@@ -45,15 +78,16 @@ impl Dense {
     /// negative slope (`None`: no activation).
     pub fn apply(&self, x: &[f32], n: usize, slope: Option<f32>) -> Vec<f32> {
         assert_eq!(x.len(), n * self.inp);
-        let mut y = vec![0f32; n * self.out];
-        y.par_chunks_mut(ROWS_PER_TASK * self.out)
-            .enumerate()
-            .for_each(|(c, yc)| {
+        par_filled(
+            n * self.out,
+            ROWS_PER_TASK * self.out,
+            || (),
+            |_, c, yc| {
                 let rows = yc.len() / self.out;
                 let xc = &x[c * ROWS_PER_TASK * self.inp..][..rows * self.inp];
                 self.apply_rows(xc, rows, yc, slope);
-            });
-        y
+            },
+        )
     }
 
     /// Single-threaded [`Dense::apply`] into `y`.
@@ -544,6 +578,24 @@ mod tests {
                 |a, i, p| a[p * m + i],
                 |a, wt, c, acc| gemm_at(a, kd, m, wt, n, c, acc),
             );
+        }
+    }
+
+    #[test]
+    fn par_filled_equals_zeroing_then_filling() {
+        for (len, chunk) in [(0, 4), (1, 4), (10, 3), (1000, 64), (1000, 1000), (999, 1)] {
+            // The fill writes every other value only: the rest must read as zeros.
+            let fill = |c: usize, out: &mut [u32]| {
+                for (j, v) in out.iter_mut().enumerate().step_by(2) {
+                    *v = (c * chunk + j) as u32 + 1;
+                }
+            };
+            let mut want = vec![0u32; len];
+            want.chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(c, out)| fill(c, out));
+            let got = par_filled(len, chunk, || (), |_, c, out| fill(c, out));
+            assert_eq!(got, want, "len {len}, chunk {chunk}");
         }
     }
 

@@ -18,7 +18,7 @@ use randla_model::StateDict;
 
 use crate::error::Result;
 use crate::fold::{linear, shared_mlp, split_columns};
-use crate::kernels::{Dense, add_bias_act, gemm_rows, leaky, softmax_pool, transpose};
+use crate::kernels::{Dense, add_bias_act, gemm_rows, leaky, par_filled, softmax_pool, transpose};
 
 /// Runs a method call compiled for the widest vector unit the CPU has: AVX-512, AVX2 + FMA, or
 /// the baseline. The tile bodies are `#[inline(always)]`, so each entry point below compiles them
@@ -176,23 +176,23 @@ impl Lfa {
         // pool2's MLP, mlp2, the shortcut and the output activation, block by block of rows.
         const ROWS: usize = 256;
         let d_in = self.shortcut.inp;
-        let mut y = vec![0f32; n * 2 * o]; // [N, 2o]
-        y.par_chunks_mut(ROWS * 2 * o)
-            .zip(a2.par_chunks(ROWS * o).zip(x.par_chunks(ROWS * d_in)))
-            .for_each_init(
-                || (vec![0f32; ROWS * o], vec![0f32; ROWS * 2 * o]),
-                |(x2, sc), (yc, (ac, xc))| {
-                    let rows = ac.len() / o;
-                    self.pool2_mlp.apply_rows(ac, rows, x2, Some(SLOPE)); // [rows, o]
-                    self.mlp2.apply_rows(&x2[..rows * o], rows, yc, None); // [rows, 2o]
-                    self.shortcut.apply_rows(xc, rows, sc, None); // [rows, 2o]
-                    yc.iter_mut().zip(sc.iter()).for_each(|(a, b)| {
-                        let t = *a + b;
-                        *a = if t >= 0.0 { t } else { t * OUT_SLOPE };
-                    });
-                },
-            );
-        y
+        par_filled(
+            n * 2 * o, // [N, 2o]
+            ROWS * 2 * o,
+            || (vec![0f32; ROWS * o], vec![0f32; ROWS * 2 * o]),
+            |(x2, sc), c, yc| {
+                let rows = yc.len() / (2 * o);
+                let ac = &a2[c * ROWS * o..][..rows * o];
+                let xc = &x[c * ROWS * d_in..][..rows * d_in];
+                self.pool2_mlp.apply_rows(ac, rows, x2, Some(SLOPE)); // [rows, o]
+                self.mlp2.apply_rows(&x2[..rows * o], rows, yc, None); // [rows, 2o]
+                self.shortcut.apply_rows(xc, rows, sc, None); // [rows, 2o]
+                yc.iter_mut().zip(sc.iter()).for_each(|(a, b)| {
+                    let t = *a + b;
+                    *a = if t >= 0.0 { t } else { t * OUT_SLOPE };
+                });
+            },
+        )
     }
 
     /// One pass of attentive pooling over every point, tile by tile in parallel: `gfeat [N, o]`
@@ -208,10 +208,11 @@ impl Lfa {
         t: usize,
     ) -> Vec<f32> {
         let (o, k) = (self.d_out, geo.k);
-        let mut a = vec![0f32; n * o]; // [N, o]
-        a.par_chunks_mut(t * o).enumerate().for_each_init(
+        par_filled(
+            n * o, // [N, o]
+            t * o,
             || Scratch::new(t * k, o),
-            |s, (c, out)| {
+            |s, c, out| {
                 let tile = Tile {
                     geo,
                     first: c * t,
@@ -230,8 +231,7 @@ impl Lfa {
                     Pass::Second => dispatch!(self.pass2(&tile, s, out)),
                 }
             },
-        );
-        a
+        )
     }
 
     /// Either pass on one tile of the narrowest layer (`o = 16`, so `o/2 = 8`; K = 16), point by
@@ -533,10 +533,11 @@ impl Scratch {
 
 /// Random-sample pooling: `out[j] = max_k x[sub[j, k]]` for the `m` points kept.
 pub fn max_pool(x: &[f32], c: usize, sub: &[u32], m: usize, k: usize) -> Vec<f32> {
-    let mut out = vec![0f32; m * c];
-    out.par_chunks_mut(c * 64)
-        .enumerate()
-        .for_each(|(chunk, rows)| {
+    par_filled(
+        m * c,
+        c * 64,
+        || (),
+        |_, chunk, rows| {
             for (r, row) in rows.chunks_exact_mut(c).enumerate() {
                 let j = chunk * 64 + r;
                 let idx = &sub[j * k..(j + 1) * k];
@@ -547,8 +548,8 @@ pub fn max_pool(x: &[f32], c: usize, sub: &[u32], m: usize, k: usize) -> Vec<f32
                         .for_each(|(a, &b)| *a = a.max(b));
                 }
             }
-        });
-    out
+        },
+    )
 }
 
 /// `y = act(skip·W_sᵀ + (x_coarse·W_uᵀ)[up] + b)`: a decoder layer with the upsampling gather

@@ -8,7 +8,7 @@ use randla_model::{Batch, RandLaNetConfig, StateDict};
 
 use crate::error::{Error, Result};
 use crate::fold::{fc0, shared_mlp, split_columns, transposed_mlp};
-use crate::kernels::Dense;
+use crate::kernels::{Dense, par_filled};
 use crate::lfa::{Lfa, add_upsampled, decode, max_pool};
 
 const SLOPE: f32 = 0.2;
@@ -209,14 +209,18 @@ impl FusedEngine {
         let c0 = 2 * self.blocks[0].d_out;
         let mut cached: Option<Vec<f32>> = shared.as_ref().and_then(|(rows, s)| {
             s.f0.as_ref().map(|f0| {
-                let mut y = vec![0f32; n0 * c0];
-                y.par_chunks_mut(c0)
-                    .zip(r.perm0.par_iter())
-                    .for_each(|(row, &p)| {
-                        let b = rows[p as usize] as usize;
-                        row.copy_from_slice(&f0[b * c0..(b + 1) * c0]);
-                    });
-                y
+                const BLOCK: usize = 1024;
+                par_filled(
+                    n0 * c0,
+                    BLOCK * c0,
+                    || (),
+                    |_, c, y| {
+                        for (row, &p) in y.chunks_exact_mut(c0).zip(&r.perm0[c * BLOCK..]) {
+                            let b = rows[p as usize] as usize;
+                            row.copy_from_slice(&f0[b * c0..(b + 1) * c0]);
+                        }
+                    },
+                )
             })
         });
         let mut x = if cached.is_some() {
@@ -280,28 +284,27 @@ impl FusedEngine {
         let [h0, h1, h2] = &self.head;
         let (s, d, classes) = (skip_w.inp, skip_w.out, h2.out);
         let yc = up_w.apply(coarse, lv.next, None); // [N1, d]
-        let mut out = vec![0f32; lv.n * classes];
-        out.par_chunks_mut(ROWS * classes)
-            .zip(skip.par_chunks(ROWS * s))
-            .zip(lv.up.par_chunks(ROWS))
-            .for_each_init(
-                || {
-                    (
-                        vec![0f32; ROWS * d],
-                        vec![0f32; ROWS * h0.out],
-                        vec![0f32; ROWS * h1.out],
-                    )
-                },
-                |(y, a, b), ((oc, sc), up)| {
-                    let rows = up.len();
-                    skip_w.apply_rows(sc, rows, y, None); // [rows, d]
-                    add_upsampled(&mut y[..rows * d], up, &yc, d);
-                    h0.apply_rows(&y[..rows * d], rows, a, Some(SLOPE)); // [rows, 64]
-                    h1.apply_rows(&a[..rows * h0.out], rows, b, Some(SLOPE)); // [rows, 32]
-                    h2.apply_rows(&b[..rows * h1.out], rows, oc, None); // [rows, classes]
-                },
-            );
-        out
+        par_filled(
+            lv.n * classes,
+            ROWS * classes,
+            || {
+                (
+                    vec![0f32; ROWS * d],
+                    vec![0f32; ROWS * h0.out],
+                    vec![0f32; ROWS * h1.out],
+                )
+            },
+            |(y, a, b), c, oc| {
+                let rows = oc.len() / classes;
+                let sc = &skip[c * ROWS * s..][..rows * s];
+                let up = &lv.up[c * ROWS..][..rows];
+                skip_w.apply_rows(sc, rows, y, None); // [rows, d]
+                add_upsampled(&mut y[..rows * d], up, &yc, d);
+                h0.apply_rows(&y[..rows * d], rows, a, Some(SLOPE)); // [rows, 64]
+                h1.apply_rows(&a[..rows * h0.out], rows, b, Some(SLOPE)); // [rows, 32]
+                h2.apply_rows(&b[..rows * h1.out], rows, oc, None); // [rows, classes]
+            },
+        )
     }
 
     /// Like [`FusedEngine::forward_crop`], also timing every stage of the network.
@@ -465,10 +468,12 @@ where
     U: Copy + Default + Send,
 {
     const BLOCK: usize = 1024;
-    let mut out = vec![U::default(); perm.len() * width];
-    out.par_chunks_mut(BLOCK * width)
-        .zip(perm.par_chunks(BLOCK))
-        .for_each(|(rows, perm)| {
+    par_filled(
+        perm.len() * width,
+        BLOCK * width,
+        || (),
+        |_, c, rows| {
+            let perm = &perm[c * BLOCK..][..rows.len() / width];
             for (i, (row, &o)) in rows.chunks_exact_mut(width).zip(perm).enumerate() {
                 if let Some(&next) = perm.get(i + AHEAD) {
                     prefetch(src, next as usize * width);
@@ -477,8 +482,8 @@ where
                     *d = map(v);
                 }
             }
-        });
-    out
+        },
+    )
 }
 
 /// How many rows ahead [`gather_rows`] prefetches.
