@@ -315,14 +315,13 @@ fn gemm_strided(
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: AVX2 and FMA are present (checked above); the slice lengths were asserted by
         // the callers and the kernel reads and writes only inside them.
-        let done = unsafe { gemm_avx2(a, stride, m, kd, wt, n, c, accumulate) };
-        gemm_scalar(a, stride, m, kd, wt, n, c, accumulate, done);
+        unsafe { gemm_avx2(a, stride, m, kd, wt, n, c, accumulate) };
         return;
     }
-    gemm_scalar(a, stride, m, kd, wt, n, c, accumulate, 0);
+    gemm_scalar(a, stride, m, kd, wt, n, c, accumulate);
 }
 
-/// Plain-loop `gemm_strided` over the columns `from..n` (the ones the vector kernel left).
+/// Plain-loop `gemm_strided`, for CPUs without AVX2 and FMA.
 #[allow(clippy::too_many_arguments)]
 fn gemm_scalar(
     a: &[f32],
@@ -333,21 +332,17 @@ fn gemm_scalar(
     n: usize,
     c: &mut [f32],
     accumulate: bool,
-    from: usize,
 ) {
-    if from >= n {
-        return;
-    }
-    let mut acc = vec![0f32; n - from];
+    let mut acc = vec![0f32; n];
     for r in 0..m {
         acc.fill(0.0);
         for p in 0..kd {
             let x = a[r * rs + p * cs];
             acc.iter_mut()
-                .zip(&wt[p * n + from..(p + 1) * n])
+                .zip(&wt[p * n..(p + 1) * n])
                 .for_each(|(o, w)| *o += x * w);
         }
-        let out = &mut c[r * n + from..(r + 1) * n];
+        let out = &mut c[r * n..(r + 1) * n];
         if accumulate {
             out.iter_mut().zip(&acc).for_each(|(o, v)| *o += v);
         } else {
@@ -356,8 +351,8 @@ fn gemm_scalar(
     }
 }
 
-/// The AVX2 + FMA kernel of [`gemm_strided`] for the first `n / 8 · 8` columns, and four more
-/// when at least four are left; returns how many columns it computed.
+/// The AVX2 + FMA kernel of [`gemm_strided`]: eight columns at a time, then the last `n mod 8`
+/// four at a time.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA, `a` must hold every `r·stride.0 + p·stride.1` (r < m,
@@ -374,13 +369,14 @@ unsafe fn gemm_avx2(
     n: usize,
     c: &mut [f32],
     accumulate: bool,
-) -> usize {
+) {
     use std::arch::x86_64::*;
     let n8 = n / 8 * 8;
     let (ap, wp, cp) = (a.as_ptr(), wt.as_ptr(), c.as_mut_ptr());
     // SAFETY (whole body): every offset of `ap` below is r·rs + p·cs with r < m and p < kd
     // (inside `a` by the contract), < kd·n for `wp` and < m·n for `cp`: columns j + 8 <= n8 <= n,
-    // and j + 4 <= n in the four-column tail.
+    // and in the tail the loads and stores from `wp` and `cp` touch only the `lanes` columns
+    // j.. < n (fewer than four go through `pad` and one-by-one stores).
     unsafe {
         let store = |dst: *mut f32, v: __m256| {
             if accumulate {
@@ -438,21 +434,83 @@ unsafe fn gemm_avx2(
             }
             r += 1;
         }
-        // Four more columns, when that many are left (a 4-class head): 128-bit vectors.
-        if n - n8 >= 4 {
+    }
+    if n8 < n {
+        // SAFETY: as for this function; the tail reads and writes columns n8..n only.
+        unsafe { gemm_tail_avx2(a, (rs, cs), m, kd, wt, n, n8, c, accumulate) };
+    }
+}
+
+/// The last `n − from < 8` columns of [`gemm_avx2`] (a head of 4, 7 or 13 classes), four at a
+/// time in 128-bit vectors. A last group of fewer than four reads its weights from a zero-padded
+/// copy and writes its lanes one by one (masked stores are microcoded and slow on AMD). Kept out
+/// of line: inlined, it slowed the main loops' code by half.
+///
+/// # Safety
+/// As [`gemm_avx2`].
+#[allow(clippy::too_many_arguments)]
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline(never)]
+unsafe fn gemm_tail_avx2(
+    a: &[f32],
+    (rs, cs): (usize, usize),
+    m: usize,
+    kd: usize,
+    wt: &[f32],
+    n: usize,
+    from: usize,
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    let (ap, wp, cp) = (a.as_ptr(), wt.as_ptr(), c.as_mut_ptr());
+    // SAFETY (whole body): offsets of `ap` are r·rs + p·cs with r < m, p < kd; those of `wp` and
+    // `cp` stay in columns j.. < n of rows p < kd and r < m (fewer than four go through `pad`).
+    unsafe {
+        let mut j = from;
+        while j < n {
+            let lanes = (n - j).min(4);
+            let pad: Vec<f32> = if lanes < 4 {
+                (0..kd)
+                    .flat_map(|p| (0..4).map(move |q| (p, q)))
+                    .map(|(p, q)| {
+                        if q < lanes {
+                            *wp.add(p * n + j + q)
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let w_at = |p: usize| {
+                if lanes < 4 {
+                    _mm_loadu_ps(pad.as_ptr().add(p * 4))
+                } else {
+                    _mm_loadu_ps(wp.add(p * n + j))
+                }
+            };
             let store4 = |dst: *mut f32, v: __m128| {
-                if accumulate {
+                if lanes < 4 {
+                    let mut t = [0f32; 4];
+                    _mm_storeu_ps(t.as_mut_ptr(), v);
+                    for (q, &t) in t.iter().enumerate().take(lanes) {
+                        let d = dst.add(q);
+                        *d = if accumulate { *d + t } else { t };
+                    }
+                } else if accumulate {
                     _mm_storeu_ps(dst, _mm_add_ps(_mm_loadu_ps(dst), v));
                 } else {
                     _mm_storeu_ps(dst, v);
                 }
             };
-            let j = n8;
             let mut r = 0;
             while r + 4 <= m {
                 let mut acc = [_mm_setzero_ps(); 4];
                 for p in 0..kd {
-                    let w = _mm_loadu_ps(wp.add(p * n + j));
+                    let w = w_at(p);
                     for (q, acc) in acc.iter_mut().enumerate() {
                         *acc = _mm_fmadd_ps(_mm_set1_ps(*ap.add((r + q) * rs + p * cs)), w, *acc);
                     }
@@ -466,15 +524,14 @@ unsafe fn gemm_avx2(
                 let mut acc = _mm_setzero_ps();
                 for p in 0..kd {
                     let x = _mm_set1_ps(*ap.add(r * rs + p * cs));
-                    acc = _mm_fmadd_ps(x, _mm_loadu_ps(wp.add(p * n + j)), acc);
+                    acc = _mm_fmadd_ps(x, w_at(p), acc);
                 }
                 store4(cp.add(r * n + j), acc);
                 r += 1;
             }
-            return n8 + 4;
+            j += lanes;
         }
     }
-    n8
 }
 
 /// The transpose of a row-major `[rows, cols]` matrix.
@@ -548,6 +605,10 @@ mod tests {
             (6, 16, 40),
             (9, 6, 4),
             (6, 32, 12),
+            (9, 32, 13),
+            (5, 32, 19),
+            (7, 4, 3),
+            (3, 2, 2),
         ] {
             assert_product(
                 (m, kd, n),
@@ -556,6 +617,15 @@ mod tests {
                 1e-4,
                 |a, i, p| a[i * kd + p],
                 |a, wt, c, acc| gemm_rows(a, m, kd, wt, n, c, acc),
+            );
+            // The plain loops of CPUs without AVX2, run here too.
+            assert_product(
+                (m, kd, n),
+                (0.37, 0.11),
+                1.0,
+                1e-4,
+                |a, i, p| a[i * kd + p],
+                |a, wt, c, acc| gemm_scalar(a, (kd, 1), m, kd, wt, n, c, acc),
             );
         }
     }
