@@ -474,13 +474,7 @@ unsafe fn gemm_tail_avx2(
             let pad: Vec<f32> = if lanes < 4 {
                 (0..kd)
                     .flat_map(|p| (0..4).map(move |q| (p, q)))
-                    .map(|(p, q)| {
-                        if q < lanes {
-                            *wp.add(p * n + j + q)
-                        } else {
-                            0.0
-                        }
-                    })
+                    .map(|(p, q)| if q < lanes { wt[p * n + j + q] } else { 0.0 })
                     .collect()
             } else {
                 Vec::new()
