@@ -536,6 +536,7 @@ impl Predictor {
                 hi[d] = hi[d].max(p[d]);
             }
         }
+        let cells = Cells::new(pts, lo, hi);
         let mut acc = vec![0f32; m * c];
         let mut weight = vec![0f32; m];
         let mut stack = vec![Tile {
@@ -558,22 +559,7 @@ impl Predictor {
                 .margin
                 .unwrap_or_else(|| self.auto_margin(tile.idx.len(), area))
                 .max(0.0);
-            let members: Vec<(u32, f32)> = pts
-                .par_iter()
-                .enumerate()
-                .filter_map(|(i, p)| {
-                    let dx = (tile.lo[0] - p[0]).max(p[0] - tile.hi[0]).max(0.0);
-                    let dy = (tile.lo[1] - p[1]).max(p[1] - tile.hi[1]).max(0.0);
-                    let d = (dx * dx + dy * dy).sqrt();
-                    if d == 0.0 {
-                        Some((i as u32, 1.0))
-                    } else if d < margin {
-                        Some((i as u32, (1.0 - d / margin).powi(2)))
-                    } else {
-                        None
-                    }
-                })
-                .collect();
+            let members = cells.members(pts, &tile, margin);
             if self.pass_bytes(members.len()) as u64 > opts.budget.bytes
                 && tile.idx.len() > min_points
                 && let Some((a, b)) = tile.split(pts)
@@ -609,6 +595,107 @@ impl Predictor {
             .zip(weight.par_iter())
             .for_each(|(row, &w)| row.iter_mut().for_each(|v| *v /= w));
         Ok(acc)
+    }
+}
+
+/// The subsampled points bucketed in an XY grid, so that a tile finds the points of its core and
+/// margin among the cells it overlaps rather than among every point of the cloud (which made
+/// tiling quadratic: tiles × points).
+struct Cells {
+    lo: [f32; 2],
+    /// Cell side, metres.
+    size: f32,
+    /// Cells along x and y.
+    dims: [usize; 2],
+    /// `start[c]..start[c + 1]` are cell `c`'s points in `pts` (cells row-major, y outer).
+    start: Vec<u32>,
+    /// Point indices by cell, ascending within a cell.
+    pts: Vec<u32>,
+}
+
+/// Points per cell [`Cells`] aims at.
+const POINTS_PER_CELL: f32 = 64.0;
+
+impl Cells {
+    /// Buckets `pts`, whose XY bounds are `[lo, hi]`.
+    fn new(pts: &[[f32; 3]], lo: [f32; 2], hi: [f32; 2]) -> Self {
+        let ext = [(hi[0] - lo[0]).max(1e-3), (hi[1] - lo[1]).max(1e-3)];
+        let cells = (pts.len() as f32 / POINTS_PER_CELL).max(1.0);
+        let mut size = (ext[0] * ext[1] / cells).sqrt().max(1e-3);
+        let grid = |size: f32| [0, 1].map(|d| (ext[d] / size) as usize + 1);
+        // A thin strip of a cloud would need many more cells than points: coarser cells then.
+        while grid(size)[0] * grid(size)[1] > 4 * cells as usize + 16 {
+            size *= 2.0;
+        }
+        let dims = grid(size);
+        let mut cells = Cells {
+            lo,
+            size,
+            dims,
+            start: vec![0; dims[0] * dims[1] + 1],
+            pts: Vec::new(),
+        };
+        let id: Vec<u32> = pts
+            .par_iter()
+            .map(|p| {
+                let (x, y) = (cells.coord(p[0], 0), cells.coord(p[1], 1));
+                (y * dims[0] + x) as u32
+            })
+            .collect();
+        // A counting sort: ascending point index within each cell.
+        for &c in &id {
+            cells.start[c as usize + 1] += 1;
+        }
+        for c in 0..dims[0] * dims[1] {
+            cells.start[c + 1] += cells.start[c];
+        }
+        let mut next = cells.start.clone();
+        cells.pts = vec![0; pts.len()];
+        for (i, &c) in id.iter().enumerate() {
+            cells.pts[next[c as usize] as usize] = i as u32;
+            next[c as usize] += 1;
+        }
+        cells
+    }
+
+    /// The cell column (`d` = 0) or row (`d` = 1) of coordinate `v`, clamped to the grid.
+    fn coord(&self, v: f32, d: usize) -> usize {
+        (((v - self.lo[d]) / self.size).max(0.0) as usize).min(self.dims[d] - 1)
+    }
+
+    /// The points of `tile`'s core (weight 1) and of its margin (weight `(1 − d/margin)²` at
+    /// distance `d` from the core), in ascending index order.
+    fn members(&self, pts: &[[f32; 3]], tile: &Tile, margin: f32) -> Vec<(u32, f32)> {
+        // The cells of the box grown by the margin, and one more on each side so that rounding
+        // in `coord` cannot leave a point out; the exact test below decides.
+        let range = |d: usize| {
+            let a = self.coord(tile.lo[d] - margin, d).saturating_sub(1);
+            let b = (self.coord(tile.hi[d] + margin, d) + 1).min(self.dims[d] - 1);
+            (a, b)
+        };
+        let ((x0, x1), (y0, y1)) = (range(0), range(1));
+        let mut members: Vec<(u32, f32)> = (y0..=y1)
+            .into_par_iter()
+            .flat_map_iter(|y| {
+                let row = y * self.dims[0];
+                let span = self.start[row + x0] as usize..self.start[row + x1 + 1] as usize;
+                self.pts[span].iter().filter_map(move |&i| {
+                    let p = pts[i as usize];
+                    let dx = (tile.lo[0] - p[0]).max(p[0] - tile.hi[0]).max(0.0);
+                    let dy = (tile.lo[1] - p[1]).max(p[1] - tile.hi[1]).max(0.0);
+                    let d = (dx * dx + dy * dy).sqrt();
+                    if d == 0.0 {
+                        Some((i, 1.0))
+                    } else if d < margin {
+                        Some((i, (1.0 - d / margin).powi(2)))
+                    } else {
+                        None
+                    }
+                })
+            })
+            .collect();
+        members.par_sort_unstable_by_key(|e| e.0);
+        members
     }
 }
 
@@ -670,4 +757,85 @@ fn crop_centre(pts: &[[f32; 3]], idx: &[u32]) -> [f32; 3] {
 
 fn recentre(p: [f32; 3], c: [f32; 3]) -> [f32; 3] {
     [p[0] - c[0], p[1] - c[1], p[2] - c[2]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every point's core/margin weight for `tile`, by testing every point (what [`Cells`]
+    /// must reproduce).
+    fn members_by_scan(pts: &[[f32; 3]], tile: &Tile, margin: f32) -> Vec<(u32, f32)> {
+        pts.iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let dx = (tile.lo[0] - p[0]).max(p[0] - tile.hi[0]).max(0.0);
+                let dy = (tile.lo[1] - p[1]).max(p[1] - tile.hi[1]).max(0.0);
+                let d = (dx * dx + dy * dy).sqrt();
+                if d == 0.0 {
+                    Some((i as u32, 1.0))
+                } else if d < margin {
+                    Some((i as u32, (1.0 - d / margin).powi(2)))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cell_members_equal_a_scan_of_every_point() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        // A clustered cloud, a thin strip, and points all at one place.
+        let clouds: Vec<Vec<[f32; 3]>> = vec![
+            (0..20_000)
+                .map(|i| {
+                    let c = (i % 5) as f32 * 37.0;
+                    [
+                        c + rng.random::<f32>() * 20.0,
+                        c * 0.5 + rng.random::<f32>() * 60.0,
+                        rng.random::<f32>(),
+                    ]
+                })
+                .collect(),
+            (0..5_000)
+                .map(|_| {
+                    [
+                        rng.random::<f32>() * 5000.0,
+                        rng.random::<f32>() * 0.01,
+                        0.0,
+                    ]
+                })
+                .collect(),
+            vec![[3.0, 4.0, 5.0]; 100],
+        ];
+        for pts in &clouds {
+            let (mut lo, mut hi) = ([f32::MAX; 2], [f32::MIN; 2]);
+            for p in pts {
+                for d in 0..2 {
+                    lo[d] = lo[d].min(p[d]);
+                    hi[d] = hi[d].max(p[d]);
+                }
+            }
+            let cells = Cells::new(pts, lo, hi);
+            for _ in 0..20 {
+                let a = [0, 1].map(|d| lo[d] + rng.random::<f32>() * (hi[d] - lo[d]));
+                let b = [0, 1].map(|d| lo[d] + rng.random::<f32>() * (hi[d] - lo[d]));
+                let tile = Tile {
+                    lo: [a[0].min(b[0]), a[1].min(b[1])],
+                    hi: [a[0].max(b[0]), a[1].max(b[1])],
+                    idx: Vec::new(),
+                };
+                for margin in [0.0, 0.5, 8.6, 1e6] {
+                    assert_eq!(
+                        cells.members(pts, &tile, margin),
+                        members_by_scan(pts, &tile, margin),
+                        "tile {:?}–{:?}, margin {margin}",
+                        tile.lo,
+                        tile.hi
+                    );
+                }
+            }
+        }
+    }
 }
