@@ -88,3 +88,13 @@ fn keep_freed_memory() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }
+
+/// Gives the heap's free pages back to the system (`malloc_trim`): for a large block freed
+/// for good, which [`keep_freed_memory`]'s settings would otherwise keep resident.
+pub(crate) fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

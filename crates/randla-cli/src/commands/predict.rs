@@ -305,7 +305,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                         OutputKind::Las => read_laz_keeping(file, needed, opts.budget.bytes / 4)?,
                         _ => None,
                     };
-                    let (mut cloud, records) = match kept {
+                    let (cloud, records) = match kept {
                         Some((cloud, records)) => (cloud, Some(records)),
                         None if kind == OutputKind::Ply => (randla_io::read(file)?, None),
                         // LAS/LAZ outputs are copied from the input file and label files hold
@@ -315,9 +315,18 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                         None => (read_model_inputs(file, needed)?, None),
                     };
                     let read_s = t.elapsed().as_secs_f64();
+                    let n = cloud.len();
+                    let sub = predictor.subsample(&cloud, &file.display().to_string())?;
+                    // Only a PLY output is written from the cloud (the others are copied from the
+                    // input file or hold labels only): otherwise it goes now, before the
+                    // network's passes (240 MB for 10 M points).
+                    let mut ply_cloud = (kind == OutputKind::Ply).then_some(cloud);
+                    if ply_cloud.is_none() {
+                        super::release_freed_memory();
+                    }
                     // Counts input points (subsampled progress scaled up), so {per_sec} is input
                     // points/s.
-                    let bar = display.add(indicatif::ProgressBar::new(cloud.len() as u64));
+                    let bar = display.add(indicatif::ProgressBar::new(n as u64));
                     bar.set_style(
                         indicatif::ProgressStyle::with_template(
                             "{spinner} {msg} [{bar:30}] {percent}% {per_sec} {elapsed}",
@@ -326,14 +335,11 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                     );
                     bar.set_message(format!("{}", file.display()));
                     let progress = |done: usize, all: usize| {
-                        bar.set_position(
-                            (cloud.len() as u128 * done as u128 / all.max(1) as u128) as u64,
-                        )
+                        bar.set_position((n as u128 * done as u128 / all.max(1) as u128) as u64)
                     };
-                    let p =
-                        predictor.predict(&cloud, &file.display().to_string(), &opts, &progress)?;
+                    let p = predictor.predict_subsampled(sub, &opts, &progress)?;
                     bar.finish_and_clear();
-                    total_points += cloud.len();
+                    total_points += n;
                     if let Some(h) = pending.take() {
                         finish(h)?;
                     }
@@ -342,7 +348,15 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                     pending = Some(scope.spawn(move || -> anyhow::Result<()> {
                         let t_write = Instant::now();
                         writer_pool.install(|| {
-                            write(file, records.as_deref(), out, kind, &mut cloud, &p, force)
+                            write(
+                                file,
+                                records.as_deref(),
+                                out,
+                                kind,
+                                ply_cloud.as_mut(),
+                                &p,
+                                force,
+                            )
                         })?;
                         let lines = report(
                             file,
@@ -538,7 +552,7 @@ fn read_model_inputs(file: &Path, needed: &[String]) -> anyhow::Result<randla_io
     finish_cloud(cloud, file)
 }
 
-/// Writes the prediction `p` of `input` to `out` as `kind` (a PLY output gets `cloud` with the
+/// Writes the prediction `p` of `input` to `out` as `kind` (a PLY output is `ply_cloud` with the
 /// predicted codes as its labels; a LAS/LAZ output is copied from `records`, `input`'s decoded
 /// point records, when they were kept).
 fn write(
@@ -546,7 +560,7 @@ fn write(
     records: Option<&[u8]>,
     out: &Path,
     kind: OutputKind,
-    cloud: &mut randla_io::PointCloud,
+    ply_cloud: Option<&mut randla_io::PointCloud>,
     p: &randla_predict::Prediction,
     force: bool,
 ) -> anyhow::Result<()> {
@@ -588,6 +602,8 @@ fn write(
             };
         }
         OutputKind::Ply => {
+            let cloud = ply_cloud
+                .with_context(|| format!("{}: the cloud to write was not kept", out.display()))?;
             cloud.labels = Some(p.codes.clone());
             randla_io::write_ply(
                 out,
