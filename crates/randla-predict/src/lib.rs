@@ -217,13 +217,29 @@ impl Predictor {
     /// The first step of [`Predictor::predict`]: the model's input attributes of `cloud`,
     /// grid-subsampled. It is all the rest of the prediction needs of the cloud, so a caller
     /// that has no other use for the cloud can free it before [`Predictor::predict_subsampled`]
-    /// (a 10 M-point cloud with three attributes holds 240 MB).
+    /// (a 10 M-point cloud with three attributes holds 240 MB), or hand it over with
+    /// [`Predictor::subsample_owned`].
     pub fn subsample(&self, cloud: &PointCloud, source: &str) -> Result<Subsampled> {
+        let feats = self.input_features(cloud, source)?;
+        self.subsample_features(&cloud.positions, &feats, source)
+    }
+
+    /// [`Predictor::subsample`] taking the cloud, whose attribute columns are freed as soon as
+    /// the model's inputs are copied out of them: the grid subsampling, the memory peak of a
+    /// large cloud's prediction, then runs without them (about 0.5 GB less at 40 M points).
+    pub fn subsample_owned(&self, mut cloud: PointCloud, source: &str) -> Result<Subsampled> {
+        let feats = self.input_features(&cloud, source)?;
+        cloud.features = Vec::new();
+        cloud.labels = None;
+        self.subsample_features(&cloud.positions, &feats, source)
+    }
+
+    /// The model's input attributes of `cloud`, scaled, `[N, features]` row-major.
+    fn input_features(&self, cloud: &PointCloud, source: &str) -> Result<Vec<f32>> {
         let n = cloud.len();
         if n == 0 {
             return Err(Error::Input(format!("{source}: the cloud holds no point")));
         }
-        // Input features (after xyz).
         let nf = self.input.features.len();
         let mut feats = vec![0f32; n * nf];
         for (j, (name, scale)) in self
@@ -244,10 +260,21 @@ impl Predictor {
                 .zip(col.par_iter())
                 .for_each(|(row, v)| row[j] = v / scale);
         }
+        Ok(feats)
+    }
+
+    /// Grid subsampling of `positions` with their input attributes `feats`.
+    fn subsample_features(
+        &self,
+        positions: &[[f32; 3]],
+        feats: &[f32],
+        source: &str,
+    ) -> Result<Subsampled> {
+        let nf = self.input.features.len();
         let t = Instant::now();
-        let sub = grid_subsample(&cloud.positions, &feats, nf, None, self.config.grid_size)?;
+        let sub = grid_subsample(positions, feats, nf, None, self.config.grid_size)?;
         Ok(Subsampled {
-            points: n,
+            points: positions.len(),
             source: source.to_string(),
             sub,
             subsample_s: t.elapsed().as_secs_f64(),

@@ -316,14 +316,17 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                     };
                     let read_s = t.elapsed().as_secs_f64();
                     let n = cloud.len();
-                    let sub = predictor.subsample(&cloud, &file.display().to_string())?;
+                    let source = file.display().to_string();
                     // Only a PLY output is written from the cloud (the others are copied from the
-                    // input file or hold labels only): otherwise it goes now, before the
-                    // network's passes (240 MB for 10 M points).
-                    let mut ply_cloud = (kind == OutputKind::Ply).then_some(cloud);
-                    if ply_cloud.is_none() {
+                    // input file or hold labels only): otherwise it goes with the subsampling,
+                    // before the network's passes (240 MB for 10 M points).
+                    let (sub, mut ply_cloud) = if kind == OutputKind::Ply {
+                        (predictor.subsample(&cloud, &source)?, Some(cloud))
+                    } else {
+                        let sub = predictor.subsample_owned(cloud, &source)?;
                         super::release_freed_memory();
-                    }
+                        (sub, None)
+                    };
                     // Counts input points (subsampled progress scaled up), so {per_sec} is input
                     // points/s.
                     let bar = display.add(indicatif::ProgressBar::new(n as u64));
@@ -493,9 +496,10 @@ fn read_laz_keeping(
         return Ok(None);
     }
     let mut cloud: Option<randla_io::PointCloud> = None;
+    let total = Some(h.point_count);
     while let Some(mut chunk) = reader.read_chunk_keeping(READ_CHUNK_POINTS, &mut records)? {
         keep_model_inputs(&mut chunk, needed);
-        append(&mut cloud, chunk, file)?;
+        append(&mut cloud, chunk, total, file)?;
     }
     Ok(Some((finish_cloud(cloud, file)?, records)))
 }
@@ -506,14 +510,31 @@ fn keep_model_inputs(chunk: &mut randla_io::PointCloud, needed: &[String]) {
     chunk.labels = None;
 }
 
-/// Appends `chunk` to the cloud read so far.
+/// Appends `chunk` to the cloud read so far. With the file's point count `total` known, the
+/// first chunk's columns are made room for the whole file at once: growing them by doubling
+/// left the abandoned smaller copies resident (freed memory is kept for the network's passes),
+/// about twice the cloud's size at the read's end.
 fn append(
     cloud: &mut Option<randla_io::PointCloud>,
-    chunk: randla_io::PointCloud,
+    mut chunk: randla_io::PointCloud,
+    total: Option<u64>,
     file: &Path,
 ) -> anyhow::Result<()> {
     match cloud {
-        None => *cloud = Some(chunk),
+        None => {
+            if let Some(rest) = total
+                .and_then(|t| usize::try_from(t).ok())
+                .and_then(|t| t.checked_sub(chunk.len()))
+            {
+                // A header may announce more points than the machine holds: then no room is
+                // made ahead and the columns grow as they would anyway.
+                let _ = chunk.positions.try_reserve_exact(rest);
+                for f in &mut chunk.features {
+                    let _ = f.values.try_reserve_exact(rest);
+                }
+            }
+            *cloud = Some(chunk)
+        }
         Some(c) => c
             .append(&chunk)
             .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?,
@@ -521,7 +542,8 @@ fn append(
     Ok(())
 }
 
-/// The cloud read from `file`, its capacities trimmed (appending doubled them).
+/// The cloud read from `file`, its capacities trimmed (appending without a known total doubled
+/// them).
 fn finish_cloud(
     cloud: Option<randla_io::PointCloud>,
     file: &Path,
@@ -542,12 +564,16 @@ const READ_CHUNK_POINTS: usize = 1 << 20;
 /// The points of `file` with only the attributes in `needed` and no labels, read in chunks.
 fn read_model_inputs(file: &Path, needed: &[String]) -> anyhow::Result<randla_io::PointCloud> {
     let mut cloud: Option<randla_io::PointCloud> = None;
-    for chunk in
-        randla_io::open_chunks(file, READ_CHUNK_POINTS, &randla_io::ReadOptions::default())?
-    {
+    let mut chunks =
+        randla_io::open_chunks(file, READ_CHUNK_POINTS, &randla_io::ReadOptions::default())?;
+    let total = match chunks.reader() {
+        randla_io::ChunkReader::Las(r) => Some(r.point_count()),
+        _ => None,
+    };
+    for chunk in &mut chunks {
         let mut chunk = chunk?;
         keep_model_inputs(&mut chunk, needed);
-        append(&mut cloud, chunk, file)?;
+        append(&mut cloud, chunk, total, file)?;
     }
     finish_cloud(cloud, file)
 }

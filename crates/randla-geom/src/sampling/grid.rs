@@ -70,6 +70,13 @@ pub fn grid_subsample(
             what: "point cloud",
         });
     }
+    if u32::try_from(n).is_err() {
+        return Err(Error::InvalidParameter {
+            name: "point count",
+            value: n.to_string(),
+            reason: "points are indexed with 32 bits: at most 4,294,967,295",
+        });
+    }
     if !(cell.is_finite() && cell > 0.0) {
         return Err(Error::InvalidParameter {
             name: "grid size",
@@ -134,10 +141,15 @@ pub fn grid_subsample(
         .collect();
     keyed.par_sort_unstable();
 
-    let mut starts: Vec<usize> = Vec::with_capacity(n / 4 + 1);
+    // Where each voxel's run of points starts (u32: point indices are u32 already).
+    let mut starts: Vec<u32> = Vec::with_capacity(n / 4 + 1);
     starts.push(0);
-    starts.extend((1..n).filter(|&i| keyed[i].0 != keyed[i - 1].0));
-    starts.push(n);
+    starts.extend(
+        (1..n)
+            .filter(|&i| keyed[i].0 != keyed[i - 1].0)
+            .map(|i| i as u32),
+    );
+    starts.push(n as u32);
     let m = starts.len() - 1;
 
     // Every voxel's barycentre, mean features and label, written in place (no per-voxel
@@ -154,7 +166,7 @@ pub fn grid_subsample(
             let mut fsum = vec![0f64; channels];
             for (j, p) in pts.iter_mut().enumerate() {
                 let g = blk * BLOCK + j;
-                let members = &keyed[starts[g]..starts[g + 1]];
+                let members = &keyed[starts[g] as usize..starts[g + 1] as usize];
                 let mut sum = [0f64; 3];
                 fsum.fill(0.0);
                 for &(_, i) in members {
@@ -182,7 +194,7 @@ pub fn grid_subsample(
     if let Some(l) = labels {
         out_labels.par_iter_mut().enumerate().for_each(|(g, o)| {
             *o = majority(
-                keyed[starts[g]..starts[g + 1]]
+                keyed[starts[g] as usize..starts[g + 1] as usize]
                     .iter()
                     .map(|&(_, i)| l[i as usize]),
             );
@@ -193,7 +205,7 @@ pub fn grid_subsample(
     let mut proj = vec![0u32; n];
     let out = SharedOut(proj.as_mut_ptr());
     (0..m).into_par_iter().with_min_len(BLOCK).for_each(|g| {
-        for &(_, i) in &keyed[starts[g]..starts[g + 1]] {
+        for &(_, i) in &keyed[starts[g] as usize..starts[g + 1] as usize] {
             // SAFETY: `keyed` holds each input index `i < n` exactly once, so every slot of
             // `proj` (length n, alive until the loop ends) is written by one task only.
             unsafe { *out.get().add(i as usize) = g as u32 };
