@@ -184,3 +184,27 @@ fn votes_average_the_probabilities_of_several_samplings() {
     }
     assert_ne!(a, b, "two samplings should differ");
 }
+
+#[test]
+fn the_two_halves_equal_the_whole_prediction() {
+    // `subsample` (borrowing) or `subsample_owned` (freeing the cloud's columns), then
+    // `predict_subsampled`: the same classes and probabilities as `predict`.
+    let cloud = tile();
+    let p = Predictor::new(&model()).unwrap();
+    let opts = PredictOptions {
+        probabilities: true,
+        ..Default::default()
+    };
+    let whole = p.predict(&cloud, "tile", &opts, &|_, _| {}).unwrap();
+    let borrowed = p.subsample(&cloud, "tile").unwrap();
+    assert_eq!(borrowed.points(), cloud.len());
+    let a = p.predict_subsampled(borrowed, &opts, &|_, _| {}).unwrap();
+    let owned = p.subsample_owned(cloud, "tile").unwrap();
+    let b = p.predict_subsampled(owned, &opts, &|_, _| {}).unwrap();
+    for half in [&a, &b] {
+        assert_eq!(half.class, whole.class);
+        assert_eq!(half.codes, whole.codes);
+        assert_eq!(half.probabilities, whole.probabilities);
+        assert_eq!(half.stats.subsampled, whole.stats.subsampled);
+    }
+}
