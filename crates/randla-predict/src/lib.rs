@@ -755,19 +755,9 @@ impl Cells {
             .flat_map_iter(|y| {
                 let row = y * self.dims[0];
                 let span = self.start[row + x0] as usize..self.start[row + x1 + 1] as usize;
-                self.pts[span].iter().filter_map(move |&i| {
-                    let p = pts[i as usize];
-                    let dx = (tile.lo[0] - p[0]).max(p[0] - tile.hi[0]).max(0.0);
-                    let dy = (tile.lo[1] - p[1]).max(p[1] - tile.hi[1]).max(0.0);
-                    let d = (dx * dx + dy * dy).sqrt();
-                    if d == 0.0 {
-                        Some((i, 1.0))
-                    } else if d < margin {
-                        Some((i, (1.0 - d / margin).powi(2)))
-                    } else {
-                        None
-                    }
-                })
+                self.pts[span]
+                    .iter()
+                    .filter_map(move |&i| tile.weight(pts[i as usize], margin).map(|w| (i, w)))
             })
             .collect();
         members.par_sort_unstable_by_key(|e| e.0);
@@ -784,6 +774,21 @@ struct Tile {
 }
 
 impl Tile {
+    /// A point's weight in this tile's vote: 1 in the core, `(1 − d/margin)²` at distance `d`
+    /// outside it, `None` beyond the margin.
+    fn weight(&self, p: [f32; 3], margin: f32) -> Option<f32> {
+        let dx = (self.lo[0] - p[0]).max(p[0] - self.hi[0]).max(0.0);
+        let dy = (self.lo[1] - p[1]).max(p[1] - self.hi[1]).max(0.0);
+        let d = (dx * dx + dy * dy).sqrt();
+        if d == 0.0 {
+            Some(1.0)
+        } else if d < margin {
+            Some((1.0 - d / margin).powi(2))
+        } else {
+            None
+        }
+    }
+
     /// Two halves at the median of the longer side (points on the split line go to the upper
     /// half); `None` when every point has the same coordinate on both axes.
     fn split(&self, pts: &[[f32; 3]]) -> Option<(Tile, Tile)> {
@@ -844,18 +849,7 @@ mod tests {
     fn members_by_scan(pts: &[[f32; 3]], tile: &Tile, margin: f32) -> Vec<(u32, f32)> {
         pts.iter()
             .enumerate()
-            .filter_map(|(i, p)| {
-                let dx = (tile.lo[0] - p[0]).max(p[0] - tile.hi[0]).max(0.0);
-                let dy = (tile.lo[1] - p[1]).max(p[1] - tile.hi[1]).max(0.0);
-                let d = (dx * dx + dy * dy).sqrt();
-                if d == 0.0 {
-                    Some((i as u32, 1.0))
-                } else if d < margin {
-                    Some((i as u32, (1.0 - d / margin).powi(2)))
-                } else {
-                    None
-                }
-            })
+            .filter_map(|(i, &p)| tile.weight(p, margin).map(|w| (i as u32, w)))
             .collect()
     }
 
