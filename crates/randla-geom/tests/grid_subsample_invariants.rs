@@ -63,6 +63,19 @@ fn real_tile_at_several_grid_sizes() {
 }
 
 #[test]
+fn grids_of_more_than_2_pow_32_voxels() {
+    // Clusters 1 km apart on a 1 cm grid: 10^5 voxels a side, 10^15 in all, past the 32-bit
+    // voxel ids of the packed sort; the same invariants hold.
+    let mut pts = common::uniform(3000, [0.05, 0.05, 0.05], 9);
+    for (k, p) in pts.iter_mut().enumerate() {
+        let c = (k % 3) as f32 * 1000.0;
+        *p = [p[0] + c, p[1] + c / 2.0, p[2] + c / 4.0];
+    }
+    let labels: Vec<u32> = (0..pts.len() as u32).map(|i| i % 3).collect();
+    check(&pts, &labels, 0.01);
+}
+
+#[test]
 fn random_cloud() {
     let pts = common::uniform(5000, [7.0, 3.0, 1.0], 2);
     let labels: Vec<u32> = (0..pts.len() as u32).map(|i| i % 4).collect();

@@ -126,30 +126,32 @@ pub fn grid_subsample(
     let dims: [u64; 3] = std::array::from_fn(|d| dims_f[d] as u64);
     let nxy = dims[0] * dims[1];
 
-    let mut keyed: Vec<(u64, u32)> = points
-        .par_iter()
-        .enumerate()
-        .map(|(i, &p)| {
-            let v = voxel_of(p, origin, cell);
-            (
-                v[0].min(dims[0] - 1)
-                    + dims[0] * v[1].min(dims[1] - 1)
-                    + nxy * v[2].min(dims[2] - 1),
-                i as u32,
-            )
-        })
-        .collect();
-    keyed.par_sort_unstable();
-
-    // Where each voxel's run of points starts (u32: point indices are u32 already).
-    let mut starts: Vec<u32> = Vec::with_capacity(n / 4 + 1);
-    starts.push(0);
-    starts.extend(
-        (1..n)
-            .filter(|&i| keyed[i].0 != keyed[i - 1].0)
-            .map(|i| i as u32),
-    );
-    starts.push(n as u32);
+    let voxel = |p: [f32; 3]| {
+        let v = voxel_of(p, origin, cell);
+        v[0].min(dims[0] - 1) + dims[0] * v[1].min(dims[1] - 1) + nxy * v[2].min(dims[2] - 1)
+    };
+    // The points sorted by voxel (ties by index), and where each voxel's run starts (u32:
+    // point indices are u32 already).
+    let (order, starts) = if nxy.saturating_mul(dims[2]) <= 1 << 32 {
+        // Voxel ids fit 32 bits: one u64 key per point, voxel above index (8 bytes a point).
+        let mut keys: Vec<u64> = points
+            .par_iter()
+            .enumerate()
+            .map(|(i, &p)| (voxel(p) << 32) | i as u64)
+            .collect();
+        keys.par_sort_unstable();
+        let starts = run_starts(n, |i| keys[i] >> 32 != keys[i - 1] >> 32);
+        (keys.par_iter().map(|&k| k as u32).collect(), starts)
+    } else {
+        let mut keyed: Vec<(u64, u32)> = points
+            .par_iter()
+            .enumerate()
+            .map(|(i, &p)| (voxel(p), i as u32))
+            .collect();
+        keyed.par_sort_unstable();
+        let starts = run_starts(n, |i| keyed[i].0 != keyed[i - 1].0);
+        (keyed.par_iter().map(|k| k.1).collect::<Vec<u32>>(), starts)
+    };
     let m = starts.len() - 1;
 
     // Every voxel's barycentre, mean features and label, written in place (no per-voxel
@@ -166,10 +168,10 @@ pub fn grid_subsample(
             let mut fsum = vec![0f64; channels];
             for (j, p) in pts.iter_mut().enumerate() {
                 let g = blk * BLOCK + j;
-                let members = &keyed[starts[g] as usize..starts[g + 1] as usize];
+                let members = &order[starts[g] as usize..starts[g + 1] as usize];
                 let mut sum = [0f64; 3];
                 fsum.fill(0.0);
-                for &(_, i) in members {
+                for &i in members {
                     let i = i as usize;
                     for d in 0..3 {
                         sum[d] += points[i][d] as f64;
@@ -194,9 +196,9 @@ pub fn grid_subsample(
     if let Some(l) = labels {
         out_labels.par_iter_mut().enumerate().for_each(|(g, o)| {
             *o = majority(
-                keyed[starts[g] as usize..starts[g + 1] as usize]
+                order[starts[g] as usize..starts[g + 1] as usize]
                     .iter()
-                    .map(|&(_, i)| l[i as usize]),
+                    .map(|&i| l[i as usize]),
             );
         });
     }
@@ -205,8 +207,8 @@ pub fn grid_subsample(
     let mut proj = vec![0u32; n];
     let out = SharedOut(proj.as_mut_ptr());
     (0..m).into_par_iter().with_min_len(BLOCK).for_each(|g| {
-        for &(_, i) in &keyed[starts[g] as usize..starts[g + 1] as usize] {
-            // SAFETY: `keyed` holds each input index `i < n` exactly once, so every slot of
+        for &i in &order[starts[g] as usize..starts[g + 1] as usize] {
+            // SAFETY: `order` holds each input index `i < n` exactly once, so every slot of
             // `proj` (length n, alive until the loop ends) is written by one task only.
             unsafe { *out.get().add(i as usize) = g as u32 };
         }
@@ -218,6 +220,15 @@ pub fn grid_subsample(
         labels: labels.map(|_| out_labels),
         proj,
     })
+}
+
+/// `0`, every `i` in `1..n` where `new_run(i)` says a run of equal voxels starts, then `n`.
+fn run_starts(n: usize, new_run: impl Fn(usize) -> bool) -> Vec<u32> {
+    let mut starts: Vec<u32> = Vec::with_capacity(n / 4 + 2);
+    starts.push(0);
+    starts.extend((1..n).filter(|&i| new_run(i)).map(|i| i as u32));
+    starts.push(n as u32);
+    starts
 }
 
 /// The most frequent label; the smallest one on a tie.
