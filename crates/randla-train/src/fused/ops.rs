@@ -341,55 +341,59 @@ impl Layer {
     }
 }
 
-/// Per-column sums of `[rows, c]` (f32 within a block of rows, f64 across blocks). The blocks'
-/// partial sums are computed in parallel and added in block order, so that the result does not
-/// depend on how rayon split the work (its `reduce` associates as the work was stolen); the same
-/// holds for every reduction below.
-fn col_sums(a: &[f32], c: usize) -> Vec<f64> {
-    a.par_chunks(ROWS_PER_TASK * c)
-        .map(|chunk| {
-            let mut part = vec![0f32; c];
-            for row in chunk.chunks_exact(c) {
-                part.iter_mut().zip(row).for_each(|(p, &v)| *p += v);
-            }
-            part.iter().map(|&p| p as f64).collect::<Vec<f64>>()
-        })
+/// The element-wise sum of `parts` (blocks' partial sums, computed in parallel) from `zero`,
+/// the blocks added in block order: the result does not depend on how rayon split the work
+/// (its `reduce` associates as the work was stolen, so the sums changed from run to run).
+fn sum_in_block_order<T: Send>(
+    parts: impl IndexedParallelIterator<Item = Vec<T>>,
+    zero: Vec<T>,
+    add: impl Fn(&mut T, T),
+) -> Vec<T> {
+    parts
         .collect::<Vec<_>>()
         .into_iter()
-        .fold(vec![0f64; c], |mut x, y| {
-            x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
+        .fold(zero, |mut x, y| {
+            x.iter_mut().zip(y).for_each(|(a, b)| add(a, b));
             x
         })
+}
+
+/// Per-column sums of `[rows, c]` (f32 within a block of rows, f64 across blocks, added in
+/// block order).
+fn col_sums(a: &[f32], c: usize) -> Vec<f64> {
+    let parts = a.par_chunks(ROWS_PER_TASK * c).map(|chunk| {
+        let mut part = vec![0f32; c];
+        for row in chunk.chunks_exact(c) {
+            part.iter_mut().zip(row).for_each(|(p, &v)| *p += v);
+        }
+        part.iter().map(|&p| p as f64).collect::<Vec<f64>>()
+    });
+    sum_in_block_order(parts, vec![0f64; c], |a, b| *a += b)
 }
 
 /// Per-column `Σ (v − mean)²` of `[rows, c]`, in f64.
 fn col_sums_centered(a: &[f32], c: usize, mean: &[f64]) -> Vec<f64> {
     let m32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
-    a.par_chunks(ROWS_PER_TASK * c)
-        .map(|chunk| {
-            let mut part = vec![0f32; c];
-            for row in chunk.chunks_exact(c) {
-                part.iter_mut()
-                    .zip(row)
-                    .zip(&m32)
-                    .for_each(|((p, &v), &m)| {
-                        let d = v - m;
-                        *p += d * d
-                    });
-            }
-            part.iter().map(|&p| p as f64).collect::<Vec<f64>>()
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .fold(vec![0f64; c], |mut x, y| {
-            x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
-            x
-        })
+    let parts = a.par_chunks(ROWS_PER_TASK * c).map(|chunk| {
+        let mut part = vec![0f32; c];
+        for row in chunk.chunks_exact(c) {
+            part.iter_mut()
+                .zip(row)
+                .zip(&m32)
+                .for_each(|((p, &v), &m)| {
+                    let d = v - m;
+                    *p += d * d
+                });
+        }
+        part.iter().map(|&p| p as f64).collect::<Vec<f64>>()
+    });
+    sum_in_block_order(parts, vec![0f64; c], |a, b| *a += b)
 }
 
 /// Per-column `(Σ a, Σ a·b)` of two `[rows, c]` arrays, in f64.
 fn col_sums2(a: &[f32], b: &[f32], c: usize) -> Vec<(f64, f64)> {
-    a.par_chunks(ROWS_PER_TASK * c)
+    let parts = a
+        .par_chunks(ROWS_PER_TASK * c)
         .zip(b.par_chunks(ROWS_PER_TASK * c))
         .map(|(ca, cb)| {
             let (mut s, mut p) = (vec![0f32; c], vec![0f32; c]);
@@ -403,23 +407,18 @@ fn col_sums2(a: &[f32], b: &[f32], c: usize) -> Vec<(f64, f64)> {
                 .zip(&p)
                 .map(|(&a, &b)| (a as f64, b as f64))
                 .collect::<Vec<_>>()
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .fold(vec![(0f64, 0f64); c], |mut x, y| {
-            x.iter_mut().zip(y).for_each(|(a, b)| {
-                a.0 += b.0;
-                a.1 += b.1
-            });
-            x
-        })
+        });
+    sum_in_block_order(parts, vec![(0f64, 0f64); c], |a, b| {
+        a.0 += b.0;
+        a.1 += b.1
+    })
 }
 
 /// `gw [out, in] += dzᵀ · x` over `rows` rows, parallel over row blocks (each block's product
 /// through the register-blocked kernel, reading `dz` down its columns).
 pub fn add_weight_grad(gw: &mut [f32], dz: &[f32], x: &[f32], rows: usize, out: usize, inp: usize) {
     debug_assert!(dz.len() >= rows * out && x.len() >= rows * inp);
-    let sum = dz[..rows * out]
+    let parts = dz[..rows * out]
         .par_chunks(ROWS_PER_TASK * out)
         .zip(x[..rows * inp].par_chunks(ROWS_PER_TASK * inp))
         .map(|(dc, xc)| {
@@ -427,13 +426,8 @@ pub fn add_weight_grad(gw: &mut [f32], dz: &[f32], x: &[f32], rows: usize, out: 
             let mut part = vec![0f32; out * inp];
             gemm_at(dc, r, out, xc, inp, &mut part, false);
             part
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .fold(vec![0f32; out * inp], |mut a, b| {
-            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-            a
         });
+    let sum = sum_in_block_order(parts, vec![0f32; out * inp], |a, b| *a += b);
     gw.iter_mut().zip(sum).for_each(|(g, s)| *g += s);
 }
 
