@@ -30,7 +30,8 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use randla_engine::{FusedEngine, SharedLevel0};
-use randla_geom::sampling::{grid_subsample, stratified_order};
+use randla_geom::knn::bounds;
+use randla_geom::sampling::{self, grid_subsample, stratified_order};
 use randla_geom::{KdTree, MemoryBudget, Pyramid};
 use randla_io::PointCloud;
 use randla_model::RandLaNetConfig;
@@ -605,13 +606,8 @@ impl Predictor {
             target = target * 3 / 4;
         }
         let target = target.max(min_points);
-        let (mut lo, mut hi) = ([f32::MAX; 2], [f32::MIN; 2]);
-        for p in pts {
-            for d in 0..2 {
-                lo[d] = lo[d].min(p[d]);
-                hi[d] = hi[d].max(p[d]);
-            }
-        }
+        let (lo, hi) = bounds(pts);
+        let (lo, hi) = ([lo[0], lo[1]], [hi[0], hi[1]]);
         let cells = Cells::new(pts, lo, hi);
         let mut acc = vec![0f32; m * c];
         let mut weight = vec![0f32; m];
@@ -822,18 +818,9 @@ impl Tile {
     }
 }
 
-/// The point a crop is recentred on: its bounding-box centre in x and y, its lowest z (as the
-/// network was trained).
+/// The point the crop `idx` of `pts` is recentred on ([`sampling::crop_centre`]).
 fn crop_centre(pts: &[[f32; 3]], idx: &[u32]) -> [f32; 3] {
-    let (mut lo, mut hi) = ([f32::MAX; 3], [f32::MIN; 3]);
-    for &i in idx {
-        let p = pts[i as usize];
-        for d in 0..3 {
-            lo[d] = lo[d].min(p[d]);
-            hi[d] = hi[d].max(p[d]);
-        }
-    }
-    [(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0, lo[2]]
+    sampling::crop_centre(idx.iter().map(|&i| pts[i as usize]))
 }
 
 fn recentre(p: [f32; 3], c: [f32; 3]) -> [f32; 3] {
@@ -880,13 +867,8 @@ mod tests {
             vec![[3.0, 4.0, 5.0]; 100],
         ];
         for pts in &clouds {
-            let (mut lo, mut hi) = ([f32::MAX; 2], [f32::MIN; 2]);
-            for p in pts {
-                for d in 0..2 {
-                    lo[d] = lo[d].min(p[d]);
-                    hi[d] = hi[d].max(p[d]);
-                }
-            }
+            let (lo, hi) = bounds(pts);
+            let (lo, hi) = ([lo[0], lo[1]], [hi[0], hi[1]]);
             let cells = Cells::new(pts, lo, hi);
             for _ in 0..20 {
                 let a = [0, 1].map(|d| lo[d] + rng.random::<f32>() * (hi[d] - lo[d]));

@@ -190,15 +190,8 @@ pub fn crop_tensors<R: Rng + ?Sized>(
     pyramid: &PyramidConfig,
     rng: &mut R,
 ) -> Result<CropTensors> {
-    let (mut lo, mut hi) = ([f32::MAX; 3], [f32::MIN; 3]);
-    for &i in &crop.idx {
-        let p = cloud.points[i as usize];
-        for d in 0..3 {
-            lo[d] = lo[d].min(p[d]);
-            hi[d] = hi[d].max(p[d]);
-        }
-    }
-    let centre = [(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0, lo[2]];
+    let centre =
+        randla_geom::sampling::crop_centre(crop.idx.iter().map(|&i| cloud.points[i as usize]));
     let mut xyz: Vec<[f32; 3]> = crop
         .idx
         .iter()

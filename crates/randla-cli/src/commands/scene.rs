@@ -75,13 +75,7 @@ pub fn load(dir: &Path) -> anyhow::Result<Scene> {
             features.push([inten[i] / 65535.0, ret[i] / 5.0, nret[i] / 5.0]);
         }
     }
-    let (mut lo, mut hi) = ([f32::MAX; 2], [f32::MIN; 2]);
-    for p in &points {
-        for d in 0..2 {
-            lo[d] = lo[d].min(p[d]);
-            hi[d] = hi[d].max(p[d]);
-        }
-    }
+    let (lo, hi) = randla_geom::knn::bounds(&points);
     Ok(Scene {
         points,
         features,

@@ -89,7 +89,7 @@ impl<T> SharedOut<T> {
 }
 
 /// The per-axis minimum and maximum of some points.
-pub(crate) fn bounds_of(points: impl Iterator<Item = [f32; 3]>) -> ([f32; 3], [f32; 3]) {
+pub fn bounds_of(points: impl Iterator<Item = [f32; 3]>) -> ([f32; 3], [f32; 3]) {
     let mut lo = [f32::INFINITY; 3];
     let mut hi = [f32::NEG_INFINITY; 3];
     for p in points {
@@ -102,7 +102,7 @@ pub(crate) fn bounds_of(points: impl Iterator<Item = [f32; 3]>) -> ([f32; 3], [f
 }
 
 /// [`bounds_of`] a whole cloud, in parallel blocks.
-pub(crate) fn bounds(points: &[[f32; 3]]) -> ([f32; 3], [f32; 3]) {
+pub fn bounds(points: &[[f32; 3]]) -> ([f32; 3], [f32; 3]) {
     use rayon::prelude::*;
     points
         .par_chunks(1 << 16)

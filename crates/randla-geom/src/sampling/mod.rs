@@ -13,3 +13,11 @@ pub mod stratified;
 
 pub use grid::{GridSubsampled, grid_subsample};
 pub use stratified::stratified_order;
+
+/// The point a crop is recentred on before the network sees it: its bounding-box centre in x
+/// and y, its lowest z. Training and prediction must agree on it (the shipped model learnt its
+/// coordinates this way), so both take it from here.
+pub fn crop_centre(points: impl Iterator<Item = [f32; 3]>) -> [f32; 3] {
+    let (lo, hi) = crate::knn::bounds_of(points);
+    [(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0, lo[2]]
+}
