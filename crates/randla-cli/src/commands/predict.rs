@@ -302,6 +302,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                     // (decoding is most of a LAZ rewrite's time) when they fit a quarter of the
                     // memory budget.
                     let kept = match kind {
+                        // `OutputKind::Las` means a LAS/LAZ input (`OutputKind::of`).
                         OutputKind::Las => read_laz_keeping(file, needed, opts.budget.bytes / 4)?,
                         _ => None,
                     };
@@ -479,17 +480,14 @@ fn report(
     format!("{line}\n  classes: {}", parts.join(", "))
 }
 
-/// A LAZ `file`'s model inputs (as [`read_model_inputs`]) and every point record decoded, when
-/// those records take at most `max_bytes`; `None` for other files (a LAS rewrite copies its
-/// records without decoding) and larger ones.
+/// A LAS/LAZ `file`'s model inputs (as [`read_model_inputs`]) and every point record decoded,
+/// when the points are compressed and those records take at most `max_bytes`; `None` for an
+/// uncompressed file (a LAS rewrite copies its records without decoding) and larger ones.
 fn read_laz_keeping(
     file: &Path,
     needed: &[String],
     max_bytes: u64,
 ) -> anyhow::Result<Option<(randla_io::PointCloud, Vec<u8>)>> {
-    if !matches!(Format::from_path(file)?, Format::Las | Format::Laz) {
-        return Ok(None);
-    }
     let mut reader = randla_io::LasReader::open(file)?;
     let h = reader.header();
     let bytes = h.point_count * u64::from(h.record_length);
