@@ -31,8 +31,8 @@ pub use formats::Format;
 pub use formats::kitti::{LearningMap, read_kitti, write_kitti_labels};
 pub use formats::las::{
     ChunkFill, ExtraOutputs, LasChunks, LasHeader, LasReader, Probabilities, RewriteOptions,
-    RewriteSummary, read_las, rewrite_las_classification, rewrite_las_classification_from,
-    rewrite_las_with,
+    RewriteSummary, layer_context, read_las, rewrite_las_classification,
+    rewrite_las_classification_from, rewrite_las_with, rewrite_laz_classification_layer,
 };
 pub use formats::ply::{PlyEncoding, PlyOptions, PlyReader, PlyWriteOptions, read_ply, write_ply};
 pub use formats::s3dis::{S3DIS_CLASSES, read_s3dis_room};

@@ -8,8 +8,8 @@ use std::path::Path;
 use common::{leftovers, make_las, raw_records, tile};
 use randla_io::{
     ExtraOutputs, LasReader, PlyEncoding, PlyOptions, PlyWriteOptions, Probabilities,
-    RewriteOptions, read, read_las, read_ply, rewrite_las_classification,
-    rewrite_las_classification_from, rewrite_las_with, write_ply,
+    RewriteOptions, layer_context, read, read_las, read_ply, rewrite_las_classification,
+    rewrite_las_classification_from, rewrite_las_with, rewrite_laz_classification_layer, write_ply,
 };
 
 fn new_classes(n: usize) -> Vec<u8> {
@@ -117,6 +117,155 @@ fn rewrite_from_kept_records_equals_the_decoding_rewrite() {
     assert!(e.contains("records length"), "{e}");
     assert!(!c.exists());
     assert!(leftovers(dir.path()).is_empty());
+}
+
+/// The model's features of a file, read as `open_for_features` does, in uneven chunks, with
+/// every point's classification-layer context.
+fn read_for_layers(path: &Path, features: &[String]) -> (randla_io::PointCloud, Vec<u8>) {
+    let mut r = LasReader::open_for_features(path, features).unwrap();
+    assert!(r.classification_layer_rewritable(), "{}", path.display());
+    let mut contexts = Vec::new();
+    let mut cloud: Option<randla_io::PointCloud> = None;
+    while let Some(c) = r.read_chunk_keeping_contexts(7_777, &mut contexts).unwrap() {
+        assert!(c.labels.is_none(), "the classification is not decoded");
+        match &mut cloud {
+            None => cloud = Some(c),
+            Some(a) => a.append(&c).unwrap(),
+        }
+    }
+    (cloud.unwrap(), contexts)
+}
+
+#[test]
+fn classification_layer_rewrite_equals_the_full_rewrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let features: Vec<String> = ["intensity", "return_number", "number_of_returns"]
+        .map(String::from)
+        .into();
+    // A tile written by IGN's LASzip: the decoded layers equal a full read's, the contexts
+    // come from the records, and recoding only the classification layer writes what decoding
+    // and re-encoding every field writes.
+    let input = tile("77050_627760");
+    let (cloud, contexts) = read_for_layers(&input, &features);
+    let full = read_las(&input).unwrap();
+    assert_eq!(cloud.positions, full.positions);
+    for f in &features {
+        assert_eq!(cloud.feature(f).unwrap(), full.feature(f).unwrap(), "{f}");
+    }
+    let (raw, len) = raw_records(&input);
+    let want: Vec<u8> = raw.chunks_exact(len).map(layer_context).collect();
+    assert_eq!(contexts, want);
+    let n = cloud.len();
+    for (name, classes) in [("new", new_classes(n)), ("constant", vec![9u8; n])] {
+        let (a, b) = (
+            dir.path().join(format!("{name}_full.laz")),
+            dir.path().join(format!("{name}_layer.laz")),
+        );
+        rewrite_las_classification(&input, &a, &classes, None, false).unwrap();
+        rewrite_laz_classification_layer(&input, &contexts, &b, &classes, false).unwrap();
+        assert!(
+            std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+            "{name}: the two rewrites differ"
+        );
+        let (got, _) = raw_records(&b);
+        assert_same_but_class(&raw, &got, len, len, 6, &classes);
+    }
+
+    // Formats 6–10 with four scanner channels, single and multiple returns, extra bytes and
+    // an EVLR, 100,001 points (two full chunks and one of a single point), compressed by the
+    // `laz` crate; classes that change, that are constant in the first chunk, and that differ
+    // on one channel only.
+    for format in 6..=10u8 {
+        let las = dir.path().join(format!("f{format}.las"));
+        make_las(&las, 4, format, 100_001, 2, true);
+        let mut bytes = std::fs::read(&las).unwrap();
+        let start = u32::from_le_bytes([bytes[96], bytes[97], bytes[98], bytes[99]]) as usize;
+        let len = usize::from(LasReader::open(&las).unwrap().header().record_length);
+        for (i, rec) in bytes[start..].chunks_exact_mut(len).enumerate() {
+            let (h, n_ret) = ((i * 2_654_435_761) >> 7, 1 + (i / 3) % 3);
+            let channel = ((h % 97) / 40).min(3) as u8 + u8::from(i % 1_000 == 999);
+            rec[14] = ((n_ret as u8) << 4) | (1 + (h % n_ret) as u8);
+            rec[15] = (rec[15] & 0xCF) | (channel << 4);
+        }
+        std::fs::write(&las, &bytes).unwrap();
+        let input = dir.path().join(format!("f{format}.laz"));
+        let (orig, _) = raw_records(&las);
+        let orig_classes: Vec<u8> = orig.chunks_exact(len).map(|r| r[16]).collect();
+        rewrite_las_classification(&las, &input, &orig_classes, None, false).unwrap();
+        let (_, contexts) = read_for_layers(&input, &features);
+        let m = contexts.len();
+        let mut constant_first = new_classes(m);
+        constant_first[..50_000].fill(4);
+        let one_channel: Vec<u8> = (0..m)
+            .map(|i| {
+                if contexts[i] >> 1 == 2 {
+                    (i % 5) as u8
+                } else {
+                    1
+                }
+            })
+            .collect();
+        for (name, classes) in [
+            ("new", new_classes(m)),
+            ("constant_first", constant_first),
+            ("one_channel", one_channel),
+        ] {
+            let (a, b) = (
+                dir.path().join(format!("f{format}_{name}_full.laz")),
+                dir.path().join(format!("f{format}_{name}_layer.laz")),
+            );
+            rewrite_las_classification(&input, &a, &classes, None, false).unwrap();
+            rewrite_laz_classification_layer(&input, &contexts, &b, &classes, false).unwrap();
+            assert!(
+                std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+                "format {format}, {name}: the two rewrites differ"
+            );
+            let (got, _) = raw_records(&b);
+            assert_same_but_class(&orig, &got, len, len, format, &classes);
+        }
+    }
+}
+
+#[test]
+fn classification_layer_rewrite_refuses_what_it_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = tile("77050_627760");
+    let n = LasReader::open(&input).unwrap().point_count() as usize;
+    let (contexts, classes) = (vec![0u8; n], vec![2u8; n]);
+    let out = dir.path().join("out.laz");
+    /// The field the error names, the input, contexts, classes and output.
+    type Case<'a> = (&'a str, &'a Path, &'a [u8], &'a [u8], &'a Path);
+    let cases: [Case<'_>; 4] = [
+        ("contexts length", &input, &contexts[1..], &classes, &out),
+        ("classes length", &input, &contexts, &classes[1..], &out),
+        (
+            "output extension",
+            &input,
+            &contexts,
+            &classes,
+            &dir.path().join("out.las"),
+        ),
+        (
+            "point format",
+            &dir.path().join("f3.laz"),
+            &contexts,
+            &classes,
+            &out,
+        ),
+    ];
+    make_las(&dir.path().join("f3.laz"), 2, 3, 100, 0, false);
+    for (field, input, ctx, cls, output) in cases {
+        let e = rewrite_laz_classification_layer(input, ctx, output, cls, false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(field), "{e}");
+        assert!(!output.exists(), "{field}: {} written", output.display());
+    }
+    assert!(leftovers(dir.path()).is_empty());
+    // An existing output is kept without `overwrite`.
+    std::fs::write(&out, b"keep").unwrap();
+    assert!(rewrite_laz_classification_layer(&input, &contexts, &out, &classes, false).is_err());
+    assert_eq!(std::fs::read(&out).unwrap(), b"keep");
 }
 
 #[test]

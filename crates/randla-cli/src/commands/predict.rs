@@ -298,16 +298,27 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                 for ((file, out), &kind) in files.iter().zip(&outs).zip(&kinds) {
                     let t = Instant::now();
                     let needed = &predictor.input().features;
-                    // A LAZ file rewritten as LAS/LAZ keeps its decoded records for the write
-                    // (decoding is most of a LAZ rewrite's time) when they fit a quarter of the
-                    // memory budget.
+                    // A layered LAZ file rewritten as LAZ without added dimensions decodes only
+                    // the layers the model reads and keeps each point's classification-layer
+                    // context: the write then recodes that one layer and copies the others.
+                    // Another LAZ file rewritten as LAS/LAZ keeps its decoded records for the
+                    // write (decoding is most of a LAZ rewrite's time) when they fit a quarter
+                    // of the memory budget.
                     let kept = match kind {
                         // `OutputKind::Las` means a LAS/LAZ input (`OutputKind::of`).
-                        OutputKind::Las => read_laz_keeping(file, needed, opts.budget.bytes / 4)?,
+                        OutputKind::Las if is_laz(out) && !args.probabilities => {
+                            match read_laz_contexts(file, needed)? {
+                                Some((cloud, c)) => Some((cloud, Kept::Contexts(c))),
+                                None => read_laz_keeping(file, needed, opts.budget.bytes / 4)?
+                                    .map(|(cloud, r)| (cloud, Kept::Records(r))),
+                            }
+                        }
+                        OutputKind::Las => read_laz_keeping(file, needed, opts.budget.bytes / 4)?
+                            .map(|(cloud, r)| (cloud, Kept::Records(r))),
                         _ => None,
                     };
                     let (cloud, records) = match kept {
-                        Some((cloud, records)) => (cloud, Some(records)),
+                        Some((cloud, kept)) => (cloud, Some(kept)),
                         None if kind == OutputKind::Ply => (randla_io::read(file)?, None),
                         // LAS/LAZ outputs are copied from the input file and label files hold
                         // labels only: read in chunks and keep just what the model reads (a
@@ -359,7 +370,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                         writer_pool.install(|| {
                             write(
                                 file,
-                                records.as_deref(),
+                                records.as_ref(),
                                 out,
                                 kind,
                                 ply_cloud.as_mut(),
@@ -480,6 +491,46 @@ fn report(
     format!("{line}\n  classes: {}", parts.join(", "))
 }
 
+/// What the LAS/LAZ rewrite of a compressed input takes from its read, so that it does not
+/// decode the input again.
+enum Kept {
+    /// Every decoded point record.
+    Records(Vec<u8>),
+    /// Each point's classification-layer context ([`randla_io::layer_context`]).
+    Contexts(Vec<u8>),
+}
+
+/// Whether `path` names a LAZ file.
+fn is_laz(path: &Path) -> bool {
+    matches!(Format::from_path(path), Ok(Format::Laz))
+}
+
+/// A layered LAZ `file`'s model inputs, only their layers decoded, and each point's
+/// classification-layer context; `None` for other files.
+fn read_laz_contexts(
+    file: &Path,
+    needed: &[String],
+) -> anyhow::Result<Option<(randla_io::PointCloud, Vec<u8>)>> {
+    if !is_laz(file) {
+        return Ok(None);
+    }
+    let mut reader = randla_io::LasReader::open_for_features(file, needed)?;
+    if !reader.classification_layer_rewritable() {
+        return Ok(None);
+    }
+    let total = reader.point_count();
+    let mut contexts = Vec::new();
+    let _ = contexts.try_reserve_exact(usize::try_from(total).unwrap_or(0));
+    let mut cloud: Option<randla_io::PointCloud> = None;
+    while let Some(mut chunk) =
+        reader.read_chunk_keeping_contexts(READ_CHUNK_POINTS, &mut contexts)?
+    {
+        keep_model_inputs(&mut chunk, needed);
+        append(&mut cloud, chunk, Some(total), file)?;
+    }
+    Ok(Some((finish_cloud(cloud, file)?, contexts)))
+}
+
 /// A LAS/LAZ `file`'s model inputs (as [`read_model_inputs`]) and every point record decoded,
 /// when the points are compressed and those records take at most `max_bytes`; `None` for an
 /// uncompressed file (a LAS rewrite copies its records without decoding) and larger ones.
@@ -585,11 +636,11 @@ fn read_model_inputs(file: &Path, needed: &[String]) -> anyhow::Result<randla_io
 }
 
 /// Writes the prediction `p` of `input` to `out` as `kind` (a PLY output is `ply_cloud` with the
-/// predicted codes as its labels; a LAS/LAZ output is copied from `records`, `input`'s decoded
-/// point records, when they were kept).
+/// predicted codes as its labels; a LAS/LAZ output is copied from `input`, with what its read
+/// `kept` when there is that).
 fn write(
     input: &Path,
-    records: Option<&[u8]>,
+    kept: Option<&Kept>,
     out: &Path,
     kind: OutputKind,
     ply_cloud: Option<&mut randla_io::PointCloud>,
@@ -619,8 +670,8 @@ fn write(
                 confidence: conf,
                 probabilities: probs,
             };
-            match records {
-                Some(r) => randla_io::rewrite_las_classification_from(
+            match kept {
+                Some(Kept::Records(r)) => randla_io::rewrite_las_classification_from(
                     input,
                     r,
                     out,
@@ -628,6 +679,9 @@ fn write(
                     Some(&extra),
                     force,
                 )?,
+                Some(Kept::Contexts(c)) => {
+                    randla_io::rewrite_laz_classification_layer(input, c, out, &codes, force)?
+                }
                 None => {
                     randla_io::rewrite_las_classification(input, out, &codes, Some(&extra), force)?
                 }

@@ -20,6 +20,9 @@ use crate::chunks::{ChunkRead, Chunks};
 use crate::cloud::{Bounds, PointCloud, choose_origin};
 use crate::error::{Error, Result};
 
+mod layers;
+pub use layers::{layer_context, rewrite_laz_classification_layer};
+
 /// User id of the LASzip VLR.
 const LASZIP_USER_ID: &[u8] = b"laszip encoded";
 /// Record id of the LASzip VLR.
@@ -922,6 +925,8 @@ pub struct LasReader<R: Read + Seek + Send + Sync + 'static = BufReader<File>> {
     read: u64,
     origin: Option<[f64; 3]>,
     buf: Vec<u8>,
+    /// The classification is decoded: the clouds carry it as labels.
+    labels: bool,
 }
 
 impl<R: Read + Seek + Send + Sync + 'static> std::fmt::Debug for LasReader<R> {
@@ -940,6 +945,40 @@ impl LasReader<BufReader<File>> {
         let path = path.as_ref();
         let f = super::open(path)?;
         LasReader::from_reader(BufReader::with_capacity(1 << 20, f), path)
+    }
+
+    /// Opens a file for decoding into [`PointCloud`]s that carry only the features named in
+    /// `features` (see [`LasReader::read_chunk`] for the names) besides x, y and z: the LAZ
+    /// layers none of them needs are not decompressed, the classification's and flags' among
+    /// them, so the clouds have no labels. Raw records from such a reader have the skipped fields
+    /// zeroed or stale; the returns and the scanner channel are always decoded.
+    pub fn open_for_features(path: impl AsRef<Path>, features: &[String]) -> Result<Self> {
+        let path = path.as_ref();
+        let f = super::open(path)?;
+        let reader = BufReader::with_capacity(1 << 20, f);
+        let has = |names: &[&str]| features.iter().any(|f| names.contains(&f.as_str()));
+        let selection = |head: &Head| {
+            let mut sel = laz::DecompressionSelection::base().decompress_z();
+            if has(&["intensity"]) {
+                sel = sel.decompress_intensity();
+            }
+            if has(&["scan_angle"]) {
+                sel = sel.decompress_scan_angle();
+            }
+            if has(&["red", "green", "blue"]) {
+                sel = sel.decompress_rgb();
+            }
+            if has(&["nir"]) {
+                sel = sel.decompress_nir();
+            }
+            if head.extra.iter().any(|e| features.contains(&e.name)) {
+                sel = sel.decompress_extra_bytes();
+            }
+            sel
+        };
+        let mut r = Self::with_selection(reader, path, selection)?;
+        r.labels = false;
+        Ok(r)
     }
 
     /// Opens a file for decoding into [`PointCloud`]s only: LAZ fields the cloud does not
@@ -961,7 +1000,7 @@ const LAZ_STACK_BYTES: usize = 512 << 20;
 impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
     /// Reads from any seekable source; `path` only names the source in errors.
     pub fn from_reader(reader: R, path: &Path) -> Result<Self> {
-        Self::with_selection(reader, path, laz::DecompressionSelection::all())
+        Self::with_selection(reader, path, |_| laz::DecompressionSelection::all())
     }
 
     /// [`LasReader::open_for_cloud`] for any seekable source.
@@ -971,15 +1010,16 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
             .skip_user_data()
             .skip_point_source_id()
             .skip_wavepacket();
-        Self::with_selection(reader, path, sel)
+        Self::with_selection(reader, path, |_| sel)
     }
 
     fn with_selection(
         mut reader: R,
         path: &Path,
-        sel: laz::DecompressionSelection,
+        selection: impl FnOnce(&Head) -> laz::DecompressionSelection,
     ) -> Result<Self> {
         let head = read_head(&mut reader, path)?;
+        let sel = selection(&head);
         let source = match &head.laz {
             None => Source::Raw(reader),
             Some(vlr) if head.laz_parallel => {
@@ -1017,7 +1057,15 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
             read: 0,
             origin: None,
             buf: Vec::new(),
+            labels: true,
         })
+    }
+
+    /// Whether this file's classification can be rewritten with
+    /// [`rewrite_laz_classification_layer`] (layered LAZ with a chunk table: point formats
+    /// 6–10 as LASzip 3 and later write them).
+    pub fn classification_layer_rewritable(&self) -> bool {
+        layers::rewritable(&self.head)
     }
 
     /// The header summary.
@@ -1178,6 +1226,34 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
         Ok(cloud)
     }
 
+    /// [`LasReader::read_chunk`], also appending each point's [`layer_context`] to `contexts`:
+    /// with them, a file read whole this way is rewritten with
+    /// [`rewrite_laz_classification_layer`], which decodes none of its points. For point
+    /// formats 6–10 (an error for others).
+    pub fn read_chunk_keeping_contexts(
+        &mut self,
+        max: usize,
+        contexts: &mut Vec<u8>,
+    ) -> Result<Option<PointCloud>> {
+        if !self.head.layout.extended() {
+            return Err(Error::unsupported(
+                &self.path,
+                "point_data_record_format",
+                self.head.layout.format,
+                "classification-layer contexts exist in point formats 6-10 only",
+            ));
+        }
+        let cloud = self.read_chunk(max)?;
+        if cloud.is_some() {
+            contexts.extend(
+                self.buf
+                    .chunks_exact(self.head.layout.record_len)
+                    .map(layer_context),
+            );
+        }
+        Ok(cloud)
+    }
+
     fn decode(&mut self, buf: &[u8], start: u64) -> Result<PointCloud> {
         let l = self.head.layout;
         let n = buf.len() / l.record_len;
@@ -1261,7 +1337,7 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
         for (f, v) in extra.iter().zip(extra_vals) {
             cloud.set_feature(f.name.clone(), v);
         }
-        cloud.labels = Some(labels);
+        cloud.labels = self.labels.then_some(labels);
         Ok(cloud)
     }
 
@@ -1788,35 +1864,9 @@ where
     raw.offset_to_point_data = u32::try_from(offset)
         .map_err(|_| Error::argument(output, "offset_to_point_data", offset, "exceeds 4 GiB"))?;
 
-    // Whatever follows the point data that the header points at (EVLRs, waveform packets).
-    let evlr_start = head
-        .raw
-        .evlr
-        .map(|e| e.start_of_first_evlr)
-        .filter(|&s| s > 0);
-    let wdp_start = head
-        .raw
-        .start_of_waveform_data_packet_record
-        .filter(|&s| s > 0);
-    let min_tail = if head.laz.is_none() {
-        head.raw.offset_to_end_of_points()
-    } else {
-        u64::from(head.raw.offset_to_point_data)
-    };
-    let tail_start = [evlr_start, wdp_start]
-        .into_iter()
-        .flatten()
-        .filter(|&s| s >= min_tail && s <= head.file_len)
-        .min();
-
     let mut out = AtomicFile::create(output, &[input], opts.overwrite)?;
     let werr = |e: std::io::Error| Error::io(output, "write", e);
-    raw.write_to(&mut out)
-        .map_err(|e| Error::invalid(output, "header", e, "could not write header"))?;
-    for v in &vlrs {
-        v.write_to(&mut out).map_err(werr)?;
-    }
-    out.write_all(&head.gap).map_err(werr)?;
+    write_head(&mut out, output, &raw, &vlrs, &head.gap)?;
 
     let mut obuf = Vec::new();
     let mut classes = Vec::new();
@@ -1919,27 +1969,7 @@ where
     }
     drop(sink);
 
-    if let Some(ts) = tail_start {
-        let new_tail = out
-            .stream_position()
-            .map_err(|e| Error::io(output, "seek", e))?;
-        let mut f = super::open(input)?;
-        f.seek(SeekFrom::Start(ts))
-            .map_err(|e| Error::io(input, "seek to EVLRs", e))?;
-        std::io::copy(&mut f, &mut out).map_err(|e| Error::io(output, "copy EVLRs", e))?;
-        if let (Some(e), Some(s)) = (raw.evlr.as_mut(), evlr_start) {
-            e.start_of_first_evlr = s - ts + new_tail;
-        }
-        if let Some(s) = wdp_start
-            && s >= ts
-        {
-            raw.start_of_waveform_data_packet_record = Some(s - ts + new_tail);
-        }
-        out.seek(SeekFrom::Start(0))
-            .map_err(|e| Error::io(output, "seek", e))?;
-        raw.write_to(&mut out)
-            .map_err(|e| Error::invalid(output, "header", e, "could not write header"))?;
-    }
+    copy_tail(input, &head, output, &mut out, &mut raw)?;
     out.commit()?;
     Ok(RewriteSummary {
         points: written,
@@ -1947,6 +1977,76 @@ where
         added_dimensions: added,
         compressed: out_compressed,
     })
+}
+
+/// Writes the header `raw`, the VLRs and the bytes before the point data.
+fn write_head(
+    out: &mut AtomicFile,
+    output: &Path,
+    raw: &las::raw::Header,
+    vlrs: &[Vlr],
+    gap: &[u8],
+) -> Result<()> {
+    let werr = |e: std::io::Error| Error::io(output, "write", e);
+    raw.write_to(&mut *out)
+        .map_err(|e| Error::invalid(output, "header", e, "could not write header"))?;
+    for v in vlrs {
+        v.write_to(&mut *out).map_err(werr)?;
+    }
+    out.write_all(gap).map_err(werr)
+}
+
+/// Appends what follows `input`'s point data and its header points at (EVLRs, waveform
+/// packets) at the end of `out`, and rewrites the output's header `raw` with their new
+/// offsets.
+fn copy_tail(
+    input: &Path,
+    head: &Head,
+    output: &Path,
+    out: &mut AtomicFile,
+    raw: &mut las::raw::Header,
+) -> Result<()> {
+    let evlr_start = head
+        .raw
+        .evlr
+        .map(|e| e.start_of_first_evlr)
+        .filter(|&s| s > 0);
+    let wdp_start = head
+        .raw
+        .start_of_waveform_data_packet_record
+        .filter(|&s| s > 0);
+    let min_tail = if head.laz.is_none() {
+        head.raw.offset_to_end_of_points()
+    } else {
+        u64::from(head.raw.offset_to_point_data)
+    };
+    let tail_start = [evlr_start, wdp_start]
+        .into_iter()
+        .flatten()
+        .filter(|&s| s >= min_tail && s <= head.file_len)
+        .min();
+    let Some(ts) = tail_start else {
+        return Ok(());
+    };
+    let new_tail = out
+        .stream_position()
+        .map_err(|e| Error::io(output, "seek", e))?;
+    let mut f = super::open(input)?;
+    f.seek(SeekFrom::Start(ts))
+        .map_err(|e| Error::io(input, "seek to EVLRs", e))?;
+    std::io::copy(&mut f, out).map_err(|e| Error::io(output, "copy EVLRs", e))?;
+    if let (Some(e), Some(s)) = (raw.evlr.as_mut(), evlr_start) {
+        e.start_of_first_evlr = s - ts + new_tail;
+    }
+    if let Some(s) = wdp_start
+        && s >= ts
+    {
+        raw.start_of_waveform_data_packet_record = Some(s - ts + new_tail);
+    }
+    out.seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io(output, "seek", e))?;
+    raw.write_to(&mut *out)
+        .map_err(|e| Error::invalid(output, "header", e, "could not write header"))
 }
 
 /// Where a rewrite's input records come from: given whole, or decoded chunk by chunk into the

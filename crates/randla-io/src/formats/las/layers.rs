@@ -1,0 +1,351 @@
+//! A new classification for a layered LAZ file (point formats 6–10) without decoding or
+//! re-encoding its other fields.
+//!
+//! LASzip compresses these formats chunk by chunk (50,000 points by default), and within a chunk
+//! each field in a layer of its own. A chunk is `[first point, raw][u32 point count][u32 byte size
+//! of every layer][the layers]`; the point format's layers come first, in the order x/y with the
+//! returns and scanner channel, z, classification, flags, intensity, scan angle, user data, point
+//! source id, GPS time, then those of RGB, NIR, wave packets and extra bytes. The classification
+//! layer is coded from the classes alone, in the context of each point's scanner channel and
+//! whether it is a single return (both stored in the first layer). So a classification-only
+//! rewrite copies every other layer's bytes as they are and codes that one layer anew, with the
+//! `laz` crate's arithmetic coder and LASzip's models: the chunk is what decoding the whole chunk
+//! and encoding it again would write, at a fraction of the time, and every other field is the
+//! input's, bit for bit.
+
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use laz::LazItemType;
+use laz::encoders::ArithmeticEncoder;
+use laz::laszip::{ChunkTable, ChunkTableEntry};
+use laz::models::{ArithmeticModel, ArithmeticModelBuilder};
+use rayon::prelude::*;
+
+use super::{Head, RewriteSummary, copy_tail, guard_laz, read_head, write_head};
+use crate::atomic::{AtomicFile, check_output};
+use crate::error::{Error, Result};
+
+/// Number of u32 layer sizes each layered item stores per chunk; `None` for an item that is not
+/// layered (LAS 1.0–1.3 style point-wise items).
+fn layer_count(item: &laz::LazItem) -> Option<usize> {
+    Some(match item.item_type() {
+        LazItemType::Point14 => 9,
+        LazItemType::RGB14 | LazItemType::WavePacket14 => 1,
+        LazItemType::RGBNIR14 => 2,
+        LazItemType::Byte14(n) => usize::from(n),
+        _ => return None,
+    })
+}
+
+/// Index of the classification layer among a chunk's layer sizes (the point item's third).
+const CLASS_LAYER: usize = 2;
+/// Byte offset of the classification in a point format 6–10 record.
+const CLASS_OFFSET: usize = 16;
+/// Bytes a compressed chunk's data holds before its layers: the raw first point, the point
+/// count and one size per layer.
+fn chunk_head_len(record_len: usize, layers: usize) -> usize {
+    record_len + 4 + 4 * layers
+}
+
+/// Whether a file with this header can be rewritten with [`rewrite_laz_classification_layer`]:
+/// LAZ with a chunk table, whose first item is the point format 6–10 point and whose every item
+/// is layered.
+pub(super) fn rewritable(head: &Head) -> bool {
+    let Some(lv) = &head.laz else { return false };
+    head.laz_parallel
+        && lv.items().first().map(|i| i.item_type()) == Some(LazItemType::Point14)
+        && lv.items().iter().all(|i| layer_count(i).is_some())
+}
+
+/// The context a point's classification is coded in, from its point format 6–10 record:
+/// `scanner_channel << 1 | single_return`. [`super::LasReader::read_chunk_keeping_contexts`]
+/// collects it for every point.
+pub fn layer_context(record: &[u8]) -> u8 {
+    let returns = record[14];
+    let (r, n) = (returns & 0x0F, returns >> 4);
+    let channel = (record[15] >> 4) & 0x03;
+    (channel << 1) | u8::from(r == 1 && r >= n)
+}
+
+/// One scanner channel's state while its classes are coded: LASzip keeps one per channel.
+struct ChannelCoder {
+    used: bool,
+    last: u8,
+    /// One model per `(last class & 31, single return)`, made on first use.
+    models: Vec<Option<ArithmeticModel>>,
+}
+
+/// Codes the classification layer of one chunk's points (the first point is stored raw, so
+/// coding starts at the second), as LASzip's point 14 compressor does. Empty when no point's
+/// class differs from the one before it on its channel: LASzip then stores no layer.
+fn code_classes(contexts: &[u8], classes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut coders: Vec<ChannelCoder> = (0..4)
+        .map(|_| ChannelCoder {
+            used: false,
+            last: 0,
+            models: (0..64).map(|_| None).collect(),
+        })
+        .collect();
+    let mut current = usize::from(contexts[0] >> 1);
+    coders[current].used = true;
+    coders[current].last = classes[0];
+    let mut changed = false;
+    let mut enc = ArithmeticEncoder::new(Cursor::new(Vec::new()));
+    for (&ctx, &class) in contexts.iter().zip(classes).skip(1) {
+        let channel = usize::from(ctx >> 1);
+        if channel != current {
+            // A channel's first point continues from the last point of the one before it.
+            if !coders[channel].used {
+                coders[channel].used = true;
+                coders[channel].last = coders[current].last;
+            }
+            current = channel;
+        }
+        let coder = &mut coders[current];
+        changed |= class != coder.last;
+        let ccc = (usize::from(coder.last & 0x1F) << 1) + usize::from(ctx & 1);
+        let model =
+            coder.models[ccc].get_or_insert_with(|| ArithmeticModelBuilder::new(256).build());
+        enc.encode_symbol(model, u32::from(class))?;
+        coder.last = class;
+    }
+    if !changed {
+        return Ok(Vec::new());
+    }
+    enc.done()?;
+    Ok(enc.into_inner().into_inner())
+}
+
+/// The chunk `chunk` (compressed, `points` points) with its classification layer coded for
+/// `classes` and its first point's class set; everything else is copied.
+fn recode_chunk(
+    chunk: &[u8],
+    record_len: usize,
+    layers: usize,
+    contexts: &[u8],
+    classes: &[u8],
+) -> std::result::Result<Vec<u8>, String> {
+    let points = classes.len();
+    let head_len = chunk_head_len(record_len, layers);
+    if chunk.len() < head_len {
+        return Err(format!(
+            "{} bytes, shorter than its first point and layer sizes ({head_len} bytes)",
+            chunk.len()
+        ));
+    }
+    let u32_at =
+        |o: usize| u32::from_le_bytes([chunk[o], chunk[o + 1], chunk[o + 2], chunk[o + 3]]);
+    let stored = u32_at(record_len) as usize;
+    if stored != points {
+        return Err(format!(
+            "holds {stored} points where the chunk table announces {points}"
+        ));
+    }
+    let sizes: Vec<usize> = (0..layers)
+        .map(|l| u32_at(record_len + 4 + 4 * l) as usize)
+        .collect();
+    let total: usize = sizes.iter().sum();
+    if head_len + total != chunk.len() {
+        return Err(format!(
+            "its layer sizes add up to {total} bytes, its data to {}",
+            chunk.len() - head_len
+        ));
+    }
+    let layer = code_classes(contexts, classes).map_err(|e| e.to_string())?;
+    let before: usize = sizes[..CLASS_LAYER].iter().sum();
+    let old = sizes[CLASS_LAYER];
+    let mut out = Vec::with_capacity(chunk.len() - old + layer.len());
+    out.extend_from_slice(&chunk[..record_len + 4 + 4 * CLASS_LAYER]);
+    out[CLASS_OFFSET] = classes[0];
+    out.extend_from_slice(&(layer.len() as u32).to_le_bytes());
+    out.extend_from_slice(&chunk[record_len + 4 + 4 * (CLASS_LAYER + 1)..head_len + before]);
+    out.extend_from_slice(&layer);
+    out.extend_from_slice(&chunk[head_len + before + old..]);
+    Ok(out)
+}
+
+/// Compressed bytes read and recoded at once (then written, in order).
+const BATCH_BYTES: u64 = 64 << 20;
+
+/// Copies the layered LAZ file `input` to `output` (`.laz`) with each point's classification
+/// replaced by `classes[i]`, recoding only the classification layer of each chunk: every other
+/// field, VLR, EVLR and header field is copied as it is. `contexts[i]` is point `i`'s
+/// [`layer_context`] (as [`super::LasReader::read_chunk_keeping_contexts`] collects them). The
+/// chunks are recoded in parallel; the output is written to a temporary file and renamed into
+/// place, and replaces an existing file only with `overwrite`.
+///
+/// Applies to LAZ files with a chunk table whose items are all layered (point formats 6–10, as
+/// LASzip 3 and later write them); [`super::LasReader::classification_layer_rewritable`] says
+/// whether a file is one. Others are refused, naming the reason:
+/// [`super::rewrite_las_classification`] handles every file.
+pub fn rewrite_laz_classification_layer(
+    input: &Path,
+    contexts: &[u8],
+    output: &Path,
+    classes: &[u8],
+    overwrite: bool,
+) -> Result<RewriteSummary> {
+    if super::super::Format::from_path(output)? != super::super::Format::Laz {
+        return Err(Error::argument(
+            output,
+            "output extension",
+            output.display(),
+            "a classification-layer rewrite writes .laz",
+        ));
+    }
+    check_output(output, &[input], overwrite)?;
+    let mut r = BufReader::new(super::super::open(input)?);
+    let head = read_head(&mut r, input)?;
+    let lv = match (&head.laz, rewritable(&head)) {
+        (Some(lv), true) => lv.clone(),
+        _ => {
+            return Err(Error::unsupported(
+                input,
+                "point data",
+                format!("point format {}", head.layout.format),
+                "the classification layer is rewritten in layered LAZ files with a chunk table only (point formats 6-10)",
+            ));
+        }
+    };
+    let n = classes.len();
+    if n as u64 != head.count {
+        return Err(Error::argument(
+            input,
+            "classes length",
+            n,
+            format!("the file has {} points", head.count),
+        ));
+    }
+    if contexts.len() != n {
+        return Err(Error::argument(
+            input,
+            "contexts length",
+            contexts.len(),
+            format!("must equal the class array length {n}"),
+        ));
+    }
+    let record_len = head.layout.record_len;
+    let layers: usize = lv.items().iter().filter_map(layer_count).sum();
+    let data_start = u64::from(head.raw.offset_to_point_data);
+    let rio = |e| Error::io(input, "read LAZ chunk table", e);
+    r.seek(SeekFrom::Start(data_start)).map_err(rio)?;
+    let table = guard_laz(input, "read chunk table", || {
+        ChunkTable::read_from(&mut r, &lv).map_err(|e| e.to_string())
+    })?;
+    // Points per chunk (a fixed-size table repeats the chunk size, the last chunk holds the
+    // rest) and where each chunk's bytes start.
+    let mut chunks: Vec<(usize, u64, u64)> = Vec::with_capacity(table.len());
+    let (mut first, mut at) = (0u64, data_start + 8);
+    for (i, e) in table.as_ref().iter().enumerate() {
+        let points = e.point_count.min(head.count - first);
+        if points == 0 {
+            return Err(Error::invalid(
+                input,
+                format!("LAZ chunk {i}"),
+                e.point_count,
+                format!(
+                    "the chunk table goes past the header's {} points",
+                    head.count
+                ),
+            ));
+        }
+        chunks.push((points as usize, at, e.byte_count));
+        first += points;
+        at += e.byte_count;
+    }
+    if first != head.count {
+        return Err(Error::count(
+            input,
+            "points in the LAZ chunk table",
+            head.count,
+            first,
+        ));
+    }
+    let end_of_chunks = at;
+
+    let mut out = AtomicFile::create(output, &[input], overwrite)?;
+    let werr = |e: std::io::Error| Error::io(output, "write", e);
+    let mut raw = head.raw.clone();
+    write_head(&mut out, output, &raw, &head.vlrs, &head.gap)?;
+    let offset_pos = out.stream_position().map_err(werr)?;
+    out.write_all(&(-1i64).to_le_bytes()).map_err(werr)?;
+    r.seek(SeekFrom::Start(data_start + 8))
+        .map_err(|e| Error::io(input, "seek to point data", e))?;
+    let mut new_table = ChunkTable::with_capacity(chunks.len());
+    let mut done = 0usize;
+    let mut point = 0usize;
+    while done < chunks.len() {
+        // A batch of whole chunks of about BATCH_BYTES (at least one).
+        let mut end = done;
+        let mut bytes = 0u64;
+        while end < chunks.len() && (end == done || bytes + chunks[end].2 <= BATCH_BYTES) {
+            bytes += chunks[end].2;
+            end += 1;
+        }
+        let mut data = vec![0u8; bytes as usize];
+        r.read_exact(&mut data).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::truncated(
+                    input,
+                    format!("LAZ chunks {done}..{end}"),
+                    format!("{bytes} bytes"),
+                    format!("the file ends before byte {end_of_chunks}"),
+                )
+            } else {
+                Error::io(input, "read LAZ chunks", e)
+            }
+        })?;
+        // Each chunk's slice of the batch, its points' range.
+        let mut parts = Vec::with_capacity(end - done);
+        let (mut off, mut p) = (0usize, point);
+        for &(points, _, len) in &chunks[done..end] {
+            parts.push((off, len as usize, p, points));
+            off += len as usize;
+            p += points;
+        }
+        let recoded: Vec<std::result::Result<Vec<u8>, String>> = parts
+            .par_iter()
+            .map(|&(off, len, p, points)| {
+                recode_chunk(
+                    &data[off..off + len],
+                    record_len,
+                    layers,
+                    &contexts[p..p + points],
+                    &classes[p..p + points],
+                )
+            })
+            .collect();
+        for (i, c) in recoded.into_iter().enumerate() {
+            let c = c.map_err(|reason| {
+                Error::invalid(
+                    input,
+                    format!("LAZ chunk {}", done + i),
+                    "compressed data",
+                    format!("{reason}: corrupt"),
+                )
+            })?;
+            out.write_all(&c).map_err(werr)?;
+            new_table.push(ChunkTableEntry {
+                point_count: parts[i].3 as u64,
+                byte_count: c.len() as u64,
+            });
+        }
+        point = p;
+        done = end;
+    }
+    let table_pos = out.stream_position().map_err(werr)?;
+    new_table.write_to(&mut out, &lv).map_err(werr)?;
+    out.seek(SeekFrom::Start(offset_pos)).map_err(werr)?;
+    out.write_all(&(table_pos as i64).to_le_bytes())
+        .map_err(werr)?;
+    out.seek(SeekFrom::End(0)).map_err(werr)?;
+    copy_tail(input, &head, output, &mut out, &mut raw)?;
+    out.commit()?;
+    Ok(RewriteSummary {
+        points: head.count,
+        record_length: record_len as u16,
+        added_dimensions: Vec::new(),
+        compressed: true,
+    })
+}
