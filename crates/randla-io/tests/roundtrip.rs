@@ -122,7 +122,7 @@ fn rewrite_from_kept_records_equals_the_decoding_rewrite() {
 /// The model's features of a file, read as `open_for_features` does, in uneven chunks, with
 /// every point's classification-layer context.
 fn read_for_layers(path: &Path, features: &[String]) -> (randla_io::PointCloud, Vec<u8>) {
-    let mut r = LasReader::open_for_features(path, features).unwrap();
+    let mut r = LasReader::open_for_features(path, features, false).unwrap();
     assert!(r.classification_layer_rewritable(), "{}", path.display());
     let mut contexts = Vec::new();
     let mut cloud: Option<randla_io::PointCloud> = None;
@@ -149,9 +149,22 @@ fn classification_layer_rewrite_equals_the_full_rewrite() {
     let (cloud, contexts) = read_for_layers(&input, &features);
     let full = read_las(&input).unwrap();
     assert_eq!(cloud.positions, full.positions);
+    assert_eq!(
+        cloud.features.len(),
+        features.len(),
+        "only the features asked for"
+    );
     for f in &features {
         assert_eq!(cloud.feature(f).unwrap(), full.feature(f).unwrap(), "{f}");
     }
+    // Labels alone (what `randla eval` reads).
+    let labels = LasReader::open_for_features(&input, &[], true)
+        .unwrap()
+        .read_all()
+        .unwrap();
+    assert!(labels.features.is_empty());
+    assert_eq!(labels.labels, full.labels);
+    assert_eq!(labels.positions, full.positions);
     let (raw, len) = raw_records(&input);
     let want: Vec<u8> = raw.chunks_exact(len).map(layer_context).collect();
     assert_eq!(contexts, want);

@@ -151,7 +151,8 @@ impl Naming {
 pub(crate) fn read_labels(path: &Path) -> anyhow::Result<Vec<u32>> {
     let is_las = !path.is_dir() && matches!(Format::from_path(path), Ok(Format::Las | Format::Laz));
     if is_las {
-        let reader = LasReader::open_for_cloud(path)?;
+        // Only the classification's layers are decoded (x, y and z aside).
+        let reader = LasReader::open_for_features(path, &[], true)?;
         let mut labels = Vec::with_capacity(reader.point_count().min(1 << 28) as usize);
         for chunk in reader.chunks(1 << 20) {
             let chunk = chunk?;

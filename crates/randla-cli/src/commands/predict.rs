@@ -514,7 +514,7 @@ fn read_laz_contexts(
     if !is_laz(file) {
         return Ok(None);
     }
-    let mut reader = randla_io::LasReader::open_for_features(file, needed)?;
+    let mut reader = randla_io::LasReader::open_for_features(file, needed, false)?;
     if !reader.classification_layer_rewritable() {
         return Ok(None);
     }

@@ -927,6 +927,8 @@ pub struct LasReader<R: Read + Seek + Send + Sync + 'static = BufReader<File>> {
     buf: Vec<u8>,
     /// The classification is decoded: the clouds carry it as labels.
     labels: bool,
+    /// The only features the clouds carry, when not every field is decoded.
+    only: Option<Vec<String>>,
 }
 
 impl<R: Read + Seek + Send + Sync + 'static> std::fmt::Debug for LasReader<R> {
@@ -947,18 +949,25 @@ impl LasReader<BufReader<File>> {
         LasReader::from_reader(BufReader::with_capacity(1 << 20, f), path)
     }
 
-    /// Opens a file for decoding into [`PointCloud`]s that carry only the features named in
-    /// `features` (see [`LasReader::read_chunk`] for the names) besides x, y and z: the LAZ
-    /// layers none of them needs are not decompressed, the classification's and flags' among
-    /// them, so the clouds have no labels. Raw records from such a reader have the skipped fields
-    /// zeroed or stale; the returns and the scanner channel are always decoded.
-    pub fn open_for_features(path: impl AsRef<Path>, features: &[String]) -> Result<Self> {
+    /// Opens a file for decoding into [`PointCloud`]s that carry x, y, z, the features named in
+    /// `features` (see [`LasReader::read_chunk`] for the names) and, with `labels`, the
+    /// classification, and nothing else: the LAZ layers none of them needs are not
+    /// decompressed. Raw records from such a reader have the skipped fields zeroed or stale;
+    /// the returns and the scanner channel are always decoded.
+    pub fn open_for_features(
+        path: impl AsRef<Path>,
+        features: &[String],
+        labels: bool,
+    ) -> Result<Self> {
         let path = path.as_ref();
         let f = super::open(path)?;
         let reader = BufReader::with_capacity(1 << 20, f);
         let has = |names: &[&str]| features.iter().any(|f| names.contains(&f.as_str()));
         let selection = |head: &Head| {
             let mut sel = laz::DecompressionSelection::base().decompress_z();
+            if labels {
+                sel = sel.decompress_classification();
+            }
             if has(&["intensity"]) {
                 sel = sel.decompress_intensity();
             }
@@ -977,7 +986,8 @@ impl LasReader<BufReader<File>> {
             sel
         };
         let mut r = Self::with_selection(reader, path, selection)?;
-        r.labels = false;
+        r.labels = labels;
+        r.only = Some(features.to_vec());
         Ok(r)
     }
 
@@ -1058,6 +1068,7 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
             origin: None,
             buf: Vec::new(),
             labels: true,
+            only: None,
         })
     }
 
@@ -1338,6 +1349,9 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
             cloud.set_feature(f.name.clone(), v);
         }
         cloud.labels = self.labels.then_some(labels);
+        if let Some(only) = &self.only {
+            cloud.features.retain(|f| only.contains(&f.name));
+        }
         Ok(cloud)
     }
 
