@@ -621,6 +621,15 @@ const READ_CHUNK_POINTS: usize = 1 << 20;
 /// The points of `file` with only the attributes in `needed` and no labels, read in chunks.
 fn read_model_inputs(file: &Path, needed: &[String]) -> anyhow::Result<randla_io::PointCloud> {
     let mut cloud: Option<randla_io::PointCloud> = None;
+    if matches!(Format::from_path(file), Ok(Format::Las | Format::Laz)) {
+        // Only the model's fields are decoded (LAZ layers).
+        let mut reader = randla_io::LasReader::open_for_features(file, needed, false)?;
+        let total = Some(reader.point_count());
+        while let Some(chunk) = reader.read_chunk(READ_CHUNK_POINTS)? {
+            append(&mut cloud, chunk, total, file)?;
+        }
+        return finish_cloud(cloud, file);
+    }
     let mut chunks =
         randla_io::open_chunks(file, READ_CHUNK_POINTS, &randla_io::ReadOptions::default())?;
     let total = match chunks.reader() {
