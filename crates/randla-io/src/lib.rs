@@ -85,7 +85,9 @@ pub fn info(path: impl AsRef<Path>) -> Result<CloudInfo> {
 pub fn info_with(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<CloudInfo> {
     let path = path.as_ref();
     if !path.is_dir() && matches!(Format::from_path(path)?, Format::Las | Format::Laz) {
-        let (header, points, bounds, classes) = LasReader::open_for_cloud(path)?.summarize()?;
+        // Only x, y, z and the classification are decoded (LAZ layers).
+        let (header, points, bounds, classes) =
+            LasReader::open_for_features(path, &[], true)?.summarize()?;
         return Ok(CloudInfo {
             points,
             bounds,
