@@ -275,6 +275,22 @@ fn classification_layer_rewrite_refuses_what_it_cannot_write() {
         assert!(!output.exists(), "{field}: {} written", output.display());
     }
     assert!(leftovers(dir.path()).is_empty());
+    // A chunk that holds another number of points than the chunk table announces is refused,
+    // naming the chunk, and nothing is written.
+    let mut bytes = std::fs::read(&input).unwrap();
+    let start = u32::from_le_bytes(bytes[96..100].try_into().unwrap()) as usize;
+    let len = usize::from(LasReader::open(&input).unwrap().header().record_length);
+    let count_at = start + 8 + len;
+    let count = u32::from_le_bytes(bytes[count_at..count_at + 4].try_into().unwrap());
+    bytes[count_at..count_at + 4].copy_from_slice(&(count - 1).to_le_bytes());
+    let bad = dir.path().join("bad.laz");
+    std::fs::write(&bad, &bytes).unwrap();
+    let e = rewrite_laz_classification_layer(&bad, &contexts, &out, &classes, false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("LAZ chunk 0") && e.contains("points"), "{e}");
+    assert!(!out.exists());
+    assert!(leftovers(dir.path()).is_empty());
     // An existing output is kept without `overwrite`.
     std::fs::write(&out, b"keep").unwrap();
     assert!(rewrite_laz_classification_layer(&input, &contexts, &out, &classes, false).is_err());
