@@ -136,6 +136,30 @@ fn read_for_layers(path: &Path, features: &[String]) -> (randla_io::PointCloud, 
     (cloud.unwrap(), contexts)
 }
 
+/// Asserts that the classification-layer rewrite of `input` with `classes` is byte for byte
+/// the full rewrite, and that it changes only the classification.
+fn assert_layer_rewrite_is_the_full_one(
+    dir: &Path,
+    input: &Path,
+    contexts: &[u8],
+    classes: &[u8],
+    name: &str,
+    format: u8,
+) {
+    let (a, b) = (
+        dir.join(format!("{name}_full.laz")),
+        dir.join(format!("{name}_layer.laz")),
+    );
+    rewrite_las_classification(input, &a, classes, None, false).unwrap();
+    rewrite_laz_classification_layer(input, contexts, &b, classes, false).unwrap();
+    assert!(
+        std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+        "{name}: the two rewrites differ"
+    );
+    let ((orig, len), (got, _)) = (raw_records(input), raw_records(&b));
+    assert_same_but_class(&orig, &got, len, len, format, classes);
+}
+
 #[test]
 fn classification_layer_rewrite_equals_the_full_rewrite() {
     let dir = tempfile::tempdir().unwrap();
@@ -170,18 +194,7 @@ fn classification_layer_rewrite_equals_the_full_rewrite() {
     assert_eq!(contexts, want);
     let n = cloud.len();
     for (name, classes) in [("new", new_classes(n)), ("constant", vec![9u8; n])] {
-        let (a, b) = (
-            dir.path().join(format!("{name}_full.laz")),
-            dir.path().join(format!("{name}_layer.laz")),
-        );
-        rewrite_las_classification(&input, &a, &classes, None, false).unwrap();
-        rewrite_laz_classification_layer(&input, &contexts, &b, &classes, false).unwrap();
-        assert!(
-            std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
-            "{name}: the two rewrites differ"
-        );
-        let (got, _) = raw_records(&b);
-        assert_same_but_class(&raw, &got, len, len, 6, &classes);
+        assert_layer_rewrite_is_the_full_one(dir.path(), &input, &contexts, &classes, name, 6);
     }
 
     // Formats 6–10 with four scanner channels, single and multiple returns, extra bytes and
@@ -223,18 +236,15 @@ fn classification_layer_rewrite_equals_the_full_rewrite() {
             ("constant_first", constant_first),
             ("one_channel", one_channel),
         ] {
-            let (a, b) = (
-                dir.path().join(format!("f{format}_{name}_full.laz")),
-                dir.path().join(format!("f{format}_{name}_layer.laz")),
+            let name = format!("f{format}_{name}");
+            assert_layer_rewrite_is_the_full_one(
+                dir.path(),
+                &input,
+                &contexts,
+                &classes,
+                &name,
+                format,
             );
-            rewrite_las_classification(&input, &a, &classes, None, false).unwrap();
-            rewrite_laz_classification_layer(&input, &contexts, &b, &classes, false).unwrap();
-            assert!(
-                std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
-                "format {format}, {name}: the two rewrites differ"
-            );
-            let (got, _) = raw_records(&b);
-            assert_same_but_class(&orig, &got, len, len, format, &classes);
         }
     }
 }
