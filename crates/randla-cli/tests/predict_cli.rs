@@ -124,6 +124,62 @@ fn the_shipped_tile_is_classified_and_written_back_intact() {
 }
 
 #[test]
+fn probabilities_are_added_to_a_laz_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pred.laz");
+    let run = randla(&[
+        os("predict"),
+        tile().as_os_str(),
+        os("-o"),
+        out.as_os_str(),
+        os("--probabilities"),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let cloud = randla_io::read_las(&out).unwrap();
+    let names: Vec<&str> = cloud.features.iter().map(|f| f.name.as_str()).collect();
+    let probs: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| n.starts_with("prob_"))
+        .collect();
+    assert_eq!(
+        probs,
+        [
+            "prob_ground",
+            "prob_vegetation",
+            "prob_building",
+            "prob_other"
+        ],
+        "{names:?}"
+    );
+    let conf = cloud.feature("confidence").unwrap();
+    let labels = cloud.labels.as_ref().unwrap();
+    let codes = [2u32, 5, 6, 1];
+    for i in 0..cloud.len() {
+        let p: Vec<f32> = probs.iter().map(|n| cloud.feature(n).unwrap()[i]).collect();
+        let (best, max) = p
+            .iter()
+            .enumerate()
+            .fold((0, f32::MIN), |a, (c, &v)| if v > a.1 { (c, v) } else { a });
+        assert!(
+            (p.iter().sum::<f32>() - 1.0).abs() < 1e-4,
+            "point {i}: {p:?}"
+        );
+        assert_eq!(conf[i], max, "point {i}");
+        assert_eq!(labels[i], codes[best], "point {i}");
+    }
+    // Every field of the input is kept.
+    let (before, after) = (info(&tile()), info(&out));
+    let orig = before["attributes"].as_array().unwrap();
+    let kept = &after["attributes"].as_array().unwrap()[..orig.len()];
+    assert_eq!(kept, orig.as_slice());
+}
+
+#[test]
 fn tiles_and_ply_output_keep_the_attributes() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pred.ply");

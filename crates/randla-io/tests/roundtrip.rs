@@ -123,7 +123,11 @@ fn rewrite_from_kept_records_equals_the_decoding_rewrite() {
 /// every point's classification-layer context.
 fn read_for_layers(path: &Path, features: &[String]) -> (randla_io::PointCloud, Vec<u8>) {
     let mut r = LasReader::open_for_features(path, features, false).unwrap();
-    assert!(r.classification_layer_rewritable(), "{}", path.display());
+    assert!(
+        r.classification_layer_rewritable(true),
+        "{}",
+        path.display()
+    );
     let mut contexts = Vec::new();
     let mut cloud: Option<randla_io::PointCloud> = None;
     while let Some(c) = r.read_chunk_keeping_contexts(7_777, &mut contexts).unwrap() {
@@ -136,8 +140,9 @@ fn read_for_layers(path: &Path, features: &[String]) -> (randla_io::PointCloud, 
     (cloud.unwrap(), contexts)
 }
 
-/// Asserts that the classification-layer rewrite of `input` with `classes` is byte for byte
-/// the full rewrite, and that it changes only the classification.
+/// Asserts that the classification-layer rewrite of `input` with `classes`, with and without
+/// added confidence and probabilities, is byte for byte the full rewrite, and that it changes
+/// only the classification (and appends the extra bytes).
 fn assert_layer_rewrite_is_the_full_one(
     dir: &Path,
     input: &Path,
@@ -146,18 +151,41 @@ fn assert_layer_rewrite_is_the_full_one(
     name: &str,
     format: u8,
 ) {
-    let (a, b) = (
-        dir.join(format!("{name}_full.laz")),
-        dir.join(format!("{name}_layer.laz")),
-    );
-    rewrite_las_classification(input, &a, classes, None, false).unwrap();
-    rewrite_laz_classification_layer(input, contexts, &b, classes, false).unwrap();
-    assert!(
-        std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
-        "{name}: the two rewrites differ"
-    );
-    let ((orig, len), (got, _)) = (raw_records(input), raw_records(&b));
-    assert_same_but_class(&orig, &got, len, len, format, classes);
+    let n = classes.len();
+    let conf: Vec<f32> = (0..n).map(|i| ((i * 7) % 10) as f32 / 9.0).collect();
+    let probs: Vec<f32> = (0..n * 2)
+        .map(|i| {
+            if i % 97 < 40 {
+                0.25
+            } else {
+                (i % 13) as f32 / 12.0
+            }
+        })
+        .collect();
+    let names = ["ground".to_string(), "other".to_string()];
+    let extra = ExtraOutputs {
+        confidence: Some(&conf),
+        probabilities: Some(Probabilities {
+            names: &names,
+            values: &probs,
+        }),
+    };
+    for (with, extra) in [("", None), ("_probs", Some(&extra))] {
+        let (a, b) = (
+            dir.join(format!("{name}{with}_full.laz")),
+            dir.join(format!("{name}{with}_layer.laz")),
+        );
+        let full = rewrite_las_classification(input, &a, classes, extra, false).unwrap();
+        let layer =
+            rewrite_laz_classification_layer(input, contexts, &b, classes, extra, false).unwrap();
+        assert_eq!(layer, full);
+        assert!(
+            std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+            "{name}{with}: the two rewrites differ"
+        );
+        let ((orig, len), (got, out_len)) = (raw_records(input), raw_records(&b));
+        assert_same_but_class(&orig, &got, len, out_len, format, classes);
+    }
 }
 
 #[test]
@@ -271,14 +299,14 @@ fn classification_layer_rewrite_refuses_what_it_cannot_write() {
         (
             "point format",
             &dir.path().join("f3.laz"),
-            &contexts,
-            &classes,
+            &contexts[..100],
+            &classes[..100],
             &out,
         ),
     ];
     make_las(&dir.path().join("f3.laz"), 2, 3, 100, 0, false);
     for (field, input, ctx, cls, output) in cases {
-        let e = rewrite_laz_classification_layer(input, ctx, output, cls, false)
+        let e = rewrite_laz_classification_layer(input, ctx, output, cls, None, false)
             .unwrap_err()
             .to_string();
         assert!(e.contains(field), "{e}");
@@ -295,7 +323,7 @@ fn classification_layer_rewrite_refuses_what_it_cannot_write() {
     bytes[count_at..count_at + 4].copy_from_slice(&(count - 1).to_le_bytes());
     let bad = dir.path().join("bad.laz");
     std::fs::write(&bad, &bytes).unwrap();
-    let e = rewrite_laz_classification_layer(&bad, &contexts, &out, &classes, false)
+    let e = rewrite_laz_classification_layer(&bad, &contexts, &out, &classes, None, false)
         .unwrap_err()
         .to_string();
     assert!(e.contains("LAZ chunk 0") && e.contains("points"), "{e}");
@@ -303,7 +331,9 @@ fn classification_layer_rewrite_refuses_what_it_cannot_write() {
     assert!(leftovers(dir.path()).is_empty());
     // An existing output is kept without `overwrite`.
     std::fs::write(&out, b"keep").unwrap();
-    assert!(rewrite_laz_classification_layer(&input, &contexts, &out, &classes, false).is_err());
+    assert!(
+        rewrite_laz_classification_layer(&input, &contexts, &out, &classes, None, false).is_err()
+    );
     assert_eq!(std::fs::read(&out).unwrap(), b"keep");
 }
 

@@ -298,16 +298,17 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                 for ((file, out), &kind) in files.iter().zip(&outs).zip(&kinds) {
                     let t = Instant::now();
                     let needed = &predictor.input().features;
-                    // A layered LAZ file rewritten as LAZ without added dimensions decodes only
-                    // the layers the model reads and keeps each point's classification-layer
-                    // context: the write then recodes that one layer and copies the others.
+                    // A layered LAZ file rewritten as LAZ decodes only the layers the model
+                    // reads and keeps each point's classification-layer context: the write
+                    // then recodes that one layer (and codes the added extra bytes' layers) and
+                    // copies the others.
                     // Another LAZ file rewritten as LAS/LAZ keeps its decoded records for the
                     // write (decoding is most of a LAZ rewrite's time) when they fit a quarter
                     // of the memory budget.
                     let kept = match kind {
                         // `OutputKind::Las` means a LAS/LAZ input (`OutputKind::of`).
-                        OutputKind::Las if is_laz(out) && !args.probabilities => {
-                            match read_laz_contexts(file, needed)? {
+                        OutputKind::Las if is_laz(out) => {
+                            match read_laz_contexts(file, needed, args.probabilities)? {
                                 Some((cloud, c)) => Some((cloud, Kept::Contexts(c))),
                                 None => read_laz_keeping(file, needed, opts.budget.bytes / 4)?
                                     .map(|(cloud, r)| (cloud, Kept::Records(r))),
@@ -506,16 +507,18 @@ fn is_laz(path: &Path) -> bool {
 }
 
 /// A layered LAZ `file`'s model inputs, only their layers decoded, and each point's
-/// classification-layer context; `None` for other files.
+/// classification-layer context; `None` for files whose rewrite (`adding_extra_bytes` or not)
+/// cannot take them.
 fn read_laz_contexts(
     file: &Path,
     needed: &[String],
+    adding_extra_bytes: bool,
 ) -> anyhow::Result<Option<(randla_io::PointCloud, Vec<u8>)>> {
     if !is_laz(file) {
         return Ok(None);
     }
     let mut reader = randla_io::LasReader::open_for_features(file, needed, false)?;
-    if !reader.classification_layer_rewritable() {
+    if !reader.classification_layer_rewritable(adding_extra_bytes) {
         return Ok(None);
     }
     let total = reader.point_count();
@@ -688,9 +691,14 @@ fn write(
                     Some(&extra),
                     force,
                 )?,
-                Some(Kept::Contexts(c)) => {
-                    randla_io::rewrite_laz_classification_layer(input, c, out, &codes, force)?
-                }
+                Some(Kept::Contexts(c)) => randla_io::rewrite_laz_classification_layer(
+                    input,
+                    c,
+                    out,
+                    &codes,
+                    Some(&extra),
+                    force,
+                )?,
                 None => {
                     randla_io::rewrite_las_classification(input, out, &codes, Some(&extra), force)?
                 }

@@ -1074,9 +1074,9 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
 
     /// Whether this file's classification can be rewritten with
     /// [`rewrite_laz_classification_layer`] (layered LAZ with a chunk table: point formats
-    /// 6–10 as LASzip 3 and later write them).
-    pub fn classification_layer_rewritable(&self) -> bool {
-        layers::rewritable(&self.head)
+    /// 6–10 as LASzip 3 and later write them), `adding_extra_bytes` or not.
+    pub fn classification_layer_rewritable(&self, adding_extra_bytes: bool) -> bool {
+        layers::rewritable(&self.head, adding_extra_bytes)
     }
 
     /// The header summary.
@@ -1540,7 +1540,7 @@ pub fn rewrite_las_classification(
     extra: Option<&ExtraOutputs<'_>>,
     overwrite: bool,
 ) -> Result<RewriteSummary> {
-    rewrite_classification(input, None, output, classes, extra, overwrite)
+    rewrite_classification(input, Given::Nothing, output, classes, extra, overwrite)
 }
 
 /// [`rewrite_las_classification`] from `input`'s point records already in memory (every
@@ -1555,12 +1555,30 @@ pub fn rewrite_las_classification_from(
     extra: Option<&ExtraOutputs<'_>>,
     overwrite: bool,
 ) -> Result<RewriteSummary> {
-    rewrite_classification(input, Some(records), output, classes, extra, overwrite)
+    rewrite_classification(
+        input,
+        Given::Records(records),
+        output,
+        classes,
+        extra,
+        overwrite,
+    )
+}
+
+/// What a classification rewrite takes from the input's read besides its header.
+#[derive(Clone, Copy)]
+enum Given<'a> {
+    /// Nothing: the points are decoded again.
+    Nothing,
+    /// Every point record.
+    Records(&'a [u8]),
+    /// Each point's [`layer_context`]: the LAZ layers are recoded or copied.
+    Contexts(&'a [u8]),
 }
 
 fn rewrite_classification(
     input: &Path,
-    records: Option<&[u8]>,
+    given: Given<'_>,
     output: &Path,
     classes: &[u8],
     extra: Option<&ExtraOutputs<'_>>,
@@ -1609,6 +1627,15 @@ fn rewrite_classification(
             format!("the file has {count} points"),
         ));
     }
+    let records = match given {
+        Given::Contexts(contexts) => {
+            let conf = extra.confidence;
+            let probs = extra.probabilities.map(|p| p.values);
+            return layers::rewrite(input, contexts, output, classes, conf, probs, &opts);
+        }
+        Given::Records(r) => Some(r),
+        Given::Nothing => None,
+    };
     rewrite_inner(input, records, output, &opts, |fill| {
         let s = fill.start as usize;
         let m = fill.classes.len();
@@ -1711,6 +1738,150 @@ where
         ));
     }
 
+    let k = opts.probability_names.len();
+    let OutputLayout {
+        mut raw,
+        vlrs,
+        out_len,
+        added,
+        laz: out_laz_vlr,
+    } = output_layout(&head, output, out_compressed, opts)?;
+
+    let mut out = AtomicFile::create(output, &[input], opts.overwrite)?;
+    let werr = |e: std::io::Error| Error::io(output, "write", e);
+    write_head(&mut out, output, &raw, &vlrs, &head.gap)?;
+
+    let mut obuf = Vec::new();
+    let mut classes = Vec::new();
+    let mut conf = Vec::new();
+    let mut probs = Vec::new();
+    let chunk = opts.chunk_points.max(1);
+    let class_off = l.class_offset();
+    let mut sink = match out_laz_vlr {
+        // Fixed-size chunks (what LASzip writes by default) are compressed in parallel, one
+        // chunk per task; variable-size chunk tables and the old unchunked compressor keep the
+        // sequential one.
+        Some((vlr, parallel)) => {
+            let w = &mut out;
+            Sink::Laz(guard_laz(output, "start compression", move || {
+                let c: Box<dyn LazCompressor + '_> = if parallel {
+                    Box::new(ParLasZipCompressor::new(w, vlr).map_err(|e| e.to_string())?)
+                } else {
+                    Box::new(LasZipCompressor::new(w, vlr).map_err(|e| e.to_string())?)
+                };
+                Ok(c)
+            })?)
+        }
+        None => Sink::Raw(&mut out),
+    };
+    let mut written = 0u64;
+    loop {
+        let start = written;
+        let records: &[u8] = match &mut points {
+            Points::Given(g) => {
+                let n = (head.count - start).min(chunk as u64) as usize;
+                &g[start as usize * l.record_len..][..n * l.record_len]
+            }
+            Points::Read(r, buf) => {
+                r.read_raw(chunk, buf)?;
+                buf
+            }
+        };
+        let n = records.len() / l.record_len;
+        if n == 0 {
+            break;
+        }
+        classes.clear();
+        classes.extend(
+            records
+                .chunks_exact(l.record_len)
+                .map(|r| if l.extended() { r[16] } else { r[15] & 0x1F }),
+        );
+        conf.clear();
+        conf.resize(if opts.confidence { n } else { 0 }, 0.0f32);
+        probs.clear();
+        probs.resize(n * k, 0.0f32);
+        fill(ChunkFill {
+            start,
+            records,
+            classes: &mut classes,
+            confidence: &mut conf,
+            probabilities: &mut probs,
+        })?;
+        obuf.clear();
+        obuf.reserve(n * out_len);
+        for (i, rec) in records.chunks_exact(l.record_len).enumerate() {
+            let c = classes[i];
+            let at = obuf.len();
+            obuf.extend_from_slice(rec);
+            if l.extended() {
+                obuf[at + class_off] = c;
+            } else {
+                if c > 31 {
+                    return Err(Error::argument(
+                        input,
+                        format!("classes[{}]", start + i as u64),
+                        c,
+                        format!("point format {} stores classes 0 to 31 only", l.format),
+                    ));
+                }
+                obuf[at + class_off] = (rec[class_off] & 0xE0) | c;
+            }
+            if opts.confidence {
+                obuf.extend_from_slice(&conf[i].to_le_bytes());
+            }
+            for p in &probs[i * k..(i + 1) * k] {
+                obuf.extend_from_slice(&p.to_le_bytes());
+            }
+        }
+        match &mut sink {
+            Sink::Laz(c) => guard_laz(output, "compress points", || {
+                c.compress_many(&obuf).map_err(|e| e.to_string())
+            })?,
+            Sink::Raw(w) => w.write_all(&obuf).map_err(werr)?,
+        }
+        written += n as u64;
+    }
+    if written != head.count {
+        return Err(Error::count(input, "points read", head.count, written));
+    }
+    if let Sink::Laz(c) = &mut sink {
+        guard_laz(output, "finish compression", || {
+            c.done().map_err(|e| e.to_string())
+        })?;
+    }
+    drop(sink);
+
+    copy_tail(input, &head, output, &mut out, &mut raw)?;
+    out.commit()?;
+    Ok(RewriteSummary {
+        points: written,
+        record_length: out_len as u16,
+        added_dimensions: added,
+        compressed: out_compressed,
+    })
+}
+
+/// What a rewrite writes before the points: the header, the VLRs, the record length, the
+/// added dimensions and, for a LAZ output, its LASzip VLR and whether its chunks compress in
+/// parallel.
+struct OutputLayout {
+    raw: las::raw::Header,
+    vlrs: Vec<Vlr>,
+    out_len: usize,
+    added: Vec<String>,
+    laz: Option<(LazVlr, bool)>,
+}
+
+/// The [`OutputLayout`] of a rewrite of `head`'s file into `output` (compressed or not) with
+/// `opts`' added dimensions.
+fn output_layout(
+    head: &Head,
+    output: &Path,
+    out_compressed: bool,
+    opts: &RewriteOptions,
+) -> Result<OutputLayout> {
+    let l = head.layout;
     // Added extra-bytes dimensions.
     let mut added: Vec<String> = Vec::new();
     if opts.confidence {
@@ -1747,7 +1918,6 @@ where
             "exceeds 65535 bytes",
         ));
     }
-    let k = opts.probability_names.len();
 
     // VLRs of the output.
     let mut vlrs = head.vlrs.clone();
@@ -1878,118 +2048,12 @@ where
     raw.offset_to_point_data = u32::try_from(offset)
         .map_err(|_| Error::argument(output, "offset_to_point_data", offset, "exceeds 4 GiB"))?;
 
-    let mut out = AtomicFile::create(output, &[input], opts.overwrite)?;
-    let werr = |e: std::io::Error| Error::io(output, "write", e);
-    write_head(&mut out, output, &raw, &vlrs, &head.gap)?;
-
-    let mut obuf = Vec::new();
-    let mut classes = Vec::new();
-    let mut conf = Vec::new();
-    let mut probs = Vec::new();
-    let chunk = opts.chunk_points.max(1);
-    let class_off = l.class_offset();
-    let mut sink = match out_laz_vlr {
-        // Fixed-size chunks (what LASzip writes by default) are compressed in parallel, one
-        // chunk per task; variable-size chunk tables and the old unchunked compressor keep the
-        // sequential one.
-        Some((vlr, parallel)) => {
-            let w = &mut out;
-            Sink::Laz(guard_laz(output, "start compression", move || {
-                let c: Box<dyn LazCompressor + '_> = if parallel {
-                    Box::new(ParLasZipCompressor::new(w, vlr).map_err(|e| e.to_string())?)
-                } else {
-                    Box::new(LasZipCompressor::new(w, vlr).map_err(|e| e.to_string())?)
-                };
-                Ok(c)
-            })?)
-        }
-        None => Sink::Raw(&mut out),
-    };
-    let mut written = 0u64;
-    loop {
-        let start = written;
-        let records: &[u8] = match &mut points {
-            Points::Given(g) => {
-                let n = (head.count - start).min(chunk as u64) as usize;
-                &g[start as usize * l.record_len..][..n * l.record_len]
-            }
-            Points::Read(r, buf) => {
-                r.read_raw(chunk, buf)?;
-                buf
-            }
-        };
-        let n = records.len() / l.record_len;
-        if n == 0 {
-            break;
-        }
-        classes.clear();
-        classes.extend(
-            records
-                .chunks_exact(l.record_len)
-                .map(|r| if l.extended() { r[16] } else { r[15] & 0x1F }),
-        );
-        conf.clear();
-        conf.resize(if opts.confidence { n } else { 0 }, 0.0f32);
-        probs.clear();
-        probs.resize(n * k, 0.0f32);
-        fill(ChunkFill {
-            start,
-            records,
-            classes: &mut classes,
-            confidence: &mut conf,
-            probabilities: &mut probs,
-        })?;
-        obuf.clear();
-        obuf.reserve(n * out_len);
-        for (i, rec) in records.chunks_exact(l.record_len).enumerate() {
-            let c = classes[i];
-            let at = obuf.len();
-            obuf.extend_from_slice(rec);
-            if l.extended() {
-                obuf[at + class_off] = c;
-            } else {
-                if c > 31 {
-                    return Err(Error::argument(
-                        input,
-                        format!("classes[{}]", start + i as u64),
-                        c,
-                        format!("point format {} stores classes 0 to 31 only", l.format),
-                    ));
-                }
-                obuf[at + class_off] = (rec[class_off] & 0xE0) | c;
-            }
-            if opts.confidence {
-                obuf.extend_from_slice(&conf[i].to_le_bytes());
-            }
-            for p in &probs[i * k..(i + 1) * k] {
-                obuf.extend_from_slice(&p.to_le_bytes());
-            }
-        }
-        match &mut sink {
-            Sink::Laz(c) => guard_laz(output, "compress points", || {
-                c.compress_many(&obuf).map_err(|e| e.to_string())
-            })?,
-            Sink::Raw(w) => w.write_all(&obuf).map_err(werr)?,
-        }
-        written += n as u64;
-    }
-    if written != head.count {
-        return Err(Error::count(input, "points read", head.count, written));
-    }
-    if let Sink::Laz(c) = &mut sink {
-        guard_laz(output, "finish compression", || {
-            c.done().map_err(|e| e.to_string())
-        })?;
-    }
-    drop(sink);
-
-    copy_tail(input, &head, output, &mut out, &mut raw)?;
-    out.commit()?;
-    Ok(RewriteSummary {
-        points: written,
-        record_length: out_len as u16,
-        added_dimensions: added,
-        compressed: out_compressed,
+    Ok(OutputLayout {
+        raw,
+        vlrs,
+        out_len,
+        added,
+        laz: out_laz_vlr,
     })
 }
 

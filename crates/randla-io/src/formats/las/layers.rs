@@ -22,7 +22,10 @@ use laz::laszip::{ChunkTable, ChunkTableEntry};
 use laz::models::{ArithmeticModel, ArithmeticModelBuilder};
 use rayon::prelude::*;
 
-use super::{Head, RewriteSummary, copy_tail, guard_laz, read_head, write_head};
+use super::{
+    ExtraOutputs, Given, Head, OutputLayout, RewriteOptions, RewriteSummary, copy_tail, guard_laz,
+    output_layout, read_head, rewrite_classification, write_head,
+};
 use crate::atomic::{AtomicFile, check_output};
 use crate::error::{Error, Result};
 
@@ -50,12 +53,19 @@ fn chunk_head_len(record_len: usize, layers: usize) -> usize {
 
 /// Whether a file with this header can be rewritten with [`rewrite_laz_classification_layer`]:
 /// LAZ with a chunk table, whose first item is the point format 6–10 point and whose every item
-/// is layered.
-pub(super) fn rewritable(head: &Head) -> bool {
+/// is layered. Adding extra bytes also needs version 3 of the point and extra-bytes items (what
+/// LASzip and the `laz` crate write; version 4 hands the extra bytes another context).
+pub(super) fn rewritable(head: &Head, adding_extra_bytes: bool) -> bool {
     let Some(lv) = &head.laz else { return false };
+    let items = lv.items();
     head.laz_parallel
-        && lv.items().first().map(|i| i.item_type()) == Some(LazItemType::Point14)
-        && lv.items().iter().all(|i| layer_count(i).is_some())
+        && items.first().map(|i| i.item_type()) == Some(LazItemType::Point14)
+        && items.iter().all(|i| layer_count(i).is_some())
+        && (!adding_extra_bytes
+            || (items[0].version() == 3
+                && items
+                    .iter()
+                    .all(|i| !matches!(i.item_type(), LazItemType::Byte14(_)) || i.version() == 3)))
 }
 
 /// The context a point's classification is coded in, from its point format 6–10 record:
@@ -117,14 +127,93 @@ fn code_classes(contexts: &[u8], classes: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(enc.into_inner().into_inner())
 }
 
-/// The chunk `chunk` (compressed, `points` points) with its classification layer coded for
-/// `classes` and its first point's class set; everything else is copied.
+/// One context's models of the added extra bytes (one per byte), as LASzip's.
+struct ByteModels {
+    used: bool,
+    models: Vec<ArithmeticModel>,
+}
+
+impl ByteModels {
+    fn new(width: usize) -> Self {
+        ByteModels {
+            used: false,
+            models: (0..width)
+                .map(|_| ArithmeticModelBuilder::new(256).build())
+                .collect(),
+        }
+    }
+}
+
+/// Codes the layers of `width` extra bytes per point (`bytes`, point-major) appended to a
+/// chunk's extra-bytes item, as LASzip's version 3 extra-bytes compressor does: each byte as
+/// the difference to the last value of its context, the context being what the version 3
+/// point item hands on (the scanner channel on a point where it changes, else 0). A layer is
+/// empty when its byte never changes.
+fn code_extra_bytes(contexts: &[u8], bytes: &[u8], width: usize) -> std::io::Result<Vec<Vec<u8>>> {
+    let mut encoders: Vec<_> = (0..width)
+        .map(|_| ArithmeticEncoder::new(Cursor::new(Vec::new())))
+        .collect();
+    let mut changed = vec![false; width];
+    let mut models: Vec<ByteModels> = (0..4).map(|_| ByteModels::new(0)).collect();
+    let mut last = vec![vec![0u8; width]; 4];
+    let mut channel = usize::from(contexts[0] >> 1);
+    let mut last_used = channel;
+    models[channel] = ByteModels::new(width);
+    models[channel].used = true;
+    last[channel].copy_from_slice(&bytes[..width]);
+    for (j, &ctx) in contexts.iter().enumerate().skip(1) {
+        let c = usize::from(ctx >> 1);
+        let context = if c != channel {
+            channel = c;
+            c
+        } else {
+            0
+        };
+        let mut last_idx = last_used;
+        if last_used != context {
+            last_used = context;
+            if !models[context].used {
+                models[context] = ByteModels::new(width);
+                models[context].used = true;
+                last[context] = last[last_idx].clone();
+                last_idx = context;
+            }
+        }
+        let point = &bytes[j * width..(j + 1) * width];
+        let m = &mut models[context].models;
+        for (i, (&b, enc)) in point.iter().zip(&mut encoders).enumerate() {
+            let diff = b.wrapping_sub(last[last_idx][i]);
+            enc.encode_symbol(&mut m[i], u32::from(diff))?;
+            if diff != 0 {
+                changed[i] = true;
+                last[last_idx][i] = b;
+            }
+        }
+    }
+    encoders
+        .into_iter()
+        .zip(changed)
+        .map(|(mut enc, changed)| {
+            if !changed {
+                return Ok(Vec::new());
+            }
+            enc.done()?;
+            Ok(enc.into_inner().into_inner())
+        })
+        .collect()
+}
+
+/// The chunk `chunk` with its classification layer coded for `classes` and its first point's
+/// class set, and `added` (`width` bytes per point, point-major) appended to every point as
+/// extra bytes (the record's last item); everything else is copied.
 fn recode_chunk(
     chunk: &[u8],
     record_len: usize,
     layers: usize,
     contexts: &[u8],
     classes: &[u8],
+    added: &[u8],
+    width: usize,
 ) -> std::result::Result<Vec<u8>, String> {
     let points = classes.len();
     let head_len = chunk_head_len(record_len, layers);
@@ -153,15 +242,32 @@ fn recode_chunk(
         ));
     }
     let layer = code_classes(contexts, classes).map_err(|e| e.to_string())?;
+    let new_layers = if width > 0 {
+        code_extra_bytes(contexts, added, width).map_err(|e| e.to_string())?
+    } else {
+        Vec::new()
+    };
     let before: usize = sizes[..CLASS_LAYER].iter().sum();
     let old = sizes[CLASS_LAYER];
-    let mut out = Vec::with_capacity(chunk.len() - old + layer.len());
-    out.extend_from_slice(&chunk[..record_len + 4 + 4 * CLASS_LAYER]);
+    let grown: usize = new_layers.iter().map(|l| 4 + l.len()).sum::<usize>() + width;
+    let mut out = Vec::with_capacity(chunk.len() - old + layer.len() + grown);
+    // The first point (raw, with its added bytes), the count, the layer sizes.
+    out.extend_from_slice(&chunk[..record_len]);
     out[CLASS_OFFSET] = classes[0];
+    out.extend_from_slice(&added[..width]);
+    out.extend_from_slice(&chunk[record_len..record_len + 4 + 4 * CLASS_LAYER]);
     out.extend_from_slice(&(layer.len() as u32).to_le_bytes());
-    out.extend_from_slice(&chunk[record_len + 4 + 4 * (CLASS_LAYER + 1)..head_len + before]);
+    out.extend_from_slice(&chunk[record_len + 4 + 4 * (CLASS_LAYER + 1)..head_len]);
+    for l in &new_layers {
+        out.extend_from_slice(&(l.len() as u32).to_le_bytes());
+    }
+    // The layers.
+    out.extend_from_slice(&chunk[head_len..head_len + before]);
     out.extend_from_slice(&layer);
     out.extend_from_slice(&chunk[head_len + before + old..]);
+    for l in &new_layers {
+        out.extend_from_slice(l);
+    }
     Ok(out)
 }
 
@@ -171,9 +277,12 @@ const BATCH_BYTES: u64 = 64 << 20;
 /// Copies the layered LAZ file `input` to `output` (`.laz`) with each point's classification
 /// replaced by `classes[i]`, recoding only the classification layer of each chunk: every other
 /// field, VLR, EVLR and header field is copied as it is. `contexts[i]` is point `i`'s
-/// [`layer_context`] (as [`super::LasReader::read_chunk_keeping_contexts`] collects them). The
-/// chunks are recoded in parallel; the output is written to a temporary file and renamed into
-/// place, and replaces an existing file only with `overwrite`.
+/// [`layer_context`] (as [`super::LasReader::read_chunk_keeping_contexts`] collects them).
+/// `extra` appends `confidence` / `prob_<class>` as `f32` extra bytes as
+/// [`super::rewrite_las_classification`] does, coding only their new layers. The chunks are
+/// recoded in parallel; the file is byte for byte what [`super::rewrite_las_classification`]
+/// writes. The output is written to a temporary file and renamed into place, and replaces an
+/// existing file only with `overwrite`.
 ///
 /// Applies to LAZ files with a chunk table whose items are all layered (point formats 6–10, as
 /// LASzip 3 and later write them); [`super::LasReader::classification_layer_rewritable`] says
@@ -184,7 +293,29 @@ pub fn rewrite_laz_classification_layer(
     contexts: &[u8],
     output: &Path,
     classes: &[u8],
+    extra: Option<&ExtraOutputs<'_>>,
     overwrite: bool,
+) -> Result<RewriteSummary> {
+    rewrite_classification(
+        input,
+        Given::Contexts(contexts),
+        output,
+        classes,
+        extra,
+        overwrite,
+    )
+}
+
+/// [`rewrite_laz_classification_layer`] once its arguments are checked against each other:
+/// `confidence` and `probabilities` (point-major) as `opts` names them.
+pub(super) fn rewrite(
+    input: &Path,
+    contexts: &[u8],
+    output: &Path,
+    classes: &[u8],
+    confidence: Option<&[f32]>,
+    probabilities: Option<&[f32]>,
+    opts: &RewriteOptions,
 ) -> Result<RewriteSummary> {
     if super::super::Format::from_path(output)? != super::super::Format::Laz {
         return Err(Error::argument(
@@ -194,17 +325,19 @@ pub fn rewrite_laz_classification_layer(
             "a classification-layer rewrite writes .laz",
         ));
     }
-    check_output(output, &[input], overwrite)?;
+    check_output(output, &[input], opts.overwrite)?;
     let mut r = BufReader::new(super::super::open(input)?);
     let head = read_head(&mut r, input)?;
-    let lv = match (&head.laz, rewritable(&head)) {
+    let k = opts.probability_names.len();
+    let width = 4 * (usize::from(opts.confidence) + k);
+    let lv = match (&head.laz, rewritable(&head, width > 0)) {
         (Some(lv), true) => lv.clone(),
         _ => {
             return Err(Error::unsupported(
                 input,
                 "point data",
                 format!("point format {}", head.layout.format),
-                "the classification layer is rewritten in layered LAZ files with a chunk table only (point formats 6-10)",
+                "the classification layer is rewritten in layered LAZ files with a chunk table only (point formats 6-10; version 3 items to add extra bytes)",
             ));
         }
     };
@@ -225,6 +358,41 @@ pub fn rewrite_laz_classification_layer(
             format!("must equal the class array length {n}"),
         ));
     }
+    let OutputLayout {
+        mut raw,
+        vlrs,
+        out_len,
+        added,
+        laz,
+    } = output_layout(&head, output, true, opts)?;
+    let (out_lv, _) = laz.expect("a LAZ output has a LASzip VLR");
+    let last_is_bytes = matches!(
+        out_lv.items().last().map(|i| i.item_type()),
+        Some(LazItemType::Byte14(_))
+    );
+    if width > 0 && (!last_is_bytes || out_len != head.layout.record_len + width) {
+        return Err(Error::unsupported(
+            output,
+            "LASzip items",
+            format!("{:?}", out_lv.items()),
+            "the added extra bytes must extend the last item",
+        ));
+    }
+    // The added bytes of every point, as the full rewrite lays them out.
+    let bytes_of = |first: usize, points: usize| -> Vec<u8> {
+        let mut b = Vec::with_capacity(points * width);
+        for i in first..first + points {
+            if let Some(c) = confidence {
+                b.extend_from_slice(&c[i].to_le_bytes());
+            }
+            if let Some(p) = probabilities {
+                for v in &p[i * k..(i + 1) * k] {
+                    b.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+        b
+    };
     let record_len = head.layout.record_len;
     let layers: usize = lv.items().iter().filter_map(layer_count).sum();
     let data_start = u64::from(head.raw.offset_to_point_data);
@@ -264,10 +432,9 @@ pub fn rewrite_laz_classification_layer(
     }
     let end_of_chunks = at;
 
-    let mut out = AtomicFile::create(output, &[input], overwrite)?;
+    let mut out = AtomicFile::create(output, &[input], opts.overwrite)?;
     let werr = |e: std::io::Error| Error::io(output, "write", e);
-    let mut raw = head.raw.clone();
-    write_head(&mut out, output, &raw, &head.vlrs, &head.gap)?;
+    write_head(&mut out, output, &raw, &vlrs, &head.gap)?;
     let offset_pos = out.stream_position().map_err(werr)?;
     out.write_all(&(-1i64).to_le_bytes()).map_err(werr)?;
     r.seek(SeekFrom::Start(data_start + 8))
@@ -313,6 +480,8 @@ pub fn rewrite_laz_classification_layer(
                     layers,
                     &contexts[p..p + points],
                     &classes[p..p + points],
+                    &bytes_of(p, points),
+                    width,
                 )
             })
             .collect();
@@ -335,7 +504,7 @@ pub fn rewrite_laz_classification_layer(
         done = end;
     }
     let table_pos = out.stream_position().map_err(werr)?;
-    new_table.write_to(&mut out, &lv).map_err(werr)?;
+    new_table.write_to(&mut out, &out_lv).map_err(werr)?;
     out.seek(SeekFrom::Start(offset_pos)).map_err(werr)?;
     out.write_all(&(table_pos as i64).to_le_bytes())
         .map_err(werr)?;
@@ -344,8 +513,8 @@ pub fn rewrite_laz_classification_layer(
     out.commit()?;
     Ok(RewriteSummary {
         points: head.count,
-        record_length: record_len as u16,
-        added_dimensions: Vec::new(),
+        record_length: out_len as u16,
+        added_dimensions: added,
         compressed: true,
     })
 }
