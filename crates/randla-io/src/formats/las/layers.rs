@@ -11,7 +11,10 @@
 //! rewrite copies every other layer's bytes as they are and codes that one layer anew, with the
 //! `laz` crate's arithmetic coder and LASzip's models: the chunk is what decoding the whole chunk
 //! and encoding it again would write, at a fraction of the time, and every other field is the
-//! input's, bit for bit.
+//! input's, bit for bit. Added extra bytes (`confidence`, `prob_<class>`) extend the record's
+//! last item, the extra bytes: each added byte is a layer of its own, coded as LASzip's version
+//! 3 compressor codes it (the difference to the last value in the scanner-channel context the
+//! point item hands on), and appended after the existing layers.
 
 use std::io::{BufReader, Cursor, Read, Seek, SeekFrom, Write};
 use std::path::Path;
