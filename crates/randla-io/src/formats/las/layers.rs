@@ -55,13 +55,14 @@ fn chunk_head_len(record_len: usize, layers: usize) -> usize {
 }
 
 /// Whether a file with this header can be rewritten with [`rewrite_laz_classification_layer`]:
-/// LAZ with a chunk table, whose first item is the point format 6–10 point and whose every item
-/// is layered. Adding extra bytes also needs version 3 of the point and extra-bytes items (what
+/// LAZ with a table of fixed-size chunks (what LASzip writes by default), whose first item is
+/// the point format 6–10 point and whose every item is layered. Adding extra bytes also needs version 3 of the point and extra-bytes items (what
 /// LASzip and the `laz` crate write; version 4 hands the extra bytes another context).
 pub(super) fn rewritable(head: &Head, adding_extra_bytes: bool) -> bool {
     let Some(lv) = &head.laz else { return false };
     let items = lv.items();
     head.laz_parallel
+        && !lv.uses_variable_size_chunks()
         && items.first().map(|i| i.item_type()) == Some(LazItemType::Point14)
         && items.iter().all(|i| layer_count(i).is_some())
         && (!adding_extra_bytes
@@ -287,10 +288,10 @@ const BATCH_BYTES: u64 = 64 << 20;
 /// writes. The output is written to a temporary file and renamed into place, and replaces an
 /// existing file only with `overwrite`.
 ///
-/// Applies to LAZ files with a chunk table whose items are all layered (point formats 6–10, as
-/// LASzip 3 and later write them); [`super::LasReader::classification_layer_rewritable`] says
-/// whether a file is one. Others are refused, naming the reason:
-/// [`super::rewrite_las_classification`] handles every file.
+/// Applies to LAZ files with a table of fixed-size chunks whose items are all layered (point
+/// formats 6–10, as LASzip 3 and later write them);
+/// [`super::LasReader::classification_layer_rewritable`] says whether a file is one. Others
+/// are refused, naming the reason: [`super::rewrite_las_classification`] handles every file.
 pub fn rewrite_laz_classification_layer(
     input: &Path,
     contexts: &[u8],
@@ -340,7 +341,7 @@ pub(super) fn rewrite(
                 input,
                 "point data",
                 format!("point format {}", head.layout.format),
-                "the classification layer is rewritten in layered LAZ files with a chunk table only (point formats 6-10; version 3 items to add extra bytes)",
+                "the classification layer is rewritten in layered LAZ files with a table of fixed-size chunks only (point formats 6-10; version 3 items to add extra bytes)",
             ));
         }
     };
