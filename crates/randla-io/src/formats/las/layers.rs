@@ -56,8 +56,9 @@ fn chunk_head_len(record_len: usize, layers: usize) -> usize {
 
 /// Whether a file with this header can be rewritten with [`rewrite_laz_classification_layer`]:
 /// LAZ with a table of fixed-size chunks (what LASzip writes by default), whose first item is
-/// the point format 6–10 point and whose every item is layered. Adding extra bytes also needs version 3 of the point and extra-bytes items (what
-/// LASzip and the `laz` crate write; version 4 hands the extra bytes another context).
+/// the point format 6–10 point and whose every item is layered. Adding extra bytes also needs
+/// version 3 of the point and extra-bytes items (what LASzip and the `laz` crate write; version
+/// 4 hands the extra bytes another context).
 pub(super) fn rewritable(head: &Head, adding_extra_bytes: bool) -> bool {
     let Some(lv) = &head.laz else { return false };
     let items = lv.items();
@@ -369,7 +370,14 @@ pub(super) fn rewrite(
         added,
         laz,
     } = output_layout(&head, output, true, opts)?;
-    let (out_lv, _) = laz.expect("a LAZ output has a LASzip VLR");
+    let Some((out_lv, _)) = laz else {
+        return Err(Error::invalid(
+            output,
+            "LASzip VLR",
+            "none",
+            "a LAZ output needs one",
+        ));
+    };
     let last_is_bytes = matches!(
         out_lv.items().last().map(|i| i.item_type()),
         Some(LazItemType::Byte14(_))
@@ -419,6 +427,17 @@ pub(super) fn rewrite(
                 format!(
                     "the chunk table goes past the header's {} points",
                     head.count
+                ),
+            ));
+        }
+        if at.saturating_add(e.byte_count) > head.file_len {
+            return Err(Error::invalid(
+                input,
+                format!("LAZ chunk {i} byte count"),
+                e.byte_count,
+                format!(
+                    "goes past the end of the file ({} bytes): truncated or corrupt",
+                    head.file_len
                 ),
             ));
         }
