@@ -60,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Forward(args) => forward::run(args),
         Command::Predict(args) => {
             keep_freed_memory();
+            huge_page_heap();
             predict::run(args)
         }
         Command::Eval(args) => eval::run(args),
@@ -86,6 +87,40 @@ fn keep_freed_memory() {
     unsafe {
         libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
+/// Bytes at the start of the heap backed by transparent huge pages ([`huge_page_heap`]).
+const HUGE_HEAP_BYTES: usize = 128 << 20;
+
+/// Backs the next [`HUGE_HEAP_BYTES`] of the heap with transparent huge pages where the system
+/// allows them on request (`madvise`; THP "madvise" or "always"), and keeps every thread on that
+/// heap (one malloc arena): a small run's memory is then faulted in 2 MiB at a time instead of
+/// 4 KiB. Two validation tiles at `--votes 2`: 17k page faults → 0.6–1k, system time 0.07 →
+/// 0.03 s, wall 0.33 → 0.31 s (means of 10 runs; BENCHMARKS.md). Nothing is touched here:
+/// pages are only reserved, and the resident set grows as they are used. No effect where THP is
+/// off.
+fn huge_page_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt, malloc, free and sbrk(0) (which only reads the break) are called as
+    // documented; madvise(MADV_HUGEPAGE) only advises on a range that lies inside the heap (the
+    // block just allocated up to the break), checked below.
+    unsafe {
+        const TWO_MIB: usize = 2 << 20;
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_TOP_PAD, HUGE_HEAP_BYTES as libc::c_int);
+        let p = libc::malloc(TWO_MIB);
+        if !p.is_null() {
+            let end = libc::sbrk(0) as usize;
+            let start = (p as usize + TWO_MIB - 1) & !(TWO_MIB - 1);
+            // The block came from the heap's top, which the pad just extended (not from mmap).
+            if end > start && end - (p as usize) <= HUGE_HEAP_BYTES + 2 * TWO_MIB {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+            }
+            libc::free(p);
+        }
+        // glibc's default pad again.
+        libc::mallopt(libc::M_TOP_PAD, 128 << 10);
     }
 }
 
