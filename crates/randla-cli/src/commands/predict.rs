@@ -318,7 +318,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                             .map(|(cloud, r)| (cloud, Kept::Records(r))),
                         _ => None,
                     };
-                    let (cloud, records) = match kept {
+                    let (cloud, kept) = match kept {
                         Some((cloud, kept)) => (cloud, Some(kept)),
                         None if kind == OutputKind::Ply => (randla_io::read(file)?, None),
                         // LAS/LAZ outputs are copied from the input file and label files hold
@@ -371,7 +371,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                         writer_pool.install(|| {
                             write(
                                 file,
-                                records.as_ref(),
+                                kept.as_ref(),
                                 out,
                                 kind,
                                 ply_cloud.as_mut(),
@@ -525,10 +525,7 @@ fn read_laz_contexts(
     let mut contexts = Vec::new();
     let _ = contexts.try_reserve_exact(usize::try_from(total).unwrap_or(0));
     let mut cloud: Option<randla_io::PointCloud> = None;
-    while let Some(mut chunk) =
-        reader.read_chunk_keeping_contexts(READ_CHUNK_POINTS, &mut contexts)?
-    {
-        keep_model_inputs(&mut chunk, needed);
+    while let Some(chunk) = reader.read_chunk_keeping_contexts(READ_CHUNK_POINTS, &mut contexts)? {
         append(&mut cloud, chunk, Some(total), file)?;
     }
     Ok(Some((finish_cloud(cloud, file)?, contexts)))
