@@ -623,6 +623,82 @@ unsafe fn exp_neg_avx512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m
 mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
+    fn register_kernel_equals_the_tile_passes() {
+        use super::{Geometry, Lfa, Scratch, Tile};
+        use rand::{RngExt, SeedableRng};
+        use randla_model::{RandLaNetConfig, StateDict};
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return; // the kernels under test do not run on this CPU either
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let (n, k, o) = (300, 16, 16);
+        let cfg = RandLaNetConfig {
+            num_layers: 1,
+            dim_output: vec![o],
+            sub_sampling_ratio: vec![4],
+            num_neighbors: k,
+            in_channels: 3,
+            ..Default::default()
+        };
+        let lfa = Lfa::load(&StateDict::random(&cfg, o as u64), 0).unwrap();
+        let h = o / 2;
+        let xyz: Vec<f32> = (0..n * 3).map(|_| rng.random::<f32>() * 4.0).collect();
+        let nb: Vec<u32> = (0..n * k)
+            .map(|i| {
+                if i % k == 0 {
+                    (i / k) as u32
+                } else {
+                    rng.random_range(0..n as u32)
+                }
+            })
+            .collect();
+        let pos_i = lfa.pos_i.apply(&xyz, n, None);
+        let pos_k = lfa.pos_k.apply(&xyz, n, None);
+        // Feature scores of a few units, so that the softmax is far from uniform.
+        let gfeat: Vec<f32> = (0..n * o)
+            .map(|_| rng.random::<f32>() * 8.0 - 4.0)
+            .collect();
+        let feat: Vec<f32> = (0..n * h)
+            .map(|_| rng.random::<f32>() * 2.0 - 1.0)
+            .collect();
+        let geo = Geometry {
+            xyz: &xyz,
+            nb: &nb,
+            pos_i: &pos_i,
+            pos_k: &pos_k,
+            k,
+        };
+        for first in [true, false] {
+            let tile = Tile {
+                geo: &geo,
+                first: 0,
+                pts: n,
+                gfeat: &gfeat,
+                feat: &feat,
+            };
+            let (mut want, mut got) = (vec![0f32; n * o], vec![0f32; n * o]);
+            let mut scratch = Scratch::new(n * k, o);
+            if first {
+                lfa.pass1(&tile, &mut scratch, &mut want);
+            } else {
+                lfa.pass2(&tile, &mut scratch, &mut want);
+            }
+            // SAFETY: AVX-512F is present (checked above); K = 16 and o = 16.
+            unsafe { lfa.narrow16_avx512(&tile, first, &mut got) };
+            let max = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let diff = want
+                .iter()
+                .zip(&got)
+                .fold(0f32, |a, (w, g)| a.max((w - g).abs()));
+            assert!(
+                diff <= 1e-5 * max,
+                "first = {first}: max |Δ| {diff} of {max}"
+            );
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
     fn vector_exp_matches_the_scalar_one() {
         use std::arch::x86_64::*;
         if !std::arch::is_x86_feature_detected!("avx512f") {
