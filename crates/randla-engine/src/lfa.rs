@@ -235,6 +235,12 @@ impl Lfa {
                     unsafe { self.narrow16_avx512(&tile, matches!(which, Pass::First), out) };
                     return;
                 }
+                #[cfg(target_arch = "x86_64")]
+                if o == 32 && k == 16 && std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: AVX-512F is present (checked just above); o = 32 and K = 16.
+                    unsafe { self.narrow32_avx512(&tile, matches!(which, Pass::First), out) };
+                    return;
+                }
                 self.tile_pass(matches!(which, Pass::First), &tile, s, out);
             },
         )
@@ -351,6 +357,124 @@ impl Lfa {
                     acc = _mm512_fmadd_ps(e, v, acc);
                 }
                 _mm512_storeu_ps(out.as_mut_ptr().add(p * O), _mm512_div_ps(acc, sum));
+            }
+        }
+    }
+
+    /// [`Lfa::narrow16_avx512`] for the next layer (`o = 32`, so `o/2 = 16`; K = 16): a point's
+    /// relative encodings are one 16-lane vector each, its scores two, with the weight rows read
+    /// from L1 (32 rows would not fit the registers); the scores wait on the stack for the
+    /// softmax. The same arithmetic as [`Lfa::pass1`] / [`Lfa::pass2`] except that products are
+    /// fused multiply-adds (rounding differs in the last bits).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; `self.d_out == 32` and `t.geo.k == 16`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn narrow32_avx512(&self, t: &Tile<'_>, first: bool, out: &mut [f32]) {
+        use std::arch::x86_64::*;
+        const H: usize = 16;
+        const O: usize = 32;
+        const K: usize = 16;
+        let g = t.geo;
+        assert!(self.d_out == O && g.k == K && out.len() >= t.pts * O);
+        assert!(g.nb.len() >= (t.first + t.pts) * K && g.pos_i.len() >= (t.first + t.pts) * H);
+        let n_all = g.xyz.len() / 3;
+        assert!(g.pos_k.len() >= n_all * H && t.gfeat.len() >= n_all * O);
+        assert!(t.feat.len() >= n_all * H);
+        assert!(
+            g.nb[t.first * K..(t.first + t.pts) * K]
+                .iter()
+                .all(|&v| (v as usize) < n_all)
+        );
+        let score_t = if first {
+            &self.score1_rel_t
+        } else {
+            &self.score2_rel_t
+        };
+        assert!(score_t.len() >= H * O && self.lse2_t.len() >= H * H && self.w_dist.len() >= H);
+        assert!(self.lse2.b.len() >= H);
+        // SAFETY (whole body): the asserts above bound every pointer offset below: point rows
+        // i < first + pts, neighbour rows n < n_all, weight rows c < H.
+        unsafe {
+            let (ws, wl) = (score_t.as_ptr(), self.lse2_t.as_ptr());
+            let bl = _mm512_loadu_ps(self.lse2.b.as_ptr());
+            let wd = _mm512_loadu_ps(self.w_dist.as_ptr());
+            let slope = _mm512_set1_ps(SLOPE);
+            let leaky = |v: __m512| _mm512_max_ps(v, _mm512_mul_ps(v, slope));
+            let (xyz, pos_k, gfeat, feat) = (
+                g.xyz.as_ptr(),
+                g.pos_k.as_ptr(),
+                t.gfeat.as_ptr(),
+                t.feat.as_ptr(),
+            );
+            let mut rel = [[0f32; H]; K];
+            let mut sc = [[_mm512_setzero_ps(); 2]; K];
+            for p in 0..t.pts {
+                let i = t.first + p;
+                let nb = &g.nb[i * K..(i + 1) * K];
+                let (px, py, pz) = (*xyz.add(3 * i), *xyz.add(3 * i + 1), *xyz.add(3 * i + 2));
+                let ai = _mm512_loadu_ps(g.pos_i.as_ptr().add(i * H));
+                let mut dist = [0f32; K];
+                for (d, &n) in dist.iter_mut().zip(nb) {
+                    let n = n as usize;
+                    let (dx, dy, dz) = (
+                        px - *xyz.add(3 * n),
+                        py - *xyz.add(3 * n + 1),
+                        pz - *xyz.add(3 * n + 2),
+                    );
+                    *d = dx * dx + dy * dy + dz * dz;
+                }
+                _mm512_storeu_ps(
+                    dist.as_mut_ptr(),
+                    _mm512_sqrt_ps(_mm512_loadu_ps(dist.as_ptr())),
+                );
+                let mut m = [_mm512_set1_ps(f32::NEG_INFINITY); 2];
+                for j in 0..K {
+                    let n = nb[j] as usize;
+                    let v = _mm512_add_ps(ai, _mm512_loadu_ps(pos_k.add(n * H)));
+                    let mut r = leaky(_mm512_fmadd_ps(wd, _mm512_set1_ps(dist[j]), v));
+                    if !first {
+                        // r2 = φ2(r1): 16 × 16 product, bias, activation.
+                        _mm512_storeu_ps(rel[j].as_mut_ptr(), r);
+                        let mut acc = _mm512_setzero_ps();
+                        for c in 0..H {
+                            acc = _mm512_fmadd_ps(
+                                _mm512_set1_ps(rel[j][c]),
+                                _mm512_loadu_ps(wl.add(c * H)),
+                                acc,
+                            );
+                        }
+                        r = leaky(_mm512_add_ps(acc, bl));
+                    }
+                    _mm512_storeu_ps(rel[j].as_mut_ptr(), r);
+                    let (mut s0, mut s1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+                    for c in 0..H {
+                        let b = _mm512_set1_ps(rel[j][c]);
+                        s0 = _mm512_fmadd_ps(b, _mm512_loadu_ps(ws.add(c * O)), s0);
+                        s1 = _mm512_fmadd_ps(b, _mm512_loadu_ps(ws.add(c * O + H)), s1);
+                    }
+                    s0 = _mm512_add_ps(s0, _mm512_loadu_ps(gfeat.add(n * O)));
+                    s1 = _mm512_add_ps(s1, _mm512_loadu_ps(gfeat.add(n * O + H)));
+                    m[0] = _mm512_max_ps(m[0], s0);
+                    m[1] = _mm512_max_ps(m[1], s1);
+                    sc[j] = [s0, s1];
+                }
+                let mut sum = [_mm512_setzero_ps(); 2];
+                let mut acc = [_mm512_setzero_ps(); 2];
+                for j in 0..K {
+                    let n = nb[j] as usize;
+                    let e0 = exp_neg_avx512(_mm512_sub_ps(sc[j][0], m[0]));
+                    let e1 = exp_neg_avx512(_mm512_sub_ps(sc[j][1], m[1]));
+                    sum[0] = _mm512_add_ps(sum[0], e0);
+                    sum[1] = _mm512_add_ps(sum[1], e1);
+                    // [feat_n (16) | rel_j (16)]
+                    acc[0] = _mm512_fmadd_ps(e0, _mm512_loadu_ps(feat.add(n * H)), acc[0]);
+                    acc[1] = _mm512_fmadd_ps(e1, _mm512_loadu_ps(rel[j].as_ptr()), acc[1]);
+                }
+                let o = out.as_mut_ptr().add(p * O);
+                _mm512_storeu_ps(o, _mm512_div_ps(acc[0], sum[0]));
+                _mm512_storeu_ps(o.add(H), _mm512_div_ps(acc[1], sum[1]));
             }
         }
     }
@@ -629,7 +753,7 @@ unsafe fn exp_neg_avx512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m
 mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn register_kernel_equals_the_tile_passes() {
+    fn register_kernels_equal_the_tile_passes() {
         use super::{Geometry, Lfa, Scratch, Tile};
         use rand::{RngExt, SeedableRng};
         use randla_model::{RandLaNetConfig, StateDict};
@@ -637,69 +761,77 @@ mod tests {
             return; // the kernels under test do not run on this CPU either
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-        let (n, k, o) = (300, 16, 16);
-        let cfg = RandLaNetConfig {
-            num_layers: 1,
-            dim_output: vec![o],
-            sub_sampling_ratio: vec![4],
-            num_neighbors: k,
-            in_channels: 3,
-            ..Default::default()
-        };
-        let lfa = Lfa::load(&StateDict::random(&cfg, o as u64), 0).unwrap();
-        let h = o / 2;
-        let xyz: Vec<f32> = (0..n * 3).map(|_| rng.random::<f32>() * 4.0).collect();
-        let nb: Vec<u32> = (0..n * k)
-            .map(|i| {
-                if i % k == 0 {
-                    (i / k) as u32
-                } else {
-                    rng.random_range(0..n as u32)
-                }
-            })
-            .collect();
-        let pos_i = lfa.pos_i.apply(&xyz, n, None);
-        let pos_k = lfa.pos_k.apply(&xyz, n, None);
-        // Feature scores of a few units, so that the softmax is far from uniform.
-        let gfeat: Vec<f32> = (0..n * o)
-            .map(|_| rng.random::<f32>() * 8.0 - 4.0)
-            .collect();
-        let feat: Vec<f32> = (0..n * h)
-            .map(|_| rng.random::<f32>() * 2.0 - 1.0)
-            .collect();
-        let geo = Geometry {
-            xyz: &xyz,
-            nb: &nb,
-            pos_i: &pos_i,
-            pos_k: &pos_k,
-            k,
-        };
-        for first in [true, false] {
-            let tile = Tile {
-                geo: &geo,
-                first: 0,
-                pts: n,
-                gfeat: &gfeat,
-                feat: &feat,
+        let (n, k) = (300, 16);
+        for o in [16, 32] {
+            let cfg = RandLaNetConfig {
+                num_layers: 1,
+                dim_output: vec![o],
+                sub_sampling_ratio: vec![4],
+                num_neighbors: k,
+                in_channels: 3,
+                ..Default::default()
             };
-            let (mut want, mut got) = (vec![0f32; n * o], vec![0f32; n * o]);
-            let mut scratch = Scratch::new(n * k, o);
-            if first {
-                lfa.pass1(&tile, &mut scratch, &mut want);
-            } else {
-                lfa.pass2(&tile, &mut scratch, &mut want);
+            let lfa = Lfa::load(&StateDict::random(&cfg, o as u64), 0).unwrap();
+            let h = o / 2;
+            let xyz: Vec<f32> = (0..n * 3).map(|_| rng.random::<f32>() * 4.0).collect();
+            let nb: Vec<u32> = (0..n * k)
+                .map(|i| {
+                    if i % k == 0 {
+                        (i / k) as u32
+                    } else {
+                        rng.random_range(0..n as u32)
+                    }
+                })
+                .collect();
+            let pos_i = lfa.pos_i.apply(&xyz, n, None);
+            let pos_k = lfa.pos_k.apply(&xyz, n, None);
+            // Feature scores of a few units, so that the softmax is far from uniform.
+            let gfeat: Vec<f32> = (0..n * o)
+                .map(|_| rng.random::<f32>() * 8.0 - 4.0)
+                .collect();
+            let feat: Vec<f32> = (0..n * h)
+                .map(|_| rng.random::<f32>() * 2.0 - 1.0)
+                .collect();
+            let geo = Geometry {
+                xyz: &xyz,
+                nb: &nb,
+                pos_i: &pos_i,
+                pos_k: &pos_k,
+                k,
+            };
+            for first in [true, false] {
+                let tile = Tile {
+                    geo: &geo,
+                    first: 0,
+                    pts: n,
+                    gfeat: &gfeat,
+                    feat: &feat,
+                };
+                let (mut want, mut got) = (vec![0f32; n * o], vec![0f32; n * o]);
+                let mut scratch = Scratch::new(n * k, o);
+                if first {
+                    lfa.pass1(&tile, &mut scratch, &mut want);
+                } else {
+                    lfa.pass2(&tile, &mut scratch, &mut want);
+                }
+                // SAFETY: AVX-512F is present (checked above); K = 16 and o is the kernel's.
+                unsafe {
+                    if o == 16 {
+                        lfa.narrow16_avx512(&tile, first, &mut got);
+                    } else {
+                        lfa.narrow32_avx512(&tile, first, &mut got);
+                    }
+                }
+                let max = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+                let diff = want
+                    .iter()
+                    .zip(&got)
+                    .fold(0f32, |a, (w, g)| a.max((w - g).abs()));
+                assert!(
+                    diff <= 1e-5 * max,
+                    "o = {o}, first = {first}: max |Δ| {diff} of {max}"
+                );
             }
-            // SAFETY: AVX-512F is present (checked above); K = 16 and o = 16.
-            unsafe { lfa.narrow16_avx512(&tile, first, &mut got) };
-            let max = want.iter().fold(0f32, |a, v| a.max(v.abs()));
-            let diff = want
-                .iter()
-                .zip(&got)
-                .fold(0f32, |a, (w, g)| a.max((w - g).abs()));
-            assert!(
-                diff <= 1e-5 * max,
-                "first = {first}: max |Δ| {diff} of {max}"
-            );
         }
     }
 
