@@ -32,9 +32,11 @@ pub struct PredictArgs {
     /// the binary, `models/default`).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Memory the inference may hold (e.g. 2GiB); tiles shrink to fit it. A LAZ input whose
-    /// decoded points take at most a quarter of it keeps them for the write instead of
-    /// decoding the file twice. Default: half the RAM available now.
+    /// Memory the inference may hold (e.g. 2GiB); tiles shrink to fit it. A LAZ input written
+    /// back as LAZ (point formats 6-10) never decodes more than the model's fields: only its
+    /// classification layer is coded again. Another LAZ input whose decoded points take at most
+    /// a quarter of the budget keeps them for the write instead of decoding the file twice.
+    /// Default: half the RAM available now.
     #[arg(long)]
     pub memory_budget: Option<String>,
     /// Largest tile, in points after grid subsampling: larger clouds are cut into XY tiles run
