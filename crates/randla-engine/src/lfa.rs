@@ -246,6 +246,42 @@ impl Lfa {
         )
     }
 
+    /// Checks everything a register kernel ([`Lfa::narrow16_avx512`], [`Lfa::narrow32_avx512`])
+    /// reads for tile `t` with `h` relative channels and `o` scores (K = 16), and returns the
+    /// pass's transposed score weights: the kernels' pointer offsets stay inside what these
+    /// asserts bound (point rows below `first + pts`, neighbour rows below the level's points,
+    /// weight rows below `h`).
+    #[cfg(target_arch = "x86_64")]
+    fn register_kernel_inputs(
+        &self,
+        t: &Tile<'_>,
+        first: bool,
+        h: usize,
+        o: usize,
+        out: &[f32],
+    ) -> &[f32] {
+        const K: usize = 16;
+        let g = t.geo;
+        assert!(self.d_out == o && g.k == K && out.len() >= t.pts * o);
+        assert!(g.nb.len() >= (t.first + t.pts) * K && g.pos_i.len() >= (t.first + t.pts) * h);
+        let n_all = g.xyz.len() / 3;
+        assert!(g.pos_k.len() >= n_all * h && t.gfeat.len() >= n_all * o);
+        assert!(t.feat.len() >= n_all * h);
+        assert!(
+            g.nb[t.first * K..(t.first + t.pts) * K]
+                .iter()
+                .all(|&v| (v as usize) < n_all)
+        );
+        let score_t = if first {
+            &self.score1_rel_t
+        } else {
+            &self.score2_rel_t
+        };
+        assert!(score_t.len() >= h * o && self.lse2_t.len() >= h * h && self.w_dist.len() >= h);
+        assert!(self.lse2.b.len() >= h);
+        score_t
+    }
+
     /// Either pass on one tile of the narrowest layer (`o = 16`, so `o/2 = 8`; K = 16), point by
     /// point in AVX-512 registers: a point's 16 relative encodings (one 8-lane vector each),
     /// their 16-channel scores (one 16-lane vector each, 8 multiply-adds from the transposed
@@ -263,24 +299,10 @@ impl Lfa {
         const O: usize = 16;
         const K: usize = 16;
         let g = t.geo;
-        assert!(self.d_out == O && g.k == K && out.len() >= t.pts * O);
-        assert!(g.nb.len() >= (t.first + t.pts) * K && g.pos_i.len() >= (t.first + t.pts) * H);
-        let n_all = g.xyz.len() / 3;
-        assert!(g.pos_k.len() >= n_all * H && t.gfeat.len() >= n_all * O);
-        assert!(t.feat.len() >= n_all * H);
-        assert!(
-            g.nb[t.first * K..(t.first + t.pts) * K]
-                .iter()
-                .all(|&v| (v as usize) < n_all)
-        );
-        let score_t = if first {
-            &self.score1_rel_t
-        } else {
-            &self.score2_rel_t
-        };
-        assert!(score_t.len() >= H * O && self.lse2_t.len() >= H * H && self.w_dist.len() >= H);
-        // SAFETY (whole body): the asserts above bound every pointer offset below: point rows
-        // i < first + pts, neighbour rows n < n_all, weight rows c < H.
+        let score_t = self.register_kernel_inputs(t, first, H, O, out);
+        // SAFETY (whole body): `register_kernel_inputs`' asserts bound every pointer offset
+        // below: point rows i < first + pts, neighbour rows n < the level's points, weight rows
+        // c < H.
         unsafe {
             let ws: [__m512; H] =
                 std::array::from_fn(|c| _mm512_loadu_ps(score_t.as_ptr().add(c * O)));
@@ -301,24 +323,8 @@ impl Lfa {
             for p in 0..t.pts {
                 let i = t.first + p;
                 let nb = &g.nb[i * K..(i + 1) * K];
-                let (px, py, pz) = (*xyz.add(3 * i), *xyz.add(3 * i + 1), *xyz.add(3 * i + 2));
                 let ai = _mm256_loadu_ps(g.pos_i.as_ptr().add(i * H));
-                // The 16 distances first, so that their square roots are one vector
-                // instruction (correctly rounded, as the scalar ones: the same values).
-                let mut dist = [0f32; K];
-                for (d, &n) in dist.iter_mut().zip(nb) {
-                    let n = n as usize;
-                    let (dx, dy, dz) = (
-                        px - *xyz.add(3 * n),
-                        py - *xyz.add(3 * n + 1),
-                        pz - *xyz.add(3 * n + 2),
-                    );
-                    *d = dx * dx + dy * dy + dz * dz;
-                }
-                _mm512_storeu_ps(
-                    dist.as_mut_ptr(),
-                    _mm512_sqrt_ps(_mm512_loadu_ps(dist.as_ptr())),
-                );
+                let dist = neighbour_dists(xyz, i, nb);
                 let mut m = _mm512_set1_ps(f32::NEG_INFINITY);
                 for j in 0..K {
                     let n = nb[j] as usize;
@@ -377,25 +383,10 @@ impl Lfa {
         const O: usize = 32;
         const K: usize = 16;
         let g = t.geo;
-        assert!(self.d_out == O && g.k == K && out.len() >= t.pts * O);
-        assert!(g.nb.len() >= (t.first + t.pts) * K && g.pos_i.len() >= (t.first + t.pts) * H);
-        let n_all = g.xyz.len() / 3;
-        assert!(g.pos_k.len() >= n_all * H && t.gfeat.len() >= n_all * O);
-        assert!(t.feat.len() >= n_all * H);
-        assert!(
-            g.nb[t.first * K..(t.first + t.pts) * K]
-                .iter()
-                .all(|&v| (v as usize) < n_all)
-        );
-        let score_t = if first {
-            &self.score1_rel_t
-        } else {
-            &self.score2_rel_t
-        };
-        assert!(score_t.len() >= H * O && self.lse2_t.len() >= H * H && self.w_dist.len() >= H);
-        assert!(self.lse2.b.len() >= H);
-        // SAFETY (whole body): the asserts above bound every pointer offset below: point rows
-        // i < first + pts, neighbour rows n < n_all, weight rows c < H.
+        let score_t = self.register_kernel_inputs(t, first, H, O, out);
+        // SAFETY (whole body): `register_kernel_inputs`' asserts bound every pointer offset
+        // below: point rows i < first + pts, neighbour rows n < the level's points, weight rows
+        // c < H.
         unsafe {
             let (ws, wl) = (score_t.as_ptr(), self.lse2_t.as_ptr());
             let bl = _mm512_loadu_ps(self.lse2.b.as_ptr());
@@ -413,22 +404,8 @@ impl Lfa {
             for p in 0..t.pts {
                 let i = t.first + p;
                 let nb = &g.nb[i * K..(i + 1) * K];
-                let (px, py, pz) = (*xyz.add(3 * i), *xyz.add(3 * i + 1), *xyz.add(3 * i + 2));
                 let ai = _mm512_loadu_ps(g.pos_i.as_ptr().add(i * H));
-                let mut dist = [0f32; K];
-                for (d, &n) in dist.iter_mut().zip(nb) {
-                    let n = n as usize;
-                    let (dx, dy, dz) = (
-                        px - *xyz.add(3 * n),
-                        py - *xyz.add(3 * n + 1),
-                        pz - *xyz.add(3 * n + 2),
-                    );
-                    *d = dx * dx + dy * dy + dz * dz;
-                }
-                _mm512_storeu_ps(
-                    dist.as_mut_ptr(),
-                    _mm512_sqrt_ps(_mm512_loadu_ps(dist.as_ptr())),
-                );
+                let dist = neighbour_dists(xyz, i, nb);
                 let mut m = [_mm512_set1_ps(f32::NEG_INFINITY); 2];
                 for j in 0..K {
                     let n = nb[j] as usize;
@@ -711,6 +688,38 @@ pub(crate) fn add_upsampled(rows: &mut [f32], up: &[u32], coarse: &[f32], width:
             .for_each(|(a, b)| *a += b);
         leaky(row, SLOPE);
     }
+}
+
+/// The distances from point `i` of `xyz` (`[N, 3]`) to its 16 neighbours `nb`: the squares
+/// point by point, then their square roots as one vector instruction (correctly rounded, as
+/// the scalar ones: the same values).
+///
+/// # Safety
+/// The CPU must support AVX-512F; `xyz` must hold point `i` and every point of `nb`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn neighbour_dists(xyz: *const f32, i: usize, nb: &[u32]) -> [f32; 16] {
+    use std::arch::x86_64::*;
+    let mut dist = [0f32; 16];
+    // SAFETY: point i and every neighbour are inside `xyz` (the caller's contract).
+    unsafe {
+        let (px, py, pz) = (*xyz.add(3 * i), *xyz.add(3 * i + 1), *xyz.add(3 * i + 2));
+        for (d, &n) in dist.iter_mut().zip(nb) {
+            let n = n as usize;
+            let (dx, dy, dz) = (
+                px - *xyz.add(3 * n),
+                py - *xyz.add(3 * n + 1),
+                pz - *xyz.add(3 * n + 2),
+            );
+            *d = dx * dx + dy * dy + dz * dz;
+        }
+        _mm512_storeu_ps(
+            dist.as_mut_ptr(),
+            _mm512_sqrt_ps(_mm512_loadu_ps(dist.as_ptr())),
+        );
+    }
+    dist
 }
 
 /// [`crate::kernels::exp_neg`] on 16 lanes (same range reduction and polynomial, fused
