@@ -374,9 +374,8 @@ unsafe fn gemm_avx2(
     let n8 = n / 8 * 8;
     let (ap, wp, cp) = (a.as_ptr(), wt.as_ptr(), c.as_mut_ptr());
     // SAFETY (whole body): every offset of `ap` below is r·rs + p·cs with r < m and p < kd
-    // (inside `a` by the contract), < kd·n for `wp` and < m·n for `cp`: columns j + 8 <= n8 <= n,
-    // and in the tail the loads and stores from `wp` and `cp` touch only the `lanes` columns
-    // j.. < n (fewer than four go through `pad` and one-by-one stores).
+    // (inside `a` by the contract), < kd·n for `wp` and < m·n for `cp`: columns j + 8 <= n8 <= n
+    // (the last n − n8 columns are `gemm_tail_avx2`'s).
     unsafe {
         let store = |dst: *mut f32, v: __m256| {
             if accumulate {

@@ -1618,7 +1618,8 @@ fn rewrite_classification(
         ));
     }
     // Check the count against the header before any work.
-    let count = open_head(input)?.count;
+    let head = open_head(input)?;
+    let count = head.count;
     if count != n {
         return Err(Error::argument(
             input,
@@ -1631,9 +1632,9 @@ fn rewrite_classification(
         Given::Contexts(contexts) => {
             let conf = extra.confidence;
             let probs = extra.probabilities.map(|p| p.values);
-            return layers::rewrite(input, contexts, output, classes, conf, probs, &opts);
+            return layers::rewrite(input, head, contexts, output, classes, conf, probs, &opts);
         }
-        Given::Records(r) => Some(r),
+        Given::Records(r) => Some((head, r)),
         Given::Nothing => None,
     };
     rewrite_inner(input, records, output, &opts, |fill| {
@@ -1687,11 +1688,11 @@ fn open_head(path: &Path) -> Result<Head> {
     read_head(&mut r, path)
 }
 
-/// [`rewrite_las_with`], taking the points from `given` (all of `input`'s records, in order)
-/// when it is there instead of decoding `input` again.
+/// [`rewrite_las_with`], taking the points from `given` (`input`'s header as read already and
+/// all of its records, in order) when it is there instead of decoding `input` again.
 fn rewrite_inner<F>(
     input: &Path,
-    given: Option<&[u8]>,
+    given: Option<(Head, &[u8])>,
     output: &Path,
     opts: &RewriteOptions,
     mut fill: F,
@@ -1712,9 +1713,9 @@ where
         }
     };
     check_output(output, &[input], opts.overwrite)?;
-    // Given records: only the header is read; else a decoder for the points.
+    // Given records: the header is already read; else a decoder for the points.
     let (head, mut points) = match given {
-        Some(g) => (open_head(input)?, Points::Given(g)),
+        Some((head, g)) => (head, Points::Given(g)),
         None => {
             let r = LasReader::open(input)?;
             (r.head.clone(), Points::Read(Box::new(r), Vec::new()))
@@ -1724,7 +1725,7 @@ where
     if head.count == 0 {
         return Err(Error::empty(input, "header announces 0 points"));
     }
-    if let Some(g) = given
+    if let Points::Given(g) = &points
         && g.len() as u64 != head.count * l.record_len as u64
     {
         return Err(Error::argument(

@@ -27,7 +27,7 @@ use rayon::prelude::*;
 
 use super::{
     ExtraOutputs, Given, Head, OutputLayout, RewriteOptions, RewriteSummary, copy_tail, guard_laz,
-    output_layout, read_head, rewrite_classification, write_head,
+    output_layout, rewrite_classification, write_head,
 };
 use crate::atomic::{AtomicFile, check_output};
 use crate::error::{Error, Result};
@@ -311,10 +311,13 @@ pub fn rewrite_laz_classification_layer(
     )
 }
 
-/// [`rewrite_laz_classification_layer`] once its arguments are checked against each other:
-/// `confidence` and `probabilities` (point-major) as `opts` names them.
+/// [`rewrite_laz_classification_layer`] once its arguments are checked against each other and
+/// against `input`'s header `head` (the class count): `confidence` and `probabilities`
+/// (point-major) as `opts` names them.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn rewrite(
     input: &Path,
+    head: Head,
     contexts: &[u8],
     output: &Path,
     classes: &[u8],
@@ -331,8 +334,6 @@ pub(super) fn rewrite(
         ));
     }
     check_output(output, &[input], opts.overwrite)?;
-    let mut r = BufReader::new(super::super::open(input)?);
-    let head = read_head(&mut r, input)?;
     let k = opts.probability_names.len();
     let width = 4 * (usize::from(opts.confidence) + k);
     let lv = match (&head.laz, rewritable(&head, width > 0)) {
@@ -347,14 +348,6 @@ pub(super) fn rewrite(
         }
     };
     let n = classes.len();
-    if n as u64 != head.count {
-        return Err(Error::argument(
-            input,
-            "classes length",
-            n,
-            format!("the file has {} points", head.count),
-        ));
-    }
     if contexts.len() != n {
         return Err(Error::argument(
             input,
@@ -408,6 +401,7 @@ pub(super) fn rewrite(
     let record_len = head.layout.record_len;
     let layers: usize = lv.items().iter().filter_map(layer_count).sum();
     let data_start = u64::from(head.raw.offset_to_point_data);
+    let mut r = BufReader::new(super::super::open(input)?);
     let rio = |e| Error::io(input, "read LAZ chunk table", e);
     r.seek(SeekFrom::Start(data_start)).map_err(rio)?;
     let table = guard_laz(input, "read chunk table", || {
