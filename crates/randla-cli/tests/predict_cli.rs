@@ -316,6 +316,23 @@ fn bad_options_are_refused_before_anything_is_written() {
     assert!(!run.status.success());
     assert!(stderr.contains("need an output folder"), "{stderr}");
     assert!(!out.exists());
+    // Two inputs of the same name (from two folders) would be written to one output, the
+    // second over the first: refused, nothing created.
+    let twin = dir.path().join("twin");
+    std::fs::create_dir(&twin).unwrap();
+    let copy = twin.join(input.file_name().unwrap());
+    std::fs::copy(&input, &copy).unwrap();
+    let run = randla(&[
+        os("predict"),
+        input.as_os_str(),
+        copy.as_os_str(),
+        os("-o"),
+        folder.as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(stderr.contains("would both be written there"), "{stderr}");
+    assert!(!folder.exists(), "{stderr}");
 }
 
 #[test]
@@ -390,4 +407,36 @@ fn several_files_each_get_their_own_prediction() {
             "{name:?} differs from its own run"
         );
     }
+}
+
+#[test]
+fn a_bad_file_among_several_stops_the_run_at_its_turn() {
+    // Small files are read ahead, while the file before is classified: a file that cannot be
+    // read must still fail at its own turn, after the files before it are written, naming
+    // itself, and leave no output of its own.
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(tile()).unwrap();
+    let bad = dir.path().join("bad.laz");
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
+    let out = dir.path().join("out");
+    let run = randla(&[
+        os("predict"),
+        tile().as_os_str(),
+        bad.as_os_str(),
+        tile()
+            .with_file_name("test_data_77060_627755_LA93_IGN69.laz")
+            .as_os_str(),
+        os("-o"),
+        out.as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(stderr.contains("bad.laz"), "{stderr}");
+    let written: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(written, [tile().file_name().unwrap()], "{stderr}");
+    let pred = info(&out.join(tile().file_name().unwrap()));
+    assert_eq!(pred["points"], info(&tile())["points"]);
 }

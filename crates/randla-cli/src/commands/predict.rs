@@ -67,7 +67,8 @@ pub struct PredictArgs {
     #[arg(long)]
     pub force: bool,
     /// Worker threads (default: every core). Each output file is written by one more thread,
-    /// with its own pool of as many workers for LAZ coding, while the next file is classified.
+    /// with its own pool of as many workers for LAZ coding, while the next file is classified;
+    /// with two or more, small files (up to 64 MiB) are also read one ahead, on a third pool.
     #[arg(long)]
     pub threads: Option<usize>,
 }
@@ -186,6 +187,9 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     // The writer's LAZ coders run on a pool of the same size (else rayon's global pool, every
     // core, whatever `--threads` says).
     let writer_pool = super::bench::thread_pool(args.threads)?;
+    // Reads ahead (see `small_file`) run on a pool of the same size, for the LAZ decoders.
+    let reader_pool = super::bench::thread_pool(args.threads)?;
+    let read_ahead = reader_pool.current_num_threads() > 1;
     let files = expand(&args.inputs)?;
     let single = files.len() == 1;
     if !single && !args.output.is_dir() && Format::from_path(&args.output).is_ok() {
@@ -204,7 +208,15 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         .zip(&outs)
         .map(|(f, o)| OutputKind::of(f, o))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    for (f, o) in files.iter().zip(&outs) {
+    for (i, (f, o)) in files.iter().zip(&outs).enumerate() {
+        if let Some(j) = outs[..i].iter().position(|p| p == o) {
+            bail!(
+                "{}: inputs {} and {} would both be written there; give them to separate runs or rename one",
+                o.display(),
+                files[j].display(),
+                f.display()
+            );
+        }
         if o.exists() && !args.force {
             bail!(
                 "{}: the output exists; use --force to replace it (input {})",
@@ -288,6 +300,20 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         // is in flight, so at most two files' predictions are held at once.
         // The writer's report lines go through the progress display, so that they do not tear
         // the next file's bar.
+        let needed = &predictor.input().features;
+        let budget_bytes = opts.budget.bytes;
+        let load_file = |i: usize| {
+            let t = Instant::now();
+            load(
+                &files[i],
+                &outs[i],
+                kinds[i],
+                needed,
+                args.probabilities,
+                budget_bytes,
+            )
+            .map(|(cloud, kept)| (cloud, kept, t.elapsed().as_secs_f64()))
+        };
         let display = indicatif::MultiProgress::new();
         std::thread::scope(|scope| -> anyhow::Result<()> {
             let mut pending: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>> = None;
@@ -297,39 +323,28 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                     .map_err(|_| anyhow::anyhow!("the output writer stopped unexpectedly"))?
             };
             pool.install(|| -> anyhow::Result<()> {
-                for ((file, out), &kind) in files.iter().zip(&outs).zip(&kinds) {
+                let mut ahead: Option<std::thread::ScopedJoinHandle<'_, _>> = None;
+                for (i, ((file, out), &kind)) in files.iter().zip(&outs).zip(&kinds).enumerate() {
                     let t = Instant::now();
-                    let needed = &predictor.input().features;
-                    // A layered LAZ file rewritten as LAZ decodes only the layers the model
-                    // reads and keeps each point's classification-layer context: the write
-                    // then recodes that one layer (and codes the added extra bytes' layers) and
-                    // copies the others.
-                    // Another LAZ file rewritten as LAS/LAZ keeps its decoded records for the
-                    // write (decoding is most of a LAZ rewrite's time) when they fit a quarter
-                    // of the memory budget.
-                    let kept = match kind {
-                        // `OutputKind::Las` means a LAS/LAZ input (`OutputKind::of`).
-                        OutputKind::Las if is_laz(out) => {
-                            match read_laz_contexts(file, needed, args.probabilities)? {
-                                Some((cloud, c)) => Some((cloud, Kept::Contexts(c))),
-                                None => read_laz_keeping(file, needed, opts.budget.bytes / 4)?
-                                    .map(|(cloud, r)| (cloud, Kept::Records(r))),
-                            }
-                        }
-                        OutputKind::Las => read_laz_keeping(file, needed, opts.budget.bytes / 4)?
-                            .map(|(cloud, r)| (cloud, Kept::Records(r))),
-                        _ => None,
+                    let current = ahead.take();
+                    // The next file is read on a thread of its own while this one is read and
+                    // classified: a small file's read leaves a core idle (its LAZ chunks are
+                    // few and uneven). Only small files, so that at most one small cloud more
+                    // is held.
+                    if read_ahead && files.get(i + 1).is_some_and(|f| small_file(f)) {
+                        let (load_file, reader_pool) = (&load_file, &reader_pool);
+                        ahead = Some(scope.spawn(move || reader_pool.install(|| load_file(i + 1))));
+                    }
+                    let read_ahead = current.is_some();
+                    let (cloud, kept, read_s) = match current {
+                        Some(h) => h.join().map_err(|_| {
+                            anyhow::anyhow!(
+                                "{}: the reading thread stopped unexpectedly",
+                                file.display()
+                            )
+                        })??,
+                        None => load_file(i)?,
                     };
-                    let (cloud, kept) = match kept {
-                        Some((cloud, kept)) => (cloud, Some(kept)),
-                        None if kind == OutputKind::Ply => (randla_io::read(file)?, None),
-                        // LAS/LAZ outputs are copied from the input file and label files hold
-                        // labels only: read in chunks and keep just what the model reads (a
-                        // LAS tile carries ~18 attributes), so the whole file's attributes are
-                        // never in memory at once.
-                        None => (read_model_inputs(file, needed)?, None),
-                    };
-                    let read_s = t.elapsed().as_secs_f64();
                     let n = cloud.len();
                     let source = file.display().to_string();
                     // Only a PLY output is written from the cloud (the others are copied from the
@@ -388,7 +403,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                             grid,
                             votes,
                             t.elapsed().as_secs_f64(),
-                            read_s,
+                            (read_s, read_ahead),
                             t_write.elapsed().as_secs_f64(),
                         );
                         display.suspend(|| eprintln!("{lines}"));
@@ -445,7 +460,7 @@ fn report(
     grid: f32,
     votes: usize,
     secs: f64,
-    read_s: f64,
+    (read_s, read_ahead): (f64, bool),
     write_s: f64,
 ) -> String {
     let s = &p.stats;
@@ -460,7 +475,7 @@ fn report(
         (false, false) => String::new(),
     };
     let line = format!(
-        "{} → {}: {} points ({} after {} m grid) in {:.2} s = {:.0} points/s [read {:.2} s, subsample {:.2} s, neighbours {:.2} s, network {:.2} s in {} pass(es) of up to {} points{}, write {:.2} s]",
+        "{} → {}: {} points ({} after {} m grid) in {:.2} s = {:.0} points/s [read {:.2} s{}, subsample {:.2} s, neighbours {:.2} s, network {:.2} s in {} pass(es) of up to {} points{}, write {:.2} s]",
         file.display(),
         out.display(),
         s.points,
@@ -469,6 +484,11 @@ fn report(
         secs,
         s.points as f64 / secs,
         read_s,
+        if read_ahead {
+            " (ahead, while the file before was classified)"
+        } else {
+            ""
+        },
         s.subsample_s,
         s.pyramid_s,
         s.network_s,
@@ -501,6 +521,50 @@ enum Kept {
     Records(Vec<u8>),
     /// Each point's classification-layer context ([`randla_io::layer_context`]).
     Contexts(Vec<u8>),
+}
+
+/// Reads `file` for the network, with what its write to `out` (as `kind`) can reuse.
+///
+/// A layered LAZ file rewritten as LAZ decodes only the layers the model reads and keeps each
+/// point's classification-layer context: the write then recodes that one layer (and codes the
+/// added extra bytes' layers) and copies the others. Another LAZ file rewritten as LAS/LAZ keeps
+/// its decoded records for the write (decoding is most of a LAZ rewrite's time) when they fit a
+/// quarter of the memory budget. LAS/LAZ outputs are otherwise copied from the input file and
+/// label files hold labels only: those inputs are read in chunks keeping just what the model
+/// reads (a LAS tile carries ~18 attributes), so the whole file's attributes are never in memory
+/// at once. Only a PLY output is written from the whole cloud.
+fn load(
+    file: &Path,
+    out: &Path,
+    kind: OutputKind,
+    needed: &[String],
+    probabilities: bool,
+    budget_bytes: u64,
+) -> anyhow::Result<(randla_io::PointCloud, Option<Kept>)> {
+    let kept = match kind {
+        // `OutputKind::Las` means a LAS/LAZ input (`OutputKind::of`).
+        OutputKind::Las if is_laz(out) => match read_laz_contexts(file, needed, probabilities)? {
+            Some((cloud, c)) => Some((cloud, Kept::Contexts(c))),
+            None => read_laz_keeping(file, needed, budget_bytes / 4)?
+                .map(|(cloud, r)| (cloud, Kept::Records(r))),
+        },
+        OutputKind::Las => read_laz_keeping(file, needed, budget_bytes / 4)?
+            .map(|(cloud, r)| (cloud, Kept::Records(r))),
+        _ => None,
+    };
+    Ok(match kept {
+        Some((cloud, kept)) => (cloud, Some(kept)),
+        None if kind == OutputKind::Ply => (randla_io::read(file)?, None),
+        None => (read_model_inputs(file, needed)?, None),
+    })
+}
+
+/// Files at most this large on disk are read ahead of their turn ([`small_file`]).
+const READ_AHEAD_MAX_BYTES: u64 = 64 << 20;
+
+/// Whether `file` is small enough to be read while the file before it is classified.
+fn small_file(file: &Path) -> bool {
+    std::fs::metadata(file).is_ok_and(|m| m.len() <= READ_AHEAD_MAX_BYTES)
 }
 
 /// Whether `path` names a LAZ file.
