@@ -723,7 +723,7 @@ unsafe fn neighbour_dists(xyz: *const f32, i: usize, nb: &[u32]) -> [f32; 16] {
 }
 
 /// [`crate::kernels::exp_neg`] on 16 lanes (same range reduction and polynomial, fused
-/// multiply-adds).
+/// multiply-adds; the power of two applied with `vscalefps`).
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
@@ -747,15 +747,9 @@ unsafe fn exp_neg_avx512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m
         p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
     }
     let p = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0));
-    let ni = _mm512_sub_epi32(
-        _mm512_castps_si512(t),
-        _mm512_set1_epi32(EXP_ROUND.to_bits() as i32),
-    );
-    let scale = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
-        ni,
-        _mm512_set1_epi32(127),
-    )));
-    _mm512_mul_ps(p, scale)
+    // p · 2^n in one instruction: n is an integer in [-126, 0], so this is exactly the scalar
+    // path's product with the float built from n's bits.
+    _mm512_scalef_ps(p, n)
 }
 
 #[cfg(test)]

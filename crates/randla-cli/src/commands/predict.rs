@@ -187,8 +187,18 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     // The writer's LAZ coders run on a pool of the same size (else rayon's global pool, every
     // core, whatever `--threads` says).
     let writer_pool = super::bench::thread_pool(args.threads)?;
-    // Reads ahead (see `small_file`) run on a pool of the same size, for the LAZ decoders.
-    let reader_pool = super::bench::thread_pool(args.threads)?;
+    // Reads ahead (see `small_file`) run on a pool of the same size (for the LAZ decoders), at
+    // a lower priority: they fill the cores the current file leaves idle (its own read, its
+    // serial steps) rather than slow it down.
+    let mut reader_pool = rayon::ThreadPoolBuilder::new()
+        .start_handler(|_| super::lower_thread_priority())
+        .thread_name(|i| format!("randla-read-ahead-{i}"));
+    if let Some(t) = args.threads {
+        reader_pool = reader_pool.num_threads(t);
+    }
+    let reader_pool = reader_pool
+        .build()
+        .context("could not start the reading threads")?;
     let read_ahead = reader_pool.current_num_threads() > 1;
     let files = expand(&args.inputs)?;
     let single = files.len() == 1;
