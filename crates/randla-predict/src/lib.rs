@@ -5,12 +5,15 @@
 //!    `[input]` section names, each divided by its scale);
 //! 2. the cloud is grid-subsampled at the model's `grid_size` (barycentres, mean features), keeping
 //!    for every original point the index of its voxel;
-//! 3. when the subsampled cloud is small enough (at most [`DEFAULT_TILE_POINTS`] points, or
-//!    [`PredictOptions::tile_points`], and within the memory budget), it is shuffled and run
-//!    through the fused engine in **one pass** (RandLA-Net's random sampling makes that possible:
-//!    neighbourhoods are the same size in metres whatever the crop size); otherwise it is cut in
-//!    the XY plane into balanced tiles (median splits) and each tile runs with a margin of context
-//!    around it. Tiles overlap by their margins; each point's softmax probabilities are the
+//! 3. when the subsampled cloud is small enough (at most [`Predictor::default_tile_points`]
+//!    points, or [`PredictOptions::tile_points`], and within the memory budget), it is shuffled
+//!    and run through the fused engine in **one pass** (RandLA-Net's random sampling makes that
+//!    possible: neighbourhoods are the same size in metres whatever the crop size); otherwise it
+//!    is cut in the XY plane into balanced tiles (median splits) and each tile runs with a margin
+//!    of context around it. Tiles stay near the size of the crops the model was trained on: the
+//!    network reads each point's coordinates relative to its crop (x, y from the crop's centre,
+//!    z above its lowest point), and over a much larger crop those leave the range it learned
+//!    (500,000-point tiles cost 2.8 points of OA on the IGN tiles; BENCHMARKS.md). Tiles overlap by their margins; each point's softmax probabilities are the
 //!    weighted vote of every pass that saw it (weight 1 in a tile's core, falling to 0 across its
 //!    margin), the overlapping-crop voting of the reference without its redundancy. Tiles bound
 //!    the memory and keep each pass cache-sized;
@@ -49,13 +52,13 @@ pub struct PredictOptions {
     pub probabilities: bool,
     /// Seed of the shuffles (random sampling is the prefix of a shuffled crop).
     pub seed: u64,
-    /// Largest tile core, in subsampled points ([`DEFAULT_TILE_POINTS`] when `None`); the
-    /// memory budget may make tiles smaller.
+    /// Largest tile core, in subsampled points ([`Predictor::default_tile_points`] when
+    /// `None`); the memory budget may make tiles smaller.
     pub tile_points: Option<usize>,
     /// Passes per point with different random samplings, their probabilities averaged (the
     /// reference's test-time voting); `0` and `1` both mean one.
     pub votes: usize,
-    /// Context around each tile, in metres (default: twice the radius of the coarsest layer's
+    /// Context around each tile, in metres (default: the radius of the coarsest layer's
     /// neighbourhoods at the tile's point density, see [`Predictor::auto_margin`]).
     pub margin: Option<f32>,
     /// How each pass samples its levels.
@@ -75,13 +78,16 @@ pub enum Sampling {
     Random,
 }
 
-/// Largest tile core by default, in subsampled points. Passes of this size keep the pyramid's
-/// and the engine's working sets small (see BENCHMARKS.md, "Whole-cloud prediction") and bound
-/// the memory of a pass to a few hundred MB.
-pub const DEFAULT_TILE_POINTS: usize = 500_000;
+/// Largest tile core by default, in training crops ([`Predictor::default_tile_points`]).
+pub const TILE_CROPS: usize = 8;
+
+/// Upper bound of [`Predictor::default_tile_points`], in subsampled points: passes of this size
+/// keep the pyramid's and the engine's working sets small (see BENCHMARKS.md, "Whole-cloud
+/// prediction") and bound the memory of a pass to a few hundred MB.
+pub const MAX_DEFAULT_TILE_POINTS: usize = 500_000;
 
 /// The default margin is this many radii of the coarsest layer's neighbourhoods.
-const MARGIN_RADII: f32 = 2.0;
+const MARGIN_RADII: f32 = 1.0;
 
 /// The result for one cloud, one entry per original point.
 #[derive(Debug, Clone)]
@@ -315,7 +321,7 @@ impl Predictor {
         }
         let cap = opts
             .tile_points
-            .unwrap_or(DEFAULT_TILE_POINTS)
+            .unwrap_or_else(|| self.default_tile_points())
             .max(min_points);
         let c = self.config.num_classes;
         let probs = if m <= cap && self.pass_bytes(m) as u64 <= opts.budget.bytes {
@@ -566,6 +572,18 @@ impl Predictor {
             }
         }
         Ok(out)
+    }
+
+    /// Largest tile core by default, in subsampled points: [`TILE_CROPS`] of the model's training
+    /// crops (`num_points`), at most [`MAX_DEFAULT_TILE_POINTS`]. 65,536 for the built-in model.
+    /// On the 10-million-point IGN cloud this is as fast as 500,000-point tiles (smaller passes
+    /// stay in cache; with a margin of one radius they overlap as little) and scores OA 0.938
+    /// against 0.910 (BENCHMARKS.md).
+    pub fn default_tile_points(&self) -> usize {
+        TILE_CROPS
+            .saturating_mul(self.config.num_points)
+            .min(MAX_DEFAULT_TILE_POINTS)
+            .max(self.min_points())
     }
 
     /// The default margin around a tile of `n` points over `area` m²: [`MARGIN_RADII`] radii of

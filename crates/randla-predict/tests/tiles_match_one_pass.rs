@@ -147,3 +147,78 @@ fn stratified_and_random_sampling_agree() {
     assert!(agree > 0.93, "agreement {agree}");
     assert!(acc_s > 0.88 && acc_r > 0.88, "accuracy {acc_s} / {acc_r}");
 }
+
+/// The default tiles stay near the size of the crops the model was trained on. The network reads
+/// each point's coordinates relative to its crop (x, y from the centre, z above the lowest
+/// point): one pass over a cloud several times wider than its training crops leaves that range
+/// and loses accuracy, while the default tiles classify the cloud as well as each tile alone.
+/// The validation tile laid out 3 × 3 (536k points, 150 m across) stands for a large cloud:
+/// seen alone 0.913, in default tiles 0.907, in one pass 0.859 (release build, x86-64).
+#[test]
+fn default_tiles_keep_the_accuracy_of_the_training_crops() {
+    let (predictor, tile, truth) = shipped_model_and_tile();
+    let none = &|_: usize, _: usize| {};
+    let (lo, hi) = tile.positions.iter().fold(
+        ([f32::INFINITY; 2], [f32::NEG_INFINITY; 2]),
+        |(lo, hi), p| {
+            (
+                [lo[0].min(p[0]), lo[1].min(p[1])],
+                [hi[0].max(p[0]), hi[1].max(p[1])],
+            )
+        },
+    );
+    let mut cloud = tile.clone();
+    for i in 0..3 {
+        for j in 0..3 {
+            if i + j == 0 {
+                continue;
+            }
+            let mut copy = tile.clone();
+            let d = [i as f32 * (hi[0] - lo[0]), j as f32 * (hi[1] - lo[1])];
+            for p in &mut copy.positions {
+                p[0] += d[0];
+                p[1] += d[1];
+            }
+            cloud.append(&copy).unwrap();
+        }
+    }
+    let truth9: Vec<u32> = (0..9).flat_map(|_| truth.iter().copied()).collect();
+
+    let alone = predictor
+        .predict(&tile, "tile", &PredictOptions::default(), none)
+        .unwrap();
+    let tiled = predictor
+        .predict(&cloud, "3x3", &PredictOptions::default(), none)
+        .unwrap();
+    let whole = predictor
+        .predict(
+            &cloud,
+            "3x3",
+            &PredictOptions {
+                tile_points: Some(usize::MAX),
+                ..Default::default()
+            },
+            none,
+        )
+        .unwrap();
+    assert_eq!(whole.stats.passes, 1, "{:?}", whole.stats);
+    assert!(tiled.stats.passes >= 4, "{:?}", tiled.stats);
+    let (acc_alone, acc_tiled, acc_whole) = (
+        accuracy(&alone, &truth, &predictor),
+        accuracy(&tiled, &truth9, &predictor),
+        accuracy(&whole, &truth9, &predictor),
+    );
+    eprintln!(
+        "accuracy: the tile alone {acc_alone:.4}, 3 x 3 in default tiles {acc_tiled:.4} ({:?}), in one pass {acc_whole:.4}",
+        tiled.stats
+    );
+    // The copies meet edge to edge (seams no real cloud has), so a little below the tile alone.
+    assert!(
+        acc_tiled > acc_alone - 0.015,
+        "default tiles {acc_tiled} vs the tile alone {acc_alone}"
+    );
+    assert!(
+        acc_tiled > acc_whole + 0.01,
+        "default tiles {acc_tiled} vs one pass over 150 m {acc_whole}"
+    );
+}

@@ -40,7 +40,10 @@ pub struct PredictArgs {
     #[arg(long)]
     pub memory_budget: Option<String>,
     /// Largest tile, in points after grid subsampling: larger clouds are cut into XY tiles run
-    /// with a margin of context and voted across the overlaps. Default: 500000.
+    /// with a margin of context and voted across the overlaps. Default: 8 of the model's
+    /// training crops (num_points; 65536 for the built-in model), at most 500000. Much larger
+    /// tiles are a little faster but less accurate: the network reads coordinates relative to
+    /// its crop, and far beyond its training crops those leave the range it learned.
     #[arg(long)]
     pub tile_points: Option<usize>,
     /// Passes per point, each with its own random sampling, probabilities averaged (the
@@ -55,7 +58,7 @@ pub struct PredictArgs {
     /// space; more accurate in one pass) or `random` (a plain shuffle, as Open3D-ML).
     #[arg(long, value_enum, default_value_t = SamplingArg::Stratified)]
     pub sampling: SamplingArg,
-    /// Context around each tile, in metres. Default: twice the radius of the network's coarsest
+    /// Context around each tile, in metres. Default: the radius of the network's coarsest
     /// neighbourhoods at the cloud's density.
     #[arg(long)]
     pub margin: Option<f32>,
