@@ -411,9 +411,9 @@ fn several_files_each_get_their_own_prediction() {
 
 #[test]
 fn a_bad_file_among_several_stops_the_run_at_its_turn() {
-    // Small files are read ahead, while the file before is classified: a file that cannot be
-    // read must still fail at its own turn, after the files before it are written, naming
-    // itself, and leave no output of its own.
+    // Small files are read ahead (while the file before is classified) or in pairs (classified
+    // at once): a file that cannot be read must still fail at its own turn, after the files
+    // before it are written, naming itself, and leave no output of its own.
     let dir = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(tile()).unwrap();
     let bad = dir.path().join("bad.laz");
@@ -439,4 +439,17 @@ fn a_bad_file_among_several_stops_the_run_at_its_turn() {
     assert_eq!(written, [tile().file_name().unwrap()], "{stderr}");
     let pred = info(&out.join(tile().file_name().unwrap()));
     assert_eq!(pred["points"], info(&tile())["points"]);
+    // The bad file first (read together with the good one after it): nothing is written.
+    let out2 = dir.path().join("out2");
+    let run = randla(&[
+        os("predict"),
+        bad.as_os_str(),
+        tile().as_os_str(),
+        os("-o"),
+        out2.as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(stderr.contains("bad.laz"), "{stderr}");
+    assert!(!out2.exists(), "{stderr}");
 }

@@ -133,16 +133,3 @@ pub(crate) fn release_freed_memory() {
         libc::malloc_trim(0);
     }
 }
-
-/// Lowers the calling thread's scheduling priority to nice 10 (Linux: per thread; threads it
-/// starts inherit it), so that it runs on what the other threads leave idle. Best effort: a
-/// refusal changes nothing else.
-pub(crate) fn lower_thread_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: gettid and setpriority take no pointers; PRIO_PROCESS with a thread id names that
-    // one thread on Linux.
-    unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
-    }
-}

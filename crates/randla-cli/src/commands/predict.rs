@@ -71,7 +71,8 @@ pub struct PredictArgs {
     pub force: bool,
     /// Worker threads (default: every core). Each output file is written by one more thread,
     /// with its own pool of as many workers for LAZ coding, while the next file is classified;
-    /// with two or more, small files (up to 64 MiB) are also read one ahead, on a third pool.
+    /// with two or more, small files (up to 64 MiB) are also read one ahead, on a third pool,
+    /// and two small files (up to 1,048,576 points each) are classified at once.
     #[arg(long)]
     pub threads: Option<usize>,
 }
@@ -190,18 +191,9 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     // The writer's LAZ coders run on a pool of the same size (else rayon's global pool, every
     // core, whatever `--threads` says).
     let writer_pool = super::bench::thread_pool(args.threads)?;
-    // Reads ahead (see `small_file`) run on a pool of the same size (for the LAZ decoders), at
-    // a lower priority: they fill the cores the current file leaves idle (its own read, its
-    // serial steps) rather than slow it down.
-    let mut reader_pool = rayon::ThreadPoolBuilder::new()
-        .start_handler(|_| super::lower_thread_priority())
-        .thread_name(|i| format!("randla-read-ahead-{i}"));
-    if let Some(t) = args.threads {
-        reader_pool = reader_pool.num_threads(t);
-    }
-    let reader_pool = reader_pool
-        .build()
-        .context("could not start the reading threads")?;
+    // Files read in the background (see `small_file`) are read on a pool of the same size, for
+    // the LAZ decoders.
+    let reader_pool = super::bench::thread_pool(args.threads)?;
     let read_ahead = reader_pool.current_num_threads() > 1;
     let files = expand(&args.inputs)?;
     let single = files.len() == 1;
@@ -310,12 +302,12 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         let mut total_points = 0usize;
         // Each file is written on its own thread while the next one is read and classified (the
         // LAS/LAZ rewrite is single-threaded, so a core would otherwise idle). At most one write
-        // is in flight, so at most two files' predictions are held at once.
+        // (of one file, or of a pair of small ones) is in flight.
         // The writer's report lines go through the progress display, so that they do not tear
         // the next file's bar.
         let needed = &predictor.input().features;
         let budget_bytes = opts.budget.bytes;
-        let load_file = |i: usize| {
+        let load_file = |i: usize, read_ahead: bool| {
             let t = Instant::now();
             load(
                 &files[i],
@@ -325,9 +317,59 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                 args.probabilities,
                 budget_bytes,
             )
-            .map(|(cloud, kept)| (cloud, kept, t.elapsed().as_secs_f64()))
+            .map(|(cloud, kept)| Loaded {
+                cloud,
+                kept,
+                read_s: t.elapsed().as_secs_f64(),
+                read_ahead,
+            })
         };
         let display = indicatif::MultiProgress::new();
+        // Subsamples and classifies one file read for its turn.
+        let classify = |(index, l): (usize, Loaded)| -> anyhow::Result<Classified> {
+            let (file, kind) = (&files[index], kinds[index]);
+            let n = l.cloud.len();
+            let source = file.display().to_string();
+            // Only a PLY output is written from the cloud (the others are copied from the input
+            // file or hold labels only): otherwise it goes with the subsampling, before the
+            // network's passes (240 MB for 10 M points).
+            let (sub, ply_cloud) = if kind == OutputKind::Ply {
+                (predictor.subsample(&l.cloud, &source)?, Some(l.cloud))
+            } else {
+                let bytes = n * (12 + 4 * l.cloud.features.len());
+                let sub = predictor.subsample_owned(l.cloud, &source)?;
+                // Giving a small cloud's pages back only makes the passes fault them in again
+                // (six 60k-point tiles: 0.67 → 0.72 s).
+                if bytes >= RELEASE_MIN_BYTES {
+                    super::release_freed_memory();
+                }
+                (sub, None)
+            };
+            // Counts input points (subsampled progress scaled up), so {per_sec} is input
+            // points/s.
+            let bar = display.add(indicatif::ProgressBar::new(n as u64));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {msg} [{bar:30}] {percent}% {per_sec} {elapsed}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message(format!("{}", file.display()));
+            let progress = |done: usize, all: usize| {
+                bar.set_position((n as u128 * done as u128 / all.max(1) as u128) as u64)
+            };
+            let prediction = predictor.predict_subsampled(sub, &opts, &progress)?;
+            bar.finish_and_clear();
+            Ok(Classified {
+                index,
+                points: n,
+                prediction,
+                ply_cloud,
+                kept: l.kept,
+                read_s: l.read_s,
+                read_ahead: l.read_ahead,
+            })
+        };
         std::thread::scope(|scope| -> anyhow::Result<()> {
             let mut pending: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>> = None;
             let (display, writer_pool) = (&display, &writer_pool);
@@ -336,92 +378,116 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                     .map_err(|_| anyhow::anyhow!("the output writer stopped unexpectedly"))?
             };
             pool.install(|| -> anyhow::Result<()> {
-                let mut ahead: Option<std::thread::ScopedJoinHandle<'_, _>> = None;
-                for (i, ((file, out), &kind)) in files.iter().zip(&outs).zip(&kinds).enumerate() {
-                    let t = Instant::now();
-                    let current = ahead.take();
-                    // The next file is read on a thread of its own while this one is read and
-                    // classified: a small file's read leaves a core idle (its LAZ chunks are
-                    // few and uneven). Only small files, so that at most one small cloud more
-                    // is held.
-                    if read_ahead && files.get(i + 1).is_some_and(|f| small_file(f)) {
-                        let (load_file, reader_pool) = (&load_file, &reader_pool);
-                        ahead = Some(scope.spawn(move || reader_pool.install(|| load_file(i + 1))));
-                    }
-                    let read_ahead = current.is_some();
-                    let (cloud, kept, read_s) = match current {
-                        Some(h) => h.join().map_err(|_| {
-                            anyhow::anyhow!(
-                                "{}: the reading thread stopped unexpectedly",
-                                file.display()
-                            )
-                        })??,
-                        None => load_file(i)?,
-                    };
-                    let n = cloud.len();
-                    let source = file.display().to_string();
-                    // Only a PLY output is written from the cloud (the others are copied from the
-                    // input file or hold labels only): otherwise it goes with the subsampling,
-                    // before the network's passes (240 MB for 10 M points).
-                    let (sub, mut ply_cloud) = if kind == OutputKind::Ply {
-                        (predictor.subsample(&cloud, &source)?, Some(cloud))
-                    } else {
-                        let bytes = n * (12 + 4 * cloud.features.len());
-                        let sub = predictor.subsample_owned(cloud, &source)?;
-                        // Giving a small cloud's pages back only makes the passes fault them
-                        // in again (six 60k-point tiles: 0.67 → 0.72 s).
-                        if bytes >= RELEASE_MIN_BYTES {
-                            super::release_freed_memory();
-                        }
-                        (sub, None)
-                    };
-                    // Counts input points (subsampled progress scaled up), so {per_sec} is input
-                    // points/s.
-                    let bar = display.add(indicatif::ProgressBar::new(n as u64));
-                    bar.set_style(
-                        indicatif::ProgressStyle::with_template(
-                            "{spinner} {msg} [{bar:30}] {percent}% {per_sec} {elapsed}",
+                type Reading<'s> = std::thread::ScopedJoinHandle<'s, anyhow::Result<Loaded>>;
+                // A file read on a thread of the reader pool, while this one does other work.
+                let spawn_read = |i: usize| -> Reading<'_> {
+                    let (load_file, reader_pool) = (&load_file, &reader_pool);
+                    scope.spawn(move || reader_pool.install(|| load_file(i, true)))
+                };
+                let join_read = |i: usize, h: Reading<'_>| -> anyhow::Result<Loaded> {
+                    h.join().map_err(|_| {
+                        anyhow::anyhow!(
+                            "{}: the reading thread stopped unexpectedly",
+                            files[i].display()
                         )
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                    );
-                    bar.set_message(format!("{}", file.display()));
-                    let progress = |done: usize, all: usize| {
-                        bar.set_position((n as u128 * done as u128 / all.max(1) as u128) as u64)
+                    })?
+                };
+                // The next file is read on a thread of its own while this one is read and
+                // classified: a small file's read leaves a core idle (its LAZ chunks are few and
+                // uneven). Only small files, so that at most one small cloud more is held.
+                let mut ahead: Option<Reading<'_>> = None;
+                let mut i = 0;
+                while i < files.len() {
+                    let t = Instant::now();
+                    // Two small files are read together and, when each has at most
+                    // PAIR_MAX_POINTS points, classified at once on the same workers: each fills
+                    // the cores the other leaves idle at the ends of its steps.
+                    let pair = read_ahead
+                        && i + 1 < files.len()
+                        && small_file(&files[i])
+                        && small_file(&files[i + 1]);
+                    let current = ahead.take();
+                    let partner = pair.then(|| spawn_read(i + 1));
+                    let next = i + 1 + usize::from(pair);
+                    if read_ahead && files.get(next).is_some_and(|f| small_file(f)) {
+                        ahead = Some(spawn_read(next));
+                    }
+                    let first = match current {
+                        Some(h) => join_read(i, h)?,
+                        None => load_file(i, false)?,
                     };
-                    let p = predictor.predict_subsampled(sub, &opts, &progress)?;
-                    bar.finish_and_clear();
-                    total_points += n;
+                    // A partner that cannot be read fails at its own turn, after this file.
+                    let (mut batch, mut failed) = (vec![(i, first)], None);
+                    match partner.map(|h| join_read(i + 1, h)) {
+                        Some(Ok(second)) => batch.push((i + 1, second)),
+                        Some(Err(e)) => failed = Some(e),
+                        None => {}
+                    }
+                    i += batch.len();
+                    let together = batch.len() == 2
+                        && batch.iter().all(|(_, l)| l.cloud.len() <= PAIR_MAX_POINTS);
+                    let results = if together {
+                        let second = batch.pop().expect("two files");
+                        let first = batch.pop().expect("two files");
+                        let (a, b) = rayon::join(|| classify(first), || classify(second));
+                        vec![a, b]
+                    } else {
+                        batch.into_iter().map(classify).collect()
+                    };
+                    let mut done = Vec::new();
+                    for r in results {
+                        match r {
+                            Ok(c) => done.push(c),
+                            Err(e) => {
+                                failed.get_or_insert(e);
+                                break;
+                            }
+                        }
+                    }
+                    total_points += done.iter().map(|c| c.points).sum::<usize>();
                     if let Some(h) = pending.take() {
                         finish(h)?;
                     }
                     let (force, votes, grid) =
                         (args.force, args.votes.max(1), predictor.config().grid_size);
+                    let (files, outs, kinds) = (&files, &outs, &kinds);
                     pending = Some(scope.spawn(move || -> anyhow::Result<()> {
-                        let t_write = Instant::now();
-                        writer_pool.install(|| {
-                            write(
+                        for mut c in done {
+                            let (file, out, kind) =
+                                (&files[c.index], &outs[c.index], kinds[c.index]);
+                            let t_write = Instant::now();
+                            writer_pool.install(|| {
+                                write(
+                                    file,
+                                    c.kept.as_ref(),
+                                    out,
+                                    kind,
+                                    c.ply_cloud.as_mut(),
+                                    &c.prediction,
+                                    force,
+                                )
+                            })?;
+                            let lines = report(
                                 file,
-                                kept.as_ref(),
                                 out,
-                                kind,
-                                ply_cloud.as_mut(),
-                                &p,
-                                force,
-                            )
-                        })?;
-                        let lines = report(
-                            file,
-                            out,
-                            &p,
-                            grid,
-                            votes,
-                            t.elapsed().as_secs_f64(),
-                            (read_s, read_ahead),
-                            t_write.elapsed().as_secs_f64(),
-                        );
-                        display.suspend(|| eprintln!("{lines}"));
+                                &c.prediction,
+                                grid,
+                                votes,
+                                (t.elapsed().as_secs_f64(), together),
+                                (c.read_s, c.read_ahead),
+                                t_write.elapsed().as_secs_f64(),
+                            );
+                            display.suspend(|| eprintln!("{lines}"));
+                        }
                         Ok(())
                     }));
+                    if let Some(e) = failed {
+                        // The files before it are written first (and their errors come first).
+                        if let Some(h) = pending.take() {
+                            finish(h)?;
+                        }
+                        return Err(e);
+                    }
                 }
                 Ok(())
             })?;
@@ -472,7 +538,7 @@ fn report(
     p: &randla_predict::Prediction,
     grid: f32,
     votes: usize,
-    secs: f64,
+    (secs, together): (f64, bool),
     (read_s, read_ahead): (f64, bool),
     write_s: f64,
 ) -> String {
@@ -488,7 +554,7 @@ fn report(
         (false, false) => String::new(),
     };
     let line = format!(
-        "{} → {}: {} points ({} after {} m grid) in {:.2} s = {:.0} points/s [read {:.2} s{}, subsample {:.2} s, neighbours {:.2} s, network {:.2} s in {} pass(es) of up to {} points{}, write {:.2} s]",
+        "{} → {}: {} points ({} after {} m grid) in {:.2} s = {:.0} points/s{} [read {:.2} s{}, subsample {:.2} s, neighbours {:.2} s, network {:.2} s in {} pass(es) of up to {} points{}, write {:.2} s]",
         file.display(),
         out.display(),
         s.points,
@@ -496,12 +562,13 @@ fn report(
         grid,
         secs,
         s.points as f64 / secs,
-        read_s,
-        if read_ahead {
-            " (ahead, while the file before was classified)"
+        if together {
+            " (together with the other file of its pair)"
         } else {
             ""
         },
+        read_s,
+        if read_ahead { " in the background" } else { "" },
         s.subsample_s,
         s.pyramid_s,
         s.network_s,
@@ -571,6 +638,33 @@ fn load(
         None => (read_model_inputs(file, needed)?, None),
     })
 }
+
+/// A file read for its turn.
+struct Loaded {
+    cloud: randla_io::PointCloud,
+    /// What the write can reuse from the read.
+    kept: Option<Kept>,
+    read_s: f64,
+    /// Whether it was read ahead, while the file before was classified.
+    read_ahead: bool,
+}
+
+/// A file classified, waiting for its write.
+struct Classified {
+    /// Its position among the inputs.
+    index: usize,
+    points: usize,
+    prediction: randla_predict::Prediction,
+    /// The cloud a PLY output is written from.
+    ply_cloud: Option<randla_io::PointCloud>,
+    kept: Option<Kept>,
+    read_s: f64,
+    read_ahead: bool,
+}
+
+/// Two files read together are classified at once when each has at most this many points (so
+/// that the two passes' memory stays small beside the budget each assumes).
+const PAIR_MAX_POINTS: usize = 1 << 20;
 
 /// Files at most this large on disk are read ahead of their turn ([`small_file`]).
 const READ_AHEAD_MAX_BYTES: u64 = 64 << 20;
