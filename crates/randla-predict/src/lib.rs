@@ -115,6 +115,8 @@ pub struct PredictStats {
     pub subsampled: usize,
     /// Network passes (one per tile, or 1 for the whole cloud at once; times the votes).
     pub passes: usize,
+    /// Passes of tiles run two at a time (included in `passes`).
+    pub paired_passes: usize,
     /// Points in the largest pass (a tile with its margin).
     pub crop_points: usize,
     /// Margin around the tiles, in metres (0 for one pass).
@@ -634,58 +636,115 @@ impl Predictor {
             hi,
             idx: (0..m as u32).collect(),
         }];
+        // The next tile to run, its margin and its members (core and margin points with their
+        // vote weights), splitting tiles until one is small enough.
+        let next_tile = |stack: &mut Vec<Tile>| -> Option<ReadyTile> {
+            while let Some(tile) = stack.pop() {
+                if tile.idx.len() > target
+                    && let Some((a, b)) = tile.split(pts)
+                {
+                    stack.push(b);
+                    stack.push(a);
+                    continue;
+                }
+                let area = (tile.hi[0] - tile.lo[0]).max(0.0) * (tile.hi[1] - tile.lo[1]).max(0.0);
+                let margin = opts
+                    .margin
+                    .unwrap_or_else(|| self.auto_margin(tile.idx.len(), area))
+                    .max(0.0);
+                let members = cells.members(pts, &tile, margin);
+                if self.pass_bytes(members.len()) as u64 > opts.budget.bytes
+                    && tile.idx.len() > min_points
+                    && let Some((a, b)) = tile.split(pts)
+                {
+                    stack.push(b);
+                    stack.push(a);
+                    continue;
+                }
+                return Some(ReadyTile {
+                    tile,
+                    margin,
+                    members,
+                });
+            }
+            None
+        };
         let mut covered = 0usize;
         let mut tiles_run = 0u64;
-        while let Some(tile) = stack.pop() {
-            if tile.idx.len() > target
-                && let Some((a, b)) = tile.split(pts)
-            {
-                stack.push(b);
-                stack.push(a);
-                continue;
-            }
-            let area = (tile.hi[0] - tile.lo[0]).max(0.0) * (tile.hi[1] - tile.lo[1]).max(0.0);
-            let margin = opts
-                .margin
-                .unwrap_or_else(|| self.auto_margin(tile.idx.len(), area))
-                .max(0.0);
-            let members = cells.members(pts, &tile, margin);
-            if self.pass_bytes(members.len()) as u64 > opts.budget.bytes
-                && tile.idx.len() > min_points
-                && let Some((a, b)) = tile.split(pts)
-            {
-                stack.push(b);
-                stack.push(a);
-                continue;
-            }
-            let idx: Vec<u32> = members.iter().map(|e| e.0).collect();
-            let probs = self.run_voted(
-                pts,
-                feats,
-                nf,
-                &idx,
-                opts,
-                opts.seed.wrapping_add(tiles_run),
-                stats,
-            )?;
-            tiles_run += 1;
-            for (j, &(i, w)) in members.iter().enumerate() {
+        let mut add = |r: ReadyTile, probs: &[f32], stats: &mut PredictStats| {
+            for (j, &(i, w)) in r.members.iter().enumerate() {
                 let i = i as usize;
                 weight[i] += w;
                 for k in 0..c {
                     acc[i * c + k] += w * probs[j * c + k];
                 }
             }
-            stats.crop_points = stats.crop_points.max(idx.len());
-            stats.margin_m = stats.margin_m.max(margin);
-            covered += tile.idx.len();
+            stats.crop_points = stats.crop_points.max(r.members.len());
+            stats.margin_m = stats.margin_m.max(r.margin);
+            covered += r.tile.idx.len();
             progress(covered, m);
+        };
+        let ids = |members: &[(u32, f32)]| members.iter().map(|e| e.0).collect::<Vec<u32>>();
+        while let Some(a) = next_tile(&mut stack) {
+            let b = next_tile(&mut stack);
+            // Two tiles run at once on the same workers when both passes fit the budget together:
+            // each fills the cores the other leaves idle at the ends of its steps. The seeds and
+            // the order of the votes are those of one tile after the other, so the result is the
+            // same.
+            let both = b.as_ref().filter(|b| {
+                let most = a.members.len().max(b.members.len());
+                2 * self.pass_bytes(most) as u64 <= opts.budget.bytes
+            });
+            if both.is_some() {
+                let b = b.expect("checked just above");
+                let (ia, ib) = (ids(&a.members), ids(&b.members));
+                let (mut sa, mut sb) = (PredictStats::default(), PredictStats::default());
+                let t = Instant::now();
+                let (pa, pb) = rayon::join(
+                    || {
+                        let seed = opts.seed.wrapping_add(tiles_run);
+                        self.run_voted(pts, feats, nf, &ia, opts, seed, &mut sa)
+                    },
+                    || {
+                        let seed = opts.seed.wrapping_add(tiles_run + 1);
+                        self.run_voted(pts, feats, nf, &ib, opts, seed, &mut sb)
+                    },
+                );
+                // The two passes' stage times overlap: they are scaled down to the wall time
+                // they shared, so that the stages still add up to the run's time.
+                let wall = t.elapsed().as_secs_f64();
+                let sum = sa.pyramid_s + sa.network_s + sb.pyramid_s + sb.network_s;
+                let f = if sum > wall { wall / sum } else { 1.0 };
+                stats.pyramid_s += (sa.pyramid_s + sb.pyramid_s) * f;
+                stats.network_s += (sa.network_s + sb.network_s) * f;
+                stats.passes += sa.passes + sb.passes;
+                stats.paired_passes += sa.passes + sb.passes;
+                tiles_run += 2;
+                add(a, &pa?, stats);
+                add(b, &pb?, stats);
+            } else {
+                for t in std::iter::once(a).chain(b) {
+                    let seed = opts.seed.wrapping_add(tiles_run);
+                    let probs =
+                        self.run_voted(pts, feats, nf, &ids(&t.members), opts, seed, stats)?;
+                    tiles_run += 1;
+                    add(t, &probs, stats);
+                }
+            }
         }
         acc.par_chunks_mut(c)
             .zip(weight.par_iter())
             .for_each(|(row, &w)| row.iter_mut().for_each(|v| *v /= w));
         Ok(acc)
     }
+}
+
+/// A tile ready to run: its margin and its members (core and margin points, each with its vote
+/// weight).
+struct ReadyTile {
+    tile: Tile,
+    margin: f32,
+    members: Vec<(u32, f32)>,
 }
 
 /// The subsampled points bucketed in an XY grid, so that a tile finds the points of its core and

@@ -222,3 +222,38 @@ fn default_tiles_keep_the_accuracy_of_the_training_crops() {
         "default tiles {acc_tiled} vs one pass over 150 m {acc_whole}"
     );
 }
+
+/// Tiles run two at a time (when both passes fit the memory budget together) classify exactly as
+/// tiles run one after the other: same seeds, same order of the votes.
+#[test]
+fn tiles_run_in_pairs_equal_tiles_run_one_by_one() {
+    let (predictor, cloud, _) = shipped_model_and_tile();
+    let none = &|_: usize, _: usize| {};
+    let run = |budget: u64| {
+        predictor
+            .predict(
+                &cloud,
+                "tile",
+                &PredictOptions {
+                    tile_points: Some(6000),
+                    budget: randla_geom::MemoryBudget { bytes: budget },
+                    probabilities: true,
+                    ..Default::default()
+                },
+                none,
+            )
+            .unwrap()
+    };
+    let paired = run(u64::MAX);
+    // Room for the largest pass (and for the 1.5 times a core that tiling plans with), not for
+    // two passes at once.
+    let most = paired.stats.crop_points.max(9000);
+    let one_by_one = run(predictor.pass_bytes(most) as u64 * 21 / 20);
+    assert!(paired.stats.passes >= 4, "{:?}", paired.stats);
+    assert!(paired.stats.paired_passes >= 2, "{:?}", paired.stats);
+    assert_eq!(one_by_one.stats.paired_passes, 0, "{:?}", one_by_one.stats);
+    assert_eq!(paired.stats.passes, one_by_one.stats.passes);
+    assert_eq!(paired.stats.crop_points, one_by_one.stats.crop_points);
+    assert!(paired.class == one_by_one.class);
+    assert!(paired.probabilities == one_by_one.probabilities);
+}

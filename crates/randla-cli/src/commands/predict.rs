@@ -544,12 +544,17 @@ fn report(
 ) -> String {
     let s = &p.stats;
     let tiles = s.passes / votes;
+    let paired = if s.paired_passes > 0 {
+        ", two at a time"
+    } else {
+        ""
+    };
     let passes = match (tiles > 1, votes > 1) {
         (true, true) => format!(
-            " ({tiles} tiles with a {:.1} m margin × {votes} votes)",
+            " ({tiles} tiles with a {:.1} m margin{paired} × {votes} votes)",
             s.margin_m
         ),
-        (true, false) => format!(" (tiles with a {:.1} m margin)", s.margin_m),
+        (true, false) => format!(" (tiles with a {:.1} m margin{paired})", s.margin_m),
         (false, true) => format!(" (one pass × {votes} votes)"),
         (false, false) => String::new(),
     };
