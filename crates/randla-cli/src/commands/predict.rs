@@ -9,6 +9,7 @@ use randla_geom::MemoryBudget;
 use randla_io::{ExtraOutputs, Format, PlyEncoding, PlyWriteOptions, Probabilities};
 use randla_model::model_dir::ModelDir;
 use randla_predict::{PredictOptions, Predictor, Sampling};
+use rayon::prelude::*;
 
 /// Arguments of `randla predict`.
 /// `--sampling`.
@@ -452,31 +453,38 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                         (args.force, args.votes.max(1), predictor.config().grid_size);
                     let (files, outs, kinds) = (&files, &outs, &kinds);
                     pending = Some(scope.spawn(move || -> anyhow::Result<()> {
-                        for mut c in done {
-                            let (file, out, kind) =
-                                (&files[c.index], &outs[c.index], kinds[c.index]);
-                            let t_write = Instant::now();
-                            writer_pool.install(|| {
-                                write(
-                                    file,
-                                    c.kept.as_ref(),
-                                    out,
-                                    kind,
-                                    c.ply_cloud.as_mut(),
-                                    &c.prediction,
-                                    force,
-                                )
-                            })?;
-                            let lines = report(
-                                file,
-                                out,
-                                &c.prediction,
-                                grid,
-                                votes,
-                                (t.elapsed().as_secs_f64(), together),
-                                (c.read_s, c.read_ahead),
-                                t_write.elapsed().as_secs_f64(),
-                            );
+                        // The files of a pair are written at once; their reports follow in
+                        // order, and the first error in that order is the one returned.
+                        let written: Vec<anyhow::Result<String>> = writer_pool.install(|| {
+                            done.into_par_iter()
+                                .map(|mut c| {
+                                    let (file, out, kind) =
+                                        (&files[c.index], &outs[c.index], kinds[c.index]);
+                                    let t_write = Instant::now();
+                                    write(
+                                        file,
+                                        c.kept.as_ref(),
+                                        out,
+                                        kind,
+                                        c.ply_cloud.as_mut(),
+                                        &c.prediction,
+                                        force,
+                                    )?;
+                                    Ok(report(
+                                        file,
+                                        out,
+                                        &c.prediction,
+                                        grid,
+                                        votes,
+                                        (t.elapsed().as_secs_f64(), together),
+                                        (c.read_s, c.read_ahead),
+                                        t_write.elapsed().as_secs_f64(),
+                                    ))
+                                })
+                                .collect()
+                        });
+                        for lines in written {
+                            let lines = lines?;
                             display.suspend(|| eprintln!("{lines}"));
                         }
                         Ok(())
