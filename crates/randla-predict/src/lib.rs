@@ -13,10 +13,11 @@
 //!    of context around it. Tiles stay near the size of the crops the model was trained on: the
 //!    network reads each point's coordinates relative to its crop (x, y from the crop's centre,
 //!    z above its lowest point), and over a much larger crop those leave the range it learned
-//!    (500,000-point tiles cost 2.8 points of OA on the IGN tiles; BENCHMARKS.md). Tiles overlap by their margins; each point's softmax probabilities are the
-//!    weighted vote of every pass that saw it (weight 1 in a tile's core, falling to 0 across its
-//!    margin), the overlapping-crop voting of the reference without its redundancy. Tiles bound
-//!    the memory and keep each pass cache-sized;
+//!    (500,000-point tiles cost 2.8 points of OA on the IGN tiles; BENCHMARKS.md). Tiles
+//!    overlap by their margins; each point's softmax probabilities are the weighted vote of
+//!    every pass that saw it (weight 1 in a tile's core, falling to 0 across its margin), the
+//!    overlapping-crop voting of the reference without its redundancy. Tiles bound the memory
+//!    and keep each pass cache-sized; two run at once where the budget holds both;
 //!    with [`PredictOptions::votes`] > 1 every pass (the whole cloud or a tile) runs again with
 //!    other random samplings and their probabilities are averaged (the reference's test-time
 //!    voting);
@@ -123,9 +124,10 @@ pub struct PredictStats {
     pub margin_m: f32,
     /// Seconds in grid subsampling.
     pub subsample_s: f64,
-    /// Seconds building neighbourhood pyramids.
+    /// Seconds building neighbourhood pyramids (two tiles run at once count the wall time they
+    /// shared, split in proportion to their own times).
     pub pyramid_s: f64,
-    /// Seconds in the network.
+    /// Seconds in the network (shared the same way).
     pub network_s: f64,
     /// Seconds projecting back to every point.
     pub project_s: f64,
@@ -691,44 +693,46 @@ impl Predictor {
             // each fills the cores the other leaves idle at the ends of its steps. The seeds and
             // the order of the votes are those of one tile after the other, so the result is the
             // same.
-            let both = b.as_ref().filter(|b| {
+            let fit_together = |a: &ReadyTile, b: &ReadyTile| {
                 let most = a.members.len().max(b.members.len());
                 2 * self.pass_bytes(most) as u64 <= opts.budget.bytes
-            });
-            if both.is_some() {
-                let b = b.expect("checked just above");
-                let (ia, ib) = (ids(&a.members), ids(&b.members));
-                let (mut sa, mut sb) = (PredictStats::default(), PredictStats::default());
-                let t = Instant::now();
-                let (pa, pb) = rayon::join(
-                    || {
+            };
+            match b {
+                Some(b) if fit_together(&a, &b) => {
+                    let (ia, ib) = (ids(&a.members), ids(&b.members));
+                    let (mut sa, mut sb) = (PredictStats::default(), PredictStats::default());
+                    let t = Instant::now();
+                    let (pa, pb) = rayon::join(
+                        || {
+                            let seed = opts.seed.wrapping_add(tiles_run);
+                            self.run_voted(pts, feats, nf, &ia, opts, seed, &mut sa)
+                        },
+                        || {
+                            let seed = opts.seed.wrapping_add(tiles_run + 1);
+                            self.run_voted(pts, feats, nf, &ib, opts, seed, &mut sb)
+                        },
+                    );
+                    // The two passes' stage times overlap: they are scaled down to the wall time
+                    // they shared, so that the stages still add up to the run's time.
+                    let wall = t.elapsed().as_secs_f64();
+                    let sum = sa.pyramid_s + sa.network_s + sb.pyramid_s + sb.network_s;
+                    let f = if sum > wall { wall / sum } else { 1.0 };
+                    stats.pyramid_s += (sa.pyramid_s + sb.pyramid_s) * f;
+                    stats.network_s += (sa.network_s + sb.network_s) * f;
+                    stats.passes += sa.passes + sb.passes;
+                    stats.paired_passes += sa.passes + sb.passes;
+                    tiles_run += 2;
+                    add(a, &pa?, stats);
+                    add(b, &pb?, stats);
+                }
+                b => {
+                    for t in std::iter::once(a).chain(b) {
                         let seed = opts.seed.wrapping_add(tiles_run);
-                        self.run_voted(pts, feats, nf, &ia, opts, seed, &mut sa)
-                    },
-                    || {
-                        let seed = opts.seed.wrapping_add(tiles_run + 1);
-                        self.run_voted(pts, feats, nf, &ib, opts, seed, &mut sb)
-                    },
-                );
-                // The two passes' stage times overlap: they are scaled down to the wall time
-                // they shared, so that the stages still add up to the run's time.
-                let wall = t.elapsed().as_secs_f64();
-                let sum = sa.pyramid_s + sa.network_s + sb.pyramid_s + sb.network_s;
-                let f = if sum > wall { wall / sum } else { 1.0 };
-                stats.pyramid_s += (sa.pyramid_s + sb.pyramid_s) * f;
-                stats.network_s += (sa.network_s + sb.network_s) * f;
-                stats.passes += sa.passes + sb.passes;
-                stats.paired_passes += sa.passes + sb.passes;
-                tiles_run += 2;
-                add(a, &pa?, stats);
-                add(b, &pb?, stats);
-            } else {
-                for t in std::iter::once(a).chain(b) {
-                    let seed = opts.seed.wrapping_add(tiles_run);
-                    let probs =
-                        self.run_voted(pts, feats, nf, &ids(&t.members), opts, seed, stats)?;
-                    tiles_run += 1;
-                    add(t, &probs, stats);
+                        let probs =
+                            self.run_voted(pts, feats, nf, &ids(&t.members), opts, seed, stats)?;
+                        tiles_run += 1;
+                        add(t, &probs, stats);
+                    }
                 }
             }
         }
