@@ -60,7 +60,8 @@ pub struct PredictArgs {
     #[arg(long, value_enum, default_value_t = SamplingArg::Stratified)]
     pub sampling: SamplingArg,
     /// Context around each tile, in metres. Default: the radius of the network's coarsest
-    /// neighbourhoods at the cloud's density.
+    /// neighbourhoods at the cloud's density (4.5 m on IGN LiDAR HD with the built-in model;
+    /// there `--margin 2` runs a tenth faster for 0.0004 less OA).
     #[arg(long)]
     pub margin: Option<f32>,
     /// Also write the confidence and the per-class probabilities (LAS 1.4 extra bytes, PLY
