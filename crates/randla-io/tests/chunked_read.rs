@@ -467,3 +467,21 @@ fn corrupt_data_mid_file_is_an_error_from_the_chunk_reader() {
         &["e.xyz", "no points"],
     );
 }
+
+/// A chunk of at least 262,144 LAS records is decoded in parallel parts: the same cloud, bit
+/// for bit, as chunks small enough to be decoded in one piece (RGB and NIR columns included).
+#[test]
+fn las_records_decoded_in_parallel_parts_equal_small_chunks() {
+    let d = tempfile::tempdir().unwrap();
+    for (name, format) in [("big.las", 8), ("big.laz", 7)] {
+        let p = d.path().join(name);
+        make_las(&p, 4, format, 300_000, 0, false);
+        let whole = read_with(&p, &ReadOptions::default()).unwrap();
+        assert_eq!(whole.len(), 300_000);
+        let mut all = PointCloud::default();
+        for c in open_chunks(&p, 100_000, &ReadOptions::default()).unwrap() {
+            push(&mut all, c.unwrap());
+        }
+        assert_same(&all, &whole, name);
+    }
+}

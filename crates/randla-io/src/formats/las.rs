@@ -15,6 +15,8 @@ use laz::{
     ParLasZipDecompressor,
 };
 
+use rayon::prelude::*;
+
 use crate::atomic::{AtomicFile, check_output};
 use crate::chunks::{ChunkRead, Chunks};
 use crate::cloud::{Bounds, PointCloud, choose_origin};
@@ -1002,6 +1004,9 @@ impl LasReader<BufReader<File>> {
     }
 }
 
+/// Records per part when a chunk's records are decoded in parallel.
+const PAR_DECODE_POINTS: usize = 1 << 17;
+
 /// Stack size of the thread that runs LAZ decompression. The `laz` crate decodes GPS-time
 /// sequence switches recursively, and corrupt data can nest deeply; a large (lazily committed)
 /// stack turns what would be a stack-overflow abort into a decoding error in practice.
@@ -1265,40 +1270,86 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
         Ok(cloud)
     }
 
+    /// Decodes the raw records `buf` (the first is point number `start`), in parallel parts for
+    /// a large chunk; the origin is chosen from the file's first point.
     fn decode(&mut self, buf: &[u8], start: u64) -> Result<PointCloud> {
         let l = self.head.layout;
-        let n = buf.len() / l.record_len;
-        let (s, o) = (self.head.scale, self.head.offset);
-        let abs = |rec: &[u8]| -> [f64; 3] {
-            let g = |k: usize| {
-                i32::from_le_bytes([rec[4 * k], rec[4 * k + 1], rec[4 * k + 2], rec[4 * k + 3]])
-            };
-            [
-                f64::from(g(0)) * s[0] + o[0],
-                f64::from(g(1)) * s[1] + o[1],
-                f64::from(g(2)) * s[2] + o[2],
-            ]
+        let first = &buf[..l.record_len];
+        let origin = match self.origin {
+            Some(o) => o,
+            None => *self.origin.insert(choose_origin(self.absolute(first))),
         };
-        let origin = *self
-            .origin
-            .get_or_insert_with(|| choose_origin(abs(&buf[..l.record_len])));
+        let n = buf.len() / l.record_len;
+        if n < 2 * PAR_DECODE_POINTS || rayon::current_num_threads() < 2 {
+            return self.decode_part(buf, start, origin);
+        }
+        let parts: Vec<Result<PointCloud>> = buf
+            .par_chunks(PAR_DECODE_POINTS * l.record_len)
+            .enumerate()
+            .map(|(k, part)| self.decode_part(part, start + (k * PAR_DECODE_POINTS) as u64, origin))
+            .collect();
+        let mut parts = parts.into_iter();
+        let mut cloud = parts.next().expect("at least two parts")?;
+        for part in parts {
+            cloud
+                .append(&part?)
+                .map_err(|e| Error::invalid(&self.path, "point records", "parts", e))?;
+        }
+        Ok(cloud)
+    }
+
+    /// A record's absolute coordinates.
+    fn absolute(&self, rec: &[u8]) -> [f64; 3] {
+        let (s, o) = (self.head.scale, self.head.offset);
+        let g = |k: usize| {
+            i32::from_le_bytes([rec[4 * k], rec[4 * k + 1], rec[4 * k + 2], rec[4 * k + 3]])
+        };
+        [
+            f64::from(g(0)) * s[0] + o[0],
+            f64::from(g(1)) * s[1] + o[1],
+            f64::from(g(2)) * s[2] + o[2],
+        ]
+    }
+
+    /// Decodes the records `buf` (the first is point number `start`) around `origin`, only the
+    /// features the reader keeps.
+    fn decode_part(&self, buf: &[u8], start: u64, origin: [f64; 3]) -> Result<PointCloud> {
+        let l = self.head.layout;
+        let n = buf.len() / l.record_len;
+        let abs = |rec: &[u8]| self.absolute(rec);
+        let want = |name: &str| {
+            self.only
+                .as_ref()
+                .is_none_or(|o| o.iter().any(|f| f == name))
+        };
         let mut cloud = PointCloud::with_origin(origin);
         cloud.positions.reserve(n);
         let u16_at = |rec: &[u8], o: usize| f32::from(u16::from_le_bytes([rec[o], rec[o + 1]]));
         let mut intensity = Vec::with_capacity(n);
         let mut ret = Vec::with_capacity(n);
         let mut nret = Vec::with_capacity(n);
-        let mut angle = Vec::with_capacity(n);
+        let mut angle = want("scan_angle").then(|| Vec::with_capacity(n));
         let mut labels = Vec::with_capacity(n);
-        let mut rgb = l.rgb_offset().map(|_| {
-            [
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-            ]
-        });
-        let mut nir = l.nir_offset().map(|_| Vec::with_capacity(n));
-        let extra: Vec<&ExtraField> = self.head.extra.iter().filter(|f| f.ty.is_some()).collect();
+        let mut rgb = l
+            .rgb_offset()
+            .filter(|_| want("red") || want("green") || want("blue"))
+            .map(|_| {
+                [
+                    Vec::with_capacity(n),
+                    Vec::with_capacity(n),
+                    Vec::with_capacity(n),
+                ]
+            });
+        let mut nir = l
+            .nir_offset()
+            .filter(|_| want("nir"))
+            .map(|_| Vec::with_capacity(n));
+        let extra: Vec<&ExtraField> = self
+            .head
+            .extra
+            .iter()
+            .filter(|f| f.ty.is_some() && want(&f.name))
+            .collect();
         let mut extra_vals: Vec<Vec<f32>> = extra.iter().map(|_| Vec::with_capacity(n)).collect();
         for (i, rec) in buf.chunks_exact(l.record_len).enumerate() {
             let p = abs(rec);
@@ -1311,12 +1362,16 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
                 ret.push(f32::from(rec[14] & 0x0F));
                 nret.push(f32::from(rec[14] >> 4));
                 labels.push(u32::from(rec[16]));
-                angle.push(f32::from(i16::from_le_bytes([rec[18], rec[19]])) * 0.006);
+                if let Some(a) = angle.as_mut() {
+                    a.push(f32::from(i16::from_le_bytes([rec[18], rec[19]])) * 0.006);
+                }
             } else {
                 ret.push(f32::from(rec[14] & 0x07));
                 nret.push(f32::from((rec[14] >> 3) & 0x07));
                 labels.push(u32::from(rec[15] & 0x1F));
-                angle.push(f32::from(rec[16] as i8));
+                if let Some(a) = angle.as_mut() {
+                    a.push(f32::from(rec[16] as i8));
+                }
             }
             if let (Some(o), Some(c)) = (l.rgb_offset(), rgb.as_mut()) {
                 for k in 0..3 {
@@ -1336,7 +1391,9 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
         cloud.set_feature("intensity", intensity);
         cloud.set_feature("return_number", ret);
         cloud.set_feature("number_of_returns", nret);
-        cloud.set_feature("scan_angle", angle);
+        if let Some(a) = angle {
+            cloud.set_feature("scan_angle", a);
+        }
         if let Some([r, g, b]) = rgb {
             cloud.set_feature("red", r);
             cloud.set_feature("green", g);
