@@ -1004,6 +1004,9 @@ impl LasReader<BufReader<File>> {
     }
 }
 
+/// Points per chunk of an uncompressed rewrite (about 0.5 MB of records: an L2's share).
+const RAW_CHUNK_POINTS: usize = 1 << 14;
+
 /// Records per part when a chunk's records are decoded in parallel.
 const PAR_DECODE_POINTS: usize = 1 << 17;
 
@@ -1813,7 +1816,16 @@ where
     let mut classes = Vec::new();
     let mut conf = Vec::new();
     let mut probs = Vec::new();
-    let chunk = opts.chunk_points.max(1);
+    // An uncompressed output is written in chunks that stay in cache (the input read into one
+    // buffer, copied with the new classes into another, handed to the kernel): 8.9 MB buffers
+    // streamed from memory three times over. A compressed one keeps large chunks, whose LAZ
+    // chunks are compressed in parallel.
+    let chunk = if out_laz_vlr.is_some() {
+        opts.chunk_points
+    } else {
+        opts.chunk_points.min(RAW_CHUNK_POINTS)
+    }
+    .max(1);
     let class_off = l.class_offset();
     let mut sink = match out_laz_vlr {
         // Fixed-size chunks (what LASzip writes by default) are compressed in parallel, one
