@@ -499,29 +499,35 @@ fn extra_bytes_confidence_and_probabilities() {
 fn streaming_rewrite_sees_every_point_once() {
     let dir = tempfile::tempdir().unwrap();
     let input = tile("77050_627755");
-    let out = dir.path().join("s.laz");
-    let opts = RewriteOptions {
-        chunk_points: 7_000,
-        confidence: true,
-        ..Default::default()
-    };
-    let mut seen = 0u64;
-    let s = rewrite_las_with(&input, &out, &opts, |f| {
-        assert_eq!(f.start, seen);
-        assert_eq!(f.records.len(), f.classes.len() * 38);
-        for (i, c) in f.classes.iter_mut().enumerate() {
-            *c = if *c == 2 { 9 } else { *c };
-            f.confidence[i] = 0.5;
-        }
-        seen += f.classes.len() as u64;
-        Ok(())
-    })
-    .unwrap();
-    assert_eq!(seen, s.points);
-    let c = read(&out).unwrap();
-    let h = c.class_histogram();
-    assert_eq!(h.get(&9), Some(&13_881));
-    assert_eq!(h.get(&2), None);
+    // Compressed and uncompressed outputs, whose chunks are sized apart (7,000 points asked;
+    // the default's for a LAS output is capped to stay in cache).
+    for (name, chunk_points) in [("s.laz", 7_000), ("s.las", 7_000), ("d.las", 1 << 18)] {
+        let out = dir.path().join(name);
+        let opts = RewriteOptions {
+            chunk_points,
+            confidence: true,
+            ..Default::default()
+        };
+        let (mut seen, mut calls) = (0u64, 0);
+        let s = rewrite_las_with(&input, &out, &opts, |f| {
+            assert_eq!(f.start, seen);
+            assert_eq!(f.records.len(), f.classes.len() * 38);
+            for (i, c) in f.classes.iter_mut().enumerate() {
+                *c = if *c == 2 { 9 } else { *c };
+                f.confidence[i] = 0.5;
+            }
+            seen += f.classes.len() as u64;
+            calls += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, s.points);
+        assert!(calls > 1, "{name}: {calls} chunk(s)");
+        let c = read(&out).unwrap();
+        let h = c.class_histogram();
+        assert_eq!(h.get(&9), Some(&13_881), "{name}");
+        assert_eq!(h.get(&2), None, "{name}");
+    }
 }
 
 #[test]
