@@ -193,11 +193,17 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     // The writer's LAZ coders run on a pool of the same size (else rayon's global pool, every
     // core, whatever `--threads` says).
     let writer_pool = super::bench::thread_pool(args.threads)?;
-    // Files read in the background (see `small_file`) are read on a pool of the same size, for
-    // the LAZ decoders.
-    let reader_pool = super::bench::thread_pool(args.threads)?;
-    let read_ahead = reader_pool.current_num_threads() > 1;
     let files = expand(&args.inputs)?;
+    // With several files and more than one worker, small files (see `small_file`) are read in
+    // the background, on a pool of the same size (for the LAZ decoders); each file's size is
+    // looked up once.
+    let reader_pool = (files.len() > 1 && pool.current_num_threads() > 1)
+        .then(|| super::bench::thread_pool(args.threads))
+        .transpose()?;
+    let small: Vec<bool> = files
+        .iter()
+        .map(|f| reader_pool.is_some() && small_file(f))
+        .collect();
     let single = files.len() == 1;
     if !single && !args.output.is_dir() && Format::from_path(&args.output).is_ok() {
         bail!(
@@ -383,7 +389,10 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                 type Reading<'s> = std::thread::ScopedJoinHandle<'s, anyhow::Result<Loaded>>;
                 // A file read on a thread of the reader pool, while this one does other work.
                 let spawn_read = |i: usize| -> Reading<'_> {
-                    let (load_file, reader_pool) = (&load_file, &reader_pool);
+                    let load_file = &load_file;
+                    let reader_pool = reader_pool
+                        .as_ref()
+                        .expect("only small files are read in the background, with a reader pool");
                     scope.spawn(move || reader_pool.install(|| load_file(i, true)))
                 };
                 let join_read = |i: usize, h: Reading<'_>| -> anyhow::Result<Loaded> {
@@ -404,14 +413,11 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                     // Two small files are read together and, when each has at most
                     // PAIR_MAX_POINTS points, classified at once on the same workers: each fills
                     // the cores the other leaves idle at the ends of its steps.
-                    let pair = read_ahead
-                        && i + 1 < files.len()
-                        && small_file(&files[i])
-                        && small_file(&files[i + 1]);
+                    let pair = small[i] && small.get(i + 1) == Some(&true);
                     let current = ahead.take();
                     let partner = pair.then(|| spawn_read(i + 1));
                     let next = i + 1 + usize::from(pair);
-                    if read_ahead && files.get(next).is_some_and(|f| small_file(f)) {
+                    if small.get(next) == Some(&true) {
                         ahead = Some(spawn_read(next));
                     }
                     let first = match current {
