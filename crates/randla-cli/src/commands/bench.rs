@@ -21,6 +21,9 @@ pub enum BenchCommand {
     /// backward, Adam) over batch sizes × point counts × modes, on crops of the shipped LiDAR
     /// tiles, the updated weights cross-checked.
     TrainStep(super::bench_train::TrainStepArgs),
+    /// The prediction of whole files, timed on the span Open3D-ML's `run_inference` is timed
+    /// on (files read and model built first, nothing written), the per-file times summed.
+    Predict(super::bench_predict::PredictBenchArgs),
 }
 
 /// Arguments of `randla bench knn`.
@@ -64,6 +67,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Knn(args) => knn(args),
         BenchCommand::Model(args) => super::bench_model::run(args),
         BenchCommand::TrainStep(args) => super::bench_train::run(args),
+        BenchCommand::Predict(args) => super::bench_predict::run(args),
     }
 }
 

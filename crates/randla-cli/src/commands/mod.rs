@@ -3,6 +3,7 @@
 mod bench;
 mod bench_common;
 mod bench_model;
+mod bench_predict;
 mod bench_train;
 mod eval;
 mod fmt;
@@ -29,7 +30,7 @@ pub struct Cli {
 /// Every subcommand of `randla`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Benchmarks: KNN, the network's forward pass, a training step.
+    /// Benchmarks: KNN, the network's forward pass, a training step, whole-file prediction.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// Point count, bounds, attributes and class histogram of a point-cloud file.
@@ -54,6 +55,12 @@ pub enum Command {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        // The prediction benchmark runs with the allocator settings of `randla predict`.
+        Command::Bench(bench::BenchCommand::Predict(args)) => {
+            keep_freed_memory();
+            huge_page_heap();
+            bench_predict::run(args)
+        }
         Command::Bench(cmd) => bench::run(cmd),
         Command::Info(args) => info::run(args),
         Command::Import(args) => import::run(args),

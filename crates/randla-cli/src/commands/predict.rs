@@ -107,7 +107,7 @@ pub fn resolve_model(dir: Option<&Path>) -> anyhow::Result<ModelDir> {
 }
 
 /// Every input file: files as given, folders expanded to the supported files they hold.
-fn expand(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn expand(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in inputs {
         if p.is_dir() {
@@ -812,7 +812,10 @@ const RELEASE_MIN_BYTES: usize = 64 << 20;
 const READ_CHUNK_POINTS: usize = 1 << 20;
 
 /// The points of `file` with only the attributes in `needed` and no labels, read in chunks.
-fn read_model_inputs(file: &Path, needed: &[String]) -> anyhow::Result<randla_io::PointCloud> {
+pub(crate) fn read_model_inputs(
+    file: &Path,
+    needed: &[String],
+) -> anyhow::Result<randla_io::PointCloud> {
     let mut cloud: Option<randla_io::PointCloud> = None;
     if matches!(Format::from_path(file), Ok(Format::Las | Format::Laz)) {
         // Only the model's fields are decoded (LAZ layers).
