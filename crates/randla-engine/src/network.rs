@@ -405,18 +405,36 @@ struct Reordered {
 impl Reordered {
     fn new(features: &[f32], channels: usize, levels: &[Level<'_>], k: usize) -> Self {
         let layers = levels.len();
-        let pts = |l: usize| -> Vec<[f32; 3]> {
-            let (xyz, n) = if l < layers {
-                (levels[l].xyz, levels[l].n)
-            } else {
-                (levels[l - 1].xyz, levels[l - 1].next)
-            };
-            xyz[..n * 3]
+        // Every level of a pyramid is a prefix of level 0, so its Morton order is level 0's with
+        // the points beyond it left out: one sort per crop instead of one per level. (Any
+        // permutation gives the same outputs; this one keeps each level's neighbours near each
+        // other in memory.)
+        let n0 = levels.first().map_or(0, |l| l.n);
+        let pts0: Vec<[f32; 3]> = levels.first().map_or(Vec::new(), |l| {
+            l.xyz[..n0 * 3]
                 .chunks_exact(3)
                 .map(|c| [c[0], c[1], c[2]])
                 .collect()
-        };
-        let perms: Vec<Vec<u32>> = (0..=layers).map(|l| morton_order(&pts(l))).collect();
+        });
+        let perm0 = morton_order(&pts0);
+        let perms: Vec<Vec<u32>> = (0..=layers)
+            .map(|l| {
+                let n = if l < layers {
+                    levels[l].n
+                } else {
+                    levels[l - 1].next
+                };
+                if n == n0 {
+                    perm0.clone()
+                } else {
+                    perm0
+                        .iter()
+                        .copied()
+                        .filter(|&i| (i as usize) < n)
+                        .collect()
+                }
+            })
+            .collect();
         let invs: Vec<Vec<u32>> = perms
             .iter()
             .map(|p| {
