@@ -118,6 +118,9 @@ pub struct PredictStats {
     pub passes: usize,
     /// Passes of tiles run two at a time (included in `passes`).
     pub paired_passes: usize,
+    /// Votes whose sampling and pyramid were built while the vote before ran the network
+    /// (included in `passes`).
+    pub pipelined_votes: usize,
     /// Points in the largest pass (a tile with its margin).
     pub crop_points: usize,
     /// Margin around the tiles, in metres (0 for one pass).
@@ -339,6 +342,7 @@ impl Predictor {
                 opts,
                 opts.seed,
                 &mut stats,
+                true,
             )?;
             progress(m, m);
             p
@@ -408,8 +412,9 @@ impl Predictor {
             .fold(1usize, |need, &r| k.max(r * need))
     }
 
-    /// [`Self::run_crop`] over `opts.votes` random samplings (seeds `seed`, `seed + 2³²`, …),
-    /// their probabilities averaged.
+    /// One pass ([`Self::prepare_crop`], [`Self::finish_crop`]) per vote over `opts.votes` random
+    /// samplings (seeds `seed`, `seed + 2³²`, …), their probabilities averaged. `may_pipeline`:
+    /// the next vote may be prepared while this one runs (not for tiles already run in pairs).
     #[allow(clippy::too_many_arguments)]
     fn run_voted(
         &self,
@@ -420,12 +425,13 @@ impl Predictor {
         opts: &PredictOptions,
         seed: u64,
         stats: &mut PredictStats,
+        may_pipeline: bool,
     ) -> Result<Vec<f32>> {
         let votes = opts.votes.max(1);
         // Votes over the same points share what does not depend on the sampling: the level-0
         // neighbourhoods and the first encoder layer (not for padded crops, whose repeated
         // points change the neighbourhoods).
-        let mut shared = if votes > 1 && idx.len() >= self.min_points() {
+        let shared = if votes > 1 && idx.len() >= self.min_points() {
             let t = Instant::now();
             let centre = crop_centre(pts, idx);
             let base: Vec<[f32; 3]> = idx
@@ -438,18 +444,56 @@ impl Predictor {
         } else {
             None
         };
-        let mut probs: Vec<f32> = Vec::new();
-        for vote in 0..votes {
-            let p = self.run_crop(
+        let (nb0, mut level0) = match shared {
+            Some((nb, s)) => (Some(nb), Some(s)),
+            None => (None, None),
+        };
+        let seed_of = |vote: usize| seed.wrapping_add((vote as u64) << 32);
+        // Vote v + 1's sampling and pyramid are built while vote v runs the network, when both
+        // fit the budget together: the two fill the cores each other's sequential steps leave
+        // idle. Every vote computes what it would one after the other, so the result is the same.
+        let pipelined =
+            may_pipeline && votes > 1 && 2 * self.pass_bytes(idx.len()) as u64 <= opts.budget.bytes;
+        let prepare = |vote: usize, stats: &mut PredictStats| {
+            self.prepare_crop(
                 pts,
                 feats,
                 nf,
                 idx,
                 opts.sampling,
-                seed.wrapping_add((vote as u64) << 32),
-                shared.as_mut().map(|(nb, s)| (nb.as_slice(), s)),
+                seed_of(vote),
+                nb0.as_deref(),
                 stats,
-            )?;
+            )
+        };
+        let mut probs: Vec<f32> = Vec::new();
+        let mut next = Some(prepare(0, stats)?);
+        for vote in 0..votes {
+            let crop = next.take().expect("each vote is prepared before it runs");
+            let p = if pipelined && vote + 1 < votes {
+                let (mut sa, mut sb) = (PredictStats::default(), PredictStats::default());
+                let t = Instant::now();
+                let (p, n) = rayon::join(
+                    || self.finish_crop(crop, level0.as_mut(), &mut sa),
+                    || prepare(vote + 1, &mut sb),
+                );
+                // Stage times overlap: scaled to the wall time they shared, as for paired tiles.
+                let wall = t.elapsed().as_secs_f64();
+                let sum = sa.pyramid_s + sa.network_s + sb.pyramid_s + sb.network_s;
+                let f = if sum > wall { wall / sum } else { 1.0 };
+                stats.pyramid_s += (sa.pyramid_s + sb.pyramid_s) * f;
+                stats.network_s += (sa.network_s + sb.network_s) * f;
+                stats.passes += sa.passes + sb.passes;
+                stats.pipelined_votes += 1;
+                next = Some(n?);
+                p?
+            } else {
+                let p = self.finish_crop(crop, level0.as_mut(), stats)?;
+                if vote + 1 < votes {
+                    next = Some(prepare(vote + 1, stats)?);
+                }
+                p
+            };
             if vote == 0 {
                 probs = p;
             } else {
@@ -466,10 +510,12 @@ impl Predictor {
         Ok(probs)
     }
 
-    /// Softmax probabilities `[idx.len(), classes]` of the points `idx` of the subsampled cloud, in
-    /// `idx` order: shuffled, recentred, padded by repetition when too small, one engine pass.
+    /// The first half of one pass over the points `idx` of the subsampled cloud: shuffled (and
+    /// stratified), recentred, padded by repetition when too small, the network's input and
+    /// neighbourhood pyramid built (level 0 from `shared_nb`, the votes' shared neighbourhoods in
+    /// `idx` order, when there is no padding). [`Predictor::finish_crop`] runs the network.
     #[allow(clippy::too_many_arguments)]
-    fn run_crop(
+    fn prepare_crop(
         &self,
         pts: &[[f32; 3]],
         feats: &[f32],
@@ -477,10 +523,9 @@ impl Predictor {
         idx: &[u32],
         sampling: Sampling,
         seed: u64,
-        shared: Option<(&[u32], &mut SharedLevel0)>,
+        shared_nb: Option<&[u32]>,
         stats: &mut PredictStats,
-    ) -> Result<Vec<f32>> {
-        let c = self.config.num_classes;
+    ) -> Result<PreparedCrop> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         // Pad small crops by repeating points (as the reference does), then shuffle.
         let need = self.min_points().max(idx.len());
@@ -533,9 +578,9 @@ impl Predictor {
         });
         let t = Instant::now();
         let cfg = self.config.pyramid_config();
-        let pyr = match (&shared, &pos_of) {
+        let pyr = match (shared_nb, &pos_of) {
             // Every point once: the shared neighbourhoods, renumbered to this order.
-            (Some((nb_base, _)), Some(inv)) => {
+            (Some(nb_base), Some(inv)) => {
                 let k = cfg.k;
                 let mut nb = vec![0u32; need * k];
                 nb.par_chunks_mut(k)
@@ -550,19 +595,46 @@ impl Predictor {
             _ => Pyramid::build(&crop_pts, &cfg)?,
         };
         stats.pyramid_s += t.elapsed().as_secs_f64();
+        Ok(PreparedCrop {
+            points: idx.len(),
+            input,
+            pyr,
+            order,
+            pos_of,
+        })
+    }
+
+    /// The second half of a pass ([`Predictor::prepare_crop`]): the network, then softmax
+    /// probabilities `[points, classes]` in `idx` order. `shared` keeps the first layer's output
+    /// for the other votes over the same points (used only without padding).
+    fn finish_crop(
+        &self,
+        crop: PreparedCrop,
+        shared: Option<&mut SharedLevel0>,
+        stats: &mut PredictStats,
+    ) -> Result<Vec<f32>> {
+        let c = self.config.num_classes;
+        let PreparedCrop {
+            points,
+            input,
+            pyr,
+            order,
+            pos_of,
+        } = crop;
         let t = Instant::now();
         let mut logits = match shared {
-            Some((_, s)) if need == idx.len() => {
+            Some(s) if pos_of.is_some() => {
                 self.engine.forward_crop_shared(&input, &pyr, &order, s)?
             }
             _ => self.engine.forward_crop(&input, &pyr)?,
         };
         drop(pyr);
+        drop(input);
         FusedEngine::softmax_in_place(&mut logits, c);
         stats.network_s += t.elapsed().as_secs_f64();
         stats.passes += 1;
         // Back to idx order (a padded point's first copy wins).
-        let mut out = vec![0f32; idx.len() * c];
+        let mut out = vec![0f32; points * c];
         if let Some(pos_of) = &pos_of {
             out.par_chunks_mut(c)
                 .zip(pos_of.par_iter())
@@ -705,11 +777,11 @@ impl Predictor {
                     let (pa, pb) = rayon::join(
                         || {
                             let seed = opts.seed.wrapping_add(tiles_run);
-                            self.run_voted(pts, feats, nf, &ia, opts, seed, &mut sa)
+                            self.run_voted(pts, feats, nf, &ia, opts, seed, &mut sa, false)
                         },
                         || {
                             let seed = opts.seed.wrapping_add(tiles_run + 1);
-                            self.run_voted(pts, feats, nf, &ib, opts, seed, &mut sb)
+                            self.run_voted(pts, feats, nf, &ib, opts, seed, &mut sb, false)
                         },
                     );
                     // The two passes' stage times overlap: they are scaled down to the wall time
@@ -728,8 +800,16 @@ impl Predictor {
                 b => {
                     for t in std::iter::once(a).chain(b) {
                         let seed = opts.seed.wrapping_add(tiles_run);
-                        let probs =
-                            self.run_voted(pts, feats, nf, &ids(&t.members), opts, seed, stats)?;
+                        let probs = self.run_voted(
+                            pts,
+                            feats,
+                            nf,
+                            &ids(&t.members),
+                            opts,
+                            seed,
+                            stats,
+                            true,
+                        )?;
                         tiles_run += 1;
                         add(t, &probs, stats);
                     }
@@ -741,6 +821,20 @@ impl Predictor {
             .for_each(|(row, &w)| row.iter_mut().for_each(|v| *v /= w));
         Ok(acc)
     }
+}
+
+/// One pass's network input, prepared ([`Predictor::prepare_crop`]) and waiting for the network
+/// ([`Predictor::finish_crop`]).
+struct PreparedCrop {
+    /// Distinct points (`idx.len()`); the crop has more rows when padded.
+    points: usize,
+    /// `[rows, in_channels]` in `order`.
+    input: Vec<f32>,
+    pyr: Pyramid,
+    /// Row → position in `idx`.
+    order: Vec<u32>,
+    /// Position in `idx` → row, when every point appears once (no padding).
+    pos_of: Option<Vec<u32>>,
 }
 
 /// A tile ready to run: its margin and its members (core and margin points, each with its vote

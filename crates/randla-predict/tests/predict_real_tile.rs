@@ -185,6 +185,37 @@ fn votes_average_the_probabilities_of_several_samplings() {
     assert_ne!(a, b, "two samplings should differ");
 }
 
+/// A vote prepared while the one before runs the network (when both fit the memory budget)
+/// classifies exactly as votes run one after the other.
+#[test]
+fn votes_prepared_during_the_previous_vote_equal_votes_one_after_the_other() {
+    let cloud = tile();
+    let p = Predictor::new(&model()).unwrap();
+    let run = |bytes: u64| {
+        let opts = PredictOptions {
+            probabilities: true,
+            votes: 3,
+            budget: MemoryBudget { bytes },
+            ..Default::default()
+        };
+        p.predict(&cloud, "tile", &opts, &|_, _| {}).unwrap()
+    };
+    let pipelined = run(u64::MAX);
+    let m = pipelined.stats.subsampled;
+    // Room for one pass over the whole tile, not for two.
+    let sequential = run(p.pass_bytes(m) as u64 * 21 / 20);
+    assert_eq!(pipelined.stats.passes, 3, "{:?}", pipelined.stats);
+    assert_eq!(pipelined.stats.pipelined_votes, 2, "{:?}", pipelined.stats);
+    assert_eq!(sequential.stats.passes, 3, "{:?}", sequential.stats);
+    assert_eq!(
+        sequential.stats.pipelined_votes, 0,
+        "{:?}",
+        sequential.stats
+    );
+    assert!(pipelined.class == sequential.class);
+    assert!(pipelined.probabilities == sequential.probabilities);
+}
+
 #[test]
 fn the_two_halves_equal_the_whole_prediction() {
     // `subsample` (borrowing) or `subsample_owned` (freeing the cloud's columns), then
