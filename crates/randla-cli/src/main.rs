@@ -12,7 +12,7 @@ use clap::Parser;
 #[global_allocator]
 static ALLOC: randla_memory::CountingAllocator = randla_memory::CountingAllocator::SYSTEM;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     // Rust ignores SIGPIPE, so printing into a closed pipe (`randla info … | head`) would panic;
     // restore the default action: the process ends quietly, as Unix tools do.
     #[cfg(unix)]
@@ -21,5 +21,20 @@ fn main() -> anyhow::Result<()> {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = commands::Cli::parse();
-    commands::run(cli)
+    match commands::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The message and its causes, as anyhow prints them, but without a stack trace
+            // even where RUST_BACKTRACE is set: a bad file is the user's error, not ours.
+            eprintln!("Error: {e}");
+            let causes: Vec<String> = e.chain().skip(1).map(|c| c.to_string()).collect();
+            if !causes.is_empty() {
+                eprintln!("\nCaused by:");
+                for (i, c) in causes.iter().enumerate() {
+                    eprintln!("    {i}: {c}");
+                }
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
