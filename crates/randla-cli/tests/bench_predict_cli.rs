@@ -2,27 +2,13 @@
 //! JSON report has the agreed keys, covers every point, and its predictions are the ones
 //! `randla predict` writes with the same options (same class counts), round after round.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use serde_json::Value;
 
-/// 59,606 points (data/ign-lidar-hd/README.md).
-fn tile() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../data/ign-lidar-hd/test_data_77060_627760_LA93_IGN69.laz")
-}
-
-fn randla(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_randla"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn os(s: &str) -> &std::ffi::OsStr {
-    std::ffi::OsStr::new(s)
-}
+mod common;
+use common::{os, randla, tile};
 
 fn json(out: &Output) -> Value {
     assert!(

@@ -3,27 +3,13 @@
 //! and as PLY, scored against the tile's own classification with `randla eval`; tiled runs; and
 //! the refusals (existing output, bad options) that must leave nothing behind.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
 use serde_json::Value;
 
-/// 59,606 points: 1:3195 2:21975 3:1811 4:2184 5:12582 6:17859 (data/ign-lidar-hd/README.md).
-fn tile() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../data/ign-lidar-hd/test_data_77060_627760_LA93_IGN69.laz")
-}
-
-fn randla(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_randla"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn os(s: &str) -> &std::ffi::OsStr {
-    std::ffi::OsStr::new(s)
-}
+mod common;
+use common::{os, randla, tile};
 
 fn info(path: &Path) -> Value {
     let out = randla(&[os("info"), path.as_os_str(), os("--json")]);

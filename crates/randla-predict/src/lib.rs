@@ -136,6 +136,19 @@ pub struct PredictStats {
     pub project_s: f64,
 }
 
+impl PredictStats {
+    /// Adds the passes and stage times of two runs `a`, `b` that ran at once for `wall` seconds:
+    /// their stage times overlap, so they are scaled down to the wall time they shared, and the
+    /// stages still add up to the run's time.
+    fn add_overlapped(&mut self, a: &PredictStats, b: &PredictStats, wall: f64) {
+        let sum = a.pyramid_s + a.network_s + b.pyramid_s + b.network_s;
+        let f = if sum > wall { wall / sum } else { 1.0 };
+        self.pyramid_s += (a.pyramid_s + b.pyramid_s) * f;
+        self.network_s += (a.network_s + b.network_s) * f;
+        self.passes += a.passes + b.passes;
+    }
+}
+
 /// A cloud's model inputs after grid subsampling ([`Predictor::subsample`]): what
 /// [`Predictor::predict_subsampled`] needs of the cloud.
 #[derive(Debug)]
@@ -477,13 +490,7 @@ impl Predictor {
                     || self.finish_crop(crop, level0.as_mut(), &mut sa),
                     || prepare(vote + 1, &mut sb),
                 );
-                // Stage times overlap: scaled to the wall time they shared, as for paired tiles.
-                let wall = t.elapsed().as_secs_f64();
-                let sum = sa.pyramid_s + sa.network_s + sb.pyramid_s + sb.network_s;
-                let f = if sum > wall { wall / sum } else { 1.0 };
-                stats.pyramid_s += (sa.pyramid_s + sb.pyramid_s) * f;
-                stats.network_s += (sa.network_s + sb.network_s) * f;
-                stats.passes += sa.passes + sb.passes;
+                stats.add_overlapped(&sa, &sb, t.elapsed().as_secs_f64());
                 stats.pipelined_votes += 1;
                 next = Some(n?);
                 p?
@@ -784,14 +791,7 @@ impl Predictor {
                             self.run_voted(pts, feats, nf, &ib, opts, seed, &mut sb, false)
                         },
                     );
-                    // The two passes' stage times overlap: they are scaled down to the wall time
-                    // they shared, so that the stages still add up to the run's time.
-                    let wall = t.elapsed().as_secs_f64();
-                    let sum = sa.pyramid_s + sa.network_s + sb.pyramid_s + sb.network_s;
-                    let f = if sum > wall { wall / sum } else { 1.0 };
-                    stats.pyramid_s += (sa.pyramid_s + sb.pyramid_s) * f;
-                    stats.network_s += (sa.network_s + sb.network_s) * f;
-                    stats.passes += sa.passes + sb.passes;
+                    stats.add_overlapped(&sa, &sb, t.elapsed().as_secs_f64());
                     stats.paired_passes += sa.passes + sb.passes;
                     tiles_run += 2;
                     add(a, &pa?, stats);
