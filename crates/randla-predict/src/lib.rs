@@ -444,7 +444,7 @@ impl Predictor {
         // Votes over the same points share what does not depend on the sampling: the level-0
         // neighbourhoods and the first encoder layer (not for padded crops, whose repeated
         // points change the neighbourhoods).
-        let shared = if votes > 1 && idx.len() >= self.min_points() {
+        let (nb0, mut level0) = if votes > 1 && idx.len() >= self.min_points() {
             let t = Instant::now();
             let centre = crop_centre(pts, idx);
             let base: Vec<[f32; 3]> = idx
@@ -453,13 +453,9 @@ impl Predictor {
                 .collect();
             let nb = KdTree::build(&base)?.knn_self_indices(self.config.num_neighbors)?;
             stats.pyramid_s += t.elapsed().as_secs_f64();
-            Some((nb, SharedLevel0::new(idx.len())))
+            (Some(nb), Some(SharedLevel0::new(idx.len())))
         } else {
-            None
-        };
-        let (nb0, mut level0) = match shared {
-            Some((nb, s)) => (Some(nb), Some(s)),
-            None => (None, None),
+            (None, None)
         };
         let seed_of = |vote: usize| seed.wrapping_add((vote as u64) << 32);
         // Vote v + 1's sampling and pyramid are built while vote v runs the network, when both

@@ -15,10 +15,10 @@ use std::time::Instant;
 
 use anyhow::bail;
 use clap::Args;
-use randla_predict::{PredictOptions, Predictor, Sampling};
+use randla_predict::{PredictOptions, Predictor};
 use serde::Serialize;
 
-use super::predict::{SamplingArg, expand, read_model_inputs, resolve_model};
+use super::predict::{PassArgs, expand, read_model_inputs, resolve_model};
 
 /// Arguments of `randla bench predict`.
 #[derive(Debug, Args)]
@@ -29,15 +29,8 @@ pub struct PredictBenchArgs {
     /// Model directory (default: as `randla predict`).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Passes per point with their own random sampling, probabilities averaged.
-    #[arg(long, default_value_t = 1)]
-    pub votes: usize,
-    /// Seed of the random sampling.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// How each pass samples its levels.
-    #[arg(long, value_enum, default_value_t = SamplingArg::Stratified)]
-    pub sampling: SamplingArg,
+    #[command(flatten)]
+    pub pass: PassArgs,
     /// Rounds over all the files. The first round is reported as a fresh process's time (as
     /// the peer script's single call per file); later rounds give the median of a warm process
     /// and must repeat the first round's predictions.
@@ -71,15 +64,13 @@ struct PredictBenchReport {
     /// Peak resident set of the process (the clouds read included).
     peak_rss_mb: f64,
     /// Predicted class codes over all files: code → points (as `randla info --json`'s
-    /// `classes`).
-    classes: BTreeMap<String, usize>,
+    /// `classes`, the codes written as strings).
+    classes: BTreeMap<u32, usize>,
 }
 
 /// Runs `randla bench predict`.
 pub fn run(args: PredictBenchArgs) -> anyhow::Result<()> {
-    if args.votes == 0 {
-        bail!("--votes must be at least 1");
-    }
+    let opts = args.pass.apply(PredictOptions::default())?;
     if args.repeat == 0 {
         bail!("--repeat must be at least 1");
     }
@@ -94,15 +85,6 @@ pub fn run(args: PredictBenchArgs) -> anyhow::Result<()> {
             .map(|f| read_model_inputs(f, needed))
             .collect::<anyhow::Result<Vec<_>>>()
     })?;
-    let opts = PredictOptions {
-        votes: args.votes,
-        seed: args.seed,
-        sampling: match args.sampling {
-            SamplingArg::Stratified => Sampling::Stratified,
-            SamplingArg::Random => Sampling::Random,
-        },
-        ..Default::default()
-    };
     let mut first: Vec<Vec<u32>> = Vec::new();
     let mut per_file_s = Vec::new();
     let mut rounds_s = Vec::new();
@@ -133,19 +115,15 @@ pub fn run(args: PredictBenchArgs) -> anyhow::Result<()> {
     } else {
         (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
     };
-    let mut classes = BTreeMap::new();
-    let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut classes: BTreeMap<u32, usize> = BTreeMap::new();
     for &c in first.iter().flatten() {
-        *counts.entry(c).or_default() += 1;
-    }
-    for (c, n) in counts {
-        classes.insert(c.to_string(), n);
+        *classes.entry(c).or_default() += 1;
     }
     let points = clouds.iter().map(|c| c.len()).sum::<usize>();
     let report = PredictBenchReport {
         files: files.len(),
         points,
-        votes: args.votes,
+        votes: opts.votes,
         threads: pool.current_num_threads(),
         inference_s: rounds_s[0],
         per_file_s,

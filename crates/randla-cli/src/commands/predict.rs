@@ -11,8 +11,7 @@ use randla_model::model_dir::ModelDir;
 use randla_predict::{PredictOptions, Predictor, Sampling};
 use rayon::prelude::*;
 
-/// Arguments of `randla predict`.
-/// `--sampling`.
+/// `--sampling`: how each pass samples its levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SamplingArg {
     /// A random sampling spread evenly over space (default).
@@ -21,6 +20,48 @@ pub enum SamplingArg {
     Random,
 }
 
+impl From<SamplingArg> for Sampling {
+    fn from(s: SamplingArg) -> Self {
+        match s {
+            SamplingArg::Stratified => Sampling::Stratified,
+            SamplingArg::Random => Sampling::Random,
+        }
+    }
+}
+
+/// The passes' random sampling, as `randla predict` and `randla bench predict` take it.
+#[derive(Debug, Args)]
+pub struct PassArgs {
+    /// Passes per point, each with its own random sampling, probabilities averaged (the
+    /// reference's test-time voting): a little more accurate; the passes share their first
+    /// layer, so each vote after the first costs less than half a pass.
+    #[arg(long, default_value_t = 1)]
+    pub votes: usize,
+    /// Seed of the random sampling (the same seed gives the same prediction).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// How each pass samples its levels: `stratified` (a random sampling spread evenly over
+    /// space; more accurate in one pass) or `random` (a plain shuffle, as Open3D-ML).
+    #[arg(long, value_enum, default_value_t = SamplingArg::Stratified)]
+    pub sampling: SamplingArg,
+}
+
+impl PassArgs {
+    /// `opts` with these votes, seed and sampling, once they are checked.
+    pub fn apply(&self, opts: PredictOptions) -> anyhow::Result<PredictOptions> {
+        if self.votes == 0 {
+            bail!("--votes must be at least 1");
+        }
+        Ok(PredictOptions {
+            votes: self.votes,
+            seed: self.seed,
+            sampling: self.sampling.into(),
+            ..opts
+        })
+    }
+}
+
+/// Arguments of `randla predict`.
 #[derive(Debug, Args)]
 pub struct PredictArgs {
     /// Point-cloud files (LAS/LAZ, PLY, Semantic3D .txt, SemanticKITTI .bin) or folders of them.
@@ -47,18 +88,8 @@ pub struct PredictArgs {
     /// its crop, and far beyond its training crops those leave the range it learned.
     #[arg(long)]
     pub tile_points: Option<usize>,
-    /// Passes per point, each with its own random sampling, probabilities averaged (the
-    /// reference's test-time voting): a little more accurate; the passes share their first
-    /// layer, so each vote after the first costs less than half a pass.
-    #[arg(long, default_value_t = 1)]
-    pub votes: usize,
-    /// Seed of the random sampling (the same seed gives the same prediction).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// How each pass samples its levels: `stratified` (a random sampling spread evenly over
-    /// space; more accurate in one pass) or `random` (a plain shuffle, as Open3D-ML).
-    #[arg(long, value_enum, default_value_t = SamplingArg::Stratified)]
-    pub sampling: SamplingArg,
+    #[command(flatten)]
+    pub pass: PassArgs,
     /// Context around each tile, in metres. Default: the radius of the network's coarsest
     /// neighbourhoods at the cloud's density (4.5 m on IGN LiDAR HD with the built-in model;
     /// there `--margin 2` runs a tenth faster for 0.0004 less OA).
@@ -280,9 +311,13 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     if let Some(m) = args.margin.filter(|m| !m.is_finite() || *m < 0.0) {
         bail!("--margin {m}: expected a distance in metres, 0 or more");
     }
-    if args.votes == 0 {
-        bail!("--votes must be at least 1");
-    }
+    let opts = args.pass.apply(PredictOptions {
+        budget,
+        probabilities: args.probabilities,
+        tile_points: args.tile_points,
+        margin: args.margin,
+        ..Default::default()
+    })?;
     // The output folder (or the output file's folder) is made now, so that a path that cannot
     // be written fails before the classification; the folders this run creates are removed
     // again if it fails before writing into them.
@@ -293,18 +328,6 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     };
     let created = create_folders(folder)
         .with_context(|| format!("{}: cannot create the output folder", folder.display()))?;
-    let opts = PredictOptions {
-        budget,
-        probabilities: args.probabilities,
-        tile_points: args.tile_points,
-        margin: args.margin,
-        votes: args.votes,
-        seed: args.seed,
-        sampling: match args.sampling {
-            SamplingArg::Stratified => Sampling::Stratified,
-            SamplingArg::Random => Sampling::Random,
-        },
-    };
     let result = (|| -> anyhow::Result<()> {
         let total_t = Instant::now();
         let mut total_points = 0usize;
@@ -457,7 +480,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                         finish(h)?;
                     }
                     let (force, votes, grid) =
-                        (args.force, args.votes.max(1), predictor.config().grid_size);
+                        (args.force, opts.votes, predictor.config().grid_size);
                     let (files, outs, kinds) = (&files, &outs, &kinds);
                     pending = Some(scope.spawn(move || -> anyhow::Result<()> {
                         // The files of a pair are written at once; their reports follow in
