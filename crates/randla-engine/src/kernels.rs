@@ -312,13 +312,145 @@ fn gemm_strided(
     accumulate: bool,
 ) {
     #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") && n >= 16 {
+        // SAFETY: AVX-512F (which implies AVX2 and FMA) is present (checked above); the slice
+        // lengths were asserted by the callers and the kernel reads and writes only inside them.
+        unsafe { gemm_avx512(a, stride, m, kd, wt, n, c, accumulate) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: AVX2 and FMA are present (checked above); the slice lengths were asserted by
         // the callers and the kernel reads and writes only inside them.
-        unsafe { gemm_avx2(a, stride, m, kd, wt, n, c, accumulate) };
+        unsafe { gemm_avx2(a, stride, m, kd, wt, n, 0, c, accumulate) };
         return;
     }
     gemm_scalar(a, stride, m, kd, wt, n, c, accumulate);
+}
+
+/// The AVX-512 kernel of [`gemm_strided`]: 32 columns at a time (4 rows × 2 vectors of
+/// accumulators), then 16, then the last `n mod 16` columns by [`gemm_avx2`]. Every output is
+/// the same chain of fused multiply-adds over `p = 0 .. kd` as in [`gemm_avx2`], so the two give
+/// the same bits; on CPUs with two 512-bit FMA units this does twice the work per cycle (1.85×
+/// in a register-only loop on the Xeon of BENCHMARKS.md session 10).
+///
+/// # Safety
+/// The CPU must support AVX-512F; as [`gemm_avx2`] otherwise.
+#[allow(clippy::too_many_arguments)]
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn gemm_avx512(
+    a: &[f32],
+    (rs, cs): (usize, usize),
+    m: usize,
+    kd: usize,
+    wt: &[f32],
+    n: usize,
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    let n16 = n / 16 * 16;
+    let (ap, wp, cp) = (a.as_ptr(), wt.as_ptr(), c.as_mut_ptr());
+    // SAFETY (whole body): as in `gemm_avx2`: offsets of `ap` are r·rs + p·cs with r < m and
+    // p < kd, of `wp` below kd·n and of `cp` below m·n (columns j + 16 <= n16 <= n).
+    unsafe {
+        let store = |dst: *mut f32, v: __m512| {
+            if accumulate {
+                _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), v));
+            } else {
+                _mm512_storeu_ps(dst, v);
+            }
+        };
+        let mut r = 0;
+        while r + 8 <= m {
+            let mut j = 0;
+            while j + 32 <= n16 {
+                let mut acc = [_mm512_setzero_ps(); 16];
+                for p in 0..kd {
+                    let w0 = _mm512_loadu_ps(wp.add(p * n + j));
+                    let w1 = _mm512_loadu_ps(wp.add(p * n + j + 16));
+                    for q in 0..8 {
+                        let x = _mm512_set1_ps(*ap.add((r + q) * rs + p * cs));
+                        acc[2 * q] = _mm512_fmadd_ps(x, w0, acc[2 * q]);
+                        acc[2 * q + 1] = _mm512_fmadd_ps(x, w1, acc[2 * q + 1]);
+                    }
+                }
+                for q in 0..8 {
+                    store(cp.add((r + q) * n + j), acc[2 * q]);
+                    store(cp.add((r + q) * n + j + 16), acc[2 * q + 1]);
+                }
+                j += 32;
+            }
+            while j + 16 <= n16 {
+                let mut acc = [_mm512_setzero_ps(); 8];
+                for p in 0..kd {
+                    let w0 = _mm512_loadu_ps(wp.add(p * n + j));
+                    for q in 0..8 {
+                        let x = _mm512_set1_ps(*ap.add((r + q) * rs + p * cs));
+                        acc[q] = _mm512_fmadd_ps(x, w0, acc[q]);
+                    }
+                }
+                for q in 0..8 {
+                    store(cp.add((r + q) * n + j), acc[q]);
+                }
+                j += 16;
+            }
+            r += 8;
+        }
+        while r + 4 <= m {
+            let mut j = 0;
+            while j + 32 <= n16 {
+                let mut acc = [_mm512_setzero_ps(); 8];
+                for p in 0..kd {
+                    let w0 = _mm512_loadu_ps(wp.add(p * n + j));
+                    let w1 = _mm512_loadu_ps(wp.add(p * n + j + 16));
+                    for q in 0..4 {
+                        let x = _mm512_set1_ps(*ap.add((r + q) * rs + p * cs));
+                        acc[2 * q] = _mm512_fmadd_ps(x, w0, acc[2 * q]);
+                        acc[2 * q + 1] = _mm512_fmadd_ps(x, w1, acc[2 * q + 1]);
+                    }
+                }
+                for q in 0..4 {
+                    store(cp.add((r + q) * n + j), acc[2 * q]);
+                    store(cp.add((r + q) * n + j + 16), acc[2 * q + 1]);
+                }
+                j += 32;
+            }
+            while j + 16 <= n16 {
+                let mut acc = [_mm512_setzero_ps(); 4];
+                for p in 0..kd {
+                    let w0 = _mm512_loadu_ps(wp.add(p * n + j));
+                    for q in 0..4 {
+                        let x = _mm512_set1_ps(*ap.add((r + q) * rs + p * cs));
+                        acc[q] = _mm512_fmadd_ps(x, w0, acc[q]);
+                    }
+                }
+                for q in 0..4 {
+                    store(cp.add((r + q) * n + j), acc[q]);
+                }
+                j += 16;
+            }
+            r += 4;
+        }
+        while r < m {
+            let mut j = 0;
+            while j + 16 <= n16 {
+                let mut acc = _mm512_setzero_ps();
+                for p in 0..kd {
+                    let x = _mm512_set1_ps(*ap.add(r * rs + p * cs));
+                    acc = _mm512_fmadd_ps(x, _mm512_loadu_ps(wp.add(p * n + j)), acc);
+                }
+                store(cp.add(r * n + j), acc);
+                j += 16;
+            }
+            r += 1;
+        }
+    }
+    if n16 < n {
+        // SAFETY: AVX2 and FMA come with AVX-512F; the rest as for this function.
+        unsafe { gemm_avx2(a, (rs, cs), m, kd, wt, n, n16, c, accumulate) };
+    }
 }
 
 /// Plain-loop `gemm_strided`, for CPUs without AVX2 and FMA.
@@ -351,8 +483,8 @@ fn gemm_scalar(
     }
 }
 
-/// The AVX2 + FMA kernel of [`gemm_strided`]: eight columns at a time, then the last `n mod 8`
-/// four at a time.
+/// The AVX2 + FMA kernel of [`gemm_strided`] on columns `from..n`: eight columns at a time,
+/// then the last `(n − from) mod 8` four at a time.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA, `a` must hold every `r·stride.0 + p·stride.1` (r < m,
@@ -367,11 +499,12 @@ unsafe fn gemm_avx2(
     kd: usize,
     wt: &[f32],
     n: usize,
+    from: usize,
     c: &mut [f32],
     accumulate: bool,
 ) {
     use std::arch::x86_64::*;
-    let n8 = n / 8 * 8;
+    let n8 = from + (n - from) / 8 * 8;
     let (ap, wp, cp) = (a.as_ptr(), wt.as_ptr(), c.as_mut_ptr());
     // SAFETY (whole body): every offset of `ap` below is r·rs + p·cs with r < m and p < kd
     // (inside `a` by the contract), < kd·n for `wp` and < m·n for `cp`: columns j + 8 <= n8 <= n
@@ -386,7 +519,7 @@ unsafe fn gemm_avx2(
         };
         let mut r = 0;
         while r + 4 <= m {
-            let mut j = 0;
+            let mut j = from;
             while j + 16 <= n8 {
                 let mut acc = [_mm256_setzero_ps(); 8];
                 for p in 0..kd {
@@ -421,7 +554,7 @@ unsafe fn gemm_avx2(
             r += 4;
         }
         while r < m {
-            let mut j = 0;
+            let mut j = from;
             while j + 8 <= n8 {
                 let mut acc = _mm256_setzero_ps();
                 for p in 0..kd {
@@ -602,6 +735,9 @@ mod tests {
             (5, 32, 19),
             (7, 4, 3),
             (3, 2, 2),
+            (17, 16, 48),
+            (24, 7, 33),
+            (11, 9, 100),
         ] {
             assert_product(
                 (m, kd, n),
@@ -620,6 +756,44 @@ mod tests {
                 |a, i, p| a[i * kd + p],
                 |a, wt, c, acc| gemm_scalar(a, (kd, 1), m, kd, wt, n, c, acc),
             );
+        }
+    }
+
+    /// The AVX-512 kernel (taken for 16 columns or more where the CPU has AVX-512F) gives the
+    /// AVX2 kernel's bits: each output is the same chain of fused multiply-adds. So the engine's
+    /// outputs do not depend on which of the two a CPU runs.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_and_avx2_products_are_bit_identical() {
+        if !(std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma"))
+        {
+            return;
+        }
+        for (m, kd, n) in [
+            (1, 3, 16),
+            (9, 32, 64),
+            (17, 16, 48),
+            (24, 7, 33),
+            (13, 64, 130),
+            (4, 1, 31),
+        ] {
+            let a: Vec<f32> = (0..m * kd).map(|i| (i as f32 * 0.37).sin()).collect();
+            let wt: Vec<f32> = (0..kd * n).map(|i| (i as f32 * 0.11).cos()).collect();
+            for (stride, name) in [((kd, 1), "rows"), ((1, m), "transposed")] {
+                for accumulate in [false, true] {
+                    let init: Vec<f32> = (0..m * n).map(|i| (i as f32 * 0.05).sin()).collect();
+                    let (mut got, mut want) = (init.clone(), init);
+                    gemm_strided(&a, stride, m, kd, &wt, n, &mut got, accumulate);
+                    // SAFETY: AVX2 and FMA were detected above; the shapes match the slices.
+                    unsafe { gemm_avx2(&a, stride, m, kd, &wt, n, 0, &mut want, accumulate) };
+                    let (g, w): (Vec<u32>, Vec<u32>) = (
+                        got.iter().map(|v| v.to_bits()).collect(),
+                        want.iter().map(|v| v.to_bits()).collect(),
+                    );
+                    assert_eq!(g, w, "{m}×{kd}×{n} {name}, accumulate {accumulate}");
+                }
+            }
         }
     }
 
