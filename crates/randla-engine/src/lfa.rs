@@ -24,6 +24,8 @@ use crate::kernels::{Dense, add_bias_act, gemm_rows, leaky, par_filled, softmax_
 const SLOPE: f32 = 0.2;
 /// Slope of the block's output LeakyReLU (Open3D-ML's `nn.LeakyReLU()` default).
 const OUT_SLOPE: f32 = 0.01;
+/// Neighbours whose chains of multiply-adds the register kernels interleave.
+const U: usize = 4;
 /// Bytes of per-tile scratch the tile size aims at (a share of L2).
 const TILE_BYTES: usize = 256 * 1024;
 
@@ -326,27 +328,41 @@ impl Lfa {
                 let ai = _mm256_loadu_ps(g.pos_i.as_ptr().add(i * H));
                 let dist = neighbour_dists(xyz, i, nb);
                 let mut m = _mm512_set1_ps(f32::NEG_INFINITY);
-                for j in 0..K {
-                    let n = nb[j] as usize;
-                    let v = _mm256_add_ps(ai, _mm256_loadu_ps(pos_k.add(n * H)));
-                    let mut r = leaky8(_mm256_fmadd_ps(wd, _mm256_set1_ps(dist[j]), v));
+                // Neighbours U at a time, their chains of multiply-adds interleaved (each
+                // output's chain is unchanged, so are its bits).
+                for j0 in (0..K).step_by(U) {
+                    for u in 0..U {
+                        let j = j0 + u;
+                        let v = _mm256_add_ps(ai, _mm256_loadu_ps(pos_k.add(nb[j] as usize * H)));
+                        let r = leaky8(_mm256_fmadd_ps(wd, _mm256_set1_ps(dist[j]), v));
+                        _mm256_storeu_ps(rel[j].as_mut_ptr(), r);
+                    }
                     if !first {
                         // r2 = φ2(r1): 8 × 8 product, bias, activation.
-                        _mm256_storeu_ps(rel[j].as_mut_ptr(), r);
-                        let mut acc = _mm256_setzero_ps();
+                        let mut acc = [_mm256_setzero_ps(); U];
                         for (c, w) in wl.iter().enumerate() {
-                            acc = _mm256_fmadd_ps(_mm256_set1_ps(rel[j][c]), *w, acc);
+                            for u in 0..U {
+                                acc[u] =
+                                    _mm256_fmadd_ps(_mm256_set1_ps(rel[j0 + u][c]), *w, acc[u]);
+                            }
                         }
-                        r = leaky8(_mm256_add_ps(acc, bl));
+                        for u in 0..U {
+                            let r = leaky8(_mm256_add_ps(acc[u], bl));
+                            _mm256_storeu_ps(rel[j0 + u].as_mut_ptr(), r);
+                        }
                     }
-                    _mm256_storeu_ps(rel[j].as_mut_ptr(), r);
-                    let mut s = _mm512_setzero_ps();
+                    let mut s = [_mm512_setzero_ps(); U];
                     for (c, w) in ws.iter().enumerate() {
-                        s = _mm512_fmadd_ps(_mm512_set1_ps(rel[j][c]), *w, s);
+                        for u in 0..U {
+                            s[u] = _mm512_fmadd_ps(_mm512_set1_ps(rel[j0 + u][c]), *w, s[u]);
+                        }
                     }
-                    s = _mm512_add_ps(s, _mm512_loadu_ps(gfeat.add(n * O)));
-                    m = _mm512_max_ps(m, s);
-                    sc[j] = s;
+                    for u in 0..U {
+                        let j = j0 + u;
+                        let s = _mm512_add_ps(s[u], _mm512_loadu_ps(gfeat.add(nb[j] as usize * O)));
+                        m = _mm512_max_ps(m, s);
+                        sc[j] = s;
+                    }
                 }
                 let (mut sum, mut acc) = (_mm512_setzero_ps(), _mm512_setzero_ps());
                 for j in 0..K {
@@ -407,35 +423,51 @@ impl Lfa {
                 let ai = _mm512_loadu_ps(g.pos_i.as_ptr().add(i * H));
                 let dist = neighbour_dists(xyz, i, nb);
                 let mut m = [_mm512_set1_ps(f32::NEG_INFINITY); 2];
-                for j in 0..K {
-                    let n = nb[j] as usize;
-                    let v = _mm512_add_ps(ai, _mm512_loadu_ps(pos_k.add(n * H)));
-                    let mut r = leaky(_mm512_fmadd_ps(wd, _mm512_set1_ps(dist[j]), v));
+                // Neighbours U at a time, their chains of multiply-adds interleaved and each
+                // weight row loaded once for them (each output's chain is unchanged, so are its
+                // bits).
+                for j0 in (0..K).step_by(U) {
+                    for u in 0..U {
+                        let j = j0 + u;
+                        let v = _mm512_add_ps(ai, _mm512_loadu_ps(pos_k.add(nb[j] as usize * H)));
+                        let r = leaky(_mm512_fmadd_ps(wd, _mm512_set1_ps(dist[j]), v));
+                        _mm512_storeu_ps(rel[j].as_mut_ptr(), r);
+                    }
                     if !first {
                         // r2 = φ2(r1): 16 × 16 product, bias, activation.
-                        _mm512_storeu_ps(rel[j].as_mut_ptr(), r);
-                        let mut acc = _mm512_setzero_ps();
+                        let mut acc = [_mm512_setzero_ps(); U];
                         for c in 0..H {
-                            acc = _mm512_fmadd_ps(
-                                _mm512_set1_ps(rel[j][c]),
-                                _mm512_loadu_ps(wl.add(c * H)),
-                                acc,
-                            );
+                            let w = _mm512_loadu_ps(wl.add(c * H));
+                            for u in 0..U {
+                                acc[u] = _mm512_fmadd_ps(_mm512_set1_ps(rel[j0 + u][c]), w, acc[u]);
+                            }
                         }
-                        r = leaky(_mm512_add_ps(acc, bl));
+                        for u in 0..U {
+                            let r = leaky(_mm512_add_ps(acc[u], bl));
+                            _mm512_storeu_ps(rel[j0 + u].as_mut_ptr(), r);
+                        }
                     }
-                    _mm512_storeu_ps(rel[j].as_mut_ptr(), r);
-                    let (mut s0, mut s1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+                    let mut s = [[_mm512_setzero_ps(); 2]; U];
                     for c in 0..H {
-                        let b = _mm512_set1_ps(rel[j][c]);
-                        s0 = _mm512_fmadd_ps(b, _mm512_loadu_ps(ws.add(c * O)), s0);
-                        s1 = _mm512_fmadd_ps(b, _mm512_loadu_ps(ws.add(c * O + H)), s1);
+                        let (w0, w1) = (
+                            _mm512_loadu_ps(ws.add(c * O)),
+                            _mm512_loadu_ps(ws.add(c * O + H)),
+                        );
+                        for u in 0..U {
+                            let b = _mm512_set1_ps(rel[j0 + u][c]);
+                            s[u][0] = _mm512_fmadd_ps(b, w0, s[u][0]);
+                            s[u][1] = _mm512_fmadd_ps(b, w1, s[u][1]);
+                        }
                     }
-                    s0 = _mm512_add_ps(s0, _mm512_loadu_ps(gfeat.add(n * O)));
-                    s1 = _mm512_add_ps(s1, _mm512_loadu_ps(gfeat.add(n * O + H)));
-                    m[0] = _mm512_max_ps(m[0], s0);
-                    m[1] = _mm512_max_ps(m[1], s1);
-                    sc[j] = [s0, s1];
+                    for u in 0..U {
+                        let j = j0 + u;
+                        let n = nb[j] as usize;
+                        let s0 = _mm512_add_ps(s[u][0], _mm512_loadu_ps(gfeat.add(n * O)));
+                        let s1 = _mm512_add_ps(s[u][1], _mm512_loadu_ps(gfeat.add(n * O + H)));
+                        m[0] = _mm512_max_ps(m[0], s0);
+                        m[1] = _mm512_max_ps(m[1], s1);
+                        sc[j] = [s0, s1];
+                    }
                 }
                 let mut sum = [_mm512_setzero_ps(); 2];
                 let mut acc = [_mm512_setzero_ps(); 2];
