@@ -238,17 +238,25 @@ impl Lfa {
                     return;
                 }
                 #[cfg(target_arch = "x86_64")]
-                if o == 32 && k == 16 && std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: AVX-512F is present (checked just above); o = 32 and K = 16.
-                    unsafe { self.narrow32_avx512(&tile, matches!(which, Pass::First), out) };
-                    return;
+                if k == 16 && std::arch::is_x86_feature_detected!("avx512f") {
+                    let first = matches!(which, Pass::First);
+                    // SAFETY: AVX-512F is present (checked just above); K = 16 and each arm's
+                    // widths are the layer's (o = d_out, h = o/2).
+                    unsafe {
+                        match o {
+                            32 => return self.wide_avx512::<16, 32, 1, 2, 4>(&tile, first, out),
+                            64 => return self.wide_avx512::<32, 64, 2, 4, 4>(&tile, first, out),
+                            128 => return self.wide_avx512::<64, 128, 4, 8, 2>(&tile, first, out),
+                            _ => {}
+                        }
+                    }
                 }
                 self.tile_pass(matches!(which, Pass::First), &tile, s, out);
             },
         )
     }
 
-    /// Checks everything a register kernel ([`Lfa::narrow16_avx512`], [`Lfa::narrow32_avx512`])
+    /// Checks everything a register kernel ([`Lfa::narrow16_avx512`], [`Lfa::wide_avx512`])
     /// reads for tile `t` with `h` relative channels and `o` scores (K = 16), and returns the
     /// pass's transposed score weights: the kernels' pointer offsets stay inside what these
     /// asserts bound (point rows below `first + pts`, neighbour rows below the level's points,
@@ -383,30 +391,45 @@ impl Lfa {
         }
     }
 
-    /// [`Lfa::narrow16_avx512`] for the next layer (`o = 32`, so `o/2 = 16`; K = 16): a point's
-    /// relative encodings are one 16-lane vector each, its scores two, with the weight rows read
-    /// from L1 (32 rows would not fit the registers); the scores wait on the stack for the
-    /// softmax. The same arithmetic as [`Lfa::pass1`] / [`Lfa::pass2`] except that products are
-    /// fused multiply-adds (rounding differs in the last bits).
+    /// [`Lfa::narrow16_avx512`] for the wider layers (`O` = 32, 64 or 128 scores, `H = O/2`
+    /// relative channels; K = 16): a point's relative encodings are `VH = H/16` 16-lane vectors
+    /// each, its scores `VO = O/16`, with the weight rows read from L1 (they would not fit the
+    /// registers); `UN` neighbours at a time, their chains of multiply-adds interleaved and each
+    /// weight row loaded once for them; the scores wait on the stack for the softmax. The same
+    /// arithmetic as [`Lfa::pass1`] / [`Lfa::pass2`] except that products are fused
+    /// multiply-adds (rounding differs in the last bits).
     ///
     /// # Safety
-    /// The CPU must support AVX-512F; `self.d_out == 32` and `t.geo.k == 16`.
+    /// The CPU must support AVX-512F; `self.d_out == O`, `O == 2·H`, `H == 16·VH`,
+    /// `O == 16·VO` and `t.geo.k == 16`.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn narrow32_avx512(&self, t: &Tile<'_>, first: bool, out: &mut [f32]) {
+    unsafe fn wide_avx512<
+        const H: usize,
+        const O: usize,
+        const VH: usize,
+        const VO: usize,
+        const UN: usize,
+    >(
+        &self,
+        t: &Tile<'_>,
+        first: bool,
+        out: &mut [f32],
+    ) {
         use std::arch::x86_64::*;
-        const H: usize = 16;
-        const O: usize = 32;
         const K: usize = 16;
+        const { assert!(O == 2 * H && H == 16 * VH && O == 16 * VO && K % UN == 0) };
         let g = t.geo;
         let score_t = self.register_kernel_inputs(t, first, H, O, out);
         // SAFETY (whole body): `register_kernel_inputs`' asserts bound every pointer offset
         // below: point rows i < first + pts, neighbour rows n < the level's points, weight rows
-        // c < H.
+        // c < H (columns below O for the scores, H for φ2).
         unsafe {
             let (ws, wl) = (score_t.as_ptr(), self.lse2_t.as_ptr());
-            let bl = _mm512_loadu_ps(self.lse2.b.as_ptr());
-            let wd = _mm512_loadu_ps(self.w_dist.as_ptr());
+            let bl: [__m512; VH] =
+                std::array::from_fn(|v| _mm512_loadu_ps(self.lse2.b.as_ptr().add(16 * v)));
+            let wd: [__m512; VH] =
+                std::array::from_fn(|v| _mm512_loadu_ps(self.w_dist.as_ptr().add(16 * v)));
             let slope = _mm512_set1_ps(SLOPE);
             let leaky = |v: __m512| _mm512_max_ps(v, _mm512_mul_ps(v, slope));
             let (xyz, pos_k, gfeat, feat) = (
@@ -416,74 +439,86 @@ impl Lfa {
                 t.feat.as_ptr(),
             );
             let mut rel = [[0f32; H]; K];
-            let mut sc = [[_mm512_setzero_ps(); 2]; K];
+            let mut sc = [[_mm512_setzero_ps(); VO]; K];
             for p in 0..t.pts {
                 let i = t.first + p;
                 let nb = &g.nb[i * K..(i + 1) * K];
-                let ai = _mm512_loadu_ps(g.pos_i.as_ptr().add(i * H));
+                let ai: [__m512; VH] =
+                    std::array::from_fn(|v| _mm512_loadu_ps(g.pos_i.as_ptr().add(i * H + 16 * v)));
                 let dist = neighbour_dists(xyz, i, nb);
-                let mut m = [_mm512_set1_ps(f32::NEG_INFINITY); 2];
-                // Neighbours U at a time, their chains of multiply-adds interleaved and each
-                // weight row loaded once for them (each output's chain is unchanged, so are its
-                // bits).
-                for j0 in (0..K).step_by(U) {
-                    for u in 0..U {
+                let mut m = [_mm512_set1_ps(f32::NEG_INFINITY); VO];
+                for j0 in (0..K).step_by(UN) {
+                    for u in 0..UN {
                         let j = j0 + u;
-                        let v = _mm512_add_ps(ai, _mm512_loadu_ps(pos_k.add(nb[j] as usize * H)));
-                        let r = leaky(_mm512_fmadd_ps(wd, _mm512_set1_ps(dist[j]), v));
-                        _mm512_storeu_ps(rel[j].as_mut_ptr(), r);
+                        let bk = pos_k.add(nb[j] as usize * H);
+                        let d = _mm512_set1_ps(dist[j]);
+                        for v in 0..VH {
+                            let x = _mm512_add_ps(ai[v], _mm512_loadu_ps(bk.add(16 * v)));
+                            let r = leaky(_mm512_fmadd_ps(wd[v], d, x));
+                            _mm512_storeu_ps(rel[j].as_mut_ptr().add(16 * v), r);
+                        }
                     }
                     if !first {
-                        // r2 = φ2(r1): 16 × 16 product, bias, activation.
-                        let mut acc = [_mm512_setzero_ps(); U];
+                        // r2 = φ2(r1): H × H product, bias, activation.
+                        let mut acc = [[_mm512_setzero_ps(); VH]; UN];
                         for c in 0..H {
-                            let w = _mm512_loadu_ps(wl.add(c * H));
-                            for u in 0..U {
-                                acc[u] = _mm512_fmadd_ps(_mm512_set1_ps(rel[j0 + u][c]), w, acc[u]);
+                            let w: [__m512; VH] =
+                                std::array::from_fn(|v| _mm512_loadu_ps(wl.add(c * H + 16 * v)));
+                            for u in 0..UN {
+                                let b = _mm512_set1_ps(rel[j0 + u][c]);
+                                for v in 0..VH {
+                                    acc[u][v] = _mm512_fmadd_ps(b, w[v], acc[u][v]);
+                                }
                             }
                         }
-                        for u in 0..U {
-                            let r = leaky(_mm512_add_ps(acc[u], bl));
-                            _mm512_storeu_ps(rel[j0 + u].as_mut_ptr(), r);
+                        for u in 0..UN {
+                            for v in 0..VH {
+                                let r = leaky(_mm512_add_ps(acc[u][v], bl[v]));
+                                _mm512_storeu_ps(rel[j0 + u].as_mut_ptr().add(16 * v), r);
+                            }
                         }
                     }
-                    let mut s = [[_mm512_setzero_ps(); 2]; U];
+                    let mut s = [[_mm512_setzero_ps(); VO]; UN];
                     for c in 0..H {
-                        let (w0, w1) = (
-                            _mm512_loadu_ps(ws.add(c * O)),
-                            _mm512_loadu_ps(ws.add(c * O + H)),
-                        );
-                        for u in 0..U {
+                        let w: [__m512; VO] =
+                            std::array::from_fn(|v| _mm512_loadu_ps(ws.add(c * O + 16 * v)));
+                        for u in 0..UN {
                             let b = _mm512_set1_ps(rel[j0 + u][c]);
-                            s[u][0] = _mm512_fmadd_ps(b, w0, s[u][0]);
-                            s[u][1] = _mm512_fmadd_ps(b, w1, s[u][1]);
+                            for v in 0..VO {
+                                s[u][v] = _mm512_fmadd_ps(b, w[v], s[u][v]);
+                            }
                         }
                     }
-                    for u in 0..U {
+                    for u in 0..UN {
                         let j = j0 + u;
-                        let n = nb[j] as usize;
-                        let s0 = _mm512_add_ps(s[u][0], _mm512_loadu_ps(gfeat.add(n * O)));
-                        let s1 = _mm512_add_ps(s[u][1], _mm512_loadu_ps(gfeat.add(n * O + H)));
-                        m[0] = _mm512_max_ps(m[0], s0);
-                        m[1] = _mm512_max_ps(m[1], s1);
-                        sc[j] = [s0, s1];
+                        let gf = gfeat.add(nb[j] as usize * O);
+                        for v in 0..VO {
+                            let x = _mm512_add_ps(s[u][v], _mm512_loadu_ps(gf.add(16 * v)));
+                            m[v] = _mm512_max_ps(m[v], x);
+                            sc[j][v] = x;
+                        }
                     }
                 }
-                let mut sum = [_mm512_setzero_ps(); 2];
-                let mut acc = [_mm512_setzero_ps(); 2];
+                let mut sum = [_mm512_setzero_ps(); VO];
+                let mut acc = [_mm512_setzero_ps(); VO];
                 for j in 0..K {
                     let n = nb[j] as usize;
-                    let e0 = exp_neg_avx512(_mm512_sub_ps(sc[j][0], m[0]));
-                    let e1 = exp_neg_avx512(_mm512_sub_ps(sc[j][1], m[1]));
-                    sum[0] = _mm512_add_ps(sum[0], e0);
-                    sum[1] = _mm512_add_ps(sum[1], e1);
-                    // [feat_n (16) | rel_j (16)]
-                    acc[0] = _mm512_fmadd_ps(e0, _mm512_loadu_ps(feat.add(n * H)), acc[0]);
-                    acc[1] = _mm512_fmadd_ps(e1, _mm512_loadu_ps(rel[j].as_ptr()), acc[1]);
+                    for v in 0..VO {
+                        let e = exp_neg_avx512(_mm512_sub_ps(sc[j][v], m[v]));
+                        sum[v] = _mm512_add_ps(sum[v], e);
+                        // [feat_n (H) | rel_j (H)]
+                        let x = if v < VH {
+                            _mm512_loadu_ps(feat.add(n * H + 16 * v))
+                        } else {
+                            _mm512_loadu_ps(rel[j].as_ptr().add(16 * (v - VH)))
+                        };
+                        acc[v] = _mm512_fmadd_ps(e, x, acc[v]);
+                    }
                 }
                 let o = out.as_mut_ptr().add(p * O);
-                _mm512_storeu_ps(o, _mm512_div_ps(acc[0], sum[0]));
-                _mm512_storeu_ps(o.add(H), _mm512_div_ps(acc[1], sum[1]));
+                for v in 0..VO {
+                    _mm512_storeu_ps(o.add(16 * v), _mm512_div_ps(acc[v], sum[v]));
+                }
             }
         }
     }
@@ -797,7 +832,7 @@ mod tests {
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         let (n, k) = (300, 16);
-        for o in [16, 32] {
+        for o in [16, 32, 64, 128] {
             let cfg = RandLaNetConfig {
                 num_layers: 1,
                 dim_output: vec![o],
@@ -851,10 +886,11 @@ mod tests {
                 }
                 // SAFETY: AVX-512F is present (checked above); K = 16 and o is the kernel's.
                 unsafe {
-                    if o == 16 {
-                        lfa.narrow16_avx512(&tile, first, &mut got);
-                    } else {
-                        lfa.narrow32_avx512(&tile, first, &mut got);
+                    match o {
+                        16 => lfa.narrow16_avx512(&tile, first, &mut got),
+                        32 => lfa.wide_avx512::<16, 32, 1, 2, 4>(&tile, first, &mut got),
+                        64 => lfa.wide_avx512::<32, 64, 2, 4, 4>(&tile, first, &mut got),
+                        _ => lfa.wide_avx512::<64, 128, 4, 8, 2>(&tile, first, &mut got),
                     }
                 }
                 let max = want.iter().fold(0f32, |a, v| a.max(v.abs()));
