@@ -418,7 +418,7 @@ impl Lfa {
     ) {
         use std::arch::x86_64::*;
         const K: usize = 16;
-        const { assert!(O == 2 * H && H == 16 * VH && O == 16 * VO && K % UN == 0) };
+        const { assert!(O == 2 * H && H == 16 * VH && O == 16 * VO && K.is_multiple_of(UN)) };
         let g = t.geo;
         let score_t = self.register_kernel_inputs(t, first, H, O, out);
         // SAFETY (whole body): `register_kernel_inputs`' asserts bound every pointer offset
