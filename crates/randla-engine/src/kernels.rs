@@ -93,10 +93,7 @@ impl Dense {
     /// Single-threaded [`Dense::apply`] into `y`.
     #[inline]
     pub fn apply_rows(&self, x: &[f32], rows: usize, y: &mut [f32], slope: Option<f32>) {
-        gemm_rows(x, rows, self.inp, &self.wt, self.out, y, false);
-        for row in y[..rows * self.out].chunks_exact_mut(self.out) {
-            add_bias_act(row, &self.b, slope);
-        }
+        gemm_rows_bias_act(x, rows, self.inp, &self.wt, self.out, y, &self.b, slope);
     }
 }
 
@@ -280,6 +277,34 @@ pub fn gemm_rows(
     gemm_strided(a, (kd, 1), m, kd, wt, n, c, accumulate);
 }
 
+/// `c[m, n] = act(a[m, kd] · wt[kd, n] + b)` (`slope`: the LeakyReLU negative slope, `None`: no
+/// activation): [`gemm_rows`] then [`add_bias_act`] on every row, with the same bits; on CPUs with
+/// AVX-512 the bias and activation are applied to the accumulators before they are stored,
+/// saving a pass over `c`.
+#[inline]
+pub fn gemm_rows_bias_act(
+    a: &[f32],
+    m: usize,
+    kd: usize,
+    wt: &[f32],
+    n: usize,
+    c: &mut [f32],
+    b: &[f32],
+    slope: Option<f32>,
+) {
+    assert!(a.len() >= m * kd && wt.len() >= kd * n && c.len() >= m * n && b.len() >= n);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") && n >= 16 {
+        // SAFETY: AVX-512F is present (checked above); the slice lengths were asserted above.
+        unsafe { gemm_avx512(a, (kd, 1), m, kd, wt, n, c, false, Some((b, slope))) };
+        return;
+    }
+    gemm_strided(a, (kd, 1), m, kd, wt, n, c, false);
+    for row in c[..m * n].chunks_exact_mut(n) {
+        add_bias_act(row, b, slope);
+    }
+}
+
 /// `c[m, n] = aᵀ · wt` (`+=` when `accumulate`) for `a [kd, m]` row-major: the weight gradient
 /// `dzᵀ·x` of a layer, reducing over the `kd` rows without transposing `a` first. Same kernel as
 /// [`gemm_rows`], reading `a` down its columns.
@@ -315,7 +340,7 @@ fn gemm_strided(
     if std::arch::is_x86_feature_detected!("avx512f") && n >= 16 {
         // SAFETY: AVX-512F (which implies AVX2 and FMA) is present (checked above); the slice
         // lengths were asserted by the callers and the kernel reads and writes only inside them.
-        unsafe { gemm_avx512(a, stride, m, kd, wt, n, c, accumulate) };
+        unsafe { gemm_avx512(a, stride, m, kd, wt, n, c, accumulate, None) };
         return;
     }
     #[cfg(target_arch = "x86_64")]
@@ -328,7 +353,8 @@ fn gemm_strided(
     gemm_scalar(a, stride, m, kd, wt, n, c, accumulate);
 }
 
-/// The AVX-512 kernel of [`gemm_strided`]: 32 columns at a time (4 rows × 2 vectors of
+/// The AVX-512 kernel of [`gemm_strided`] (and of [`gemm_rows_bias_act`], with `epilogue` the
+/// bias and activation): 32 columns at a time (4 rows × 2 vectors of
 /// accumulators), then 16, then the last `n mod 16` columns by [`gemm_avx2`]. Every output is
 /// the same chain of fused multiply-adds over `p = 0 .. kd` as in [`gemm_avx2`], so the two give
 /// the same bits; on CPUs with two 512-bit FMA units this does twice the work per cycle (1.85×
@@ -348,16 +374,32 @@ unsafe fn gemm_avx512(
     n: usize,
     c: &mut [f32],
     accumulate: bool,
+    epilogue: Option<(&[f32], Option<f32>)>,
 ) {
     use std::arch::x86_64::*;
+    debug_assert!(!(accumulate && epilogue.is_some()));
     let n16 = n / 16 * 16;
     let (ap, wp, cp) = (a.as_ptr(), wt.as_ptr(), c.as_mut_ptr());
     // SAFETY (whole body): as in `gemm_avx2`: offsets of `ap` are r·rs + p·cs with r < m and
-    // p < kd, of `wp` below kd·n and of `cp` below m·n (columns j + 16 <= n16 <= n).
+    // p < kd, of `wp` below kd·n and of `cp` below m·n (columns j + 16 <= n16 <= n); the bias
+    // (when given) holds n values (asserted by the caller).
     unsafe {
-        let store = |dst: *mut f32, v: __m512| {
+        // Output (r, j..j + 16) = v: added to what is there, or with the bias and activation of
+        // `add_bias_act` (the same operations: `t = v + b`, then `t >= 0 ? t : t·slope`).
+        let store = |r: usize, j: usize, v: __m512| {
+            let dst = cp.add(r * n + j);
             if accumulate {
                 _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), v));
+            } else if let Some((b, slope)) = epilogue {
+                let t = _mm512_add_ps(v, _mm512_loadu_ps(b.as_ptr().add(j)));
+                let t = match slope {
+                    Some(s) => {
+                        let neg = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(t, _mm512_setzero_ps());
+                        _mm512_mask_blend_ps(neg, _mm512_mul_ps(t, _mm512_set1_ps(s)), t)
+                    }
+                    None => t,
+                };
+                _mm512_storeu_ps(dst, t);
             } else {
                 _mm512_storeu_ps(dst, v);
             }
@@ -377,8 +419,8 @@ unsafe fn gemm_avx512(
                     }
                 }
                 for q in 0..8 {
-                    store(cp.add((r + q) * n + j), acc[2 * q]);
-                    store(cp.add((r + q) * n + j + 16), acc[2 * q + 1]);
+                    store(r + q, j, acc[2 * q]);
+                    store(r + q, j + 16, acc[2 * q + 1]);
                 }
                 j += 32;
             }
@@ -392,7 +434,7 @@ unsafe fn gemm_avx512(
                     }
                 }
                 for q in 0..8 {
-                    store(cp.add((r + q) * n + j), acc[q]);
+                    store(r + q, j, acc[q]);
                 }
                 j += 16;
             }
@@ -412,8 +454,8 @@ unsafe fn gemm_avx512(
                     }
                 }
                 for q in 0..4 {
-                    store(cp.add((r + q) * n + j), acc[2 * q]);
-                    store(cp.add((r + q) * n + j + 16), acc[2 * q + 1]);
+                    store(r + q, j, acc[2 * q]);
+                    store(r + q, j + 16, acc[2 * q + 1]);
                 }
                 j += 32;
             }
@@ -427,7 +469,7 @@ unsafe fn gemm_avx512(
                     }
                 }
                 for q in 0..4 {
-                    store(cp.add((r + q) * n + j), acc[q]);
+                    store(r + q, j, acc[q]);
                 }
                 j += 16;
             }
@@ -441,7 +483,7 @@ unsafe fn gemm_avx512(
                     let x = _mm512_set1_ps(*ap.add(r * rs + p * cs));
                     acc = _mm512_fmadd_ps(x, _mm512_loadu_ps(wp.add(p * n + j)), acc);
                 }
-                store(cp.add(r * n + j), acc);
+                store(r, j, acc);
                 j += 16;
             }
             r += 1;
@@ -450,6 +492,11 @@ unsafe fn gemm_avx512(
     if n16 < n {
         // SAFETY: AVX2 and FMA come with AVX-512F; the rest as for this function.
         unsafe { gemm_avx2(a, (rs, cs), m, kd, wt, n, n16, c, accumulate) };
+        if let Some((b, slope)) = epilogue {
+            for row in c[..m * n].chunks_exact_mut(n) {
+                add_bias_act(&mut row[n16..], &b[n16..n], slope);
+            }
+        }
     }
 }
 
@@ -793,6 +840,40 @@ mod tests {
                     );
                     assert_eq!(g, w, "{m}×{kd}×{n} {name}, accumulate {accumulate}");
                 }
+            }
+        }
+    }
+
+    /// The bias and activation applied in the product kernel give the bits of the product
+    /// followed by [`add_bias_act`], with and without an activation, tail columns included.
+    #[test]
+    fn bias_and_activation_in_the_kernel_equal_a_separate_pass() {
+        for (m, kd, n) in [
+            (1, 3, 16),
+            (9, 32, 64),
+            (17, 16, 48),
+            (24, 7, 33),
+            (13, 64, 130),
+            (5, 8, 8),
+            (6, 4, 3),
+        ] {
+            let a: Vec<f32> = (0..m * kd).map(|i| (i as f32 * 0.37).sin()).collect();
+            let wt: Vec<f32> = (0..kd * n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.7).sin()).collect();
+            for slope in [Some(0.2), Some(0.01), None] {
+                let mut want = vec![0f32; m * n];
+                gemm_rows(&a, m, kd, &wt, n, &mut want, false);
+                for row in want.chunks_exact_mut(n) {
+                    add_bias_act(row, &b, slope);
+                }
+                let mut got = vec![f32::NAN; m * n];
+                gemm_rows_bias_act(&a, m, kd, &wt, n, &mut got, &b, slope);
+                let (g, w): (Vec<u32>, Vec<u32>) = (
+                    got.iter().map(|v| v.to_bits()).collect(),
+                    want.iter().map(|v| v.to_bits()).collect(),
+                );
+                assert_eq!(g, w, "{m}×{kd}×{n}, slope {slope:?}");
+                assert!(want.iter().any(|&v| v < 0.0) && want.iter().any(|&v| v > 0.0));
             }
         }
     }

@@ -18,7 +18,9 @@ use randla_model::StateDict;
 
 use crate::error::Result;
 use crate::fold::{linear, shared_mlp, split_columns};
-use crate::kernels::{Dense, add_bias_act, gemm_rows, leaky, par_filled, softmax_pool, transpose};
+use crate::kernels::{
+    Dense, gemm_rows, gemm_rows_bias_act, leaky, par_filled, softmax_pool, transpose,
+};
 
 /// Slope of every LeakyReLU inside the block but the last.
 const SLOPE: f32 = 0.2;
@@ -555,10 +557,16 @@ impl Lfa {
     fn pass2(&self, t: &Tile<'_>, s: &mut Scratch, out: &mut [f32]) {
         let (o, h, k) = (self.d_out, self.d_out / 2, t.geo.k);
         self.encode_rel(t.geo, t.first, t.pts, &mut s.r1);
-        gemm_rows(&s.r1, t.pts * k, h, &self.lse2_t, h, &mut s.r2, false);
-        for row in s.r2[..t.pts * k * h].chunks_exact_mut(h) {
-            add_bias_act(row, &self.lse2.b, Some(SLOPE));
-        }
+        gemm_rows_bias_act(
+            &s.r1,
+            t.pts * k,
+            h,
+            &self.lse2_t,
+            h,
+            &mut s.r2,
+            &self.lse2.b,
+            Some(SLOPE),
+        );
         gemm_rows(
             &s.r2,
             t.pts * k,
