@@ -1,4 +1,5 @@
-//! The numeric kernels: dense layers on a register-blocked AVX2/FMA product, a vectorisable `exp`,
+//! The numeric kernels: dense layers on a register-blocked AVX-512 or AVX2/FMA product (the same
+//! bits either way), a vectorisable `exp`,
 //! and the softmax-over-K attentive pooling.
 
 use rayon::prelude::*;
@@ -261,8 +262,9 @@ fn softmax_pool_any(
 
 /// `c[m, n] = a[m, kd] · wt[kd, n]` (`+= ` when `accumulate`), with `wt` the transposed weight
 /// (`[in, out]` row-major): the narrow, many-row products of the tiles, where a general SGEMM's
-/// packing costs more than the arithmetic. An AVX2/FMA micro-kernel (4 rows × 16 columns of
-/// accumulators, weights streamed from L1/L2) where the CPU has one; plain loops elsewhere.
+/// packing costs more than the arithmetic. An AVX-512 micro-kernel (8 rows × 32 columns of
+/// accumulators, weights streamed from L1/L2) for 16 columns or more where the CPU has AVX-512F,
+/// else an AVX2/FMA one (4 × 16), which gives the same bits; plain loops elsewhere.
 #[inline]
 pub fn gemm_rows(
     a: &[f32],

@@ -8,7 +8,9 @@
 //!   `W·h[nb] = (W·h)[nb]`; the upsampled half of each decoder convolution on the coarse level);
 //! - runs each local feature aggregation over tiles of points whose scratch stays in cache —
 //!   encoding, score GEMM, softmax over K, weighted sums — without materialising any
-//!   `[N, K, C]` tensor, in parallel over tiles (rayon), with a register-blocked AVX2/FMA product kernel
+//!   `[N, K, C]` tensor, in parallel over tiles (rayon); with K = 16 on CPUs with AVX-512 each
+//!   point's encodings, scores and softmax stay in registers instead;
+//! - multiplies with register-blocked AVX-512 or AVX2/FMA product kernels that give the same bits
 //!   (runtime-detected; plain loops elsewhere).
 //!
 //! Same weights as Open3D-ML (loaded through [`randla_model::StateDict`]), same outputs: the
