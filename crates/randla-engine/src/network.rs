@@ -192,7 +192,10 @@ impl FusedEngine {
         };
         let n0 = levels[0].n;
         // Lay every level out in Morton order so that neighbours sit near each other in memory.
-        let r = Reordered::new(features, self.config.in_channels, levels, k);
+        // A pass whose first layer an earlier pass left (`shared`) needs neither the features nor
+        // level 0's coordinates and neighbours: those are not laid out.
+        let level0_cached = shared.as_ref().is_some_and(|(_, s)| s.f0.is_some());
+        let r = Reordered::new(features, self.config.in_channels, levels, k, !level0_cached);
         let owned: Vec<Level<'_>> = (0..levels.len())
             .map(|l| Level {
                 n: levels[l].n,
@@ -403,7 +406,16 @@ struct Reordered {
 }
 
 impl Reordered {
-    fn new(features: &[f32], channels: usize, levels: &[Level<'_>], k: usize) -> Self {
+    /// Lays `features` and `levels` out in Morton order; without `level0`, the features and
+    /// level 0's coordinates and neighbours are left empty (a pass that does not run the first
+    /// layer).
+    fn new(
+        features: &[f32],
+        channels: usize,
+        levels: &[Level<'_>],
+        k: usize,
+        level0: bool,
+    ) -> Self {
         let layers = levels.len();
         // Every level of a pyramid is a prefix of level 0, so its Morton order is level 0's with
         // the points beyond it left out: one sort per crop instead of one per level. (Any
@@ -448,13 +460,30 @@ impl Reordered {
         let remap_rows = |src: &[u32], perm: &[u32], inv: &[u32], width: usize| {
             gather_rows(src, perm, width, |v| inv[v as usize])
         };
+        let wanted = |l: usize| l > 0 || level0;
         Reordered {
-            features: gather_rows(features, &perms[0], channels, |v| v),
+            features: if level0 {
+                gather_rows(features, &perms[0], channels, |v| v)
+            } else {
+                Vec::new()
+            },
             xyz: (0..layers)
-                .map(|l| gather_rows(levels[l].xyz, &perms[l], 3, |v| v))
+                .map(|l| {
+                    if wanted(l) {
+                        gather_rows(levels[l].xyz, &perms[l], 3, |v| v)
+                    } else {
+                        Vec::new()
+                    }
+                })
                 .collect(),
             nb: (0..layers)
-                .map(|l| remap_rows(levels[l].nb, &perms[l], &invs[l], k))
+                .map(|l| {
+                    if wanted(l) {
+                        remap_rows(levels[l].nb, &perms[l], &invs[l], k)
+                    } else {
+                        Vec::new()
+                    }
+                })
                 .collect(),
             sub: (0..layers)
                 .map(|l| remap_rows(levels[l].sub, &perms[l + 1], &invs[l], k))
