@@ -406,88 +406,18 @@ unsafe fn gemm_avx512(
                 _mm512_storeu_ps(dst, v);
             }
         };
+        // Bands of 8 rows, then 4, then single rows.
         let mut r = 0;
         while r + 8 <= m {
-            let mut j = 0;
-            while j + 32 <= n16 {
-                let mut acc = [_mm512_setzero_ps(); 16];
-                for p in 0..kd {
-                    let w0 = _mm512_loadu_ps(wp.add(p * n + j));
-                    let w1 = _mm512_loadu_ps(wp.add(p * n + j + 16));
-                    for q in 0..8 {
-                        let x = _mm512_set1_ps(*ap.add((r + q) * rs + p * cs));
-                        acc[2 * q] = _mm512_fmadd_ps(x, w0, acc[2 * q]);
-                        acc[2 * q + 1] = _mm512_fmadd_ps(x, w1, acc[2 * q + 1]);
-                    }
-                }
-                for q in 0..8 {
-                    store(r + q, j, acc[2 * q]);
-                    store(r + q, j + 16, acc[2 * q + 1]);
-                }
-                j += 32;
-            }
-            while j + 16 <= n16 {
-                let mut acc = [_mm512_setzero_ps(); 8];
-                for p in 0..kd {
-                    let w0 = _mm512_loadu_ps(wp.add(p * n + j));
-                    for q in 0..8 {
-                        let x = _mm512_set1_ps(*ap.add((r + q) * rs + p * cs));
-                        acc[q] = _mm512_fmadd_ps(x, w0, acc[q]);
-                    }
-                }
-                for q in 0..8 {
-                    store(r + q, j, acc[q]);
-                }
-                j += 16;
-            }
+            row_band::<8>(ap, (rs, cs), r, kd, wp, n, n16, &store);
             r += 8;
         }
         while r + 4 <= m {
-            let mut j = 0;
-            while j + 32 <= n16 {
-                let mut acc = [_mm512_setzero_ps(); 8];
-                for p in 0..kd {
-                    let w0 = _mm512_loadu_ps(wp.add(p * n + j));
-                    let w1 = _mm512_loadu_ps(wp.add(p * n + j + 16));
-                    for q in 0..4 {
-                        let x = _mm512_set1_ps(*ap.add((r + q) * rs + p * cs));
-                        acc[2 * q] = _mm512_fmadd_ps(x, w0, acc[2 * q]);
-                        acc[2 * q + 1] = _mm512_fmadd_ps(x, w1, acc[2 * q + 1]);
-                    }
-                }
-                for q in 0..4 {
-                    store(r + q, j, acc[2 * q]);
-                    store(r + q, j + 16, acc[2 * q + 1]);
-                }
-                j += 32;
-            }
-            while j + 16 <= n16 {
-                let mut acc = [_mm512_setzero_ps(); 4];
-                for p in 0..kd {
-                    let w0 = _mm512_loadu_ps(wp.add(p * n + j));
-                    for q in 0..4 {
-                        let x = _mm512_set1_ps(*ap.add((r + q) * rs + p * cs));
-                        acc[q] = _mm512_fmadd_ps(x, w0, acc[q]);
-                    }
-                }
-                for q in 0..4 {
-                    store(r + q, j, acc[q]);
-                }
-                j += 16;
-            }
+            row_band::<4>(ap, (rs, cs), r, kd, wp, n, n16, &store);
             r += 4;
         }
         while r < m {
-            let mut j = 0;
-            while j + 16 <= n16 {
-                let mut acc = _mm512_setzero_ps();
-                for p in 0..kd {
-                    let x = _mm512_set1_ps(*ap.add(r * rs + p * cs));
-                    acc = _mm512_fmadd_ps(x, _mm512_loadu_ps(wp.add(p * n + j)), acc);
-                }
-                store(r, j, acc);
-                j += 16;
-            }
+            row_band::<1>(ap, (rs, cs), r, kd, wp, n, n16, &store);
             r += 1;
         }
     }
@@ -530,6 +460,82 @@ fn gemm_scalar(
             out.copy_from_slice(&acc);
         }
     }
+}
+
+/// Columns `0..n16` of rows `r..r + R` of [`gemm_avx512`]: 32 columns at a time (16 for a single
+/// row), then 16, each output handed to `store(row, column, value)`.
+///
+/// # Safety
+/// As [`rows_block`] for every block of these rows and columns.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn row_band<const R: usize>(
+    ap: *const f32,
+    stride: (usize, usize),
+    r: usize,
+    kd: usize,
+    wp: *const f32,
+    n: usize,
+    n16: usize,
+    store: &impl Fn(usize, usize, std::arch::x86_64::__m512),
+) {
+    let mut j = 0;
+    if R > 1 {
+        while j + 32 <= n16 {
+            // SAFETY: the caller's contract.
+            let acc = unsafe { rows_block::<R, 2>(ap, stride, r, kd, wp, n, j) };
+            for q in 0..R {
+                store(r + q, j, acc[q][0]);
+                store(r + q, j + 16, acc[q][1]);
+            }
+            j += 32;
+        }
+    }
+    while j + 16 <= n16 {
+        // SAFETY: the caller's contract.
+        let acc = unsafe { rows_block::<R, 1>(ap, stride, r, kd, wp, n, j) };
+        for q in 0..R {
+            store(r + q, j, acc[q][0]);
+        }
+        j += 16;
+    }
+}
+
+/// The products of rows `r..r + R` of `A` (`A[r, p] = a[r·rs + p·cs]`) with columns
+/// `j..j + 16·V` of `wt [kd, n]`: each output one chain of fused multiply-adds over `p = 0..kd`
+/// in order, the rows' chains interleaved and each weight vector loaded once for all of them.
+///
+/// # Safety
+/// The CPU must support AVX-512F; every `(r + q)·rs + p·cs` (q < R, p < kd) is inside `a`, and
+/// `p·n + j + 16·V <= kd·n` inside `wt`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn rows_block<const R: usize, const V: usize>(
+    ap: *const f32,
+    (rs, cs): (usize, usize),
+    r: usize,
+    kd: usize,
+    wp: *const f32,
+    n: usize,
+    j: usize,
+) -> [[std::arch::x86_64::__m512; V]; R] {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); V]; R];
+    for p in 0..kd {
+        // SAFETY: the caller's contract.
+        let w: [__m512; V] =
+            std::array::from_fn(|v| unsafe { _mm512_loadu_ps(wp.add(p * n + j + 16 * v)) });
+        for q in 0..R {
+            // SAFETY: the caller's contract.
+            let x = _mm512_set1_ps(unsafe { *ap.add((r + q) * rs + p * cs) });
+            for v in 0..V {
+                acc[q][v] = _mm512_fmadd_ps(x, w[v], acc[q][v]);
+            }
+        }
+    }
+    acc
 }
 
 /// The AVX2 + FMA kernel of [`gemm_strided`] on columns `from..n`: eight columns at a time,

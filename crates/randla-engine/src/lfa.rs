@@ -465,17 +465,7 @@ impl Lfa {
                     }
                     if !first {
                         // r2 = φ2(r1): H × H product, bias, activation.
-                        let mut acc = [[_mm512_setzero_ps(); VH]; UN];
-                        for c in 0..H {
-                            let w: [__m512; VH] =
-                                std::array::from_fn(|v| _mm512_loadu_ps(wl.add(c * H + 16 * v)));
-                            for u in 0..UN {
-                                let b = _mm512_set1_ps(rel[j0 + u][c]);
-                                for v in 0..VH {
-                                    acc[u][v] = _mm512_fmadd_ps(b, w[v], acc[u][v]);
-                                }
-                            }
-                        }
+                        let acc = rows_times_weights::<H, VH, UN>(&rel[j0..j0 + UN], wl);
                         for u in 0..UN {
                             for v in 0..VH {
                                 let r = leaky(_mm512_add_ps(acc[u][v], bl[v]));
@@ -483,17 +473,7 @@ impl Lfa {
                             }
                         }
                     }
-                    let mut s = [[_mm512_setzero_ps(); VO]; UN];
-                    for c in 0..H {
-                        let w: [__m512; VO] =
-                            std::array::from_fn(|v| _mm512_loadu_ps(ws.add(c * O + 16 * v)));
-                        for u in 0..UN {
-                            let b = _mm512_set1_ps(rel[j0 + u][c]);
-                            for v in 0..VO {
-                                s[u][v] = _mm512_fmadd_ps(b, w[v], s[u][v]);
-                            }
-                        }
-                    }
+                    let s = rows_times_weights::<H, VO, UN>(&rel[j0..j0 + UN], ws);
                     for u in 0..UN {
                         let j = j0 + u;
                         let gf = gfeat.add(nb[j] as usize * O);
@@ -766,6 +746,36 @@ pub(crate) fn add_upsampled(rows: &mut [f32], up: &[u32], coarse: &[f32], width:
             .for_each(|(a, b)| *a += b);
         leaky(row, SLOPE);
     }
+}
+
+/// `UN` rows of `H` values times a row-major `[H, 16·V]` weight matrix `w`: per row, `V` vectors
+/// of 16 sums, each a chain of fused multiply-adds over the `H` inputs in order; the rows'
+/// chains interleaved and each weight row loaded once for all of them (the register kernels'
+/// score and φ2 products).
+///
+/// # Safety
+/// The CPU must support AVX-512F; `w` holds `H·16·V` values; `rows` holds at least `UN` rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn rows_times_weights<const H: usize, const V: usize, const UN: usize>(
+    rows: &[[f32; H]],
+    w: *const f32,
+) -> [[std::arch::x86_64::__m512; V]; UN] {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); V]; UN];
+    for c in 0..H {
+        // SAFETY: row c of `w` has 16·V values (the caller's contract).
+        let wc: [__m512; V] =
+            std::array::from_fn(|v| unsafe { _mm512_loadu_ps(w.add(c * 16 * V + 16 * v)) });
+        for u in 0..UN {
+            let b = _mm512_set1_ps(rows[u][c]);
+            for v in 0..V {
+                acc[u][v] = _mm512_fmadd_ps(b, wc[v], acc[u][v]);
+            }
+        }
+    }
+    acc
 }
 
 /// The distances from point `i` of `xyz` (`[N, 3]`) to its 16 neighbours `nb`: the squares
