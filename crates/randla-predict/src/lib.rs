@@ -9,7 +9,8 @@
 //!    points, or [`PredictOptions::tile_points`], and within the memory budget), it is shuffled
 //!    and run through the fused engine in **one pass** (RandLA-Net's random sampling makes that
 //!    possible: neighbourhoods are the same size in metres whatever the crop size); otherwise it
-//!    is cut in the XY plane into balanced tiles (median splits) and each tile runs with a margin
+//!    is cut in the XY plane into balanced tiles (halves cut across the longer side, along the
+//!    line of an XY grid of cells nearest the median) and each tile runs with a margin
 //!    of context around it. Tiles stay near the size of the crops the model was trained on: the
 //!    network reads each point's coordinates relative to its crop (x, y from the crop's centre,
 //!    z above its lowest point), and over a much larger crop those leave the range it learned
@@ -708,31 +709,32 @@ impl Predictor {
         let cells = Cells::new(pts, lo, hi);
         let mut acc = vec![0f32; m * c];
         let mut weight = vec![0f32; m];
-        let mut stack = vec![Tile {
+        // The cores, cut along the cells' lines (through a cell only where one cell holds more
+        // than a tile), in the order the loop below runs them: last in the stack first.
+        let mut stack = Tile {
             lo,
             hi,
-            idx: (0..m as u32).collect(),
-        }];
+            core: Core::Cells {
+                x: (0, cells.dims[0]),
+                y: (0, cells.dims[1]),
+                count: m,
+            },
+        }
+        .split_to(pts, &cells, target);
+        stack.reverse();
         // The next tile to run, its margin and its members (core and margin points with their
-        // vote weights), splitting tiles until one is small enough.
+        // vote weights), splitting tiles further where a pass would not fit the budget.
         let next_tile = |stack: &mut Vec<Tile>| -> Option<ReadyTile> {
             while let Some(tile) = stack.pop() {
-                if tile.idx.len() > target
-                    && let Some((a, b)) = tile.split(pts)
-                {
-                    stack.push(b);
-                    stack.push(a);
-                    continue;
-                }
                 let area = (tile.hi[0] - tile.lo[0]).max(0.0) * (tile.hi[1] - tile.lo[1]).max(0.0);
                 let margin = opts
                     .margin
-                    .unwrap_or_else(|| self.auto_margin(tile.idx.len(), area))
+                    .unwrap_or_else(|| self.auto_margin(tile.count(), area))
                     .max(0.0);
                 let members = cells.members(pts, &tile, margin);
                 if self.pass_bytes(members.len()) as u64 > opts.budget.bytes
-                    && tile.idx.len() > min_points
-                    && let Some((a, b)) = tile.split(pts)
+                    && tile.count() > min_points
+                    && let Some((a, b)) = tile.split(pts, &cells)
                 {
                     stack.push(b);
                     stack.push(a);
@@ -749,16 +751,10 @@ impl Predictor {
         let mut covered = 0usize;
         let mut tiles_run = 0u64;
         let mut add = |r: ReadyTile, probs: &[f32], stats: &mut PredictStats| {
-            for (j, &(i, w)) in r.members.iter().enumerate() {
-                let i = i as usize;
-                weight[i] += w;
-                for k in 0..c {
-                    acc[i * c + k] += w * probs[j * c + k];
-                }
-            }
+            vote(&mut acc, &mut weight, &r.members, probs, c);
             stats.crop_points = stats.crop_points.max(r.members.len());
             stats.margin_m = stats.margin_m.max(r.margin);
-            covered += r.tile.idx.len();
+            covered += r.tile.count();
             progress(covered, m);
         };
         let ids = |members: &[(u32, f32)]| members.iter().map(|e| e.0).collect::<Vec<u32>>();
@@ -854,6 +850,9 @@ struct Cells {
     start: Vec<u32>,
     /// Point indices by cell, ascending within a cell.
     pts: Vec<u32>,
+    /// `[dims[1] + 1, dims[0] + 1]` points in the cells below and left of each corner (a
+    /// summed-area table): the count of any range of cells in four reads.
+    below: Vec<u32>,
 }
 
 /// Points per cell [`Cells`] aims at.
@@ -877,6 +876,7 @@ impl Cells {
             dims,
             start: vec![0; dims[0] * dims[1] + 1],
             pts: Vec::new(),
+            below: vec![0; (dims[0] + 1) * (dims[1] + 1)],
         };
         let id: Vec<u32> = pts
             .par_iter()
@@ -898,7 +898,35 @@ impl Cells {
             cells.pts[next[c as usize] as usize] = i as u32;
             next[c as usize] += 1;
         }
+        let w = dims[0] + 1;
+        for y in 0..dims[1] {
+            for x in 0..dims[0] {
+                let c = y * dims[0] + x;
+                let here = cells.start[c + 1] - cells.start[c];
+                cells.below[(y + 1) * w + x + 1] =
+                    here + cells.below[y * w + x + 1] + cells.below[(y + 1) * w + x]
+                        - cells.below[y * w + x];
+            }
+        }
         cells
+    }
+
+    /// Points in the cells `x.0..x.1` × `y.0..y.1`.
+    fn count(&self, x: (usize, usize), y: (usize, usize)) -> usize {
+        let w = self.dims[0] + 1;
+        let at = |x: usize, y: usize| self.below[y * w + x] as usize;
+        at(x.1, y.1) + at(x.0, y.0) - at(x.0, y.1) - at(x.1, y.0)
+    }
+
+    /// The points of the cells `x.0..x.1` × `y.0..y.1`.
+    fn points_in(&self, x: (usize, usize), y: (usize, usize)) -> Vec<u32> {
+        (y.0..y.1)
+            .flat_map(|y| {
+                let row = y * self.dims[0];
+                &self.pts[self.start[row + x.0] as usize..self.start[row + x.1] as usize]
+            })
+            .copied()
+            .collect()
     }
 
     /// The cell column (`d` = 0) or row (`d` = 1) of coordinate `v`, clamped to the grid.
@@ -932,15 +960,63 @@ impl Cells {
     }
 }
 
-/// A tile of the XY plane, `[lo, hi]` (bounds from the median splits), and the points whose core
-/// it is.
+/// A tile of the XY plane, `[lo, hi]`, and the points whose core it is. Its vote weights are
+/// geometric ([`Tile::weight`]): the boxes of the tiles cover the cloud's bounds without gaps, so
+/// every point lies in some tile's core.
 struct Tile {
     lo: [f32; 2],
     hi: [f32; 2],
-    idx: Vec<u32>,
+    core: Core,
+}
+
+/// The points of a tile's core.
+enum Core {
+    /// Those of the [`Cells`] `x.0..x.1` × `y.0..y.1` (tiles cut along the cells' lines).
+    Cells {
+        x: (usize, usize),
+        y: (usize, usize),
+        count: usize,
+    },
+    /// These (tiles cut through a cell that holds more points than a tile).
+    Points(Vec<u32>),
+}
+
+/// Adds one pass's probabilities `probs` (`[members, c]`), weighted, to the votes of its
+/// members (distinct point indices, ascending): rows of `acc` (`[points, c]`) and `weight`.
+/// Runs in parallel over runs of members, each owning the rows from its first to its last point.
+fn vote(acc: &mut [f32], weight: &mut [f32], members: &[(u32, f32)], probs: &[f32], c: usize) {
+    const RUN: usize = 8192;
+    debug_assert!(members.windows(2).all(|w| w[0].0 < w[1].0));
+    let mut jobs = Vec::with_capacity(members.len().div_ceil(RUN));
+    let (mut acc, mut weight, mut base) = (acc, weight, 0usize);
+    for (r, run) in members.chunks(RUN).enumerate() {
+        let end = run.last().map_or(base, |e| e.0 as usize + 1);
+        let (a, rest_a) = std::mem::take(&mut acc).split_at_mut((end - base) * c);
+        let (w, rest_w) = std::mem::take(&mut weight).split_at_mut(end - base);
+        jobs.push((a, w, base, run, &probs[r * RUN * c..][..run.len() * c]));
+        (acc, weight, base) = (rest_a, rest_w, end);
+    }
+    jobs.into_par_iter()
+        .for_each(|(acc, weight, base, run, probs)| {
+            for (&(i, w), p) in run.iter().zip(probs.chunks_exact(c)) {
+                let i = i as usize - base;
+                weight[i] += w;
+                for (a, &p) in acc[i * c..(i + 1) * c].iter_mut().zip(p) {
+                    *a += w * p;
+                }
+            }
+        });
 }
 
 impl Tile {
+    /// Points in the core.
+    fn count(&self) -> usize {
+        match &self.core {
+            Core::Cells { count, .. } => *count,
+            Core::Points(idx) => idx.len(),
+        }
+    }
+
     /// A point's weight in this tile's vote: 1 in the core, `(1 − d/margin)²` at distance `d`
     /// outside it, `None` beyond the margin.
     fn weight(&self, p: [f32; 3], margin: f32) -> Option<f32> {
@@ -956,16 +1032,122 @@ impl Tile {
         }
     }
 
-    /// Two halves at the median of the longer side (points on the split line go to the upper
-    /// half); `None` when every point has the same coordinate on both axes.
-    fn split(&self, pts: &[[f32; 3]]) -> Option<(Tile, Tile)> {
+    /// This tile cut by [`Tile::split`] until each piece has at most `target` points (or cannot
+    /// be cut), the pieces in depth-first order, lower half first; the halves of a cut are cut
+    /// in parallel.
+    fn split_to(self, pts: &[[f32; 3]], cells: &Cells, target: usize) -> Vec<Tile> {
+        if self.count() <= target {
+            return vec![self];
+        }
+        match self.split(pts, cells) {
+            None => vec![self],
+            Some((a, b)) => {
+                let (mut a, b) = rayon::join(
+                    || a.split_to(pts, cells, target),
+                    || b.split_to(pts, cells, target),
+                );
+                a.extend(b);
+                a
+            }
+        }
+    }
+
+    /// Two halves with about half the points each, cut across the longer side: along the cell
+    /// line nearest the median (four reads of the cells' summed-area table per try), or through
+    /// the points when the core is one cell wide or all its points share a cell line; `None`
+    /// when every point has the same coordinate on both axes.
+    fn split(&self, pts: &[[f32; 3]], cells: &Cells) -> Option<(Tile, Tile)> {
+        match &self.core {
+            Core::Cells { x, y, count } => self
+                .split_cells(cells, *x, *y, *count)
+                .or_else(|| self.split_points(pts, &cells.points_in(*x, *y))),
+            Core::Points(idx) => self.split_points(pts, idx),
+        }
+    }
+
+    fn split_cells(
+        &self,
+        cells: &Cells,
+        x: (usize, usize),
+        y: (usize, usize),
+        count: usize,
+    ) -> Option<(Tile, Tile)> {
         let long = usize::from(self.hi[1] - self.lo[1] > self.hi[0] - self.lo[0]);
         for axis in [long, 1 - long] {
-            let mut coords: Vec<f32> = self.idx.iter().map(|&i| pts[i as usize][axis]).collect();
+            let (a, b) = if axis == 0 { x } else { y };
+            if b - a < 2 {
+                continue;
+            }
+            let below = |j: usize| {
+                if axis == 0 {
+                    cells.count((a, j), y)
+                } else {
+                    cells.count(x, (a, j))
+                }
+            };
+            // The first line j in a+1..b at or past the median (the count below it grows with
+            // j), or the line before it when that one is nearer.
+            let (mut lo, mut hi) = (a + 1, b - 1);
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if 2 * below(mid) >= count {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            let mut j = lo;
+            if j > a + 1 && count.abs_diff(2 * below(j - 1)) < count.abs_diff(2 * below(j)) {
+                j -= 1;
+            }
+            // The nearest line to the median leaves points on both sides if any line does.
+            let n = below(j);
+            if n == 0 || n == count {
+                continue;
+            }
+            let v = cells.lo[axis] + j as f32 * cells.size;
+            let (mut hi_a, mut lo_b) = (self.hi, self.lo);
+            hi_a[axis] = v;
+            lo_b[axis] = v;
+            let ((xa, ya), (xb, yb)) = if axis == 0 {
+                (((x.0, j), y), ((j, x.1), y))
+            } else {
+                ((x, (y.0, j)), (x, (j, y.1)))
+            };
+            return Some((
+                Tile {
+                    lo: self.lo,
+                    hi: hi_a,
+                    core: Core::Cells {
+                        x: xa,
+                        y: ya,
+                        count: n,
+                    },
+                },
+                Tile {
+                    lo: lo_b,
+                    hi: self.hi,
+                    core: Core::Cells {
+                        x: xb,
+                        y: yb,
+                        count: count - n,
+                    },
+                },
+            ));
+        }
+        None
+    }
+
+    /// Two halves at the median point of the longer side (points on the split line go to the
+    /// upper half).
+    fn split_points(&self, pts: &[[f32; 3]], idx: &[u32]) -> Option<(Tile, Tile)> {
+        let long = usize::from(self.hi[1] - self.lo[1] > self.hi[0] - self.lo[0]);
+        for axis in [long, 1 - long] {
+            let mut coords: Vec<f32> = idx.iter().map(|&i| pts[i as usize][axis]).collect();
             let mid = coords.len() / 2;
             let v = *coords.select_nth_unstable_by(mid, f32::total_cmp).1;
             let (a, b): (Vec<u32>, Vec<u32>) =
-                self.idx.iter().partition(|&&i| pts[i as usize][axis] < v);
+                idx.iter().partition(|&&i| pts[i as usize][axis] < v);
             if a.is_empty() || b.is_empty() {
                 continue;
             }
@@ -976,12 +1158,12 @@ impl Tile {
                 Tile {
                     lo: self.lo,
                     hi: hi_a,
-                    idx: a,
+                    core: Core::Points(a),
                 },
                 Tile {
                     lo: lo_b,
                     hi: self.hi,
-                    idx: b,
+                    core: Core::Points(b),
                 },
             ));
         }
@@ -1009,6 +1191,122 @@ mod tests {
             .enumerate()
             .filter_map(|(i, &p)| tile.weight(p, margin).map(|w| (i as u32, w)))
             .collect()
+    }
+
+    /// A cloud cut into tiles of at most `target` points: the cores' counts add up to the
+    /// cloud, every point lies in some core, and a tile is larger than `target` only when all
+    /// its points share both coordinates.
+    fn check_tiles(pts: &[[f32; 3]], target: usize) -> usize {
+        let (lo, hi) = bounds(pts);
+        let (lo, hi) = ([lo[0], lo[1]], [hi[0], hi[1]]);
+        let cells = Cells::new(pts, lo, hi);
+        let whole = Tile {
+            lo,
+            hi,
+            core: Core::Cells {
+                x: (0, cells.dims[0]),
+                y: (0, cells.dims[1]),
+                count: pts.len(),
+            },
+        };
+        let tiles = whole.split_to(pts, &cells, target);
+        assert_eq!(tiles.iter().map(Tile::count).sum::<usize>(), pts.len());
+        for (i, &p) in pts.iter().enumerate() {
+            assert!(
+                tiles.iter().any(|t| t.weight(p, 0.0) == Some(1.0)),
+                "point {i} {p:?} is in no core"
+            );
+        }
+        for t in &tiles {
+            if t.count() > target {
+                let members = cells.members(pts, t, 0.0);
+                let first = pts[members[0].0 as usize];
+                assert!(
+                    members
+                        .iter()
+                        .all(|&(i, _)| pts[i as usize][..2] == first[..2]),
+                    "a tile of {} points (target {target}) could have been cut",
+                    t.count()
+                );
+            }
+        }
+        tiles.len()
+    }
+
+    #[test]
+    fn tiles_cover_the_cloud_within_the_target() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let uniform: Vec<[f32; 3]> = (0..40_000)
+            .map(|_| {
+                [
+                    rng.random::<f32>() * 300.0,
+                    rng.random::<f32>() * 200.0,
+                    0.0,
+                ]
+            })
+            .collect();
+        let n = check_tiles(&uniform, 5_000);
+        assert!(
+            (8..=16).contains(&n),
+            "{n} tiles of ≤ 5,000 for 40,000 points"
+        );
+        // Most points in one spot far smaller than a cell: cut through the points.
+        let mut spot: Vec<[f32; 3]> = (0..10_000)
+            .map(|_| {
+                [
+                    rng.random::<f32>() * 1000.0,
+                    rng.random::<f32>() * 1000.0,
+                    1.0,
+                ]
+            })
+            .collect();
+        spot.extend((0..20_000).map(|_| {
+            [
+                500.0 + rng.random::<f32>() * 0.1,
+                500.0 + rng.random::<f32>() * 0.1,
+                2.0,
+            ]
+        }));
+        check_tiles(&spot, 1_000);
+        // A thin strip, and points all at one place (one tile, whatever the target).
+        let strip: Vec<[f32; 3]> = (0..5_000)
+            .map(|_| {
+                [
+                    rng.random::<f32>() * 5000.0,
+                    rng.random::<f32>() * 0.01,
+                    0.0,
+                ]
+            })
+            .collect();
+        check_tiles(&strip, 300);
+        assert_eq!(check_tiles(&[[3.0, 4.0, 5.0]; 100], 10), 1);
+    }
+
+    #[test]
+    fn votes_add_weighted_probabilities_to_their_rows() {
+        let c = 2;
+        let mut acc = vec![0f32; 20_000 * c];
+        let mut weight = vec![0f32; 20_000];
+        // Every third point, across several runs of members.
+        let members: Vec<(u32, f32)> = (0..20_000u32)
+            .step_by(3)
+            .map(|i| (i, 0.5 + (i % 7) as f32 / 14.0))
+            .collect();
+        let probs: Vec<f32> = (0..members.len() * c).map(|v| v as f32).collect();
+        vote(&mut acc, &mut weight, &members, &probs, c);
+        vote(&mut acc, &mut weight, &members, &probs, c);
+        for (i, (a, w)) in acc.chunks(c).zip(&weight).enumerate() {
+            match members.binary_search_by_key(&(i as u32), |e| e.0) {
+                Ok(j) => {
+                    let wj = members[j].1;
+                    assert_eq!(*w, 2.0 * wj);
+                    for k in 0..c {
+                        assert_eq!(a[k], 2.0 * wj * probs[j * c + k], "row {i}");
+                    }
+                }
+                Err(_) => assert_eq!((a, *w), (&[0.0, 0.0][..], 0.0), "row {i}"),
+            }
+        }
     }
 
     #[test]
@@ -1047,7 +1345,7 @@ mod tests {
                 let tile = Tile {
                     lo: [a[0].min(b[0]), a[1].min(b[1])],
                     hi: [a[0].max(b[0]), a[1].max(b[1])],
-                    idx: Vec::new(),
+                    core: Core::Points(Vec::new()),
                 };
                 for margin in [0.0, 0.5, 8.6, 1e6] {
                     assert_eq!(
