@@ -20,8 +20,10 @@ use rayon::prelude::*;
 use super::{Neighbours, SharedOut, bounds, bounds_of, check_query};
 use crate::error::{Result, check_finite};
 
-/// Maximum number of points in a leaf bucket.
-pub const LEAF_SIZE: usize = 32;
+/// Maximum number of points in a leaf bucket. 64 rather than 32: on real crops (IGN LiDAR HD at
+/// 0.25 m, a 72,438-point tile) a k = 16 query scans 6.6 buckets of 32 and walks 30 nodes; with
+/// 64 the self-KNN takes 7–10 % less time and the build 10 % less (uniform 3D points: equal).
+pub const LEAF_SIZE: usize = 64;
 /// Below this many points a subtree is built on the current thread.
 const PAR_BUILD_MIN: usize = 32 * 1024;
 /// Queries handed to one rayon task.
@@ -176,11 +178,11 @@ trait Candidates {
         // branches; only those are offered (the bound only shrinks while offering, so the
         // mask is a superset and `offer` re-checks).
         let w = self.worst();
-        let mut mask = 0u32;
+        let mut mask = 0u64;
         for (j, &d) in ds.iter().enumerate() {
-            mask |= u32::from(d <= w) << j;
+            mask |= u64::from(d <= w) << j;
         }
-        mask &= (((1u64 << m) - 1) & 0xffff_ffff) as u32;
+        mask &= u64::MAX.checked_shr((64 - m) as u32).unwrap_or(0);
         while mask != 0 {
             let j = mask.trailing_zeros() as usize;
             self.offer(ds[j], ids[j]);
@@ -306,16 +308,27 @@ impl Candidates for Avx512K16 {
 unsafe fn scan_leaf_avx512(best: &mut Fixed<16>, q: [f32; 3], bucket: Bucket<'_>) {
     use std::arch::x86_64::*;
     let Bucket { xs, ys, zs, ids } = bucket;
-    const _: () = assert!(LEAF_SIZE <= 32);
+    const _: () = assert!(LEAF_SIZE <= 64);
     let m = xs.len();
     debug_assert!(m <= LEAF_SIZE && ys.len() == m && zs.len() == m && ids.len() == m);
+    let mut from = 0;
     if best.i[0] == u32::MAX && m >= 1 {
-        // An empty list (the search's first bucket, which offers all its points): the first 16
-        // in order are placed by rank, not inserted one after another. No point has index
-        // u32::MAX (a tree holds fewer), so the list is empty exactly when its first index is.
-        // SAFETY: AVX-512F is enabled here; the slices have length `m` ≤ 32.
-        unsafe { fill_empty_avx512(best, q, bucket) };
-        return;
+        // An empty list (the search's first bucket, which offers all its points): its first
+        // 32 points are placed by rank, not inserted one after another; the rest are inserted
+        // below. No point has index u32::MAX (a tree holds fewer), so the list is empty exactly
+        // when its first index is.
+        from = m.min(32);
+        let head = Bucket {
+            xs: &xs[..from],
+            ys: &ys[..from],
+            zs: &zs[..from],
+            ids: &ids[..from],
+        };
+        // SAFETY: AVX-512F is enabled here; the slices have length `from` ≤ 32.
+        unsafe { fill_empty_avx512(best, q, head) };
+        if from == m {
+            return;
+        }
     }
     let (qx, qy, qz) = (
         _mm512_set1_ps(q[0]),
@@ -332,8 +345,7 @@ unsafe fn scan_leaf_avx512(best: &mut Fixed<16>, q: [f32; 3], bucket: Bucket<'_>
     // Lane j of `prev` is j − 1 (lane 0 keeps 0): the sorted lists shifted up by one.
     let prev = _mm512_set_epi32(14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0);
     let last = _mm512_set1_epi32(15);
-    for half in 0..m.div_ceil(16) {
-        let base = half * 16;
+    for base in (from..m).step_by(16) {
         let valid: __mmask16 = if m - base >= 16 {
             0xffff
         } else {
@@ -845,6 +857,16 @@ mod tests {
         let want = brute::knn(&pts, &pts, 16).unwrap();
         assert_eq!(got, want);
         assert_eq!(tree.knn_self_indices(16).unwrap(), want.indices);
+        // Every candidate list (k = 1, 8, 32 fixed, others dynamic), with buckets of 33 to
+        // LEAF_SIZE points: the scalar scan's masks cover whole buckets.
+        let queries = cloud(300, 9);
+        for k in [1, 5, 8, 32, 40] {
+            assert_eq!(
+                tree.knn(&queries, k).unwrap(),
+                brute::knn(&pts, &queries, k).unwrap(),
+                "k = {k}"
+            );
+        }
     }
 
     #[test]
