@@ -83,6 +83,7 @@ impl FusedEngine {
                 batch.k,
                 None,
                 None,
+                None,
             ));
         }
         Ok(out)
@@ -151,20 +152,24 @@ impl FusedEngine {
                 ),
             });
         }
-        let coords: Vec<Vec<f32>> = (0..cfg.num_layers)
-            .map(|l| pyramid.coords(l).iter().flatten().copied().collect())
-            .collect();
         let levels: Vec<Level<'_>> = (0..cfg.num_layers)
             .map(|l| Level {
                 n: pyramid.level_sizes()[l],
                 next: pyramid.level_sizes()[l + 1],
-                xyz: &coords[l],
+                xyz: pyramid.coords(l).as_flattened(),
                 nb: pyramid.neighbors(l),
                 sub: pyramid.sub_idx(l),
                 up: pyramid.interp_idx(l),
             })
             .collect();
-        Ok(self.run(features, &levels, pyramid.k(), prof, shared))
+        Ok(self.run(
+            features,
+            &levels,
+            pyramid.k(),
+            pyramid.spatial_order(),
+            prof,
+            shared,
+        ))
     }
 
     fn run(
@@ -172,6 +177,7 @@ impl FusedEngine {
         features: &[f32],
         levels: &[Level<'_>],
         k: usize,
+        order: Option<&[u32]>,
         mut prof: Option<&mut Vec<Stage>>,
         mut shared: Option<(&[u32], &mut SharedLevel0)>,
     ) -> Vec<f32> {
@@ -195,7 +201,14 @@ impl FusedEngine {
         // A pass whose first layer an earlier pass left (`shared`) needs neither the features nor
         // level 0's coordinates and neighbours: those are not laid out.
         let level0_cached = shared.as_ref().is_some_and(|(_, s)| s.f0.is_some());
-        let r = Reordered::new(features, self.config.in_channels, levels, k, !level0_cached);
+        let r = Reordered::new(
+            features,
+            self.config.in_channels,
+            levels,
+            k,
+            order,
+            !level0_cached,
+        );
         let owned: Vec<Level<'_>> = (0..levels.len())
             .map(|l| Level {
                 n: levels[l].n,
@@ -406,14 +419,16 @@ struct Reordered {
 }
 
 impl Reordered {
-    /// Lays `features` and `levels` out in Morton order; without `level0`, the features and
-    /// level 0's coordinates and neighbours are left empty (a pass that does not run the first
-    /// layer).
+    /// Lays `features` and `levels` out in `order` (a spatially coherent permutation of level
+    /// 0, checked by the pyramid that carried it), or in Morton order; without `level0`, the
+    /// features and level 0's coordinates and neighbours are left empty (a pass that does not
+    /// run the first layer).
     fn new(
         features: &[f32],
         channels: usize,
         levels: &[Level<'_>],
         k: usize,
+        order: Option<&[u32]>,
         level0: bool,
     ) -> Self {
         let layers = levels.len();
@@ -422,13 +437,18 @@ impl Reordered {
         // permutation gives the same outputs; this one keeps each level's neighbours near each
         // other in memory.)
         let n0 = levels.first().map_or(0, |l| l.n);
-        let pts0: Vec<[f32; 3]> = levels.first().map_or(Vec::new(), |l| {
-            l.xyz[..n0 * 3]
-                .chunks_exact(3)
-                .map(|c| [c[0], c[1], c[2]])
-                .collect()
-        });
-        let perm0 = morton_order(&pts0);
+        let perm0 = match order {
+            Some(o) if o.len() == n0 => o.to_vec(),
+            _ => {
+                let pts0: Vec<[f32; 3]> = levels.first().map_or(Vec::new(), |l| {
+                    l.xyz[..n0 * 3]
+                        .chunks_exact(3)
+                        .map(|c| [c[0], c[1], c[2]])
+                        .collect()
+                });
+                morton_order(&pts0)
+            }
+        };
         let perms: Vec<Vec<u32>> = (0..=layers)
             .map(|l| {
                 let n = if l < layers {

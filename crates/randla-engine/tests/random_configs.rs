@@ -113,6 +113,19 @@ fn fused_equals_naive_on_random_configs() {
                 got[b * per..(b + 1) * per],
                 "forward_crop equals forward"
             );
+            // Any layout order gives the same logits: the stratified sampling's Morton curve,
+            // or a plain reversal (the worst locality).
+            let pts = crops[b].1.coords(0).to_vec();
+            let n0 = pts.len();
+            let (_, curve) = randla_geom::sampling::stratified_order_with_curve(&pts, 7);
+            for order in [curve, (0..n0 as u32).rev().collect()] {
+                let hinted = crops[b].1.clone().with_spatial_order(order).unwrap();
+                assert_eq!(
+                    engine.forward_crop(&crops[b].0, &hinted).unwrap(),
+                    single,
+                    "a spatial order changes only the layout"
+                );
+            }
         }
     }
 }

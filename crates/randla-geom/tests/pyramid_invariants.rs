@@ -76,3 +76,21 @@ fn s3dis_like_five_layers_and_odd_ratios() {
         },
     );
 }
+
+#[test]
+fn a_spatial_order_must_list_every_level_zero_point_once() {
+    let pts = common::uniform(2000, [10.0, 10.0, 3.0], 9);
+    let p = Pyramid::build(&pts, &PyramidConfig::default()).unwrap();
+    assert_eq!(p.spatial_order(), None);
+    let mut order: Vec<u32> = (0..2000).rev().collect();
+    let with = p.clone().with_spatial_order(order.clone()).unwrap();
+    assert_eq!(with.spatial_order(), Some(&order[..]));
+    assert_eq!(with.heap_bytes(), p.heap_bytes() + 2000 * 4);
+    // A repeat, an index out of range, a missing point: refused, naming the order.
+    order[3] = order[4];
+    let dup = p.clone().with_spatial_order(order.clone()).unwrap_err();
+    assert!(dup.to_string().contains("spatial order"), "{dup}");
+    order[3] = 2000;
+    assert!(p.clone().with_spatial_order(order).is_err());
+    assert!(p.with_spatial_order((0..1999).collect()).is_err());
+}

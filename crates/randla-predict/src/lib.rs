@@ -36,7 +36,7 @@ use rayon::prelude::*;
 
 use randla_engine::{FusedEngine, SharedLevel0};
 use randla_geom::knn::bounds;
-use randla_geom::sampling::{self, grid_subsample, stratified_order};
+use randla_geom::sampling::{self, grid_subsample, stratified_order_with_curve};
 use randla_geom::{KdTree, MemoryBudget, Pyramid};
 use randla_io::PointCloud;
 use randla_model::RandLaNetConfig;
@@ -71,7 +71,7 @@ pub struct PredictOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Sampling {
     /// A random shuffle, spread evenly: every level is every `r^l`-th point along a Morton curve
-    /// from a random start ([`stratified_order`]). Fewer holes in a single pass: on the two IGN
+    /// from a random start ([`sampling::stratified_order`]). Fewer holes in a single pass: on the two IGN
     /// validation tiles, OA 0.9099 against 0.9073 and mIoU 0.7245 against 0.7205 (means of six
     /// seeds, BENCHMARKS.md).
     #[default]
@@ -541,12 +541,14 @@ impl Predictor {
         // tile: near-sequential reads of the whole cloud's arrays); the shuffled gathers below
         // then read this compact copy, not the cloud.
         let local: Vec<[f32; 3]> = idx.par_iter().map(|&i| pts[i as usize]).collect();
+        // A stratified order comes with its Morton curve (in the crop's order), which the engine
+        // lays the crop out along instead of sorting it again.
+        let mut curve = None;
         if sampling == Sampling::Stratified {
             let shuffled: Vec<[f32; 3]> = order.par_iter().map(|&o| local[o as usize]).collect();
-            order = stratified_order(&shuffled, rng.random::<u32>())
-                .into_par_iter()
-                .map(|i| order[i as usize])
-                .collect();
+            let (strat, along) = stratified_order_with_curve(&shuffled, rng.random::<u32>());
+            order = strat.into_par_iter().map(|i| order[i as usize]).collect();
+            curve = Some(along);
         }
         let centre = crop_centre(pts, idx);
         let cin = self.config.in_channels;
@@ -597,6 +599,10 @@ impl Predictor {
                 Pyramid::build_with_level0(&crop_pts, &cfg, nb)?
             }
             _ => Pyramid::build(&crop_pts, &cfg)?,
+        };
+        let pyr = match curve {
+            Some(c) => pyr.with_spatial_order(c)?,
+            None => pyr,
         };
         stats.pyramid_s += t.elapsed().as_secs_f64();
         Ok(PreparedCrop {

@@ -152,6 +152,8 @@ pub struct Pyramid {
     sizes: Vec<usize>,
     neighbors: Vec<Vec<u32>>,
     interp: Vec<Vec<u32>>,
+    /// A spatially coherent order of level 0, when the caller knows one.
+    spatial: Option<Vec<u32>>,
 }
 
 impl Pyramid {
@@ -225,7 +227,43 @@ impl Pyramid {
             sizes,
             neighbors,
             interp,
+            spatial: None,
         })
+    }
+
+    /// This pyramid with a spatially coherent order of its level-0 points attached (a
+    /// permutation of `0..N_0` listing nearby points next to each other, such as the Morton
+    /// order [`crate::sampling::stratified_order_with_curve`] returns): a consumer that lays
+    /// the crop out in space, as the fused engine does, takes it instead of sorting again.
+    pub fn with_spatial_order(mut self, order: Vec<u32>) -> Result<Self> {
+        let n = self.sizes[0];
+        let mut seen = vec![false; n];
+        for &i in &order {
+            match seen.get_mut(i as usize) {
+                Some(s) if !*s => *s = true,
+                _ => {
+                    return Err(Error::InvalidParameter {
+                        name: "spatial order",
+                        value: format!("holds {i} (out of range or twice)"),
+                        reason: "must be a permutation of the level-0 points",
+                    });
+                }
+            }
+        }
+        if order.len() != n {
+            return Err(Error::InvalidParameter {
+                name: "spatial order",
+                value: format!("{} entries", order.len()),
+                reason: "must list every level-0 point once",
+            });
+        }
+        self.spatial = Some(order);
+        Ok(self)
+    }
+
+    /// The spatial order of level 0 attached by [`Pyramid::with_spatial_order`], if any.
+    pub fn spatial_order(&self) -> Option<&[u32]> {
+        self.spatial.as_deref()
     }
 
     /// Neighbours per point.
@@ -268,6 +306,7 @@ impl Pyramid {
         self.coords.len() * 12
             + self.neighbors.iter().map(|v| v.len() * 4).sum::<usize>()
             + self.interp.iter().map(|v| v.len() * 4).sum::<usize>()
+            + self.spatial.as_ref().map_or(0, |v| v.len() * 4)
             + self.sizes.len() * 8
     }
 

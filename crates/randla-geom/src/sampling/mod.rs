@@ -12,7 +12,7 @@ pub mod grid;
 pub mod stratified;
 
 pub use grid::{GridSubsampled, grid_subsample};
-pub use stratified::stratified_order;
+pub use stratified::{stratified_order, stratified_order_with_curve};
 
 /// The point a crop is recentred on before the network sees it: its bounding-box centre in x
 /// and y, its lowest z. Training and prediction must agree on it (the shipped model learnt its

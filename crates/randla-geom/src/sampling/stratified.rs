@@ -27,9 +27,17 @@ use crate::knn::morton_order;
 /// assert_eq!(quadrants, [0, 1, 2, 3]);
 /// ```
 pub fn stratified_order(points: &[[f32; 3]], mask: u32) -> Vec<u32> {
+    stratified_order_with_curve(points, mask).0
+}
+
+/// [`stratified_order`], and the Morton order it was made from, in the new numbering: the second
+/// vector lists the positions of the reordered points along the Morton curve (what
+/// [`morton_order`] of the reordered points gives, up to points with equal Morton keys), so a
+/// caller that wants the crop in a spatially coherent order does not sort it again.
+pub fn stratified_order_with_curve(points: &[[f32; 3]], mask: u32) -> (Vec<u32>, Vec<u32>) {
     let n = points.len();
     if n < 2 {
-        return (0..n as u32).collect();
+        return ((0..n as u32).collect(), (0..n as u32).collect());
     }
     let curve = morton_order(points);
     let bits = usize::BITS - (n - 1).leading_zeros();
@@ -37,11 +45,23 @@ pub fn stratified_order(points: &[[f32; 3]], mask: u32) -> Vec<u32> {
     // The keys (bit-reversed rank XOR mask) are distinct and below 2^bits < 2n: place each
     // point at its key and read the slots in order, which sorts by key in O(n).
     const EMPTY: u32 = u32::MAX;
+    let key = |rank: usize| (((rank as u32).reverse_bits() >> shift) ^ (mask >> shift)) as usize;
     let mut slots = vec![EMPTY; 1usize << bits];
     for (rank, &i) in curve.iter().enumerate() {
-        slots[(((rank as u32).reverse_bits() >> shift) ^ (mask >> shift)) as usize] = i;
+        slots[key(rank)] = i;
     }
-    slots.into_iter().filter(|&i| i != EMPTY).collect()
+    // A slot's position in the new order: the filled slots before it.
+    let mut at = vec![0u32; slots.len()];
+    let mut filled = 0u32;
+    for (a, &i) in at.iter_mut().zip(&slots) {
+        *a = filled;
+        filled += u32::from(i != EMPTY);
+    }
+    let along_curve = (0..n).map(|rank| at[key(rank)]).collect();
+    (
+        slots.into_iter().filter(|&i| i != EMPTY).collect(),
+        along_curve,
+    )
 }
 
 #[cfg(test)]
@@ -67,6 +87,18 @@ mod tests {
             c[(p[0] as usize / b) + per * (p[1] as usize / b)] += 1;
         }
         c
+    }
+
+    #[test]
+    fn the_curve_comes_back_in_the_new_numbering() {
+        let pts = grid();
+        for mask in [0, 0x1234_5678] {
+            let (order, along) = stratified_order_with_curve(&pts, mask);
+            assert_eq!(order, stratified_order(&pts, mask));
+            let reordered: Vec<[f32; 3]> = order.iter().map(|&i| pts[i as usize]).collect();
+            // The grid's Morton keys are distinct, so the curve is unique.
+            assert_eq!(along, morton_order(&reordered));
+        }
     }
 
     #[test]
