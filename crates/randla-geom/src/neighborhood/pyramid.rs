@@ -112,6 +112,50 @@ fn nearest_in_prefix(
 ) -> Result<Vec<u32>> {
     const NONE: u32 = u32::MAX;
     let mut out = vec![NONE; level.len()];
+    #[cfg(target_arch = "x86_64")]
+    if k == 16
+        && level.len() < (i32::MAX / 3) as usize
+        && std::arch::is_x86_feature_detected!("avx512f")
+    {
+        assert!(neighbors.len() >= level.len() * k && m <= level.len());
+        assert!(neighbors.iter().all(|&j| (j as usize) < level.len()));
+        out.par_chunks_mut(1024).enumerate().for_each(|(c, chunk)| {
+            for (r, o) in chunk.iter_mut().enumerate() {
+                let i = c * 1024 + r;
+                // SAFETY: AVX-512F was detected; the row has 16 entries, each a point of
+                // `level` (asserted above), whose `3 · index` fits the gathers' i32 offsets.
+                *o = unsafe { nearest_in_prefix_k16(level, &neighbors[i * 16..][..16], i, m) };
+            }
+        });
+    } else {
+        nearest_in_prefix_rows(level, neighbors, k, m, &mut out);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    nearest_in_prefix_rows(level, neighbors, k, m, &mut out);
+    // The tree queries them in its own spatially coherent (Morton) order.
+    let missing: Vec<u32> = (0..level.len() as u32)
+        .filter(|&i| out[i as usize] == NONE)
+        .collect();
+    if !missing.is_empty() {
+        let queries: Vec<[f32; 3]> = missing.iter().map(|&i| level[i as usize]).collect();
+        let found = tree.knn_indices(&queries, 1)?;
+        for (&i, &j) in missing.iter().zip(&found) {
+            out[i as usize] = j;
+        }
+    }
+    Ok(out)
+}
+
+/// [`nearest_in_prefix`]'s first step for any K: each row's nearest neighbour below `m` (by the
+/// tree's f32 distance, ties to the smaller index), or `u32::MAX` where the row has none.
+fn nearest_in_prefix_rows(
+    level: &[[f32; 3]],
+    neighbors: &[u32],
+    k: usize,
+    m: usize,
+    out: &mut [u32],
+) {
+    const NONE: u32 = u32::MAX;
     out.par_chunks_mut(1024).enumerate().for_each(|(c, chunk)| {
         for (r, o) in chunk.iter_mut().enumerate() {
             let i = c * 1024 + r;
@@ -130,18 +174,59 @@ fn nearest_in_prefix(
             *o = best.1;
         }
     });
-    // The tree queries them in its own spatially coherent (Morton) order.
-    let missing: Vec<u32> = (0..level.len() as u32)
-        .filter(|&i| out[i as usize] == NONE)
-        .collect();
-    if !missing.is_empty() {
-        let queries: Vec<[f32; 3]> = missing.iter().map(|&i| level[i as usize]).collect();
-        let found = tree.knn_indices(&queries, 1)?;
-        for (&i, &j) in missing.iter().zip(&found) {
-            out[i as usize] = j;
+}
+
+/// [`nearest_in_prefix_rows`] for one row of K = 16 in AVX-512 registers, without branches: the
+/// prefix neighbours' coordinates gathered, their distances by the same f32 expression, and the
+/// smallest `distance bits << 32 | index` key (distances are non-negative, so their bits order
+/// like them; ties go to the smaller index). `u32::MAX` when no neighbour is below `m`.
+///
+/// # Safety
+/// The CPU must support AVX-512F; every entry of `row` is an index into `level`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn nearest_in_prefix_k16(level: &[[f32; 3]], row: &[u32], i: usize, m: usize) -> u32 {
+    use std::arch::x86_64::*;
+    debug_assert!(row.len() == 16 && i < level.len());
+    let q = level[i];
+    let base = level.as_ptr().cast::<f32>();
+    // SAFETY: 16 indices from the row (16 entries); the gathers read, for the lanes below `m`
+    // only, coordinates of points of `level` (entries index into it).
+    unsafe {
+        let nb = _mm512_loadu_si512(row.as_ptr().cast());
+        let below = _mm512_cmplt_epu32_mask(nb, _mm512_set1_epi32(m.min(u32::MAX as usize) as i32));
+        if below == 0 {
+            return u32::MAX;
         }
+        let at = _mm512_mullo_epi32(nb, _mm512_set1_epi32(3));
+        let zero = _mm512_setzero_ps();
+        let x = _mm512_mask_i32gather_ps::<4>(zero, below, at, base);
+        let y = _mm512_mask_i32gather_ps::<4>(zero, below, at, base.add(1));
+        let z = _mm512_mask_i32gather_ps::<4>(zero, below, at, base.add(2));
+        let dx = _mm512_sub_ps(_mm512_set1_ps(q[0]), x);
+        let dy = _mm512_sub_ps(_mm512_set1_ps(q[1]), y);
+        let dz = _mm512_sub_ps(_mm512_set1_ps(q[2]), z);
+        // Exactly ((dx·dx + dy·dy) + dz·dz), rounded after every step, as the tree computes.
+        let d = _mm512_add_ps(
+            _mm512_add_ps(_mm512_mul_ps(dx, dx), _mm512_mul_ps(dy, dy)),
+            _mm512_mul_ps(dz, dz),
+        );
+        // Keys: distance bits above the index; lanes at or above `m` out of the running.
+        let bits = _mm512_castps_si512(d);
+        let lo_keys = _mm512_or_si512(
+            _mm512_slli_epi64::<32>(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(bits))),
+            _mm512_cvtepu32_epi64(_mm512_castsi512_si256(nb)),
+        );
+        let hi_keys = _mm512_or_si512(
+            _mm512_slli_epi64::<32>(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64::<1>(bits))),
+            _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64::<1>(nb)),
+        );
+        let none = _mm512_set1_epi64(-1);
+        let lo_keys = _mm512_mask_mov_epi64(none, below as u8, lo_keys);
+        let hi_keys = _mm512_mask_mov_epi64(none, (below >> 8) as u8, hi_keys);
+        let key = _mm512_reduce_min_epu64(_mm512_min_epu64(lo_keys, hi_keys));
+        key as u32
     }
-    Ok(out)
 }
 
 /// The index pyramid of one crop (see the module documentation).
@@ -338,6 +423,40 @@ mod tests {
                 ]
             })
             .collect()
+    }
+
+    /// The vector row kernel equals the scalar rows on ties (an integer lattice with
+    /// duplicates: many equal distances) and on rows with no prefix point.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn vector_prefix_rows_equal_the_scalar_ones() {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        let mut pts: Vec<[f32; 3]> = (0..600)
+            .map(|i| [(i % 10) as f32, ((i / 10) % 10) as f32, (i / 100) as f32])
+            .collect();
+        pts.extend_from_within(40..140);
+        let n = pts.len();
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        // Rows of random points, near ones first: ties among the prefix points are common.
+        let rows: Vec<u32> = (0..n * 16).map(|_| (next() % n as u64) as u32).collect();
+        for m in [0, 1, 37, 175, 600, n] {
+            let mut want = vec![u32::MAX; n];
+            nearest_in_prefix_rows(&pts, &rows, 16, m, &mut want);
+            for i in 0..n {
+                // SAFETY: AVX-512F is present (checked above); rows index into `pts`.
+                let got = unsafe { nearest_in_prefix_k16(&pts, &rows[i * 16..][..16], i, m) };
+                assert_eq!(got, want[i], "m = {m}, row {i}");
+            }
+        }
     }
 
     #[test]
