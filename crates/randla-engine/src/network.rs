@@ -3,6 +3,7 @@
 use rayon::prelude::*;
 
 use randla_geom::Pyramid;
+use randla_geom::hint::prefetch;
 use randla_geom::knn::morton_order;
 use randla_model::{Batch, RandLaNetConfig, StateDict};
 
@@ -555,21 +556,6 @@ where
 
 /// How many rows ahead [`gather_rows`] prefetches.
 const AHEAD: usize = 16;
-
-/// Hints the CPU to bring `s[i]` into the cache (nothing elsewhere than x86-64).
-#[inline(always)]
-fn prefetch<T>(s: &[T], i: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if i < s.len() {
-        // SAFETY: `i` is inside `s`; a prefetch only hints the cache and cannot fault.
-        unsafe {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            _mm_prefetch::<_MM_HINT_T0>(s.as_ptr().add(i).cast());
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (s, i);
-}
 
 struct Level<'a> {
     n: usize,

@@ -22,6 +22,7 @@
 
 pub mod budget;
 pub mod error;
+pub mod hint;
 pub mod knn;
 pub mod neighborhood;
 pub mod sampling;

@@ -53,6 +53,11 @@ fn origin_below(min: [f32; 3], cell: f64) -> [f64; 3] {
     std::array::from_fn(|d| (min[d] as f64 / cell).floor() * cell)
 }
 
+/// How many sorted points ahead the barycentre loop asks for their coordinates and features: on
+/// the 10 M-point IGN cloud (1.4 points a voxel, each voxel's points far apart in the file) the
+/// loop took 0.31 s without, 0.25 s with 24 and 0.24 s with 64.
+const AHEAD: usize = 64;
+
 /// Subsamples `points` on a voxel grid of edge `cell`.
 ///
 /// `features` is `[N, channels]` row-major (empty with `channels == 0`); `labels`, when given, has
@@ -168,7 +173,14 @@ pub fn grid_subsample(
             let mut fsum = vec![0f64; channels];
             for (j, p) in pts.iter_mut().enumerate() {
                 let g = blk * BLOCK + j;
-                let members = &order[starts[g] as usize..starts[g + 1] as usize];
+                let (s0, s1) = (starts[g] as usize, starts[g + 1] as usize);
+                // The members of the voxels a few ahead, scattered over the cloud's arrays: asked
+                // for now so that they are in cache when their turn comes.
+                if let Some(&i) = order.get(s0 + AHEAD) {
+                    crate::hint::prefetch(points, i as usize);
+                    crate::hint::prefetch(features, i as usize * channels);
+                }
+                let members = &order[s0..s1];
                 let mut sum = [0f64; 3];
                 fsum.fill(0.0);
                 for &i in members {
