@@ -107,3 +107,26 @@ pub fn check_finite(points: &[[f32; 3]]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Checks that `order` is a permutation of `0..order.len()`; the error names it `name` and
+/// says `reason`.
+pub(crate) fn check_permutation(
+    order: &[u32],
+    name: &'static str,
+    reason: &'static str,
+) -> Result<()> {
+    let mut seen = vec![false; order.len()];
+    for &i in order {
+        match seen.get_mut(i as usize) {
+            Some(s) if !*s => *s = true,
+            _ => {
+                return Err(Error::InvalidParameter {
+                    name,
+                    value: format!("contains {i} out of range or twice"),
+                    reason,
+                });
+            }
+        }
+    }
+    Ok(())
+}

@@ -924,15 +924,15 @@ impl Cells {
         at(x.1, y.1) + at(x.0, y.0) - at(x.0, y.1) - at(x.1, y.0)
     }
 
+    /// The points of the cells `x.0..x.1` of row `y`.
+    fn row(&self, y: usize, x: (usize, usize)) -> &[u32] {
+        let row = y * self.dims[0];
+        &self.pts[self.start[row + x.0] as usize..self.start[row + x.1] as usize]
+    }
+
     /// The points of the cells `x.0..x.1` × `y.0..y.1`.
     fn points_in(&self, x: (usize, usize), y: (usize, usize)) -> Vec<u32> {
-        (y.0..y.1)
-            .flat_map(|y| {
-                let row = y * self.dims[0];
-                &self.pts[self.start[row + x.0] as usize..self.start[row + x.1] as usize]
-            })
-            .copied()
-            .collect()
+        (y.0..y.1).flat_map(|y| self.row(y, x)).copied().collect()
     }
 
     /// The cell column (`d` = 0) or row (`d` = 1) of coordinate `v`, clamped to the grid.
@@ -954,9 +954,7 @@ impl Cells {
         let mut members: Vec<(u32, f32)> = (y0..=y1)
             .into_par_iter()
             .flat_map_iter(|y| {
-                let row = y * self.dims[0];
-                let span = self.start[row + x0] as usize..self.start[row + x1 + 1] as usize;
-                self.pts[span]
+                self.row(y, (x0, x1 + 1))
                     .iter()
                     .filter_map(move |&i| tile.weight(pts[i as usize], margin).map(|w| (i, w)))
             })
@@ -1078,8 +1076,7 @@ impl Tile {
         y: (usize, usize),
         count: usize,
     ) -> Option<(Tile, Tile)> {
-        let long = usize::from(self.hi[1] - self.lo[1] > self.hi[0] - self.lo[0]);
-        for axis in [long, 1 - long] {
+        for axis in self.axes() {
             let (a, b) = if axis == 0 { x } else { y };
             if b - a < 2 {
                 continue;
@@ -1111,33 +1108,23 @@ impl Tile {
             if n == 0 || n == count {
                 continue;
             }
-            let v = cells.lo[axis] + j as f32 * cells.size;
-            let (mut hi_a, mut lo_b) = (self.hi, self.lo);
-            hi_a[axis] = v;
-            lo_b[axis] = v;
             let ((xa, ya), (xb, yb)) = if axis == 0 {
                 (((x.0, j), y), ((j, x.1), y))
             } else {
                 ((x, (y.0, j)), (x, (j, y.1)))
             };
-            return Some((
-                Tile {
-                    lo: self.lo,
-                    hi: hi_a,
-                    core: Core::Cells {
-                        x: xa,
-                        y: ya,
-                        count: n,
-                    },
+            return Some(self.cut(
+                axis,
+                cells.lo[axis] + j as f32 * cells.size,
+                Core::Cells {
+                    x: xa,
+                    y: ya,
+                    count: n,
                 },
-                Tile {
-                    lo: lo_b,
-                    hi: self.hi,
-                    core: Core::Cells {
-                        x: xb,
-                        y: yb,
-                        count: count - n,
-                    },
+                Core::Cells {
+                    x: xb,
+                    y: yb,
+                    count: count - n,
                 },
             ));
         }
@@ -1147,8 +1134,7 @@ impl Tile {
     /// Two halves at the median point of the longer side (points on the split line go to the
     /// upper half).
     fn split_points(&self, pts: &[[f32; 3]], idx: &[u32]) -> Option<(Tile, Tile)> {
-        let long = usize::from(self.hi[1] - self.lo[1] > self.hi[0] - self.lo[0]);
-        for axis in [long, 1 - long] {
+        for axis in self.axes() {
             let mut coords: Vec<f32> = idx.iter().map(|&i| pts[i as usize][axis]).collect();
             let mid = coords.len() / 2;
             let v = *coords.select_nth_unstable_by(mid, f32::total_cmp).1;
@@ -1157,23 +1143,34 @@ impl Tile {
             if a.is_empty() || b.is_empty() {
                 continue;
             }
-            let (mut hi_a, mut lo_b) = (self.hi, self.lo);
-            hi_a[axis] = v;
-            lo_b[axis] = v;
-            return Some((
-                Tile {
-                    lo: self.lo,
-                    hi: hi_a,
-                    core: Core::Points(a),
-                },
-                Tile {
-                    lo: lo_b,
-                    hi: self.hi,
-                    core: Core::Points(b),
-                },
-            ));
+            return Some(self.cut(axis, v, Core::Points(a), Core::Points(b)));
         }
         None
+    }
+
+    /// The axes to cut across, the longer side first.
+    fn axes(&self) -> [usize; 2] {
+        let long = usize::from(self.hi[1] - self.lo[1] > self.hi[0] - self.lo[0]);
+        [long, 1 - long]
+    }
+
+    /// This tile's box cut at `v` across `axis`: the lower side with core `a`, the upper with `b`.
+    fn cut(&self, axis: usize, v: f32, a: Core, b: Core) -> (Tile, Tile) {
+        let (mut hi_a, mut lo_b) = (self.hi, self.lo);
+        hi_a[axis] = v;
+        lo_b[axis] = v;
+        (
+            Tile {
+                lo: self.lo,
+                hi: hi_a,
+                core: a,
+            },
+            Tile {
+                lo: lo_b,
+                hi: self.hi,
+                core: b,
+            },
+        )
     }
 }
 
@@ -1242,48 +1239,30 @@ mod tests {
     #[test]
     fn tiles_cover_the_cloud_within_the_target() {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
-        let uniform: Vec<[f32; 3]> = (0..40_000)
-            .map(|_| {
-                [
-                    rng.random::<f32>() * 300.0,
-                    rng.random::<f32>() * 200.0,
-                    0.0,
-                ]
-            })
-            .collect();
+        // `n` points spread over `[lo, lo + ext]` in x and y, at height `lo[2]`.
+        let mut patch = |n: usize, lo: [f32; 3], ext: [f32; 2]| -> Vec<[f32; 3]> {
+            (0..n)
+                .map(|_| {
+                    [
+                        lo[0] + rng.random::<f32>() * ext[0],
+                        lo[1] + rng.random::<f32>() * ext[1],
+                        lo[2],
+                    ]
+                })
+                .collect()
+        };
+        let uniform = patch(40_000, [0.0; 3], [300.0, 200.0]);
         let n = check_tiles(&uniform, 5_000);
         assert!(
             (8..=16).contains(&n),
             "{n} tiles of ≤ 5,000 for 40,000 points"
         );
         // Most points in one spot far smaller than a cell: cut through the points.
-        let mut spot: Vec<[f32; 3]> = (0..10_000)
-            .map(|_| {
-                [
-                    rng.random::<f32>() * 1000.0,
-                    rng.random::<f32>() * 1000.0,
-                    1.0,
-                ]
-            })
-            .collect();
-        spot.extend((0..20_000).map(|_| {
-            [
-                500.0 + rng.random::<f32>() * 0.1,
-                500.0 + rng.random::<f32>() * 0.1,
-                2.0,
-            ]
-        }));
+        let mut spot = patch(10_000, [0.0, 0.0, 1.0], [1000.0, 1000.0]);
+        spot.extend(patch(20_000, [500.0, 500.0, 2.0], [0.1, 0.1]));
         check_tiles(&spot, 1_000);
         // A thin strip, and points all at one place (one tile, whatever the target).
-        let strip: Vec<[f32; 3]> = (0..5_000)
-            .map(|_| {
-                [
-                    rng.random::<f32>() * 5000.0,
-                    rng.random::<f32>() * 0.01,
-                    0.0,
-                ]
-            })
-            .collect();
+        let strip = patch(5_000, [0.0; 3], [5000.0, 0.01]);
         check_tiles(&strip, 300);
         assert_eq!(check_tiles(&[[3.0, 4.0, 5.0]; 100], 10), 1);
     }

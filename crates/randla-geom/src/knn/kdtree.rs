@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 
 use super::{Neighbours, SharedOut, bounds, bounds_of, check_query};
-use crate::error::{Result, check_finite};
+use crate::error::{Result, check_finite, check_permutation};
 
 /// Maximum number of points in a leaf bucket. 64 rather than 32: on real crops (IGN LiDAR HD at
 /// 0.25 m, a 72,438-point tile) a k = 16 query scans 6.6 buckets of 32 and walks 30 nodes; with
@@ -601,7 +601,7 @@ impl KdTree {
                 actual: order.len(),
             });
         }
-        check_permutation(order)?;
+        check_permutation(order, "query order", "must be a permutation of 0..queries")?;
         Ok(self
             .run(queries.len(), k, false, order, |i| {
                 queries[order[i] as usize]
@@ -756,24 +756,6 @@ impl KdTree {
         }
         dists[dim] = saved;
     }
-}
-
-/// Checks that `order` is a permutation of `0..order.len()`.
-fn check_permutation(order: &[u32]) -> Result<()> {
-    let mut seen = vec![false; order.len()];
-    for &i in order {
-        match seen.get_mut(i as usize) {
-            Some(s) if !*s => *s = true,
-            _ => {
-                return Err(crate::Error::InvalidParameter {
-                    name: "query order",
-                    value: format!("contains {i} out of range or twice"),
-                    reason: "must be a permutation of 0..queries",
-                });
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A permutation of `0..points.len()` in Morton (Z-curve) order of the points.

@@ -14,7 +14,7 @@
 
 use rayon::prelude::*;
 
-use crate::error::{Error, Result, check_finite};
+use crate::error::{Error, Result, check_finite, check_permutation};
 use crate::knn::KdTree;
 
 /// What a pyramid is built with: neighbours per point and one sub-sampling ratio per layer.
@@ -117,13 +117,13 @@ fn nearest_in_prefix(
         && level.len() < (i32::MAX / 3) as usize
         && std::arch::is_x86_feature_detected!("avx512f")
     {
-        assert!(neighbors.len() >= level.len() * k && m <= level.len());
-        assert!(neighbors.iter().all(|&j| (j as usize) < level.len()));
+        assert!(m <= level.len());
         out.par_chunks_mut(1024).enumerate().for_each(|(c, chunk)| {
             for (r, o) in chunk.iter_mut().enumerate() {
                 let i = c * 1024 + r;
-                // SAFETY: AVX-512F was detected; the row has 16 entries, each a point of
-                // `level` (asserted above), whose `3 · index` fits the gathers' i32 offsets.
+                // SAFETY: AVX-512F was detected; the row (bounds-checked slice) has 16 entries;
+                // `m` ≤ the level's points (asserted above), whose `3 · index` fits the gathers'
+                // i32 offsets.
                 *o = unsafe { nearest_in_prefix_k16(level, &neighbors[i * 16..][..16], i, m) };
             }
         });
@@ -182,7 +182,8 @@ fn nearest_in_prefix_rows(
 /// like them; ties go to the smaller index). `u32::MAX` when no neighbour is below `m`.
 ///
 /// # Safety
-/// The CPU must support AVX-512F; every entry of `row` is an index into `level`.
+/// The CPU must support AVX-512F; `row` has 16 entries, `m ≤ level.len()` and
+/// `3 · level.len()` fits an `i32` (only entries below `m` are read through).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn nearest_in_prefix_k16(level: &[[f32; 3]], row: &[u32], i: usize, m: usize) -> u32 {
@@ -190,8 +191,8 @@ unsafe fn nearest_in_prefix_k16(level: &[[f32; 3]], row: &[u32], i: usize, m: us
     debug_assert!(row.len() == 16 && i < level.len());
     let q = level[i];
     let base = level.as_ptr().cast::<f32>();
-    // SAFETY: 16 indices from the row (16 entries); the gathers read, for the lanes below `m`
-    // only, coordinates of points of `level` (entries index into it).
+    // SAFETY: 16 indices from the row (16 entries); the gathers read only the lanes whose
+    // entry is below `m` ≤ `level.len()`, so coordinates of points of `level`.
     unsafe {
         let nb = _mm512_loadu_si512(row.as_ptr().cast());
         let below = _mm512_cmplt_epu32_mask(nb, _mm512_set1_epi32(m.min(u32::MAX as usize) as i32));
@@ -321,27 +322,18 @@ impl Pyramid {
     /// order [`crate::sampling::stratified_order_with_curve`] returns): a consumer that lays
     /// the crop out in space, as the fused engine does, takes it instead of sorting again.
     pub fn with_spatial_order(mut self, order: Vec<u32>) -> Result<Self> {
-        let n = self.sizes[0];
-        let mut seen = vec![false; n];
-        for &i in &order {
-            match seen.get_mut(i as usize) {
-                Some(s) if !*s => *s = true,
-                _ => {
-                    return Err(Error::InvalidParameter {
-                        name: "spatial order",
-                        value: format!("holds {i} (out of range or twice)"),
-                        reason: "must be a permutation of the level-0 points",
-                    });
-                }
-            }
-        }
-        if order.len() != n {
+        if order.len() != self.sizes[0] {
             return Err(Error::InvalidParameter {
                 name: "spatial order",
                 value: format!("{} entries", order.len()),
                 reason: "must list every level-0 point once",
             });
         }
+        check_permutation(
+            &order,
+            "spatial order",
+            "must be a permutation of the level-0 points",
+        )?;
         self.spatial = Some(order);
         Ok(self)
     }
