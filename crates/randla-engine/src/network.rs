@@ -1,5 +1,7 @@
 //! The whole network on the fused path.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 
 use randla_geom::Pyramid;
@@ -287,7 +289,7 @@ impl FusedEngine {
         // The last decoder layer and the head, block by block of rows.
         let skip = skips.pop().expect("one skip per decoder layer");
         let logits = self.decode_head(&skip, &x, &levels[0]); // [N0, classes]
-        let logits = r.restore(&logits, self.config.num_classes); // back to the input order
+        let logits = r.restore(logits, self.config.num_classes); // back to the input order
         mark(format!("decoder.{} + fc1", layers - 1), n0, &logits);
         logits
     }
@@ -410,34 +412,52 @@ pub struct Stage {
 }
 
 /// A crop's levels re-laid out in Morton order (indices remapped to match).
-struct Reordered {
+struct Reordered<'a> {
     perm0: Vec<u32>,
-    features: Vec<f32>,
-    xyz: Vec<Vec<f32>>,
-    nb: Vec<Vec<u32>>,
-    sub: Vec<Vec<u32>>,
-    up: Vec<Vec<u32>>,
+    /// `perm0` is the identity: the levels were laid out in space already and are borrowed.
+    identity: bool,
+    features: Cow<'a, [f32]>,
+    xyz: Vec<Cow<'a, [f32]>>,
+    nb: Vec<Cow<'a, [u32]>>,
+    sub: Vec<Cow<'a, [u32]>>,
+    up: Vec<Cow<'a, [u32]>>,
 }
 
-impl Reordered {
+impl<'a> Reordered<'a> {
     /// Lays `features` and `levels` out in `order` (a spatially coherent permutation of level
     /// 0, checked by the pyramid that carried it), or in Morton order; without `level0`, the
     /// features and level 0's coordinates and neighbours are left empty (a pass that does not
     /// run the first layer).
     fn new(
-        features: &[f32],
+        features: &'a [f32],
         channels: usize,
-        levels: &[Level<'_>],
+        levels: &[Level<'a>],
         k: usize,
         order: Option<&[u32]>,
         level0: bool,
     ) -> Self {
         let layers = levels.len();
+        let n0 = levels.first().map_or(0, |l| l.n);
+        // A crop laid out in space already (the pyramid's spatial order is the identity, see
+        // `PyramidConfig::level_runs_along`) is used as it is.
+        if let Some(o) = order
+            && o.len() == n0
+            && o.iter().enumerate().all(|(i, &v)| v as usize == i)
+        {
+            return Reordered {
+                perm0: o.to_vec(),
+                identity: true,
+                features: Cow::Borrowed(features),
+                xyz: levels.iter().map(|l| Cow::Borrowed(l.xyz)).collect(),
+                nb: levels.iter().map(|l| Cow::Borrowed(l.nb)).collect(),
+                sub: levels.iter().map(|l| Cow::Borrowed(l.sub)).collect(),
+                up: levels.iter().map(|l| Cow::Borrowed(l.up)).collect(),
+            };
+        }
         // Every level of a pyramid is a prefix of level 0, so its Morton order is level 0's with
         // the points beyond it left out: one sort per crop instead of one per level. (Any
         // permutation gives the same outputs; this one keeps each level's neighbours near each
         // other in memory.)
-        let n0 = levels.first().map_or(0, |l| l.n);
         let perm0 = match order {
             Some(o) if o.len() == n0 => o.to_vec(),
             _ => {
@@ -483,41 +503,45 @@ impl Reordered {
         };
         let wanted = |l: usize| l > 0 || level0;
         Reordered {
-            features: if level0 {
+            identity: false,
+            features: Cow::Owned(if level0 {
                 gather_rows(features, &perms[0], channels, |v| v)
             } else {
                 Vec::new()
-            },
+            }),
             xyz: (0..layers)
                 .map(|l| {
-                    if wanted(l) {
+                    Cow::Owned(if wanted(l) {
                         gather_rows(levels[l].xyz, &perms[l], 3, |v| v)
                     } else {
                         Vec::new()
-                    }
+                    })
                 })
                 .collect(),
             nb: (0..layers)
                 .map(|l| {
-                    if wanted(l) {
+                    Cow::Owned(if wanted(l) {
                         remap_rows(levels[l].nb, &perms[l], &invs[l], k)
                     } else {
                         Vec::new()
-                    }
+                    })
                 })
                 .collect(),
             sub: (0..layers)
-                .map(|l| remap_rows(levels[l].sub, &perms[l + 1], &invs[l], k))
+                .map(|l| Cow::Owned(remap_rows(levels[l].sub, &perms[l + 1], &invs[l], k)))
                 .collect(),
             up: (0..layers)
-                .map(|l| remap_rows(levels[l].up, &perms[l], &invs[l + 1], 1))
+                .map(|l| Cow::Owned(remap_rows(levels[l].up, &perms[l], &invs[l + 1], 1)))
                 .collect(),
             perm0: perms.into_iter().next().unwrap_or_default(),
         }
     }
 
-    /// Rows of `x` (in Morton order) back in the input order.
-    fn restore(&self, x: &[f32], width: usize) -> Vec<f32> {
+    /// Rows of `x` (in the laid-out order) back in the input order.
+    fn restore(&self, x: Vec<f32>, width: usize) -> Vec<f32> {
+        if self.identity {
+            return x;
+        }
         let mut out = vec![0f32; x.len()];
         for (i, &o) in self.perm0.iter().enumerate() {
             out[o as usize * width..(o as usize + 1) * width]

@@ -118,12 +118,39 @@ fn fused_equals_naive_on_random_configs() {
             let pts = crops[b].1.coords(0).to_vec();
             let n0 = pts.len();
             let (_, curve) = randla_geom::sampling::stratified_order_with_curve(&pts, 7);
-            for order in [curve, (0..n0 as u32).rev().collect()] {
+            for order in [
+                curve.clone(),
+                (0..n0 as u32).rev().collect(),
+                (0..n0 as u32).collect(),
+            ] {
                 let hinted = crops[b].1.clone().with_spatial_order(order).unwrap();
                 assert_eq!(
                     engine.forward_crop(&crops[b].0, &hinted).unwrap(),
                     single,
                     "a spatial order changes only the layout"
+                );
+            }
+            // The crop itself reordered by level runs along the curve (same levels), its
+            // pyramid built anew and taken as laid out: every point's logits are unchanged (no
+            // distance ties among random points, so the same neighbourhoods).
+            let runs = cfg.pyramid_config().level_runs_along(&curve).unwrap();
+            let c_in = cfg.in_channels;
+            let pts2: Vec<[f32; 3]> = runs.iter().map(|&p| pts[p as usize]).collect();
+            let feats2: Vec<f32> = runs
+                .iter()
+                .flat_map(|&p| crops[b].0[p as usize * c_in..][..c_in].to_vec())
+                .collect();
+            let pyr2 = Pyramid::build(&pts2, &cfg.pyramid_config())
+                .unwrap()
+                .with_spatial_order((0..n0 as u32).collect())
+                .unwrap();
+            let laid_out = engine.forward_crop(&feats2, &pyr2).unwrap();
+            let c = cfg.num_classes;
+            for (i, &p) in runs.iter().enumerate() {
+                assert_eq!(
+                    laid_out[i * c..(i + 1) * c],
+                    single[p as usize * c..(p as usize + 1) * c],
+                    "config {ci}, crop {b}: point {p} laid out at {i}"
                 );
             }
         }

@@ -35,7 +35,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use randla_engine::{FusedEngine, SharedLevel0};
-use randla_geom::knn::bounds;
+use randla_geom::knn::{bounds, morton_order};
 use randla_geom::sampling::{self, grid_subsample, stratified_order_with_curve};
 use randla_geom::{KdTree, MemoryBudget, Pyramid};
 use randla_io::PointCloud;
@@ -541,15 +541,25 @@ impl Predictor {
         // tile: near-sequential reads of the whole cloud's arrays); the shuffled gathers below
         // then read this compact copy, not the cloud.
         let local: Vec<[f32; 3]> = idx.par_iter().map(|&i| pts[i as usize]).collect();
-        // A stratified order comes with its Morton curve (in the crop's order), which the engine
-        // lays the crop out along instead of sorting it again.
-        let mut curve = None;
-        if sampling == Sampling::Stratified {
-            let shuffled: Vec<[f32; 3]> = order.par_iter().map(|&o| local[o as usize]).collect();
+        // The crop in sampling order, then laid out in space without changing its levels: each
+        // level's new points along the Morton curve (the stratified sampling's own curve), so
+        // the engine takes the pyramid as it is built instead of gathering every level again.
+        let shuffled: Vec<[f32; 3]> = order.par_iter().map(|&o| local[o as usize]).collect();
+        let curve = if sampling == Sampling::Stratified {
             let (strat, along) = stratified_order_with_curve(&shuffled, rng.random::<u32>());
             order = strat.into_par_iter().map(|i| order[i as usize]).collect();
-            curve = Some(along);
-        }
+            along
+        } else {
+            morton_order(&shuffled)
+        };
+        drop(shuffled);
+        let cfg = self.config.pyramid_config();
+        order = cfg
+            .level_runs_along(&curve)?
+            .into_par_iter()
+            .map(|p| order[p as usize])
+            .collect();
+        drop(curve);
         let centre = crop_centre(pts, idx);
         let cin = self.config.in_channels;
         let crop_pts: Vec<[f32; 3]> = order
@@ -583,7 +593,6 @@ impl Predictor {
             pos_of
         });
         let t = Instant::now();
-        let cfg = self.config.pyramid_config();
         let pyr = match (shared_nb, &pos_of) {
             // Every point once: the shared neighbourhoods, renumbered to this order.
             (Some(nb_base), Some(inv)) => {
@@ -600,10 +609,7 @@ impl Predictor {
             }
             _ => Pyramid::build(&crop_pts, &cfg)?,
         };
-        let pyr = match curve {
-            Some(c) => pyr.with_spatial_order(c)?,
-            None => pyr,
-        };
+        let pyr = pyr.with_spatial_order((0..need as u32).collect())?;
         stats.pyramid_s += t.elapsed().as_secs_f64();
         Ok(PreparedCrop {
             points: idx.len(),

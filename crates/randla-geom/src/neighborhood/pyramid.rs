@@ -47,6 +47,37 @@ impl PyramidConfig {
         sizes
     }
 
+    /// A spatially coherent order of a crop in sampling order that keeps its levels: `curve`
+    /// lists the crop's positions along a space-filling curve (such as the Morton order
+    /// [`crate::sampling::stratified_order_with_curve`] returns); the result lists, in curve
+    /// order, the positions `0..N_L` (the deepest level), then `N_L..N_{L-1}`, and so on to
+    /// `N_1..N_0`. Each run keeps its place, so the crop reordered so has the same levels (every
+    /// level the same points, still a prefix of the one below), and each level is a few runs of
+    /// nearby points: a pyramid built on it can be used as it is laid out
+    /// ([`Pyramid::with_spatial_order`] with the identity), without gathering every level into
+    /// Morton order first.
+    pub fn level_runs_along(&self, curve: &[u32]) -> Result<Vec<u32>> {
+        let n = curve.len();
+        check_permutation(
+            curve,
+            "curve",
+            "must be a permutation of the crop's positions",
+        )?;
+        let sizes = self.level_sizes(n);
+        // Run r holds the positions p with sizes[r + 1] <= p < sizes[r] (the last run, r = L,
+        // those below sizes[L]); each fills its own range in curve order.
+        let mut cursor: Vec<usize> = sizes[1..].to_vec();
+        cursor.push(0);
+        let mut out = vec![0u32; n];
+        for &p in curve {
+            // The deepest level that holds p (sizes decrease).
+            let r = sizes.iter().rposition(|&s| (p as usize) < s).unwrap_or(0);
+            out[cursor[r]] = p;
+            cursor[r] += 1;
+        }
+        Ok(out)
+    }
+
     /// Checks the configuration against a crop of `n` points.
     pub fn validate(&self, n: usize) -> Result<()> {
         if self.k == 0 {
@@ -505,6 +536,30 @@ mod tests {
         let mut bad = full.neighbors(0).to_vec();
         bad[3] = 4096;
         assert!(Pyramid::build_with_level0(&pts, &cfg, bad).is_err());
+    }
+
+    #[test]
+    fn level_runs_keep_every_level_and_follow_the_curve() {
+        let cfg = PyramidConfig {
+            k: 4,
+            ratios: vec![4, 3, 2],
+        };
+        let n = 1001;
+        // A scrambled curve: rank r visits position (r · 389) mod n.
+        let curve: Vec<u32> = (0..n).map(|r| ((r * 389) % n) as u32).collect();
+        let runs = cfg.level_runs_along(&curve).unwrap();
+        let sizes = cfg.level_sizes(n);
+        let rank = |p: u32| curve.iter().position(|&c| c == p).unwrap();
+        for l in 0..sizes.len() {
+            let mut level: Vec<u32> = runs[..sizes[l]].to_vec();
+            level.sort_unstable();
+            assert_eq!(level, (0..sizes[l] as u32).collect::<Vec<_>>(), "level {l}");
+            // Within the run of the points new at this level, curve order.
+            let from = sizes.get(l + 1).copied().unwrap_or(0);
+            let ranks: Vec<usize> = runs[from..sizes[l]].iter().map(|&p| rank(p)).collect();
+            assert!(ranks.windows(2).all(|w| w[0] < w[1]), "run of level {l}");
+        }
+        assert!(cfg.level_runs_along(&[0, 0, 1]).is_err());
     }
 
     #[test]
