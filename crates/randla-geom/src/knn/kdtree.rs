@@ -122,14 +122,21 @@ impl BuildCtx {
             2
         };
         let mid = len / 2;
-        items.select_nth_unstable_by(mid, |a, b| {
-            a.p[dim].total_cmp(&b.p[dim]).then(a.id.cmp(&b.id))
+        // By coordinate (in `total_cmp`'s order) then id, as one u64 key.
+        items.select_nth_unstable_by_key(mid, |it| {
+            let b = it.p[dim].to_bits();
+            let ord = if b >> 31 == 1 { !b } else { b | 1 << 31 };
+            (u64::from(ord) << 32) | u64::from(it.id)
         });
         let split_hi = items[mid].p[dim];
-        let split_lo = items[..mid]
-            .iter()
-            .map(|it| it.p[dim])
-            .fold(f32::NEG_INFINITY, f32::max);
+        // The largest coordinate of the left half, in four independent chains of plain `>`.
+        let mut top = [f32::NEG_INFINITY; 4];
+        for c in items[..mid].chunks(4) {
+            for (t, it) in top.iter_mut().zip(c) {
+                *t = if it.p[dim] > *t { it.p[dim] } else { *t };
+            }
+        }
+        let split_lo = top[0].max(top[1]).max(top[2].max(top[3]));
         let n_left = self.count(mid);
         let (head, rest) = nodes.split_at_mut(1);
         let (left_nodes, right_nodes) = rest.split_at_mut(n_left);
