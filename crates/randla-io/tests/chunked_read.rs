@@ -485,3 +485,59 @@ fn las_records_decoded_in_parallel_parts_equal_small_chunks() {
         assert_same(&all, &whole, name);
     }
 }
+
+/// A whole uncompressed file is read in parallel parts, each straight into its rows
+/// (`LasReader::read_rest`): the same cloud, bit for bit, as small chunks, for the legacy and the
+/// extended formats, every field or only some with labels; a file shorter than its header says
+/// is refused, naming the points it holds.
+#[test]
+fn las_read_whole_in_parallel_parts_equals_small_chunks() {
+    let d = tempfile::tempdir().unwrap();
+    let n = 200_003;
+    for (name, format) in [("legacy.las", 3), ("extended.las", 8)] {
+        let p = d.path().join(name);
+        make_las(&p, 4, format, n, 0, true);
+        let whole = randla_io::LasReader::open_for_cloud(&p)
+            .unwrap()
+            .read_rest()
+            .unwrap();
+        let mut all = PointCloud::default();
+        for c in open_chunks(&p, 50_000, &ReadOptions::default()).unwrap() {
+            push(&mut all, c.unwrap());
+        }
+        assert_eq!(whole.len(), n);
+        assert_same(&whole, &all, name);
+
+        let only = ["intensity".to_string(), "number_of_returns".to_string()];
+        let some = randla_io::LasReader::open_for_features(&p, &only, true)
+            .unwrap()
+            .read_rest()
+            .unwrap();
+        let mut r = randla_io::LasReader::open_for_features(&p, &only, true).unwrap();
+        let mut chunked = PointCloud::default();
+        while let Some(c) = r.read_chunk(30_000).unwrap() {
+            push(&mut chunked, c);
+        }
+        assert_eq!(some.feature_names(), ["intensity", "number_of_returns"]);
+        assert!(some.labels.is_some());
+        assert_same(&some, &chunked, name);
+    }
+    // A file cut short after it was opened (the open checks the size too): the last 10.5
+    // records gone.
+    let p = d.path().join("extended.las");
+    let bytes = std::fs::read(&p).unwrap();
+    let evlr = 60 + b"evlr payload that must survive".len();
+    let reader = randla_io::LasReader::open_for_cloud(&p).unwrap();
+    std::fs::write(&p, &bytes[..bytes.len() - evlr - 38 * 10 - 20]).unwrap();
+    let e = reader.read_rest().unwrap_err().to_string();
+    assert_has(
+        &e,
+        &[
+            "extended.las",
+            "truncated",
+            "point data",
+            "200003 points",
+            "199992 points",
+        ],
+    );
+}

@@ -845,6 +845,10 @@ pub(crate) fn read_model_inputs(
     if matches!(Format::from_path(file), Ok(Format::Las | Format::Laz)) {
         // Only the model's fields are decoded (LAZ layers).
         let mut reader = randla_io::LasReader::open_for_features(file, needed, false)?;
+        if !reader.header().compressed {
+            // Read by parts on every worker, straight into the cloud.
+            return Ok(reader.read_rest()?);
+        }
         let total = Some(reader.point_count());
         while let Some(chunk) = reader.read_chunk(READ_CHUNK_POINTS)? {
             append(&mut cloud, chunk, total, file)?;

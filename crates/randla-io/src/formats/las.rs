@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use crate::atomic::{AtomicFile, check_output};
 use crate::chunks::{ChunkRead, Chunks};
-use crate::cloud::{Bounds, PointCloud, choose_origin};
+use crate::cloud::{Bounds, Feature, PointCloud, choose_origin};
 use crate::error::{Error, Result};
 
 mod layers;
@@ -919,6 +919,27 @@ enum Source<R: Read + Seek + Send + Sync + 'static> {
     Failed,
 }
 
+/// A feature column of a decoded cloud and where its values lie in a record.
+#[derive(Debug, Clone, Copy)]
+enum Column {
+    Intensity,
+    ReturnNumber,
+    NumberOfReturns,
+    ScanAngle,
+    /// A little-endian `u16` at this byte offset (RGB, NIR).
+    U16(usize),
+    /// The extra-bytes field of this index.
+    Extra(usize),
+}
+
+/// The rows a run of records is decoded into: positions, the [`LasReader::columns`] in order,
+/// and the labels when the reader keeps them.
+struct Rows<'a> {
+    positions: &'a mut [[f32; 3]],
+    columns: Vec<(Column, &'a mut [f32])>,
+    labels: Option<&'a mut [u32]>,
+}
+
 /// Streaming reader of a LAS/LAZ file: raw records or decoded [`PointCloud`] chunks.
 pub struct LasReader<R: Read + Seek + Send + Sync + 'static = BufReader<File>> {
     path: PathBuf,
@@ -1003,6 +1024,109 @@ impl LasReader<BufReader<File>> {
         LasReader::from_reader_for_cloud(BufReader::with_capacity(1 << 20, f), path)
     }
 }
+
+impl LasReader<BufReader<File>> {
+    /// Reads every point not read yet into one cloud, as [`LasReader::read_all`] does. The
+    /// records of an uncompressed file are read in parts of [`PAR_READ_POINTS`] on every
+    /// worker, each part with a positioned read into a small buffer and decoded straight into
+    /// its rows of the cloud (so the file's records are never held whole, nor a decoded chunk
+    /// copied again); a LAZ file is decoded chunk by chunk.
+    pub fn read_rest(self) -> Result<PointCloud> {
+        #[cfg(unix)]
+        if let Source::Raw(r) = &self.source {
+            let n = self.head.count - self.read;
+            if n >= 2 * PAR_READ_POINTS as u64 && rayon::current_num_threads() > 1 {
+                return self.read_rest_raw(r.get_ref(), n);
+            }
+        }
+        self.read_all()
+    }
+
+    /// [`LasReader::read_rest`] of the `n` records left in the uncompressed `file`.
+    #[cfg(unix)]
+    fn read_rest_raw(&self, file: &File, n: u64) -> Result<PointCloud> {
+        use std::os::unix::fs::FileExt;
+        let len = self.head.layout.record_len;
+        let first = self.read;
+        let data = u64::from(self.head.raw.offset_to_point_data) + first * len as u64;
+        // A short file is refused before any work, naming the points it holds.
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io(&self.path, "read point data", e))?
+            .len();
+        let held = size.saturating_sub(data) / len as u64;
+        if held < n {
+            return Err(Error::truncated(
+                &self.path,
+                "point data",
+                format!("{} points", self.head.count),
+                format!("{} points", first + held),
+            ));
+        }
+        let n = usize::try_from(n).map_err(|_| {
+            Error::invalid(
+                &self.path,
+                "point count",
+                n,
+                "more points than this machine can address",
+            )
+        })?;
+        let read_at = |buf: &mut [u8], at: u64| {
+            file.read_exact_at(buf, data + at * len as u64)
+                .map_err(|e| Error::io(&self.path, "read point data", e))
+        };
+        let mut rec = vec![0u8; len];
+        read_at(&mut rec, 0)?;
+        let origin = self
+            .origin
+            .unwrap_or_else(|| choose_origin(self.absolute(&rec)));
+        let columns = self.columns();
+        let mut cloud = PointCloud::with_origin(origin);
+        cloud.positions = vec![[0.0; 3]; n];
+        cloud.features = columns
+            .iter()
+            .map(|(name, _)| Feature {
+                name: name.clone(),
+                values: vec![0.0; n],
+            })
+            .collect();
+        cloud.labels = self.labels.then(|| vec![0; n]);
+        // The cloud's rows, cut into parts.
+        let mut parts: Vec<Rows<'_>> = cloud
+            .positions
+            .chunks_mut(PAR_READ_POINTS)
+            .map(|positions| Rows {
+                positions,
+                columns: Vec::with_capacity(columns.len()),
+                labels: None,
+            })
+            .collect();
+        for (f, (_, c)) in cloud.features.iter_mut().zip(&columns) {
+            for (part, values) in parts.iter_mut().zip(f.values.chunks_mut(PAR_READ_POINTS)) {
+                part.columns.push((*c, values));
+            }
+        }
+        if let Some(labels) = cloud.labels.as_deref_mut() {
+            for (part, l) in parts.iter_mut().zip(labels.chunks_mut(PAR_READ_POINTS)) {
+                part.labels = Some(l);
+            }
+        }
+        parts.into_par_iter().enumerate().try_for_each_init(
+            Vec::new,
+            |buf: &mut Vec<u8>, (k, mut rows)| {
+                let at = (k * PAR_READ_POINTS) as u64;
+                buf.resize(rows.positions.len() * len, 0);
+                read_at(buf, at)?;
+                self.decode_into(buf, first + at, origin, &mut rows)
+            },
+        )?;
+        Ok(cloud)
+    }
+}
+
+/// Records per part of [`LasReader::read_rest`]'s parallel read (about 2.5 MB of records for
+/// a 38-byte format: a share of L2).
+const PAR_READ_POINTS: usize = 1 << 16;
 
 /// Points per chunk of an uncompressed rewrite (about 0.5 MB of records: an L2's share).
 const RAW_CHUNK_POINTS: usize = 1 << 14;
@@ -1314,105 +1438,136 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
         ]
     }
 
-    /// Decodes the records `buf` (the first is point number `start`) around `origin`, only the
-    /// features the reader keeps.
-    fn decode_part(&self, buf: &[u8], start: u64, origin: [f64; 3]) -> Result<PointCloud> {
+    /// The feature columns a decoded cloud carries, in order: intensity, the returns, the scan
+    /// angle, RGB, NIR and the typed extra bytes, those the reader keeps.
+    fn columns(&self) -> Vec<(String, Column)> {
         let l = self.head.layout;
-        let n = buf.len() / l.record_len;
-        let abs = |rec: &[u8]| self.absolute(rec);
         let want = |name: &str| {
             self.only
                 .as_ref()
                 .is_none_or(|o| o.iter().any(|f| f == name))
         };
+        let mut cols = vec![
+            ("intensity".to_string(), Column::Intensity),
+            ("return_number".to_string(), Column::ReturnNumber),
+            ("number_of_returns".to_string(), Column::NumberOfReturns),
+            ("scan_angle".to_string(), Column::ScanAngle),
+        ];
+        if let Some(o) = l.rgb_offset() {
+            for (k, name) in ["red", "green", "blue"].into_iter().enumerate() {
+                cols.push((name.to_string(), Column::U16(o + 2 * k)));
+            }
+        }
+        if let Some(o) = l.nir_offset() {
+            cols.push(("nir".to_string(), Column::U16(o)));
+        }
+        for (i, f) in self.head.extra.iter().enumerate() {
+            if f.ty.is_some() {
+                // An extra field named like a standard one takes its column.
+                match cols.iter_mut().find(|(name, _)| *name == f.name) {
+                    Some(c) => c.1 = Column::Extra(i),
+                    None => cols.push((f.name.clone(), Column::Extra(i))),
+                }
+            }
+        }
+        cols.retain(|(name, _)| want(name));
+        cols
+    }
+
+    /// Decodes the records `buf` (the first is point number `start`) around `origin`, only the
+    /// features the reader keeps.
+    fn decode_part(&self, buf: &[u8], start: u64, origin: [f64; 3]) -> Result<PointCloud> {
+        let n = buf.len() / self.head.layout.record_len;
         let mut cloud = PointCloud::with_origin(origin);
-        cloud.positions.reserve(n);
-        let u16_at = |rec: &[u8], o: usize| f32::from(u16::from_le_bytes([rec[o], rec[o + 1]]));
-        let mut intensity = Vec::with_capacity(n);
-        let mut ret = Vec::with_capacity(n);
-        let mut nret = Vec::with_capacity(n);
-        let mut angle = want("scan_angle").then(|| Vec::with_capacity(n));
-        let mut labels = Vec::with_capacity(n);
-        let mut rgb = l
-            .rgb_offset()
-            .filter(|_| want("red") || want("green") || want("blue"))
-            .map(|_| {
-                [
-                    Vec::with_capacity(n),
-                    Vec::with_capacity(n),
-                    Vec::with_capacity(n),
-                ]
-            });
-        let mut nir = l
-            .nir_offset()
-            .filter(|_| want("nir"))
-            .map(|_| Vec::with_capacity(n));
-        let extra: Vec<&ExtraField> = self
-            .head
-            .extra
+        cloud.positions = vec![[0.0; 3]; n];
+        let columns = self.columns();
+        cloud.features = columns
             .iter()
-            .filter(|f| f.ty.is_some() && want(&f.name))
+            .map(|(name, _)| Feature {
+                name: name.clone(),
+                values: vec![0.0; n],
+            })
             .collect();
-        let mut extra_vals: Vec<Vec<f32>> = extra.iter().map(|_| Vec::with_capacity(n)).collect();
-        for (i, rec) in buf.chunks_exact(l.record_len).enumerate() {
-            let p = abs(rec);
+        cloud.labels = self.labels.then(|| vec![0; n]);
+        let mut rows = Rows {
+            positions: &mut cloud.positions,
+            columns: columns
+                .iter()
+                .zip(cloud.features.iter_mut())
+                .map(|((_, c), f)| (*c, f.values.as_mut_slice()))
+                .collect(),
+            labels: cloud.labels.as_deref_mut(),
+        };
+        self.decode_into(buf, start, origin, &mut rows)?;
+        Ok(cloud)
+    }
+
+    /// Decodes the records `buf` (the first is point number `start`) around `origin` into
+    /// `rows` (one row per record).
+    fn decode_into(
+        &self,
+        buf: &[u8],
+        start: u64,
+        origin: [f64; 3],
+        rows: &mut Rows<'_>,
+    ) -> Result<()> {
+        let l = self.head.layout;
+        let records = || buf.chunks_exact(l.record_len);
+        for (i, (rec, out)) in records().zip(rows.positions.iter_mut()).enumerate() {
+            let p = self.absolute(rec);
             for (k, name) in ["x", "y", "z"].into_iter().enumerate() {
                 super::check_finite(&self.path, name, p[k], start + i as u64)?;
             }
-            cloud.positions.push(cloud.local(p));
-            intensity.push(u16_at(rec, 12));
-            if l.extended() {
-                ret.push(f32::from(rec[14] & 0x0F));
-                nret.push(f32::from(rec[14] >> 4));
-                labels.push(u32::from(rec[16]));
-                if let Some(a) = angle.as_mut() {
-                    a.push(f32::from(i16::from_le_bytes([rec[18], rec[19]])) * 0.006);
+            *out = std::array::from_fn(|k| (p[k] - origin[k]) as f32);
+        }
+        let u16_at = |rec: &[u8], o: usize| f32::from(u16::from_le_bytes([rec[o], rec[o + 1]]));
+        let ext = l.extended();
+        for (column, values) in rows.columns.iter_mut() {
+            let values = values.iter_mut();
+            match *column {
+                Column::Intensity => {
+                    values
+                        .zip(records())
+                        .for_each(|(v, rec)| *v = u16_at(rec, 12));
                 }
-            } else {
-                ret.push(f32::from(rec[14] & 0x07));
-                nret.push(f32::from((rec[14] >> 3) & 0x07));
-                labels.push(u32::from(rec[15] & 0x1F));
-                if let Some(a) = angle.as_mut() {
-                    a.push(f32::from(rec[16] as i8));
+                Column::ReturnNumber => values.zip(records()).for_each(|(v, rec)| {
+                    *v = f32::from(if ext { rec[14] & 0x0F } else { rec[14] & 0x07 })
+                }),
+                Column::NumberOfReturns => values.zip(records()).for_each(|(v, rec)| {
+                    *v = f32::from(if ext {
+                        rec[14] >> 4
+                    } else {
+                        (rec[14] >> 3) & 0x07
+                    })
+                }),
+                Column::ScanAngle => values.zip(records()).for_each(|(v, rec)| {
+                    *v = if ext {
+                        f32::from(i16::from_le_bytes([rec[18], rec[19]])) * 0.006
+                    } else {
+                        f32::from(rec[16] as i8)
+                    }
+                }),
+                Column::U16(o) => values
+                    .zip(records())
+                    .for_each(|(v, rec)| *v = u16_at(rec, o)),
+                Column::Extra(e) => {
+                    let f = &self.head.extra[e];
+                    if let Some(t) = f.ty {
+                        let at = l.base_len + f.offset;
+                        values.zip(records()).for_each(|(v, rec)| {
+                            *v = (t.decode(&rec[at..]) * f.scale + f.add) as f32
+                        });
+                    }
                 }
             }
-            if let (Some(o), Some(c)) = (l.rgb_offset(), rgb.as_mut()) {
-                for k in 0..3 {
-                    c[k].push(u16_at(rec, o + 2 * k));
-                }
-            }
-            if let (Some(o), Some(v)) = (l.nir_offset(), nir.as_mut()) {
-                v.push(u16_at(rec, o));
-            }
-            for (f, v) in extra.iter().zip(extra_vals.iter_mut()) {
-                if let Some(t) = f.ty {
-                    let b = &rec[l.base_len + f.offset..];
-                    v.push((t.decode(b) * f.scale + f.add) as f32);
-                }
-            }
         }
-        cloud.set_feature("intensity", intensity);
-        cloud.set_feature("return_number", ret);
-        cloud.set_feature("number_of_returns", nret);
-        if let Some(a) = angle {
-            cloud.set_feature("scan_angle", a);
+        if let Some(labels) = rows.labels.as_deref_mut() {
+            labels
+                .iter_mut()
+                .zip(records())
+                .for_each(|(v, rec)| *v = u32::from(if ext { rec[16] } else { rec[15] & 0x1F }));
         }
-        if let Some([r, g, b]) = rgb {
-            cloud.set_feature("red", r);
-            cloud.set_feature("green", g);
-            cloud.set_feature("blue", b);
-        }
-        if let Some(v) = nir {
-            cloud.set_feature("nir", v);
-        }
-        for (f, v) in extra.iter().zip(extra_vals) {
-            cloud.set_feature(f.name.clone(), v);
-        }
-        cloud.labels = self.labels.then_some(labels);
-        if let Some(only) = &self.only {
-            cloud.features.retain(|f| only.contains(&f.name));
-        }
-        Ok(cloud)
+        Ok(())
     }
 
     /// Iterates over decoded chunks of up to `chunk_points` points.
@@ -1511,7 +1666,7 @@ pub type LasChunks<R = BufReader<File>> = Chunks<LasReader<R>>;
 
 /// Reads a whole `.las`/`.laz` file into memory.
 pub fn read_las(path: impl AsRef<Path>) -> Result<PointCloud> {
-    LasReader::open_for_cloud(path)?.read_all()
+    LasReader::open_for_cloud(path)?.read_rest()
 }
 
 /// Per-class scores to append as extra bytes (row-major, `names.len()` values per point).
