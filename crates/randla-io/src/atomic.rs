@@ -93,6 +93,19 @@ impl AtomicFile {
             .map_err(|e| Error::io(&self.target, "write", e))
     }
 
+    /// The temporary file, everything written so far flushed to it, and the current position:
+    /// for positioned writes (which leave the position where it is).
+    pub fn positioned(&mut self) -> Result<(&std::fs::File, u64)> {
+        let at = self
+            .writer
+            .stream_position()
+            .map_err(|e| Error::io(&self.target, "seek", e))?;
+        self.writer
+            .flush()
+            .map_err(|e| Error::io(&self.target, "flush", e))?;
+        Ok((self.writer.get_ref().as_file(), at))
+    }
+
     /// Flushes, syncs and renames the temporary file into place.
     ///
     /// Without `overwrite` the rename refuses to replace a file that appeared meanwhile.

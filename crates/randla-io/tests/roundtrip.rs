@@ -637,3 +637,71 @@ fn extra_bytes_after_undocumented_bytes_in_las12() {
     let (b, lb) = raw_records(&out);
     assert_same_but_class(&a, &b, la, lb, 3, &classes);
 }
+
+/// An uncompressed output is written in parallel parts (positioned reads and writes): the same
+/// bytes as the chunk-by-chunk streaming rewrite, from the file or from kept records, legacy and
+/// extended formats with confidence and probabilities and an EVLR after the points; a class the
+/// format cannot store far into the file is refused, and nothing is left behind.
+#[test]
+fn parallel_las_rewrite_equals_the_streaming_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 150_001;
+    for (name, format) in [("legacy.las", 1), ("extended.las", 6)] {
+        let input = dir.path().join(name);
+        make_las(&input, 4, format, n, 0, true);
+        let classes = new_classes(n);
+        let conf: Vec<f32> = (0..n).map(|i| (i % 3) as f32 / 2.0).collect();
+        let probs: Vec<f32> = (0..n * 2).map(|i| (i % 5) as f32 / 4.0).collect();
+        let names = ["a".to_string(), "b".to_string()];
+        let extra = ExtraOutputs {
+            confidence: Some(&conf),
+            probabilities: Some(Probabilities {
+                names: &names,
+                values: &probs,
+            }),
+        };
+        let par = dir.path().join(format!("par-{name}"));
+        rewrite_las_classification(&input, &par, &classes, Some(&extra), false).unwrap();
+        let (records, _) = raw_records(&input);
+        let kept = dir.path().join(format!("kept-{name}"));
+        rewrite_las_classification_from(&input, &records, &kept, &classes, Some(&extra), false)
+            .unwrap();
+        let opts = RewriteOptions {
+            confidence: true,
+            probability_names: names.to_vec(),
+            ..Default::default()
+        };
+        let serial = dir.path().join(format!("serial-{name}"));
+        rewrite_las_with(&input, &serial, &opts, |f| {
+            let s = f.start as usize;
+            let m = f.classes.len();
+            f.classes.copy_from_slice(&classes[s..s + m]);
+            f.confidence.copy_from_slice(&conf[s..s + m]);
+            f.probabilities.copy_from_slice(&probs[2 * s..2 * (s + m)]);
+            Ok(())
+        })
+        .unwrap();
+        let want = std::fs::read(&serial).unwrap();
+        assert!(
+            std::fs::read(&par).unwrap() == want,
+            "{name}: parallel rewrite differs"
+        );
+        assert!(
+            std::fs::read(&kept).unwrap() == want,
+            "{name}: kept-records rewrite differs"
+        );
+    }
+    let input = dir.path().join("legacy.las");
+    let mut classes = new_classes(n);
+    classes[140_000] = 40;
+    let out = dir.path().join("bad.las");
+    let e = rewrite_las_classification(&input, &out, &classes, None, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("classes[140000]") && e.contains("0 to 31"),
+        "{e}"
+    );
+    assert!(!out.exists());
+    assert!(leftovers(dir.path()).is_empty());
+}

@@ -1852,7 +1852,7 @@ fn rewrite_classification(
         Given::Records(r) => Some((head, r)),
         Given::Nothing => None,
     };
-    rewrite_inner(input, records, output, &opts, |fill| {
+    let fill = |fill: ChunkFill<'_>| {
         let s = fill.start as usize;
         let m = fill.classes.len();
         fill.classes.copy_from_slice(&classes[s..s + m]);
@@ -1864,7 +1864,8 @@ fn rewrite_classification(
                 .copy_from_slice(&p.values[s * k..(s + m) * k]);
         }
         Ok(())
-    })
+    };
+    rewrite_inner(input, records, output, &opts, Some(&fill), fill)
 }
 
 fn eb_descriptor(
@@ -1894,7 +1895,7 @@ pub fn rewrite_las_with<F>(
 where
     F: FnMut(ChunkFill<'_>) -> Result<()>,
 {
-    rewrite_inner(input, None, output, opts, fill)
+    rewrite_inner(input, None, output, opts, None, fill)
 }
 
 /// The header of `path` alone (no decoder started).
@@ -1905,11 +1906,14 @@ fn open_head(path: &Path) -> Result<Head> {
 
 /// [`rewrite_las_with`], taking the points from `given` (`input`'s header as read already and
 /// all of its records, in order) when it is there instead of decoding `input` again.
+/// `fill` gives each chunk's classes in order; `par_fill`, when given, is the same filler callable
+/// from any thread on any chunk, which lets an uncompressed output be written in parallel parts.
 fn rewrite_inner<F>(
     input: &Path,
     given: Option<(Head, &[u8])>,
     output: &Path,
     opts: &RewriteOptions,
+    par_fill: Option<&ParFill<'_>>,
     mut fill: F,
 ) -> Result<RewriteSummary>
 where
@@ -1968,9 +1972,7 @@ where
     write_head(&mut out, output, &raw, &vlrs, &head.gap)?;
 
     let mut obuf = Vec::new();
-    let mut classes = Vec::new();
-    let mut conf = Vec::new();
-    let mut probs = Vec::new();
+    let mut bufs = ChunkBufs::default();
     // An uncompressed output is written in chunks that stay in cache (the input read into one
     // buffer, copied with the new classes into another, handed to the kernel): 8.9 MB buffers
     // streamed from memory three times over. A compressed one keeps large chunks, whose LAZ
@@ -1981,7 +1983,6 @@ where
         opts.chunk_points.min(RAW_CHUNK_POINTS)
     }
     .max(1);
-    let class_off = l.class_offset();
     let mut sink = match out_laz_vlr {
         // Fixed-size chunks (what LASzip writes by default) are compressed in parallel, one
         // chunk per task; variable-size chunk tables and the old unchunked compressor keep the
@@ -2000,7 +2001,21 @@ where
         None => Sink::Raw(&mut out),
     };
     let mut written = 0u64;
-    loop {
+    let patch = Patch {
+        input,
+        layout: l,
+        out_len,
+        confidence: opts.confidence,
+        k,
+    };
+    // An uncompressed output with a filler callable anywhere: parts written in parallel.
+    if let (Some(pf), Sink::Raw(w)) = (par_fill, &mut sink)
+        && (matches!(points, Points::Given(_)) || head.laz.is_none())
+        && rayon::current_num_threads() > 1
+    {
+        written = write_raw_parallel(input, &head, &points, &patch, pf, w, output)?;
+    }
+    while written < head.count {
         let start = written;
         let records: &[u8] = match &mut points {
             Points::Given(g) => {
@@ -2016,49 +2031,7 @@ where
         if n == 0 {
             break;
         }
-        classes.clear();
-        classes.extend(
-            records
-                .chunks_exact(l.record_len)
-                .map(|r| if l.extended() { r[16] } else { r[15] & 0x1F }),
-        );
-        conf.clear();
-        conf.resize(if opts.confidence { n } else { 0 }, 0.0f32);
-        probs.clear();
-        probs.resize(n * k, 0.0f32);
-        fill(ChunkFill {
-            start,
-            records,
-            classes: &mut classes,
-            confidence: &mut conf,
-            probabilities: &mut probs,
-        })?;
-        obuf.clear();
-        obuf.reserve(n * out_len);
-        for (i, rec) in records.chunks_exact(l.record_len).enumerate() {
-            let c = classes[i];
-            let at = obuf.len();
-            obuf.extend_from_slice(rec);
-            if l.extended() {
-                obuf[at + class_off] = c;
-            } else {
-                if c > 31 {
-                    return Err(Error::argument(
-                        input,
-                        format!("classes[{}]", start + i as u64),
-                        c,
-                        format!("point format {} stores classes 0 to 31 only", l.format),
-                    ));
-                }
-                obuf[at + class_off] = (rec[class_off] & 0xE0) | c;
-            }
-            if opts.confidence {
-                obuf.extend_from_slice(&conf[i].to_le_bytes());
-            }
-            for p in &probs[i * k..(i + 1) * k] {
-                obuf.extend_from_slice(&p.to_le_bytes());
-            }
-        }
+        patch.apply(records, start, &mut bufs, &mut obuf, &mut fill)?;
         match &mut sink {
             Sink::Laz(c) => guard_laz(output, "compress points", || {
                 c.compress_many(&obuf).map_err(|e| e.to_string())
@@ -2350,6 +2323,151 @@ fn copy_tail(
         .map_err(|e| Error::io(output, "seek", e))?;
     raw.write_to(&mut *out)
         .map_err(|e| Error::invalid(output, "header", e, "could not write header"))
+}
+
+/// A filler of [`ChunkFill`]s callable from any thread, on chunks in any order.
+type ParFill<'a> = dyn Fn(ChunkFill<'_>) -> Result<()> + Sync + 'a;
+
+/// The per-chunk buffers of a rewrite: the classes, confidences and probabilities filled in.
+#[derive(Default)]
+struct ChunkBufs {
+    classes: Vec<u8>,
+    confidence: Vec<f32>,
+    probabilities: Vec<f32>,
+}
+
+/// How a rewrite turns input records into output records.
+struct Patch<'a> {
+    input: &'a Path,
+    layout: Layout,
+    out_len: usize,
+    confidence: bool,
+    /// Probabilities per point.
+    k: usize,
+}
+
+impl Patch<'_> {
+    /// The output records of `records` (the first is point `start`) into `obuf`: each copied
+    /// with the class `fill` gives and the requested extra values appended.
+    fn apply(
+        &self,
+        records: &[u8],
+        start: u64,
+        bufs: &mut ChunkBufs,
+        obuf: &mut Vec<u8>,
+        fill: impl FnOnce(ChunkFill<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let (l, k) = (self.layout, self.k);
+        let class_off = l.class_offset();
+        let n = records.len() / l.record_len;
+        let ChunkBufs {
+            classes,
+            confidence: conf,
+            probabilities: probs,
+        } = bufs;
+        classes.clear();
+        classes.extend(
+            records
+                .chunks_exact(l.record_len)
+                .map(|r| if l.extended() { r[16] } else { r[15] & 0x1F }),
+        );
+        conf.clear();
+        conf.resize(if self.confidence { n } else { 0 }, 0.0f32);
+        probs.clear();
+        probs.resize(n * k, 0.0f32);
+        fill(ChunkFill {
+            start,
+            records,
+            classes,
+            confidence: conf,
+            probabilities: probs,
+        })?;
+        obuf.clear();
+        obuf.reserve(n * self.out_len);
+        for (i, rec) in records.chunks_exact(l.record_len).enumerate() {
+            let c = classes[i];
+            let at = obuf.len();
+            obuf.extend_from_slice(rec);
+            if l.extended() {
+                obuf[at + class_off] = c;
+            } else {
+                if c > 31 {
+                    return Err(Error::argument(
+                        self.input,
+                        format!("classes[{}]", start + i as u64),
+                        c,
+                        format!("point format {} stores classes 0 to 31 only", l.format),
+                    ));
+                }
+                obuf[at + class_off] = (rec[class_off] & 0xE0) | c;
+            }
+            if self.confidence {
+                obuf.extend_from_slice(&conf[i].to_le_bytes());
+            }
+            for p in &probs[i * k..(i + 1) * k] {
+                obuf.extend_from_slice(&p.to_le_bytes());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Points per part of [`write_raw_parallel`] (about 2.5 MB of 38-byte records).
+const PAR_WRITE_POINTS: usize = 1 << 16;
+
+/// Writes every output record of an uncompressed output at its place in `out` (positioned at
+/// the start of the point data), parts of [`PAR_WRITE_POINTS`] on every worker: each reads its
+/// records (positioned reads of the uncompressed `input`, or the given records), patches them
+/// and writes them with a positioned write. Leaves `out` positioned after the last record and
+/// returns the points written. Without positioned I/O (not Unix): 0, the caller writes them all.
+fn write_raw_parallel(
+    input: &Path,
+    head: &Head,
+    points: &Points<'_>,
+    patch: &Patch<'_>,
+    fill: &ParFill<'_>,
+    out: &mut AtomicFile,
+    output: &Path,
+) -> Result<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        let len = head.layout.record_len;
+        let count = head.count;
+        let src = match points {
+            Points::Given(g) => Ok(*g),
+            Points::Read(..) => Err(super::open(input)?),
+        };
+        let data_in = u64::from(head.raw.offset_to_point_data);
+        let (file, data_out) = out.positioned()?;
+        let parts: Vec<u64> = (0..count).step_by(PAR_WRITE_POINTS).collect();
+        parts.into_par_iter().try_for_each_init(
+            || (Vec::new(), Vec::new(), ChunkBufs::default()),
+            |(ibuf, obuf, bufs), start| -> Result<()> {
+                let n = (count - start).min(PAR_WRITE_POINTS as u64) as usize;
+                let records: &[u8] = match &src {
+                    Ok(g) => &g[start as usize * len..][..n * len],
+                    Err(f) => {
+                        ibuf.resize(n * len, 0);
+                        f.read_exact_at(ibuf, data_in + start * len as u64)
+                            .map_err(|e| Error::io(input, "read point data", e))?;
+                        ibuf
+                    }
+                };
+                patch.apply(records, start, bufs, obuf, fill)?;
+                file.write_all_at(obuf, data_out + start * patch.out_len as u64)
+                    .map_err(|e| Error::io(output, "write", e))
+            },
+        )?;
+        out.seek(SeekFrom::Start(data_out + count * patch.out_len as u64))
+            .map_err(|e| Error::io(output, "seek", e))?;
+        Ok(count)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (input, head, points, patch, fill, out, output);
+        Ok(0)
+    }
 }
 
 /// Where a rewrite's input records come from: given whole, or decoded chunk by chunk into the
