@@ -1080,17 +1080,7 @@ impl LasReader<BufReader<File>> {
         let origin = self
             .origin
             .unwrap_or_else(|| choose_origin(self.absolute(&rec)));
-        let columns = self.columns();
-        let mut cloud = PointCloud::with_origin(origin);
-        cloud.positions = vec![[0.0; 3]; n];
-        cloud.features = columns
-            .iter()
-            .map(|(name, _)| Feature {
-                name: name.clone(),
-                values: vec![0.0; n],
-            })
-            .collect();
-        cloud.labels = self.labels.then(|| vec![0; n]);
+        let (mut cloud, columns) = self.zeroed_cloud(n, origin);
         // The cloud's rows, cut into parts.
         let mut parts: Vec<Rows<'_>> = cloud
             .positions
@@ -1474,13 +1464,12 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
         cols
     }
 
-    /// Decodes the records `buf` (the first is point number `start`) around `origin`, only the
-    /// features the reader keeps.
-    fn decode_part(&self, buf: &[u8], start: u64, origin: [f64; 3]) -> Result<PointCloud> {
-        let n = buf.len() / self.head.layout.record_len;
+    /// A cloud of `n` zeroed points around `origin` with the reader's columns (and labels when
+    /// it keeps them), and those columns.
+    fn zeroed_cloud(&self, n: usize, origin: [f64; 3]) -> (PointCloud, Vec<(String, Column)>) {
+        let columns = self.columns();
         let mut cloud = PointCloud::with_origin(origin);
         cloud.positions = vec![[0.0; 3]; n];
-        let columns = self.columns();
         cloud.features = columns
             .iter()
             .map(|(name, _)| Feature {
@@ -1489,6 +1478,14 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
             })
             .collect();
         cloud.labels = self.labels.then(|| vec![0; n]);
+        (cloud, columns)
+    }
+
+    /// Decodes the records `buf` (the first is point number `start`) around `origin`, only the
+    /// features the reader keeps.
+    fn decode_part(&self, buf: &[u8], start: u64, origin: [f64; 3]) -> Result<PointCloud> {
+        let n = buf.len() / self.head.layout.record_len;
+        let (mut cloud, columns) = self.zeroed_cloud(n, origin);
         let mut rows = Rows {
             positions: &mut cloud.positions,
             columns: columns
