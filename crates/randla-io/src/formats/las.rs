@@ -2452,8 +2452,11 @@ fn write_raw_parallel(
                     }
                 };
                 patch.apply(records, start, bufs, obuf, fill)?;
-                file.write_all_at(obuf, data_out + start * patch.out_len as u64)
-                    .map_err(|e| Error::io(output, "write", e))
+                let at = data_out + start * patch.out_len as u64;
+                file.write_all_at(obuf, at)
+                    .map_err(|e| Error::io(output, "write", e))?;
+                start_writeback(file, at, obuf.len());
+                Ok(())
             },
         )?;
         out.seek(SeekFrom::Start(data_out + count * patch.out_len as u64))
@@ -2465,6 +2468,30 @@ fn write_raw_parallel(
         let _ = (input, head, points, patch, fill, out, output);
         Ok(0)
     }
+}
+
+/// Asks the kernel to start writing `len` bytes of `file` at `at` to the disk now, without
+/// waiting: the `fsync` before the output's rename then finds most of the file written already
+/// (it took 0.18–0.32 s of a 385 MB output's write when it did all the writing). Only a hint:
+/// the `fsync` still makes the file durable. Linux only.
+#[cfg(unix)]
+fn start_writeback(file: &File, at: u64, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid open descriptor and a byte range; the call only schedules I/O and
+        // reads no memory of ours. Its result is ignored: the final fsync reports any error.
+        unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                at as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, at, len);
 }
 
 /// Where a rewrite's input records come from: given whole, or decoded chunk by chunk into the
