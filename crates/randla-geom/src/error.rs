@@ -94,7 +94,20 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// Checks that every coordinate is finite.
 pub fn check_finite(points: &[[f32; 3]]) -> Result<()> {
     const AXES: [&str; 3] = ["x", "y", "z"];
-    for (index, p) in points.iter().enumerate() {
+    // Blocks checked without a branch per value (vectorised); a block with a bad value is
+    // searched below for the first one.
+    let mut first_bad = points.len();
+    for (b, block) in points.chunks(1024).enumerate() {
+        let ok = block
+            .as_flattened()
+            .iter()
+            .fold(true, |ok, v| ok & v.is_finite());
+        if !ok {
+            first_bad = b * 1024;
+            break;
+        }
+    }
+    for (index, p) in points.iter().enumerate().skip(first_bad) {
         for (a, &v) in p.iter().enumerate() {
             if !v.is_finite() {
                 return Err(Error::NonFinite {
@@ -129,4 +142,36 @@ pub(crate) fn check_permutation(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The block-wise check finds the first non-finite coordinate wherever it sits: first block,
+    /// a later block, the last point; and passes finite clouds of any length.
+    #[test]
+    fn check_finite_names_the_first_bad_coordinate() {
+        for n in [0, 1, 1023, 1024, 1025, 5000] {
+            let pts: Vec<[f32; 3]> = (0..n).map(|i| [i as f32, 1.0, -2.0]).collect();
+            assert!(check_finite(&pts).is_ok(), "{n} points");
+        }
+        for (at, axis, v) in [
+            (0, 0, f32::NAN),
+            (1500, 1, f32::INFINITY),
+            (4999, 2, f32::NAN),
+        ] {
+            let mut pts: Vec<[f32; 3]> = (0..5000).map(|i| [i as f32, 1.0, -2.0]).collect();
+            pts[at][axis] = v;
+            // A later bad value must not be reported first.
+            pts[4999][0] = f32::NEG_INFINITY;
+            match check_finite(&pts) {
+                Err(Error::NonFinite { index, axis: a, .. }) => {
+                    assert_eq!(index, at);
+                    assert_eq!(a, ["x", "y", "z"][if at == 4999 { 0 } else { axis }]);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 }

@@ -106,7 +106,10 @@ pub fn grid_subsample(
         });
     }
     check_finite(points)?;
-    if let Some(i) = features.iter().position(|v| !v.is_finite()) {
+    let all_finite = features
+        .chunks(4096)
+        .all(|c| c.iter().fold(true, |ok, v| ok & v.is_finite()));
+    if !all_finite && let Some(i) = features.iter().position(|v| !v.is_finite()) {
         return Err(Error::NonFiniteFeature {
             index: i / channels,
             column: i % channels,
