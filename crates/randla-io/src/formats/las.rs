@@ -1027,7 +1027,7 @@ impl LasReader<BufReader<File>> {
 
 impl LasReader<BufReader<File>> {
     /// Reads every point not read yet into one cloud, as [`LasReader::read_all`] does. The
-    /// records of an uncompressed file are read in parts of [`PAR_READ_POINTS`] on every
+    /// records of an uncompressed file are read in parts of 65,536 records on every
     /// worker, each part with a positioned read into a small buffer and decoded straight into
     /// its rows of the cloud (so the file's records are never held whole, nor a decoded chunk
     /// copied again); a LAZ file is decoded chunk by chunk.
