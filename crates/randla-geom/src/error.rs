@@ -94,31 +94,30 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// Checks that every coordinate is finite.
 pub fn check_finite(points: &[[f32; 3]]) -> Result<()> {
     const AXES: [&str; 3] = ["x", "y", "z"];
-    // Blocks checked without a branch per value (vectorised); a block with a bad value is
-    // searched below for the first one.
-    let mut first_bad = points.len();
-    for (b, block) in points.chunks(1024).enumerate() {
-        let ok = block
-            .as_flattened()
-            .iter()
-            .fold(true, |ok, v| ok & v.is_finite());
-        if !ok {
-            first_bad = b * 1024;
-            break;
-        }
+    match first_non_finite(points.as_flattened()) {
+        Some(i) => Err(Error::NonFinite {
+            index: i / 3,
+            axis: AXES[i % 3],
+            value: points[i / 3][i % 3] as f64,
+        }),
+        None => Ok(()),
     }
-    for (index, p) in points.iter().enumerate().skip(first_bad) {
-        for (a, &v) in p.iter().enumerate() {
-            if !v.is_finite() {
-                return Err(Error::NonFinite {
-                    index,
-                    axis: AXES[a],
-                    value: v as f64,
-                });
-            }
+}
+
+/// The position of the first non-finite value of `values`, if any: blocks are checked without
+/// a branch per value (vectorised), and only a block with a bad value is searched.
+pub(crate) fn first_non_finite(values: &[f32]) -> Option<usize> {
+    const BLOCK: usize = 4096;
+    values.chunks(BLOCK).enumerate().find_map(|(b, block)| {
+        if block.iter().fold(true, |ok, v| ok & v.is_finite()) {
+            None
+        } else {
+            block
+                .iter()
+                .position(|v| !v.is_finite())
+                .map(|i| b * BLOCK + i)
         }
-    }
-    Ok(())
+    })
 }
 
 /// Checks that `order` is a permutation of `0..order.len()`; the error names it `name` and

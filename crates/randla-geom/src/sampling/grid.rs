@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use crate::error::{Error, Result, check_finite};
+use crate::error::{Error, Result, check_finite, first_non_finite};
 use crate::knn::{SharedOut, bounds};
 
 /// The result of [`grid_subsample`].
@@ -106,10 +106,7 @@ pub fn grid_subsample(
         });
     }
     check_finite(points)?;
-    let all_finite = features
-        .chunks(4096)
-        .all(|c| c.iter().fold(true, |ok, v| ok & v.is_finite()));
-    if !all_finite && let Some(i) = features.iter().position(|v| !v.is_finite()) {
+    if let Some(i) = first_non_finite(features) {
         return Err(Error::NonFiniteFeature {
             index: i / channels,
             column: i % channels,
