@@ -129,14 +129,7 @@ impl BuildCtx {
             (u64::from(ord) << 32) | u64::from(it.id)
         });
         let split_hi = items[mid].p[dim];
-        // The largest coordinate of the left half, in four independent chains of plain `>`.
-        let mut top = [f32::NEG_INFINITY; 4];
-        for c in items[..mid].chunks(4) {
-            for (t, it) in top.iter_mut().zip(c) {
-                *t = if it.p[dim] > *t { it.p[dim] } else { *t };
-            }
-        }
-        let split_lo = top[0].max(top[1]).max(top[2].max(top[3]));
+        let split_lo = bounds_of(items[..mid].iter().map(|it| it.p)).1[dim];
         let n_left = self.count(mid);
         let (head, rest) = nodes.split_at_mut(1);
         let (left_nodes, right_nodes) = rest.split_at_mut(n_left);
