@@ -1033,13 +1033,22 @@ impl LasReader<BufReader<File>> {
     /// copied again); a LAZ file is decoded chunk by chunk.
     pub fn read_rest(self) -> Result<PointCloud> {
         #[cfg(unix)]
-        if let Source::Raw(r) = &self.source {
+        if let Some(file) = self.raw_file() {
             let n = self.head.count - self.read;
             if n >= 2 * PAR_READ_POINTS as u64 && rayon::current_num_threads() > 1 {
-                return self.read_rest_raw(r.get_ref(), n);
+                return self.read_rest_raw(file, n);
             }
         }
         self.read_all()
+    }
+
+    /// The file of an uncompressed source, for positioned reads of its records.
+    #[cfg(unix)]
+    fn raw_file(&self) -> Option<&File> {
+        match &self.source {
+            Source::Raw(r) => Some(r.get_ref()),
+            _ => None,
+        }
     }
 
     /// [`LasReader::read_rest`] of the `n` records left in the uncompressed `file`.
@@ -2007,7 +2016,6 @@ where
     };
     // An uncompressed output with a filler callable anywhere: parts written in parallel.
     if let (Some(pf), Sink::Raw(w)) = (par_fill, &mut sink)
-        && (matches!(points, Points::Given(_)) || head.laz.is_none())
         && rayon::current_num_threads() > 1
     {
         written = write_raw_parallel(input, &head, &points, &patch, pf, w, output)?;
@@ -2414,9 +2422,10 @@ const PAR_WRITE_POINTS: usize = 1 << 16;
 
 /// Writes every output record of an uncompressed output at its place in `out` (positioned at
 /// the start of the point data), parts of [`PAR_WRITE_POINTS`] on every worker: each reads its
-/// records (positioned reads of the uncompressed `input`, or the given records), patches them
+/// records (positioned reads of an uncompressed input, or the given records), patches them
 /// and writes them with a positioned write. Leaves `out` positioned after the last record and
-/// returns the points written. Without positioned I/O (not Unix): 0, the caller writes them all.
+/// returns the points written. For a LAZ input without given records, or without positioned I/O
+/// (not Unix): 0, the caller writes them all.
 fn write_raw_parallel(
     input: &Path,
     head: &Head,
@@ -2431,9 +2440,17 @@ fn write_raw_parallel(
         use std::os::unix::fs::FileExt;
         let len = head.layout.record_len;
         let count = head.count;
+        /// Where the parts' input records are.
+        enum Src<'a> {
+            Given(&'a [u8]),
+            File(&'a File),
+        }
         let src = match points {
-            Points::Given(g) => Ok(*g),
-            Points::Read(..) => Err(super::open(input)?),
+            Points::Given(g) => Src::Given(g),
+            Points::Read(r, _) => match r.raw_file() {
+                Some(f) => Src::File(f),
+                None => return Ok(0),
+            },
         };
         let data_in = u64::from(head.raw.offset_to_point_data);
         let (file, data_out) = out.positioned()?;
@@ -2442,9 +2459,9 @@ fn write_raw_parallel(
             || (Vec::new(), Vec::new(), ChunkBufs::default()),
             |(ibuf, obuf, bufs), start| -> Result<()> {
                 let n = (count - start).min(PAR_WRITE_POINTS as u64) as usize;
-                let records: &[u8] = match &src {
-                    Ok(g) => &g[start as usize * len..][..n * len],
-                    Err(f) => {
+                let records: &[u8] = match src {
+                    Src::Given(g) => &g[start as usize * len..][..n * len],
+                    Src::File(f) => {
                         ibuf.resize(n * len, 0);
                         f.read_exact_at(ibuf, data_in + start * len as u64)
                             .map_err(|e| Error::io(input, "read point data", e))?;
