@@ -16,6 +16,33 @@ fn new_classes(n: usize) -> Vec<u8> {
     (0..n).map(|i| ((i * 7 + 3) % 20) as u8).collect()
 }
 
+/// A confidence and two class probabilities (`a`, `b`) per point, to add as extra bytes.
+struct Added {
+    conf: Vec<f32>,
+    probs: Vec<f32>,
+    names: [String; 2],
+}
+
+impl Added {
+    fn new(n: usize) -> Self {
+        Added {
+            conf: (0..n).map(|i| (i % 3) as f32 / 2.0).collect(),
+            probs: (0..n * 2).map(|i| (i % 5) as f32 / 4.0).collect(),
+            names: ["a".to_string(), "b".to_string()],
+        }
+    }
+
+    fn outputs(&self) -> ExtraOutputs<'_> {
+        ExtraOutputs {
+            confidence: Some(&self.conf),
+            probabilities: Some(Probabilities {
+                names: &self.names,
+                values: &self.probs,
+            }),
+        }
+    }
+}
+
 /// Asserts that two record sets are identical except the classification byte, which must be
 /// `classes` (for formats 0–5 only the low 5 bits, the flag bits must be unchanged).
 fn assert_same_but_class(
@@ -92,16 +119,8 @@ fn rewrite_from_kept_records_equals_the_decoding_rewrite() {
     assert_eq!(records.len(), n * len);
     assert!(records == raw, "kept records differ from the file's");
     let classes = new_classes(n);
-    let probs: Vec<f32> = (0..n * 2).map(|i| (i % 5) as f32 / 4.0).collect();
-    let names = ["a".to_string(), "b".to_string()];
-    let conf: Vec<f32> = (0..n).map(|i| (i % 3) as f32 / 2.0).collect();
-    let extra = ExtraOutputs {
-        confidence: Some(&conf),
-        probabilities: Some(Probabilities {
-            names: &names,
-            values: &probs,
-        }),
-    };
+    let added = Added::new(n);
+    let extra = added.outputs();
     let (a, b) = (dir.path().join("decoded.laz"), dir.path().join("kept.laz"));
     rewrite_las_classification(&input, &a, &classes, Some(&extra), false).unwrap();
     rewrite_las_classification_from(&input, &records, &b, &classes, Some(&extra), false).unwrap();
@@ -650,16 +669,9 @@ fn parallel_las_rewrite_equals_the_streaming_one() {
         let input = dir.path().join(name);
         make_las(&input, 4, format, n, 0, true);
         let classes = new_classes(n);
-        let conf: Vec<f32> = (0..n).map(|i| (i % 3) as f32 / 2.0).collect();
-        let probs: Vec<f32> = (0..n * 2).map(|i| (i % 5) as f32 / 4.0).collect();
-        let names = ["a".to_string(), "b".to_string()];
-        let extra = ExtraOutputs {
-            confidence: Some(&conf),
-            probabilities: Some(Probabilities {
-                names: &names,
-                values: &probs,
-            }),
-        };
+        let added = Added::new(n);
+        let (conf, probs, names) = (&added.conf, &added.probs, &added.names);
+        let extra = added.outputs();
         let par = dir.path().join(format!("par-{name}"));
         rewrite_las_classification(&input, &par, &classes, Some(&extra), false).unwrap();
         let (records, _) = raw_records(&input);
