@@ -163,11 +163,13 @@ pub fn grid_subsample(
     // allocation), in parallel blocks of voxels.
     const BLOCK: usize = 4096;
     let mut out_points = vec![[0f32; 3]; m];
-    let mut out_features = vec![0f32; m * channels];
+    // One row per voxel even with no channels (rows of width 1, cut off below): the blocks of
+    // points and of features are zipped, and an empty feature buffer has no blocks at all.
+    let mut out_features = vec![0f32; m * channels.max(1)];
     let mut out_labels = vec![0u32; if labels.is_some() { m } else { 0 }];
     out_points
         .par_chunks_mut(BLOCK)
-        .zip(out_features.par_chunks_mut((BLOCK * channels).max(1)))
+        .zip(out_features.par_chunks_mut(BLOCK * channels.max(1)))
         .enumerate()
         .for_each(|(blk, (pts, feats))| {
             let mut fsum = vec![0f64; channels];
@@ -225,6 +227,7 @@ pub fn grid_subsample(
             unsafe { *out.get().add(i as usize) = g as u32 };
         }
     });
+    out_features.truncate(m * channels);
     Ok(GridSubsampled {
         points: out_points,
         features: out_features,
@@ -278,6 +281,28 @@ mod tests {
         assert_eq!(out.features, vec![2.0, 15.0, 5.0, 30.0]);
         assert_eq!(out.labels, Some(vec![7, 2]));
         assert_eq!(out.proj, vec![0, 0, 1]);
+    }
+
+    #[test]
+    fn points_without_features_are_the_same_barycentres() {
+        // A model that reads coordinates only subsamples with no feature channels: the points
+        // must still be the barycentres (they once came back all zero, the features' empty
+        // buffer ending the parallel loop over blocks before it began).
+        let pts: Vec<[f32; 3]> = (0..20_000)
+            .map(|i| {
+                let i = i as f32;
+                [(i * 0.37) % 31.0, (i * 0.11) % 17.0, (i * 0.05) % 3.0]
+            })
+            .collect();
+        let ones = vec![1.0; pts.len()];
+        let with = grid_subsample(&pts, &ones, 1, None, 0.5).unwrap();
+        let without = grid_subsample(&pts, &[], 0, None, 0.5).unwrap();
+        assert!(with.len() > 4096, "several blocks of voxels: {}", with.len());
+        assert_eq!(without.points, with.points);
+        assert_eq!(without.proj, with.proj);
+        assert!(without.features.is_empty() && without.channels == 0);
+        let hand = grid_subsample(&[[0.2, 0.2, 0.2], [0.4, 0.6, 0.2]], &[], 0, None, 1.0).unwrap();
+        assert!((hand.points[0][0] - 0.3).abs() < 1e-6 && (hand.points[0][1] - 0.4).abs() < 1e-6);
     }
 
     #[test]
