@@ -622,17 +622,20 @@ fn report(
         passes,
         write_s
     );
-    let mut hist = std::collections::BTreeMap::new();
+    // Classes index `class_names`: counted in an array (a map per point took 0.05 s at 10 M).
+    let mut hist = vec![0usize; p.class_names.len()];
     for &c in &p.class {
-        *hist.entry(c).or_insert(0usize) += 1;
+        hist[c as usize] += 1;
     }
     let parts: Vec<String> = hist
         .iter()
-        .map(|(c, n)| {
+        .enumerate()
+        .filter(|&(_, &n)| n > 0)
+        .map(|(c, &n)| {
             format!(
                 "{} {:.1}%",
-                p.class_names[*c as usize],
-                100.0 * *n as f64 / s.points as f64
+                p.class_names[c],
+                100.0 * n as f64 / s.points as f64
             )
         })
         .collect();
