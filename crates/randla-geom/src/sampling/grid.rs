@@ -297,7 +297,11 @@ mod tests {
         let ones = vec![1.0; pts.len()];
         let with = grid_subsample(&pts, &ones, 1, None, 0.5).unwrap();
         let without = grid_subsample(&pts, &[], 0, None, 0.5).unwrap();
-        assert!(with.len() > 4096, "several blocks of voxels: {}", with.len());
+        assert!(
+            with.len() > 4096,
+            "several blocks of voxels: {}",
+            with.len()
+        );
         assert_eq!(without.points, with.points);
         assert_eq!(without.proj, with.proj);
         assert!(without.features.is_empty() && without.channels == 0);
