@@ -280,6 +280,8 @@ impl Lfa {
         assert!(self.d_out == o && g.k == K && out.len() >= t.pts * o);
         assert!(g.nb.len() >= (t.first + t.pts) * K && g.pos_i.len() >= (t.first + t.pts) * h);
         let n_all = g.xyz.len() / 3;
+        // The coordinates are gathered with i32 offsets (`neighbour_dists`).
+        assert!(g.xyz.len() < i32::MAX as usize);
         assert!(g.pos_k.len() >= n_all * h && t.gfeat.len() >= n_all * o);
         assert!(t.feat.len() >= n_all * h);
         assert!(
@@ -778,34 +780,35 @@ unsafe fn rows_times_weights<const H: usize, const V: usize, const UN: usize>(
     acc
 }
 
-/// The distances from point `i` of `xyz` (`[N, 3]`) to its 16 neighbours `nb`: the squares
-/// point by point, then their square roots as one vector instruction (correctly rounded, as
-/// the scalar ones: the same values).
+/// The distances from point `i` of `xyz` (`[N, 3]`) to its 16 neighbours `nb`: the neighbours'
+/// coordinates gathered, the squares by the scalar expression (`(dx·dx + dy·dy) + dz·dz`, each
+/// step rounded, no fused multiply-add: the same values), then their square roots (correctly
+/// rounded, as the scalar ones).
 ///
 /// # Safety
-/// The CPU must support AVX-512F; `xyz` must hold point `i` and every point of `nb`.
+/// The CPU must support AVX-512F; `xyz` must hold point `i` and every point of `nb`, and
+/// `3 · N` must fit an `i32` (the gathers' offsets).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 unsafe fn neighbour_dists(xyz: *const f32, i: usize, nb: &[u32]) -> [f32; 16] {
     use std::arch::x86_64::*;
+    debug_assert!(nb.len() == 16);
     let mut dist = [0f32; 16];
-    // SAFETY: point i and every neighbour are inside `xyz` (the caller's contract).
+    // SAFETY: 16 indices from `nb` (16 entries); point i and every neighbour are inside `xyz`,
+    // whose `3 · N` offsets fit an i32 (the caller's contract).
     unsafe {
-        let (px, py, pz) = (*xyz.add(3 * i), *xyz.add(3 * i + 1), *xyz.add(3 * i + 2));
-        for (d, &n) in dist.iter_mut().zip(nb) {
-            let n = n as usize;
-            let (dx, dy, dz) = (
-                px - *xyz.add(3 * n),
-                py - *xyz.add(3 * n + 1),
-                pz - *xyz.add(3 * n + 2),
-            );
-            *d = dx * dx + dy * dy + dz * dz;
-        }
-        _mm512_storeu_ps(
-            dist.as_mut_ptr(),
-            _mm512_sqrt_ps(_mm512_loadu_ps(dist.as_ptr())),
+        let at = _mm512_mullo_epi32(_mm512_loadu_si512(nb.as_ptr().cast()), _mm512_set1_epi32(3));
+        let d = |c: usize| {
+            let p = _mm512_set1_ps(*xyz.add(3 * i + c));
+            _mm512_sub_ps(p, _mm512_i32gather_ps::<4>(at, xyz.add(c)))
+        };
+        let (dx, dy, dz) = (d(0), d(1), d(2));
+        let sq = _mm512_add_ps(
+            _mm512_add_ps(_mm512_mul_ps(dx, dx), _mm512_mul_ps(dy, dy)),
+            _mm512_mul_ps(dz, dz),
         );
+        _mm512_storeu_ps(dist.as_mut_ptr(), _mm512_sqrt_ps(sq));
     }
     dist
 }
