@@ -17,7 +17,7 @@ use super::scene::{self, Scene};
 /// Flags of every network benchmark.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// `kitti` (4 layers [16,64,128,256]), `s3dis` (5 layers [16,…,512]) or a config file.
+    /// `kitti` (4 layers `[16, 64, 128, 256]`), `s3dis` (5 layers `[16, …, 512]`) or a config file.
     #[arg(long, default_value = "kitti")]
     pub config: String,
     /// Input channels (xyz + intensity, return number, number of returns; zero-padded beyond 6).
