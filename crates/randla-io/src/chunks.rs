@@ -146,6 +146,11 @@ impl ChunkReader {
                 ChunkReader::Las(Box::new(LasReader::open_for_cloud(path)?))
             }
             Format::Ply => ChunkReader::Ply(PlyReader::open(path, &opts.ply)?),
+            // A `.txt` whose first line is not Semantic3D's seven columns is plain delimited
+            // text (`x y z`, or a header of names), as `.xyz`.
+            Format::Semantic3d if !seven_columns(path)? => {
+                ChunkReader::Xyz(XyzReader::open(path, &opts.xyz)?)
+            }
             Format::Semantic3d => ChunkReader::Semantic3d(Semantic3dReader::open(path, labels)?),
             Format::Kitti => {
                 let cloud = read_kitti(path, labels, opts.learning_map.as_ref())?;
@@ -218,6 +223,24 @@ pub fn open_chunks(
     opts: &ReadOptions,
 ) -> Result<Chunks<ChunkReader>> {
     Ok(ChunkReader::open(path, opts)?.chunks(chunk_points))
+}
+
+/// Whether the first non-blank line of the text file `path` has seven fields separated by white
+/// space, as a Semantic3D point file (`x y z intensity r g b`) has.
+fn seven_columns(path: &Path) -> Result<bool> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, "open", e))?;
+    let mut r = std::io::BufReader::new(file);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        // A line that is not UTF-8 is left to the Semantic3D reader, which names it.
+        match r.read_line(&mut line) {
+            Ok(0) | Err(_) => return Ok(true),
+            Ok(_) if line.trim().is_empty() => continue,
+            Ok(_) => return Ok(line.split_whitespace().count() == 7),
+        }
+    }
 }
 
 /// A cloud already in memory, handed out in chunks (formats read whole).

@@ -154,3 +154,31 @@ fn xyz_and_csv_with_column_specs() {
     assert_eq!(i.classes.get(&5), Some(&2));
     assert_eq!(i.bounds.max, [4.0, 5.0, 6.0]);
 }
+
+/// A `.txt` that is not Semantic3D's seven columns is read as plain delimited text, like `.xyz`:
+/// three coordinates, or a header of names; a seven-column `.txt` stays Semantic3D (its features
+/// named as the dataset's), and a malformed later line of one is still refused.
+#[test]
+fn a_txt_of_plain_columns_reads_as_xyz() {
+    let d = tempfile::tempdir().unwrap();
+    let xyz = d.path().join("scan.txt");
+    write(&xyz, b"\n1.0 2.0 3.0\n4.0 5.0 6.5\n7 8 9\n");
+    let c = read(&xyz).unwrap();
+    assert_eq!(c.len(), 3);
+    assert!(c.features.is_empty() && c.labels.is_none());
+    assert!((c.point_f64(1)[2] - 6.5).abs() < 1e-6);
+
+    let named = d.path().join("named.txt");
+    write(&named, b"x,y,z,intensity,class\n1,2,3,40,2\n4,5,6,50,6\n");
+    let c = read(&named).unwrap();
+    assert_eq!(c.feature("intensity").unwrap(), &[40.0, 50.0]);
+    assert_eq!(c.labels, Some(vec![2, 6]));
+
+    let s3d = d.path().join("station.txt");
+    write(&s3d, b"1 2 3 -100 10 20 30\n4 5 6 -90 11 21 31\n");
+    let c = read(&s3d).unwrap();
+    assert_eq!(c.feature_names(), ["intensity", "red", "green", "blue"]);
+    write(&s3d, b"1 2 3 -100 10 20 30\n4 5 6\n");
+    let e = read(&s3d).unwrap_err().to_string();
+    assert!(e.contains("station.txt") && e.contains("7 columns"), "{e}");
+}

@@ -10,8 +10,8 @@ use randla_io::{CloudInfo, LearningMap, PlyOptions, ReadOptions, XyzOptions};
 /// Arguments of `randla info`.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// The point cloud: .las, .laz, .ply, .txt (Semantic3D), .bin (SemanticKITTI), .xyz/.csv,
-    /// or an S3DIS room folder.
+    /// The point cloud: .las, .laz, .ply, .txt (Semantic3D, or plain columns as .xyz), .bin
+    /// (SemanticKITTI), .xyz/.csv, or an S3DIS room folder.
     pub file: PathBuf,
     /// Print JSON: {"points", "bounds": {"min", "max"}, "attributes", "classes": {code: count}}.
     #[arg(long)]

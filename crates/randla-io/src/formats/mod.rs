@@ -31,7 +31,7 @@ pub enum Format {
 
 /// The extensions [`Format::from_path`] understands, for error messages.
 pub const KNOWN_EXTENSIONS: &str =
-    ".las .laz .ply .txt (Semantic3D) .bin (SemanticKITTI) .xyz .csv .pts";
+    ".las .laz .ply .txt (Semantic3D, or plain columns) .bin (SemanticKITTI) .xyz .csv .pts";
 
 impl Format {
     /// Detects the format from the file extension (case-insensitive).
