@@ -225,8 +225,8 @@ pub fn open_chunks(
     Ok(ChunkReader::open(path, opts)?.chunks(chunk_points))
 }
 
-/// Whether the first non-blank line of the text file `path` has seven fields separated by white
-/// space, as a Semantic3D point file (`x y z intensity r g b`) has.
+/// Whether the first non-blank line of the text file `path` is seven numbers separated by white
+/// space, as in a Semantic3D point file (`x y z intensity r g b`); a header of seven names is not.
 fn seven_columns(path: &Path) -> Result<bool> {
     use std::io::BufRead;
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, "open", e))?;
@@ -238,7 +238,10 @@ fn seven_columns(path: &Path) -> Result<bool> {
         match r.read_line(&mut line) {
             Ok(0) | Err(_) => return Ok(true),
             Ok(_) if line.trim().is_empty() => continue,
-            Ok(_) => return Ok(line.split_whitespace().count() == 7),
+            Ok(_) => {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                return Ok(fields.len() == 7 && fields.iter().all(|f| f.parse::<f64>().is_ok()));
+            }
         }
     }
 }

@@ -174,6 +174,17 @@ fn a_txt_of_plain_columns_reads_as_xyz() {
     assert_eq!(c.feature("intensity").unwrap(), &[40.0, 50.0]);
     assert_eq!(c.labels, Some(vec![2, 6]));
 
+    let seven_names = d.path().join("header.txt");
+    write(
+        &seven_names,
+        b"x y z red green blue class
+1 2 3 10 20 30 6
+",
+    );
+    let c = read(&seven_names).unwrap();
+    assert_eq!(c.feature_names(), ["red", "green", "blue"]);
+    assert_eq!(c.labels, Some(vec![6]));
+
     let s3d = d.path().join("station.txt");
     write(&s3d, b"1 2 3 -100 10 20 30\n4 5 6 -90 11 21 31\n");
     let c = read(&s3d).unwrap();
