@@ -439,3 +439,60 @@ fn a_bad_file_among_several_stops_the_run_at_its_turn() {
     assert!(stderr.contains("bad.laz"), "{stderr}");
     assert!(!out2.exists(), "{stderr}");
 }
+
+/// Text inputs (`.csv`, `.xyz`, a plain `.txt`) predicted into a folder get one code per line in
+/// a `.labels` file beside each other, in the input's point order: the output name once kept the
+/// input's extension, which no writer takes, and the run failed.
+#[test]
+fn text_inputs_get_labels_files_in_an_output_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = randla_io::read(tile()).unwrap();
+    let col = |name: &str| cloud.feature(name).unwrap();
+    let (int, ret, num) = (
+        col("intensity"),
+        col("return_number"),
+        col("number_of_returns"),
+    );
+    let n = 3000;
+    let mut csv = String::from("x,y,z,intensity,return_number,number_of_returns\n");
+    let mut txt = String::from("x y z intensity return_number number_of_returns\n");
+    for i in 0..n {
+        let p = cloud.point_f64(i * 7);
+        let row = [
+            p[0],
+            p[1],
+            p[2],
+            int[i * 7] as f64,
+            ret[i * 7] as f64,
+            num[i * 7] as f64,
+        ];
+        let cells: Vec<String> = row.iter().map(|v| format!("{v:.3}")).collect();
+        csv += &(cells.join(",") + "\n");
+        txt += &(cells.join(" ") + "\n");
+    }
+    let inputs = dir.path().join("in");
+    std::fs::create_dir_all(&inputs).unwrap();
+    std::fs::write(inputs.join("a.csv"), &csv).unwrap();
+    std::fs::write(inputs.join("b.txt"), &txt).unwrap();
+    let out = dir.path().join("out");
+    let run = randla(&[os("predict"), inputs.as_os_str(), os("-o"), out.as_os_str()]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let read = |name: &str| -> Vec<u32> {
+        std::fs::read_to_string(out.join(name))
+            .unwrap()
+            .lines()
+            .map(|l| l.trim().parse().unwrap())
+            .collect()
+    };
+    let (a, b) = (read("a.labels"), read("b.labels"));
+    assert_eq!(a.len(), n);
+    assert!(
+        a.iter().all(|c| [1, 2, 5, 6].contains(c)),
+        "codes of the model's classes"
+    );
+    assert_eq!(a, b, "the same points as CSV and as text classify alike");
+}

@@ -174,7 +174,8 @@ fn output_for(input: &Path, output: &Path, single: bool) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("prediction.laz"));
     let name = match Format::from_path(input) {
-        Ok(Format::Semantic3d) => name.with_extension("labels"),
+        // Text inputs get one code per line (XYZ/CSV files have no writer of their own).
+        Ok(Format::Semantic3d | Format::Xyz) => name.with_extension("labels"),
         Ok(Format::Kitti) => name.with_extension("label"),
         _ => name,
     };
