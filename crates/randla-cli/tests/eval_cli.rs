@@ -288,3 +288,41 @@ fn bad_input_gives_clear_errors() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Label files alone score as predictions and as truth: Semantic3D `.labels` (what `randla
+/// predict` writes for text inputs) and SemanticKITTI `.label` (the semantic id in the low 16
+/// bits), against a CSV with a class column; a bad line is named with its file and line.
+#[test]
+fn label_files_score_against_a_text_truth() {
+    let dir = scratch("labels");
+    let truth = dir.join("t.csv");
+    std::fs::write(
+        &truth,
+        "x,y,z,class\n1,2,3,2\n4,5,6,6\n7,8,9,6\n10,11,12,6\n",
+    )
+    .unwrap();
+    let pred = dir.join("p.labels");
+    std::fs::write(&pred, "2\n6\n5\n6\n").unwrap();
+    let v = eval_json(&pred, &truth, &[]);
+    assert!(close(&v["oa"], 0.75), "{v}");
+    // Class 2: IoU 1; class 6: 2 of 3 found, none extra: IoU 2/3.
+    assert!(close(&v["per_class"]["6"]["iou"], 2.0 / 3.0), "{v}");
+
+    let kitti = dir.join("p.label");
+    let words: Vec<u8> = [2u32, 6 | (7 << 16), 5, 6]
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+    std::fs::write(&kitti, words).unwrap();
+    assert_eq!(eval_json(&kitti, &truth, &[]), v);
+    // The label file as truth, too.
+    assert!(close(&eval_json(&truth, &pred, &[])["oa"], 0.75));
+
+    let bad = dir.join("bad.labels");
+    std::fs::write(&bad, "2\nsix\n5\n6\n").unwrap();
+    fails_with(
+        &[bad.as_os_str(), truth.as_os_str()],
+        &["bad.labels", "line 2", "six"],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -148,7 +148,32 @@ impl Naming {
 }
 
 /// The labels of a file, one per point (LAS/LAZ are streamed: only the classification is kept).
+/// Label files alone are read too: Semantic3D's `.labels` (one code per line, what `randla
+/// predict` writes for text inputs) and SemanticKITTI's `.label` (a `u32` per point, the semantic
+/// id in its low 16 bits).
 pub(crate) fn read_labels(path: &Path) -> anyhow::Result<Vec<u32>> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("labels") => {
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("{}: cannot open", path.display()))?;
+            return Ok(randla_io::formats::semantic3d::read_labels(
+                std::io::BufReader::new(file),
+                path,
+            )?);
+        }
+        Some("label") => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+            let points = bytes.len() / 4;
+            return Ok(randla_io::formats::kitti::read_kitti_label_bytes(
+                &bytes, path, points, None,
+            )?);
+        }
+        _ => {}
+    }
     let is_las = !path.is_dir() && matches!(Format::from_path(path), Ok(Format::Las | Format::Laz));
     if is_las {
         // Only the classification's layers are decoded (x, y and z aside).
