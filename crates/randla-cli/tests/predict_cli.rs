@@ -163,6 +163,23 @@ fn probabilities_are_added_to_a_laz_output() {
     let orig = before["attributes"].as_array().unwrap();
     let kept = &after["attributes"].as_array().unwrap()[..orig.len()];
     assert_eq!(kept, orig.as_slice());
+
+    // Probabilities again on that output: refused, saying why, and nothing written.
+    let again = dir.path().join("again.laz");
+    let run = randla(&[
+        os("predict"),
+        out.as_os_str(),
+        os("-o"),
+        again.as_os_str(),
+        os("--probabilities"),
+    ]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        err.contains("confidence") && err.contains("earlier prediction"),
+        "{err}"
+    );
+    assert!(!again.exists());
 }
 
 #[test]

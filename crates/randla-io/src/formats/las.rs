@@ -2102,7 +2102,16 @@ fn output_layout(
                 "extra-bytes names are limited to 32 bytes",
             ));
         }
-        if head.extra.iter().any(|f| &f.name == a) || added[..i].contains(a) {
+        if head.extra.iter().any(|f| &f.name == a) {
+            return Err(Error::argument(
+                output,
+                "extra dimension name",
+                a,
+                "the input already has a dimension of that name (from an earlier prediction?): \
+                 rewrite the original file, or add no confidence and probabilities",
+            ));
+        }
+        if added[..i].contains(a) {
             return Err(Error::argument(
                 output,
                 "extra dimension name",
