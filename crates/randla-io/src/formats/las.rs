@@ -2102,22 +2102,18 @@ fn output_layout(
                 "extra-bytes names are limited to 32 bytes",
             ));
         }
-        if head.extra.iter().any(|f| &f.name == a) {
-            return Err(Error::argument(
-                output,
-                "extra dimension name",
-                a,
+        let clash = if head.extra.iter().any(|f| &f.name == a) {
+            Some(
                 "the input already has a dimension of that name (from an earlier prediction?): \
                  rewrite the original file, or add no confidence and probabilities",
-            ));
-        }
-        if added[..i].contains(a) {
-            return Err(Error::argument(
-                output,
-                "extra dimension name",
-                a,
-                "a dimension of that name already exists",
-            ));
+            )
+        } else if added[..i].contains(a) {
+            Some("a dimension of that name already exists")
+        } else {
+            None
+        };
+        if let Some(reason) = clash {
+            return Err(Error::argument(output, "extra dimension name", a, reason));
         }
     }
     let add_bytes = 4 * added.len();
