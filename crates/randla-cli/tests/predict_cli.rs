@@ -413,48 +413,71 @@ fn several_files_each_get_their_own_prediction() {
 }
 
 #[test]
-fn a_bad_file_among_several_stops_the_run_at_its_turn() {
+fn a_bad_file_among_several_is_named_and_the_others_are_written() {
     // Small files are read ahead (while the file before is classified) or in pairs (classified
-    // at once): a file that cannot be read must still fail at its own turn, after the files
-    // before it are written, naming itself, and leave no output of its own.
+    // at once): a file that cannot be read must fail on its own, naming itself and leaving no
+    // output, while every other file is still classified and written (one bad tile in a folder
+    // used to stop the run there, leaving the tiles after it undone); the run then fails
+    // naming the bad file.
     let dir = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(tile()).unwrap();
     let bad = dir.path().join("bad.laz");
     std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
-    let out = dir.path().join("out");
-    let run = randla(&[
-        os("predict"),
-        tile().as_os_str(),
-        bad.as_os_str(),
-        tile()
-            .with_file_name("test_data_77060_627755_LA93_IGN69.laz")
-            .as_os_str(),
-        os("-o"),
-        out.as_os_str(),
-    ]);
+    let other = tile().with_file_name("test_data_77060_627755_LA93_IGN69.laz");
+    let names = |dir: &Path| -> Vec<std::ffi::OsString> {
+        let mut n: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        n.sort();
+        n
+    };
+    for (k, inputs) in [
+        [tile(), bad.clone(), other.clone()],
+        [bad.clone(), tile(), other.clone()],
+        [tile(), other.clone(), bad.clone()],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let out = dir.path().join(format!("out{k}"));
+        let mut args = vec![os("predict")];
+        args.extend(inputs.iter().map(|p| p.as_os_str()));
+        args.extend([os("-o"), out.as_os_str()]);
+        let run = randla(&args);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("1 of 3 input files failed") && stderr.contains("bad.laz: "),
+            "{stderr}"
+        );
+        assert!(stderr.contains("done: 2 file(s)"), "{stderr}");
+        assert_eq!(
+            names(&out),
+            [other.file_name().unwrap(), tile().file_name().unwrap()],
+            "{stderr}"
+        );
+        for good in [tile(), other.clone()] {
+            let pred = info(&out.join(good.file_name().unwrap()));
+            assert_eq!(pred["points"], info(&good)["points"]);
+        }
+    }
+    // A folder of tiles with a note beside them: the note is passed over, said so, and the
+    // tiles are classified.
+    let folder = dir.path().join("tiles");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::copy(tile(), folder.join("a.laz")).unwrap();
+    std::fs::write(folder.join("README.txt"), "Tiles of the survey, 2024.\n").unwrap();
+    std::fs::write(folder.join("index.csv"), "name,xmin,ymin\na.laz,0,0\n").unwrap();
+    let out = dir.path().join("tiles_out");
+    let run = randla(&[os("predict"), folder.as_os_str(), os("-o"), out.as_os_str()]);
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success(), "{stderr}");
-    assert!(stderr.contains("bad.laz"), "{stderr}");
-    let written: Vec<_> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(written, [tile().file_name().unwrap()], "{stderr}");
-    let pred = info(&out.join(tile().file_name().unwrap()));
-    assert_eq!(pred["points"], info(&tile())["points"]);
-    // The bad file first (read together with the good one after it): nothing is written.
-    let out2 = dir.path().join("out2");
-    let run = randla(&[
-        os("predict"),
-        bad.as_os_str(),
-        tile().as_os_str(),
-        os("-o"),
-        out2.as_os_str(),
-    ]);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success(), "{stderr}");
-    assert!(stderr.contains("bad.laz"), "{stderr}");
-    assert!(!out2.exists(), "{stderr}");
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("README.txt: passed over") && stderr.contains("index.csv: passed over"),
+        "{stderr}"
+    );
+    assert_eq!(names(&out), [std::ffi::OsString::from("a.laz")], "{stderr}");
 }
 
 /// Text inputs (`.csv`, `.xyz`, a plain `.txt`) predicted into a folder get one code per line in

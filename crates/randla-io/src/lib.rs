@@ -37,7 +37,7 @@ pub use formats::las::{
 pub use formats::ply::{PlyEncoding, PlyOptions, PlyReader, PlyWriteOptions, read_ply, write_ply};
 pub use formats::s3dis::{S3DIS_CLASSES, read_s3dis_room};
 pub use formats::semantic3d::{Semantic3dReader, read_semantic3d, write_semantic3d_labels};
-pub use formats::xyz::{XyzOptions, XyzReader, read_xyz};
+pub use formats::xyz::{XyzOptions, XyzReader, looks_like_points, read_xyz};
 
 /// Options of [`read_with`] and [`info_with`], per format.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -280,9 +280,14 @@ impl Predictor {
             .enumerate()
         {
             let col = cloud.feature(name).ok_or_else(|| {
+                let names = cloud.feature_names();
+                let has = if names.is_empty() {
+                    "it has coordinates only".to_string()
+                } else {
+                    format!("it has {names:?}")
+                };
                 Error::Input(format!(
-                    "{source}: the model needs the attribute {name:?}, which this file does not have (it has {:?})",
-                    cloud.feature_names()
+                    "{source}: the model needs the attribute {name:?}, which this file does not have ({has}); use a model trained on this file's attributes (--model DIR)"
                 ))
             })?;
             feats

@@ -64,7 +64,9 @@ impl PassArgs {
 /// Arguments of `randla predict`.
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// Point-cloud files (LAS/LAZ, PLY, Semantic3D .txt, SemanticKITTI .bin) or folders of them.
+    /// Point-cloud files (LAS/LAZ, PLY, Semantic3D .txt, SemanticKITTI .bin, .xyz/.csv/.pts
+    /// text) or folders of them. A file that fails is named and the others are still written;
+    /// the run then exits with an error.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Output: a file (one input) or a folder (each output named after its input).
@@ -141,7 +143,9 @@ pub fn resolve_model(dir: Option<&Path>) -> anyhow::Result<ModelDir> {
     }
 }
 
-/// Every input file: files as given, folders expanded to the supported files they hold.
+/// Every input file: files as given, folders expanded to the supported files they hold. A text
+/// file in a folder (`.txt`, `.xyz`, `.csv`, `.pts`) that does not open like a table of points
+/// (a `README.txt`, a tile index) is passed over with a note.
 pub(crate) fn expand(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in inputs {
@@ -152,6 +156,21 @@ pub(crate) fn expand(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
                 .filter(|f| f.is_file() && Format::from_path(f).is_ok())
                 .collect();
             inner.sort();
+            inner.retain(|f| {
+                let text = matches!(
+                    Format::from_path(f),
+                    Ok(Format::Semantic3d | Format::Xyz)
+                );
+                // A file that cannot be read stays, to fail with its reason at its turn.
+                let keep = !text || randla_io::looks_like_points(f).unwrap_or(true);
+                if !keep {
+                    eprintln!(
+                        "note: {}: passed over, not a table of points (its first line is neither numbers nor a header naming x, y and z)",
+                        f.display()
+                    );
+                }
+                keep
+            });
             if inner.is_empty() {
                 bail!("{}: the folder holds no point-cloud file", p.display());
             }
@@ -406,12 +425,27 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                 read_ahead: l.read_ahead,
             })
         };
+        // A file that cannot be read, classified or written does not stop the others: with
+        // several inputs its error is shown when it happens and the run goes on (a folder of
+        // tiles with one bad tile still gets the rest); the run then fails naming every such
+        // file. One input's error is simply the run's.
+        let several = !single;
+        let failures: std::sync::Mutex<Vec<(usize, anyhow::Error)>> = Default::default();
+        let fail = |index: usize, e: anyhow::Error| {
+            if several {
+                display.suspend(|| eprintln!("Error: {e:#}"));
+            }
+            failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((index, e));
+        };
         std::thread::scope(|scope| -> anyhow::Result<()> {
-            let mut pending: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>> = None;
-            let (display, writer_pool) = (&display, &writer_pool);
-            let finish = |h: std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>| {
+            let mut pending: Option<std::thread::ScopedJoinHandle<'_, ()>> = None;
+            let (display, writer_pool, fail) = (&display, &writer_pool, &fail);
+            let finish = |h: std::thread::ScopedJoinHandle<'_, ()>| {
                 h.join()
-                    .map_err(|_| anyhow::anyhow!("the output writer stopped unexpectedly"))?
+                    .map_err(|_| anyhow::anyhow!("the output writer stopped unexpectedly"))
             };
             pool.install(|| -> anyhow::Result<()> {
                 type Reading<'s> = std::thread::ScopedJoinHandle<'s, anyhow::Result<Loaded>>;
@@ -449,88 +483,89 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                         ahead = Some(spawn_read(next));
                     }
                     let first = match current {
-                        Some(h) => join_read(i, h)?,
-                        None => load_file(i, false)?,
+                        Some(h) => join_read(i, h),
+                        None => load_file(i, false),
                     };
-                    // A partner that cannot be read fails at its own turn, after this file.
-                    let (mut batch, mut failed) = (vec![(i, first)], None);
-                    match partner.map(|h| join_read(i + 1, h)) {
-                        Some(Ok(second)) => batch.push((i + 1, second)),
-                        Some(Err(e)) => failed = Some(e),
-                        None => {}
+                    let second = partner.map(|h| join_read(i + 1, h));
+                    let mut batch = Vec::new();
+                    for (index, read) in [(i, Some(first)), (i + 1, second)] {
+                        match read {
+                            Some(Ok(l)) => batch.push((index, l)),
+                            Some(Err(e)) => fail(index, e),
+                            None => {}
+                        }
                     }
-                    i += batch.len();
+                    i = next;
                     let together = batch.len() == 2
                         && batch.iter().all(|(_, l)| l.cloud.len() <= PAIR_MAX_POINTS);
                     let results = if together {
                         let second = batch.pop().expect("two files");
                         let first = batch.pop().expect("two files");
-                        let (a, b) = rayon::join(|| classify(first), || classify(second));
-                        vec![a, b]
+                        let (a, b) = (first.0, second.0);
+                        let (ra, rb) = rayon::join(|| classify(first), || classify(second));
+                        vec![(a, ra), (b, rb)]
                     } else {
-                        batch.into_iter().map(classify).collect()
+                        batch.into_iter().map(|b| (b.0, classify(b))).collect()
                     };
                     let mut done = Vec::new();
-                    for r in results {
+                    for (index, r) in results {
                         match r {
                             Ok(c) => done.push(c),
-                            Err(e) => {
-                                failed.get_or_insert(e);
-                                break;
-                            }
+                            Err(e) => fail(index, e),
                         }
                     }
                     total_points += done.iter().map(|c| c.points).sum::<usize>();
                     if let Some(h) = pending.take() {
                         finish(h)?;
                     }
+                    if done.is_empty() {
+                        continue;
+                    }
                     let (force, votes, grid) =
                         (args.force, opts.votes, predictor.config().grid_size);
                     let (files, outs, kinds) = (&files, &outs, &kinds);
-                    pending = Some(scope.spawn(move || -> anyhow::Result<()> {
-                        // The files of a pair are written at once; their reports follow in
-                        // order, and the first error in that order is the one returned.
-                        let written: Vec<anyhow::Result<String>> = writer_pool.install(|| {
-                            done.into_par_iter()
-                                .map(|mut c| {
-                                    let (file, out, kind) =
-                                        (&files[c.index], &outs[c.index], kinds[c.index]);
-                                    let t_write = Instant::now();
-                                    write(
-                                        file,
-                                        c.kept.as_ref(),
-                                        out,
-                                        kind,
-                                        c.ply_cloud.as_mut(),
-                                        &c.prediction,
-                                        force,
-                                    )?;
-                                    Ok(report(
-                                        file,
-                                        out,
-                                        &c.prediction,
-                                        grid,
-                                        votes,
-                                        (t.elapsed().as_secs_f64(), together),
-                                        (c.read_s, c.read_ahead),
-                                        t_write.elapsed().as_secs_f64(),
-                                    ))
-                                })
-                                .collect()
-                        });
-                        for lines in written {
-                            let lines = lines?;
-                            display.suspend(|| eprintln!("{lines}"));
+                    pending = Some(scope.spawn(move || {
+                        // The files of a pair are written at once; their reports (or errors)
+                        // follow in order.
+                        let written: Vec<(usize, anyhow::Result<String>)> =
+                            writer_pool.install(|| {
+                                done.into_par_iter()
+                                    .map(|mut c| {
+                                        let (file, out, kind) =
+                                            (&files[c.index], &outs[c.index], kinds[c.index]);
+                                        let t_write = Instant::now();
+                                        let lines = write(
+                                            file,
+                                            c.kept.as_ref(),
+                                            out,
+                                            kind,
+                                            c.ply_cloud.as_mut(),
+                                            &c.prediction,
+                                            force,
+                                        )
+                                        .map(|()| {
+                                            report(
+                                                file,
+                                                out,
+                                                &c.prediction,
+                                                grid,
+                                                votes,
+                                                (t.elapsed().as_secs_f64(), together),
+                                                (c.read_s, c.read_ahead),
+                                                t_write.elapsed().as_secs_f64(),
+                                            )
+                                        });
+                                        (c.index, lines)
+                                    })
+                                    .collect()
+                            });
+                        for (index, lines) in written {
+                            match lines {
+                                Ok(lines) => display.suspend(|| eprintln!("{lines}")),
+                                Err(e) => fail(index, e),
+                            }
                         }
-                        Ok(())
                     }));
-                    if let Some(e) = failed {
-                        // The files before it are written first (and their errors come first).
-                        if let Some(h) = pending.take() {
-                            finish(h)?;
-                        }
-                        return Err(e);
-                    }
                 }
                 Ok(())
             })?;
@@ -539,16 +574,38 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
             }
             Ok(())
         })?;
+        let mut failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
+        failures.sort_by_key(|(index, _)| *index);
+        if !several && let Some((_, e)) = failures.pop() {
+            return Err(e);
+        }
         let secs = total_t.elapsed().as_secs_f64();
         let mem = randla_memory::memory_info();
         eprintln!(
-            "done: {} file(s), {} points in {:.2} s ({:.0} points/s), peak RSS {:.0} MiB",
-            files.len(),
+            "done: {} file(s), {} points in {:.2} s ({:.0} points/s), peak RSS {:.0} MiB{}",
+            files.len() - failures.len(),
             total_points,
             secs,
             total_points as f64 / secs,
-            mem.rss_peak_bytes.unwrap_or(0) as f64 / 1048576.0
+            mem.rss_peak_bytes.unwrap_or(0) as f64 / 1048576.0,
+            if failures.is_empty() {
+                String::new()
+            } else {
+                format!("; {} failed", failures.len())
+            }
         );
+        if !failures.is_empty() {
+            let names: Vec<String> = failures
+                .iter()
+                .map(|(index, _)| files[*index].display().to_string())
+                .collect();
+            bail!(
+                "{} of {} input files failed (each error is shown above; the others were written): {}",
+                failures.len(),
+                files.len(),
+                names.join(", ")
+            );
+        }
         Ok(())
     })();
     if result.is_err() {

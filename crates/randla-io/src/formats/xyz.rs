@@ -3,7 +3,9 @@
 //! Column names: `x`, `y`, `z` (required), `label`/`class`/`classification` (labels),
 //! `_` or `skip` (ignored), anything else a feature. Without a spec, a header line of names is
 //! used if present, otherwise the first three columns are x y z and the rest are ignored. The
-//! delimiter is `,`, `;` or white space, detected from the first data line unless given.
+//! delimiter is `,`, `;` or white space, detected from the first data line unless given. A first
+//! line holding one whole number alone is the point count of Leica's `.pts` (and of some `.xyz`
+//! exports) and is skipped.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -110,7 +112,20 @@ impl Layout {
         };
         let mut features = Vec::new();
         let mut has_label = false;
-        let cols = build(path, &names, &mut features, &mut has_label)?;
+        let cols = build(path, &names, &mut features, &mut has_label).map_err(|e| {
+            // Names read off the file: say so, and what a first line may be.
+            match (e, opts.columns.is_none() && is_header) {
+                (Error::Invalid { reason, .. }, true) => Error::invalid(
+                    path,
+                    "first line",
+                    format!("{:?}", line.trim_end()),
+                    format!(
+                        "{reason}: a text point file opens with a header naming its x, y and z columns, or with a line of numbers (x y z first)"
+                    ),
+                ),
+                (e, _) => e,
+            }
+        })?;
         let layout = Layout {
             cols,
             features,
@@ -164,6 +179,54 @@ pub struct XyzReader<R: BufRead = BufReader<File>> {
     opts: XyzOptions,
     layout: Option<Layout>,
     feats: Vec<f32>,
+    /// Whether a first line of one whole number (a `.pts` point count) was skipped.
+    counted: bool,
+}
+
+/// A line that is one whole number alone: the point count that opens a Leica `.pts` file.
+fn is_count_line(line: &str) -> bool {
+    let t = line.trim();
+    !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether the text file at `path` reads as a table of points: its first line that is neither
+/// blank nor a comment (`#`, `//`), after an optional `.pts` point count, is numbers (at least
+/// three) or a header naming x, y and z columns. Used to pass over other text files (a
+/// `README.txt`, a tile index `.csv`) in a folder of point clouds.
+pub fn looks_like_points(path: &Path) -> Result<bool> {
+    let mut lines = Lines::new(super::open_text(path)?, "line");
+    let mut counted = false;
+    loop {
+        let line = match lines.next_line(path) {
+            Ok(Some((_, line))) => line,
+            Ok(None) | Err(Error::Invalid { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if line.starts_with('#') || line.starts_with("//") {
+            continue;
+        }
+        if !counted && is_count_line(line) {
+            counted = true;
+            continue;
+        }
+        let delim = if line.contains(',') {
+            Some(',')
+        } else if line.contains(';') {
+            Some(';')
+        } else {
+            None
+        };
+        let fields: Vec<&str> = split(line, delim).collect();
+        if fields.iter().all(|t| t.parse::<f64>().is_ok()) {
+            return Ok(fields.len() >= 3);
+        }
+        let named = |n: &str| {
+            fields
+                .iter()
+                .any(|t| t.trim_matches('"').eq_ignore_ascii_case(n))
+        };
+        return Ok(named("x") && named("y") && named("z"));
+    }
 }
 
 impl XyzReader {
@@ -182,6 +245,7 @@ impl<R: BufRead> XyzReader<R> {
             opts: opts.clone(),
             layout: None,
             feats: Vec::new(),
+            counted: false,
         }
     }
 
@@ -213,6 +277,14 @@ impl<R: BufRead> Stream for XyzReader<R> {
             }
             let layout = match &mut self.layout {
                 Some(l) => l,
+                None if self.state.read == 0
+                    && !self.counted
+                    && self.opts.columns.is_none()
+                    && is_count_line(line) =>
+                {
+                    self.counted = true;
+                    continue;
+                }
                 None => {
                     let (l, header) = Layout::new(path, line, &self.opts)?;
                     self.feats = vec![0.0; l.features.len()];
@@ -352,5 +424,74 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("no z column"), "{e}");
+    }
+
+    #[test]
+    fn a_pts_count_line_is_skipped() {
+        // Leica's .pts: the point count alone, then x y z intensity r g b.
+        let c = read_xyz_from(
+            "3\n1 2 3 -20 10 20 30\n4 5 6 7 1 2 3\n7 8 9 0 0 0 0\n".as_bytes(),
+            Path::new("a.pts"),
+            &XyzOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.point_f64(2), [7.0, 8.0, 9.0]);
+        // Only a first line: a lone number later is a short line.
+        let e = read_xyz_from(
+            "1 2 3\n4\n".as_bytes(),
+            Path::new("a.xyz"),
+            &XyzOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("expected 3 columns"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_first_line_that_is_not_a_header_of_points_is_named() {
+        let e = read_xyz_from(
+            "Tiles of the survey\n".as_bytes(),
+            Path::new("README.txt"),
+            &XyzOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("README.txt")
+                && e.contains("first line")
+                && e.contains("\"Tiles of the survey\"")
+                && e.contains("no x column"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn point_tables_are_told_from_other_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: [(&str, &[u8], bool); 9] = [
+            ("numbers.xyz", b"\n1 2 3\n", true),
+            ("seven.txt", b"1 2 3 4 5 6 7\n", true),
+            (
+                "header.csv",
+                b"# made by hand\n\"X\",\"Y\",\"Z\",intensity\n1,2,3,4\n",
+                true,
+            ),
+            ("count.pts", b"2\n1 2 3 4\n5 6 7 8\n", true),
+            ("README.txt", b"Tiles of the survey\n", false),
+            ("index.csv", b"name,xmin,ymin\na.laz,0,0\n", false),
+            ("two.xyz", b"1 2\n", false),
+            ("blank.txt", b"\n\n", false),
+            ("binary.txt", &[0xff, 0xfe, 0x00, 0x31], false),
+        ];
+        for (name, bytes, points) in cases {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            assert_eq!(looks_like_points(&p).unwrap(), points, "{name}");
+        }
+        assert!(looks_like_points(&dir.path().join("missing.txt")).is_err());
     }
 }
