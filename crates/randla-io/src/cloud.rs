@@ -71,6 +71,35 @@ impl Bounds {
     }
 }
 
+/// Whether the attribute called `have` answers a request for `want`: the same name, or the same
+/// LAS dimension under the names the LAS reader, PDAL (lower-cased: `returnnumber`) or
+/// CloudCompare (`scalar_Return_Number`) give it: intensity, return number, number of returns,
+/// scan angle, red, green, blue, near infrared.
+pub fn attribute_matches(have: &str, want: &str) -> bool {
+    have == want || las_dimension(have).is_some_and(|d| las_dimension(want) == Some(d))
+}
+
+/// The LAS dimension an attribute name stands for, by the LAS reader's name.
+fn las_dimension(name: &str) -> Option<&'static str> {
+    let n = name.strip_prefix("scalar_").unwrap_or(name);
+    let key: String = n
+        .chars()
+        .filter(|c| *c != '_' && *c != ' ')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    Some(match key.as_str() {
+        "intensity" => "intensity",
+        "returnnumber" => "return_number",
+        "numberofreturns" => "number_of_returns",
+        "scanangle" | "scananglerank" => "scan_angle",
+        "red" => "red",
+        "green" => "green",
+        "blue" => "blue",
+        "nir" | "infrared" => "nir",
+        _ => return None,
+    })
+}
+
 /// Picks an origin for a cloud whose first point is `p`.
 ///
 /// Each coordinate whose magnitude is below 10 km keeps origin 0 (sensor-centred data such as
@@ -135,11 +164,18 @@ impl PointCloud {
         ]
     }
 
-    /// The feature column called `name`, if any.
+    /// The feature column called `name`, if any; else the first that is the same LAS dimension
+    /// under another tool's name ([`attribute_matches`]: `return_number` finds PDAL's
+    /// `returnnumber` or CloudCompare's `scalar_Return_Number`).
     pub fn feature(&self, name: &str) -> Option<&[f32]> {
         self.features
             .iter()
             .find(|f| f.name == name)
+            .or_else(|| {
+                self.features
+                    .iter()
+                    .find(|f| attribute_matches(&f.name, name))
+            })
             .map(|f| f.values.as_slice())
     }
 

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use chunks::{ChunkRead, ChunkReader, Chunks, WholeChunks, open_chunks};
-pub use cloud::{Bounds, Feature, PointCloud};
+pub use cloud::{Bounds, Feature, PointCloud, attribute_matches};
 pub use error::{Error, Result};
 pub use formats::Format;
 pub use formats::kitti::{LearningMap, read_kitti, write_kitti_labels};
@@ -34,7 +34,9 @@ pub use formats::las::{
     RewriteSummary, layer_context, read_las, rewrite_las_classification,
     rewrite_las_classification_from, rewrite_las_with, rewrite_laz_classification_layer,
 };
-pub use formats::ply::{PlyEncoding, PlyOptions, PlyReader, PlyWriteOptions, read_ply, write_ply};
+pub use formats::ply::{
+    PlyEncoding, PlyOptions, PlyReader, PlyWriteOptions, read_ply, rewrite_ply_labels, write_ply,
+};
 pub use formats::s3dis::{S3DIS_CLASSES, read_s3dis_room};
 pub use formats::semantic3d::{Semantic3dReader, read_semantic3d, write_semantic3d_labels};
 pub use formats::xyz::{XyzOptions, XyzReader, looks_like_points, read_xyz};

@@ -209,7 +209,10 @@ fn output_for(input: &Path, output: &Path, single: bool) -> PathBuf {
 enum OutputKind {
     /// The input LAS/LAZ copied with its classification replaced.
     Las,
-    /// A PLY of the model's inputs with the predicted labels.
+    /// The input PLY copied with its labels replaced (or added), every element and property
+    /// kept.
+    PlyCopy,
+    /// A PLY of the model's inputs with the predicted labels (from another format).
     Ply,
     /// Semantic3D `.labels`: one code per line.
     Semantic3dLabels,
@@ -230,6 +233,9 @@ impl OutputKind {
                     );
                 }
                 Ok(OutputKind::Las)
+            }
+            Some(Format::Ply) if Format::from_path(input)? == Format::Ply => {
+                Ok(OutputKind::PlyCopy)
             }
             Some(Format::Ply) => Ok(OutputKind::Ply),
             _ if out.extension().is_some_and(|e| e == "labels") => Ok(OutputKind::Semantic3dLabels),
@@ -841,7 +847,11 @@ fn read_laz_keeping(
 
 /// Drops every attribute but the model's, and the labels.
 fn keep_model_inputs(chunk: &mut randla_io::PointCloud, needed: &[String]) {
-    chunk.features.retain(|f| needed.contains(&f.name));
+    chunk.features.retain(|f| {
+        needed
+            .iter()
+            .any(|n| randla_io::attribute_matches(&f.name, n))
+    });
     chunk.labels = None;
 }
 
@@ -1003,6 +1013,13 @@ fn write(
                     probabilities: probs,
                 },
             )?;
+        }
+        OutputKind::PlyCopy => {
+            let extra = ExtraOutputs {
+                confidence: conf,
+                probabilities: probs,
+            };
+            randla_io::rewrite_ply_labels(input, out, &p.codes, Some(&extra), force)?;
         }
         OutputKind::Semantic3dLabels => randla_io::write_semantic3d_labels(out, &p.codes, force)?,
         OutputKind::KittiLabels => randla_io::write_kitti_labels(out, &p.codes, force)?,

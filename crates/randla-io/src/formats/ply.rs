@@ -2,8 +2,14 @@
 //!
 //! The `vertex` element supplies the points: `x`, `y`, `z` (float or double), and every other
 //! scalar property becomes an `f32` feature, except the label, taken from the property named in
-//! [`PlyOptions::label`] or else the first of `class`, `label`, `scalar_Label`,
-//! `scalar_Classification`. Other elements (faces...) are skipped.
+//! [`PlyOptions::label`] or else the first of [`LABEL_NAMES`] (in any case). Other elements
+//! (faces...) are skipped. Features keep their property names; [`crate::PointCloud::feature`]
+//! finds a LAS dimension under the names PDAL or CloudCompare give it (`returnnumber`,
+//! `scalar_Intensity`...). [`rewrite_ply_labels`] writes predictions back into a copy of a PLY
+//! file.
+
+mod rewrite;
+pub use rewrite::rewrite_ply_labels;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,8 +22,46 @@ use crate::cloud::PointCloud;
 use crate::error::{Error, Result};
 use crate::formats::las::Probabilities;
 
-/// Property names searched for the label, in order.
-pub const LABEL_NAMES: [&str; 4] = ["class", "label", "scalar_Label", "scalar_Classification"];
+/// Property names searched for the label, in order (compared without regard to case).
+pub const LABEL_NAMES: [&str; 5] = [
+    "class",
+    "label",
+    "scalar_Label",
+    "scalar_Classification",
+    "classification",
+];
+
+/// The vertex property holding the label: `name` if given (it must exist), else the first of
+/// [`LABEL_NAMES`] present, exact spelling first, then in any case. Must be a scalar.
+fn label_property(props: &[Prop], name: Option<&str>, path: &Path) -> Result<Option<usize>> {
+    let find = |n: &str| props.iter().position(|p| p.name() == n);
+    let found = match name {
+        Some(n) => Some(find(n).ok_or_else(|| {
+            Error::invalid(
+                path,
+                format!("label property {n}"),
+                "missing",
+                "the requested label property is not in the vertex element",
+            )
+        })?),
+        None => LABEL_NAMES.iter().find_map(|n| find(n)).or_else(|| {
+            LABEL_NAMES
+                .iter()
+                .find_map(|n| props.iter().position(|p| p.name().eq_ignore_ascii_case(n)))
+        }),
+    };
+    if let Some(li) = found
+        && let Prop::List { name, .. } = &props[li]
+    {
+        return Err(Error::invalid(
+            path,
+            format!("property {name} type"),
+            "list",
+            "a label must be a scalar",
+        ));
+    }
+    Ok(found)
+}
 
 /// Scalar property types of PLY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -435,27 +479,7 @@ impl<R: BufRead> PlyReader<R> {
             }
             xyz[k] = i;
         }
-        let label = match &opts.label {
-            Some(n) => Some(find(n).ok_or_else(|| {
-                Error::invalid(
-                    path,
-                    format!("label property {n}"),
-                    "missing",
-                    "the requested label property is not in the vertex element",
-                )
-            })?),
-            None => LABEL_NAMES.iter().find_map(|n| find(n)),
-        };
-        if let Some(li) = label
-            && let Prop::List { name, .. } = &vertex.props[li]
-        {
-            return Err(Error::invalid(
-                path,
-                format!("property {name} type"),
-                "list",
-                "a label must be a scalar",
-            ));
-        }
+        let label = label_property(&vertex.props, opts.label.as_deref(), path)?;
         if vertex.count == 0 {
             return Err(Error::empty(path, "element vertex has 0 points"));
         }
@@ -945,6 +969,24 @@ mod tests {
         assert_eq!(c.labels, Some(vec![4, 5]));
         assert_eq!(c.feature("red").unwrap(), &[255.0, 0.0]);
         assert_eq!(c.point_f64(1), [4.0, 5.0, 6.0]);
+    }
+
+    #[test]
+    fn las_dimensions_from_pdal_or_cloudcompare_are_found_by_their_las_names() {
+        // PDAL lower-cases its dimension names (`returnnumber`, `classification`), CloudCompare
+        // prefixes scalar fields (`scalar_Intensity`): a model trained on LAS finds them.
+        let ply = b"ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\nproperty float z\nproperty ushort scalar_Intensity\nproperty uchar returnnumber\nproperty uchar scalar_Number_Of_Returns\nproperty float nir\nproperty float Infrared\nproperty uchar Classification\nend_header\n1 2 3 400 1 2 0.5 0.25 6\n";
+        let c = read_ply_bytes(ply, Path::new("t.ply"), &PlyOptions::default()).unwrap();
+        assert_eq!(c.feature_names()[..2], ["scalar_Intensity", "returnnumber"]);
+        assert_eq!(c.feature("intensity").unwrap(), &[400.0]);
+        assert_eq!(c.feature("scalar_Intensity").unwrap(), &[400.0]);
+        assert_eq!(c.feature("return_number").unwrap(), &[1.0]);
+        assert_eq!(c.feature("number_of_returns").unwrap(), &[2.0]);
+        // An exact name first.
+        assert_eq!(c.feature("nir").unwrap(), &[0.5]);
+        assert_eq!(c.feature("Infrared").unwrap(), &[0.25]);
+        assert_eq!(c.feature("scan_angle"), None);
+        assert_eq!(c.labels, Some(vec![6]));
     }
 
     #[test]
