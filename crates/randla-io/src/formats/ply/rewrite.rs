@@ -150,6 +150,52 @@ pub fn rewrite_ply_labels(
         let mut at = Vec::new();
         for (ei, e) in header.elements.iter().enumerate().take(vi + 1) {
             let is_vertex = ei == vi;
+            // Binary rows of scalars only: read in blocks, patched where they lie.
+            if let (Some((offs, row_len)), false) =
+                (fixed_rows(&e.props), header.encoding == Encoding::Ascii)
+            {
+                out.write_all_or_err(&buf)?;
+                buf.clear();
+                let per = (FLUSH_BYTES / row_len.max(1)).max(1);
+                let mut block = vec![0u8; per * row_len];
+                let mut j = 0u64;
+                while j < e.count {
+                    let rows = (e.count - j).min(per as u64) as usize;
+                    let want = rows * row_len;
+                    let got = super::super::read_full(&mut r, &mut block[..want], input)?;
+                    if got < want {
+                        return Err(Error::truncated(
+                            input,
+                            format!("element {} row {}", e.name, j + (got / row_len) as u64),
+                            format!("{row_len} bytes"),
+                            format!("{} bytes left", got % row_len),
+                        ));
+                    }
+                    if !is_vertex {
+                        out.write_all_or_err(&block[..want])?;
+                    } else {
+                        for (k, row) in block[..want].chunks_exact_mut(row_len).enumerate() {
+                            let i = j as usize + k;
+                            for &(p, v) in &patch {
+                                let Prop::Scalar { ty, .. } = props[p] else {
+                                    unreachable!("only scalars are patched")
+                                };
+                                put(ty, value(v, i), big, &mut row[offs[p]..offs[p] + ty.size()]);
+                            }
+                            buf.extend_from_slice(row);
+                            for &(_, ty, v) in &append {
+                                let off = buf.len();
+                                buf.resize(off + ty.size(), 0);
+                                put(ty, value(v, i), big, &mut buf[off..]);
+                            }
+                        }
+                        out.write_all_or_err(&buf)?;
+                        buf.clear();
+                    }
+                    j += rows as u64;
+                }
+                continue;
+            }
             for j in 0..e.count {
                 let start = buf.len();
                 match header.encoding {
@@ -200,6 +246,20 @@ pub fn rewrite_ply_labels(
         out.write_all_or_err(&buf)?;
         copy_rest(&mut r, input, out)
     })
+}
+
+/// Each property's offset in a row and the row's length, when every property is a scalar.
+fn fixed_rows(props: &[Prop]) -> Option<(Vec<usize>, usize)> {
+    let mut offs = Vec::with_capacity(props.len());
+    let mut len = 0;
+    for p in props {
+        let Prop::Scalar { ty, .. } = p else {
+            return None;
+        };
+        offs.push(len);
+        len += ty.size();
+    }
+    Some((offs, len))
 }
 
 /// Errors unless `got` values were given for `want`.
@@ -669,6 +729,19 @@ mod tests {
         assert!(e.contains("cut.ply") && e.contains("vertex row 2"), "{e}");
         assert!(!out.exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        // Cut inside rows of scalars only (read in blocks).
+        let fixed = dir.path().join("fixed.ply");
+        let mut b = b"ply\nformat binary_big_endian 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\nend_header\n".to_vec();
+        b.extend_from_slice(&[0u8; 12 * 3 - 5]);
+        std::fs::write(&fixed, &b).unwrap();
+        let e = rewrite_ply_labels(&fixed, &out, &[1, 1, 1], None, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("fixed.ply") && e.contains("vertex row 2") && e.contains("7 bytes left"),
+            "{e}"
+        );
+        assert!(!out.exists());
         // No label property: a `uint label` is added.
         let plain = dir.path().join("plain.ply");
         std::fs::write(
