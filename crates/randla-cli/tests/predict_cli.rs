@@ -600,3 +600,33 @@ fn a_ply_from_another_tool_is_classified_in_a_copy_of_itself() {
     assert_eq!(same["oa"], 1.0, "{same}");
     assert_eq!(eval(&out_ply, &input)["oa"], eval(&out_laz, &tile())["oa"]);
 }
+
+/// `--memory-budget` sizes the network's passes; the cloud's columns come on top, and a run
+/// whose peak RSS went above the budget says so rather than leave the user to think it held.
+#[test]
+fn a_budget_below_the_peak_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("small.laz");
+    let run = randla(&[
+        os("predict"),
+        tile().as_os_str(),
+        os("-o"),
+        out.as_os_str(),
+        os("--memory-budget"),
+        os("16MiB"),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("is above the memory budget (16 MiB)")
+            && stderr.contains("24 bytes per input point"),
+        "{stderr}"
+    );
+    // Tiles shrank to fit: more than one pass.
+    assert!(!stderr.contains("in 1 pass(es)"), "{stderr}");
+    let big = dir.path().join("big.laz");
+    let run = randla(&[os("predict"), tile().as_os_str(), os("-o"), big.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(!stderr.contains("above the memory budget"), "{stderr}");
+}
