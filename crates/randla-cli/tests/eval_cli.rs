@@ -212,9 +212,14 @@ fn the_table_is_readable() {
         "57,795 of 59,606 points correct",
         "rows = truth, columns = predicted",
         "1,811",
+        // Every 3 was predicted as 4: a class the prediction never uses is pointed out.
+        "truth code(s) 3 never predicted",
     ] {
         assert!(s.contains(want), "{want:?} missing from\n{s}");
     }
+    let same = eval(&[tile().as_os_str(), tile().as_os_str()]);
+    let same = String::from_utf8(same.stdout).unwrap();
+    assert!(!same.contains("never predicted"), "{same}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

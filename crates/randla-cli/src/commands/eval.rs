@@ -389,9 +389,21 @@ fn table(
         thousands(m.correct()),
         thousands(m.total())
     );
+    // Truth codes the prediction never uses: often classes the model does not have, which
+    // then weigh on mIoU with an IoU of 0.
+    let rows = m.to_rows();
+    let unused: Vec<u32> = (0..m.num_classes())
+        .filter(|&c| m.support(c) > 0 && rows.iter().all(|r| r[c] == 0))
+        .map(|c| conf.codes()[c])
+        .collect();
+    if !unused.is_empty() {
+        s += &format!(
+            "note     truth code(s) {} never predicted: if the model has no such class, --map them to one it has or --ignore them\n",
+            join(&unused)
+        );
+    }
     s += "\nconfusion (rows = truth, columns = predicted, by code)\n";
-    let cells: Vec<Vec<String>> = m
-        .to_rows()
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| r.iter().map(|&v| thousands(v)).collect())
         .collect();
