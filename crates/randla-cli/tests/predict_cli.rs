@@ -630,3 +630,74 @@ fn a_budget_below_the_peak_is_reported() {
     assert!(run.status.success(), "{stderr}");
     assert!(!stderr.contains("above the memory budget"), "{stderr}");
 }
+
+/// Ctrl-C during the write: the run ends with status 130 (128 + SIGINT), says so, and leaves
+/// neither the output nor its hidden temporary file (as large as the output) behind.
+#[cfg(unix)]
+#[test]
+fn an_interrupted_write_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    // The sample tile 16 times side by side as a binary PLY (954k points), so that the write
+    // lasts long enough to be caught.
+    let cloud = randla_io::read(tile()).unwrap();
+    let col = |name: &str| cloud.feature(name).unwrap();
+    let (int, ret, num) = (
+        col("intensity"),
+        col("return_number"),
+        col("number_of_returns"),
+    );
+    let (n, copies) = (cloud.len(), 16);
+    let mut ply = format!(
+        "ply\nformat binary_little_endian 1.0\nelement vertex {}\nproperty double x\nproperty double y\nproperty double z\nproperty float intensity\nproperty float return_number\nproperty float number_of_returns\nend_header\n",
+        n * copies
+    )
+    .into_bytes();
+    for k in 0..copies {
+        for i in 0..n {
+            let p = cloud.point_f64(i);
+            for v in [p[0] + 60.0 * k as f64, p[1], p[2]] {
+                ply.extend_from_slice(&v.to_le_bytes());
+            }
+            for v in [int[i], ret[i], num[i]] {
+                ply.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+    let input = dir.path().join("strip.ply");
+    std::fs::write(&input, &ply).unwrap();
+    let folder = dir.path().join("out");
+    std::fs::create_dir(&folder).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_randla"))
+        .args([os("predict"), input.as_os_str(), os("-o")])
+        .arg(folder.join("strip.ply"))
+        .arg("--probabilities")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let temporary = || {
+        std::fs::read_dir(&folder)
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+    };
+    let caught = loop {
+        if temporary() {
+            // SAFETY: kill with the pid of a child this test started and has not reaped.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+            break true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(500));
+    };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(caught, "the write ended before it was seen: {stderr}");
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: 1 unfinished output(s) removed"),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&folder).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -5,6 +5,7 @@
 
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 
@@ -14,6 +15,51 @@ pub struct AtomicFile {
     target: PathBuf,
     overwrite: bool,
     writer: BufWriter<tempfile::NamedTempFile>,
+    /// Listed in [`UNFINISHED`] while it lives.
+    _listed: Listed,
+}
+
+/// The temporary files of the [`AtomicFile`]s being written, so that a run ended by a signal
+/// can remove them ([`remove_unfinished`]); a file drops out of the list when its
+/// [`AtomicFile`] is committed or dropped.
+static UNFINISHED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// A temporary file's place in [`UNFINISHED`], given up on drop.
+#[derive(Debug)]
+struct Listed(PathBuf);
+
+impl Listed {
+    fn new(path: &Path) -> Listed {
+        UNFINISHED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(path.to_path_buf());
+        Listed(path.to_path_buf())
+    }
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        let mut list = UNFINISHED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = list.iter().position(|p| *p == self.0) {
+            list.swap_remove(i);
+        }
+    }
+}
+
+/// Removes the temporary file of every [`AtomicFile`] still being written, and returns how
+/// many there were. For a process about to end mid-write (a signal's handler): the files'
+/// owners may still write to them, but no output appears and nothing is left behind.
+pub fn remove_unfinished() -> usize {
+    remove_listed(|_| true)
+}
+
+/// Removes the listed temporary files that `pick` picks; returns how many were removed.
+fn remove_listed(pick: impl Fn(&Path) -> bool) -> usize {
+    let list = UNFINISHED.lock().unwrap_or_else(|p| p.into_inner());
+    list.iter()
+        .filter(|p| pick(p) && std::fs::remove_file(p).is_ok())
+        .count()
 }
 
 /// Returns true if `a` and `b` name the same existing file (same path after canonicalisation,
@@ -77,6 +123,7 @@ impl AtomicFile {
         Ok(AtomicFile {
             target: target.to_path_buf(),
             overwrite,
+            _listed: Listed::new(tmp.path()),
             writer: BufWriter::with_capacity(1 << 20, tmp),
         })
     }
@@ -186,6 +233,33 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n.ends_with(".tmp"))
             .collect()
+    }
+
+    #[test]
+    fn unfinished_files_are_listed_until_committed_or_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let listed = |f: &AtomicFile| {
+            let tmp = f.writer.get_ref().path().to_path_buf();
+            UNFINISHED.lock().unwrap().contains(&tmp)
+        };
+        let a = AtomicFile::create(&dir.path().join("a.bin"), &[], false).unwrap();
+        let b = AtomicFile::create(&dir.path().join("b.bin"), &[], false).unwrap();
+        assert!(listed(&a) && listed(&b));
+        a.commit().unwrap();
+        drop(b);
+        let mut c = AtomicFile::create(&dir.path().join("c.bin"), &[], false).unwrap();
+        c.write_all_or_err(b"partial").unwrap();
+        assert!(listed(&c));
+        // An interrupted run: c's temporary file goes (only this test's folder is swept, as
+        // other tests write at the same time).
+        assert_eq!(remove_listed(|p| p.starts_with(dir.path())), 1);
+        assert!(c.commit().is_err());
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["a.bin"]);
     }
 
     #[test]
