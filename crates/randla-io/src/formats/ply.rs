@@ -733,11 +733,38 @@ fn read_binary_row(
     props: &[Prop],
     j: u64,
     big: bool,
-    mut row: Option<&mut [f64]>,
+    row: Option<&mut [f64]>,
 ) -> Result<()> {
-    let mut b = [0u8; 8];
-    for (pi, p) in props.iter().enumerate() {
-        let short = |want: u64, left: u64| {
+    let (mut bytes, mut at) = (Vec::new(), Vec::new());
+    copy_binary_row(r, path, name, props, j, big, &mut bytes, &mut at)?;
+    if let Some(row) = row {
+        for (pi, p) in props.iter().enumerate() {
+            if let Prop::Scalar { ty, .. } = p {
+                row[pi] = ty.decode(&bytes[at[pi]..], big);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Copies binary row `j` of element `name` onto `buf`; sets `at` to each property's offset in
+/// it.
+#[allow(clippy::too_many_arguments)]
+fn copy_binary_row(
+    r: &mut impl Read,
+    path: &Path,
+    name: &str,
+    props: &[Prop],
+    j: u64,
+    big: bool,
+    buf: &mut Vec<u8>,
+    at: &mut Vec<usize>,
+) -> Result<()> {
+    let start = buf.len();
+    at.clear();
+    for p in props {
+        at.push(buf.len() - start);
+        let short = |want: u64, left: usize| {
             Error::truncated(
                 path,
                 format!("element {name} row {j} property {}", p.name()),
@@ -745,36 +772,32 @@ fn read_binary_row(
                 format!("{left} bytes left"),
             )
         };
-        let ty = match p {
-            Prop::Scalar { ty, .. } => *ty,
-            Prop::List { count, .. } => *count,
+        let (ty, item) = match p {
+            Prop::Scalar { ty, .. } => (*ty, None),
+            Prop::List { count, item, .. } => (*count, Some(*item)),
         };
-        let s = ty.size();
-        let got = super::read_full(r, &mut b[..s], path)?;
-        if got < s {
-            return Err(short(s as u64, got as u64));
+        let off = buf.len();
+        buf.resize(off + ty.size(), 0);
+        let got = super::read_full(r, &mut buf[off..], path)?;
+        if got < ty.size() {
+            return Err(short(ty.size() as u64, got));
         }
-        let v = ty.decode(&b, big);
-        match p {
-            Prop::Scalar { .. } => {
-                if let Some(row) = row.as_deref_mut() {
-                    row[pi] = v;
-                }
+        if let Some(item) = item {
+            let c = ty.decode(&buf[off..], big);
+            if c < 0.0 {
+                return Err(Error::invalid(
+                    path,
+                    format!("element {name} row {j} property {} count", p.name()),
+                    c,
+                    "negative list length",
+                ));
             }
-            Prop::List { item, .. } => {
-                if v < 0.0 {
-                    return Err(Error::invalid(
-                        path,
-                        format!("element {name} row {j} property {} count", p.name()),
-                        v,
-                        "negative list length",
-                    ));
-                }
-                let len = (v as u64).saturating_mul(item.size() as u64);
-                let got = super::skip_bytes(r, len, path)?;
-                if got < len {
-                    return Err(short(len, got));
-                }
+            let len = (c as usize).saturating_mul(item.size());
+            let off = buf.len();
+            buf.resize(off + len, 0);
+            let got = super::read_full(r, &mut buf[off..], path)?;
+            if got < len {
+                return Err(short(len as u64, got));
             }
         }
     }

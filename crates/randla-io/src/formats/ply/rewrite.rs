@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use super::{Encoding, Prop, Ty, label_property, parse_header};
+use super::{Encoding, Prop, Ty, copy_binary_row, label_property, parse_header};
 use crate::atomic::{AtomicFile, write_atomic};
 use crate::error::{Error, Result};
 use crate::formats::las::ExtraOutputs;
@@ -445,63 +445,6 @@ fn ascii_row(
     }
     for &(_, _, v) in append {
         let _ = write!(buf, " {}", text(v));
-    }
-    Ok(())
-}
-
-/// Copies binary row `j` of element `name` onto `buf`; sets `at` to each property's offset in
-/// it.
-#[allow(clippy::too_many_arguments)]
-fn copy_binary_row(
-    r: &mut impl Read,
-    path: &Path,
-    name: &str,
-    props: &[Prop],
-    j: u64,
-    big: bool,
-    buf: &mut Vec<u8>,
-    at: &mut Vec<usize>,
-) -> Result<()> {
-    let start = buf.len();
-    at.clear();
-    for p in props {
-        at.push(buf.len() - start);
-        let short = |want: u64, left: usize| {
-            Error::truncated(
-                path,
-                format!("element {name} row {j} property {}", p.name()),
-                format!("{want} bytes"),
-                format!("{left} bytes left"),
-            )
-        };
-        let (ty, item) = match p {
-            Prop::Scalar { ty, .. } => (*ty, None),
-            Prop::List { count, item, .. } => (*count, Some(*item)),
-        };
-        let off = buf.len();
-        buf.resize(off + ty.size(), 0);
-        let got = super::super::read_full(r, &mut buf[off..], path)?;
-        if got < ty.size() {
-            return Err(short(ty.size() as u64, got));
-        }
-        if let Some(item) = item {
-            let c = ty.decode(&buf[off..], big);
-            if c < 0.0 {
-                return Err(Error::invalid(
-                    path,
-                    format!("element {name} row {j} property {} count", p.name()),
-                    c,
-                    "negative list length",
-                ));
-            }
-            let len = (c as usize).saturating_mul(item.size());
-            let off = buf.len();
-            buf.resize(off + len, 0);
-            let got = super::super::read_full(r, &mut buf[off..], path)?;
-            if got < len {
-                return Err(short(len as u64, got));
-            }
-        }
     }
     Ok(())
 }
