@@ -3,7 +3,7 @@
 //! ```toml
 //! # Relative paths are relative to this file's folder.
 //! [data]
-//! layout = "las"                 # las (LAS/LAZ/PLY/XYZ files) | s3dis | semantic3d | semantickitti | toronto3d
+//! layout = "las"                 # las (LAS/LAZ/PLY/XYZ files; also "files", "ply", "xyz") | s3dis | semantic3d | semantickitti | toronto3d
 //! root = "../data/ign-lidar-hd"  # entries below are relative to root
 //! train = ["test_data_77050_*", "test_data_77055_*"]   # files, folders or `*` patterns
 //! val = ["test_data_77060_*"]
@@ -44,6 +44,8 @@ use crate::error::{Error, Result};
 #[serde(rename_all = "lowercase")]
 pub enum Layout {
     /// Generic files: LAS/LAZ, PLY, XYZ/CSV (labels from the classification / label column).
+    /// Also accepted as `files`, `ply` or `xyz`, the names a user with such files may try.
+    #[serde(alias = "files", alias = "ply", alias = "xyz")]
     Las,
     /// S3DIS: `Area_N/<room>/Annotations/*.txt`; an entry is an area or a room folder.
     S3dis,

@@ -100,3 +100,27 @@ fn missing_data_entries_are_named() {
     .to_string();
     assert!(e.contains("does not exist"), "{e}");
 }
+
+/// The generic layout answers to the names a user with plain files may try; an unknown one is
+/// refused naming the field's choices.
+#[test]
+fn the_generic_layout_takes_its_other_names() {
+    let good = common::tiny_config_text(1, 1, false);
+    let with = |layout: &str| {
+        let text = if good.contains("layout = ") {
+            good.replace("layout = \"las\"", &format!("layout = \"{layout}\""))
+        } else {
+            good.replace("[data]", &format!("[data]\nlayout = \"{layout}\""))
+        };
+        TrainConfig::from_toml_str(&text, Path::new("t.toml"))
+    };
+    for name in ["las", "files", "ply", "xyz"] {
+        let c = with(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(c.data.layout, randla_train::Layout::Las, "{name}");
+    }
+    let e = with("pcd").unwrap_err().to_string();
+    assert!(
+        e.contains("t.toml") && e.contains("pcd") && e.contains("toronto3d"),
+        "{e}"
+    );
+}
