@@ -164,22 +164,40 @@ fn probabilities_are_added_to_a_laz_output() {
     let kept = &after["attributes"].as_array().unwrap()[..orig.len()];
     assert_eq!(kept, orig.as_slice());
 
-    // Probabilities again on that output: refused, saying why, and nothing written.
-    let again = dir.path().join("again.laz");
-    let run = randla(&[
-        os("predict"),
-        out.as_os_str(),
-        os("-o"),
-        again.as_os_str(),
-        os("--probabilities"),
-    ]);
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success());
-    assert!(
-        err.contains("confidence") && err.contains("earlier prediction"),
-        "{err}"
-    );
-    assert!(!again.exists());
+    // Probabilities again on that output, from another prediction (two votes): the earlier
+    // dimensions are refilled in place, none added, each with the values a run on the original
+    // file writes; through the full LAZ rewrite and the parallel LAS one.
+    let fresh = dir.path().join("fresh.laz");
+    let two = |input: &Path, output: &Path| {
+        let run = randla(&[
+            os("predict"),
+            input.as_os_str(),
+            os("-o"),
+            output.as_os_str(),
+            os("--probabilities"),
+            os("--votes"),
+            os("2"),
+        ]);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        randla_io::read_las(output).unwrap()
+    };
+    let fresh = two(&tile(), &fresh);
+    for name in ["again.laz", "again.las"] {
+        let again = two(&out, &dir.path().join(name));
+        assert_eq!(again.feature_names(), cloud.feature_names(), "{name}");
+        for n in probs.iter().copied().chain(["confidence"]) {
+            assert!(again.feature(n) == fresh.feature(n), "{name}: {n}");
+        }
+        assert_eq!(again.labels, fresh.labels, "{name}");
+        assert!(
+            again.feature("confidence") != cloud.feature("confidence"),
+            "{name}: the one-vote values were copied through"
+        );
+    }
 }
 
 #[test]

@@ -506,12 +506,50 @@ fn extra_bytes_confidence_and_probabilities() {
         assert_eq!(&eb.data[4..14], b"confidence");
         assert_eq!(eb.data[2], 9, "float data type");
     }
-    // Adding the same dimension twice is refused.
+    // Rewriting an output that already has them (an earlier prediction's) refills them in
+    // place: the same record length and dimensions, the new values, the other bytes as they
+    // were; as LAZ and as LAS.
+    let conf2: Vec<f32> = conf.iter().map(|c| 1.0 - c).collect();
+    let probs2: Vec<f32> = probs.iter().map(|p| p + 0.125).collect();
+    let extra2 = ExtraOutputs {
+        confidence: Some(&conf2),
+        probabilities: Some(Probabilities {
+            names: &names,
+            values: &probs2,
+        }),
+    };
     let out = dir.path().join("pred.laz");
-    let again = dir.path().join("again.laz");
-    let e = rewrite_las_classification(&out, &again, &classes, Some(&extra), false).unwrap_err();
-    assert!(e.to_string().contains("confidence"), "{e}");
-    assert!(!again.exists());
+    for name in ["again.laz", "again.las"] {
+        let again = dir.path().join(name);
+        rewrite_las_classification(&out, &again, &classes, Some(&extra2), false).unwrap();
+        let (a, la) = raw_records(&out);
+        let (b, lb) = raw_records(&again);
+        assert_eq!(la, lb, "{name}");
+        // Only the last 16 bytes (the four floats) differ.
+        for (ra, rb) in a.chunks_exact(la).zip(b.chunks_exact(lb)).step_by(97) {
+            assert_eq!(ra[..la - 16], rb[..lb - 16], "{name}");
+        }
+        let c = read_las(&again).unwrap();
+        assert_eq!(c.feature_names(), read_las(&out).unwrap().feature_names());
+        assert_eq!(c.feature("confidence").unwrap(), conf2.as_slice(), "{name}");
+        let pb = c.feature("prob_vegetation").unwrap();
+        for i in (0..n).step_by(101) {
+            assert_eq!(pb[i], probs2[i * 3 + 1], "{name}");
+        }
+    }
+    // Asking for the same dimension twice is refused.
+    let names2 = vec!["ground".to_string(), "ground".to_string()];
+    let twice = ExtraOutputs {
+        confidence: None,
+        probabilities: Some(Probabilities {
+            names: &names2,
+            values: &probs[..n * 2],
+        }),
+    };
+    let bad = dir.path().join("bad.laz");
+    let e = rewrite_las_classification(&input, &bad, &classes, Some(&twice), false).unwrap_err();
+    assert!(e.to_string().contains("prob_ground"), "{e}");
+    assert!(!bad.exists());
 }
 
 #[test]

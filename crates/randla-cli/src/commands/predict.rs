@@ -103,9 +103,8 @@ pub struct PredictArgs {
     #[arg(long)]
     pub margin: Option<f32>,
     /// Also write the confidence and the per-class probabilities (LAS 1.4 extra bytes, PLY
-    /// properties). A PLY input's earlier ones are replaced; a LAS/LAZ input that already has
-    /// them (an earlier prediction's) is refused with this flag, and copies them through
-    /// unchanged without it: predict from the original file to renew them.
+    /// properties). An input that already has them (an earlier prediction's, as 4-byte floats)
+    /// gets them refilled in place; without this flag they are copied through unchanged.
     #[arg(long)]
     pub probabilities: bool,
     /// Replace outputs that exist.

@@ -1964,12 +1964,12 @@ where
         ));
     }
 
-    let k = opts.probability_names.len();
     let OutputLayout {
         mut raw,
         vlrs,
         out_len,
         added,
+        slots,
         laz: out_laz_vlr,
     } = output_layout(&head, output, out_compressed, opts)?;
 
@@ -2011,8 +2011,7 @@ where
         input,
         layout: l,
         out_len,
-        confidence: opts.confidence,
-        k,
+        slots,
     };
     // An uncompressed output with a filler callable anywhere: parts written in parallel.
     if let (Some(pf), Sink::Raw(w)) = (par_fill, &mut sink)
@@ -2073,6 +2072,7 @@ struct OutputLayout {
     vlrs: Vec<Vlr>,
     out_len: usize,
     added: Vec<String>,
+    slots: Slots,
     laz: Option<(LazVlr, bool)>,
 }
 
@@ -2085,15 +2085,19 @@ fn output_layout(
     opts: &RewriteOptions,
 ) -> Result<OutputLayout> {
     let l = head.layout;
-    // Added extra-bytes dimensions.
-    let mut added: Vec<String> = Vec::new();
+    // The requested extra-bytes dimensions: refilled where the input has them as 4-byte floats
+    // (an earlier prediction's), else added at the end of the record.
+    let mut wanted: Vec<String> = Vec::new();
     if opts.confidence {
-        added.push("confidence".into());
+        wanted.push("confidence".into());
     }
     for name in &opts.probability_names {
-        added.push(format!("prob_{name}"));
+        wanted.push(format!("prob_{name}"));
     }
-    for (i, a) in added.iter().enumerate() {
+    let extra_start = l.record_len - l.extra_len();
+    let mut added: Vec<String> = Vec::new();
+    let mut at: Vec<Option<usize>> = Vec::with_capacity(wanted.len());
+    for (i, a) in wanted.iter().enumerate() {
         if a.len() > 32 {
             return Err(Error::argument(
                 output,
@@ -2102,22 +2106,49 @@ fn output_layout(
                 "extra-bytes names are limited to 32 bytes",
             ));
         }
-        let clash = if head.extra.iter().any(|f| &f.name == a) {
-            Some(
-                "the input already has a dimension of that name (from an earlier prediction?): \
-                 rewrite the original file, or add no confidence and probabilities",
-            )
-        } else if added[..i].contains(a) {
-            Some("a dimension of that name already exists")
-        } else {
-            None
-        };
-        if let Some(reason) = clash {
-            return Err(Error::argument(output, "extra dimension name", a, reason));
+        if wanted[..i].contains(a) {
+            return Err(Error::argument(
+                output,
+                "extra dimension name",
+                a,
+                "a dimension of that name already exists",
+            ));
+        }
+        match head.extra.iter().find(|f| &f.name == a) {
+            Some(f) if f.ty == Some(ExtraType::F32) && f.size == 4 => {
+                at.push(Some(extra_start + f.offset))
+            }
+            Some(f) => {
+                return Err(Error::argument(
+                    output,
+                    "extra dimension name",
+                    a,
+                    format!(
+                        "the input already has a dimension of that name, {} bytes of type {:?}, which a prediction's 4-byte float cannot refill: rewrite a file without it, or add no confidence and probabilities",
+                        f.size, f.ty
+                    ),
+                ));
+            }
+            None => {
+                at.push(None);
+                added.push(a.clone());
+            }
         }
     }
     let add_bytes = 4 * added.len();
     let out_len = l.record_len + add_bytes;
+    // Where each value goes in an output record: its own bytes, or the next added ones.
+    let mut next = l.record_len;
+    let mut place = at.into_iter().map(|o| {
+        o.unwrap_or_else(|| {
+            next += 4;
+            next - 4
+        })
+    });
+    let slots = Slots {
+        confidence: if opts.confidence { place.next() } else { None },
+        probabilities: place.collect(),
+    };
     if out_len > usize::from(u16::MAX) {
         return Err(Error::argument(
             output,
@@ -2261,8 +2292,29 @@ fn output_layout(
         vlrs,
         out_len,
         added,
+        slots,
         laz: out_laz_vlr,
     })
+}
+
+/// Where a rewrite puts each point's confidence and probabilities: byte offsets in the output
+/// record (inside the input's record where an earlier prediction's dimensions are refilled,
+/// past it where they are added).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Slots {
+    confidence: Option<usize>,
+    /// One per class.
+    probabilities: Vec<usize>,
+}
+
+impl Slots {
+    /// Whether any value refills the input's own bytes.
+    fn refills(&self, record_len: usize) -> bool {
+        self.confidence
+            .iter()
+            .chain(&self.probabilities)
+            .any(|&o| o < record_len)
+    }
 }
 
 /// Writes the header `raw`, the VLRs and the bytes before the point data.
@@ -2351,9 +2403,8 @@ struct Patch<'a> {
     input: &'a Path,
     layout: Layout,
     out_len: usize,
-    confidence: bool,
-    /// Probabilities per point.
-    k: usize,
+    /// Where the confidence and the probabilities go.
+    slots: Slots,
 }
 
 impl Patch<'_> {
@@ -2367,7 +2418,7 @@ impl Patch<'_> {
         obuf: &mut Vec<u8>,
         fill: impl FnOnce(ChunkFill<'_>) -> Result<()>,
     ) -> Result<()> {
-        let (l, k) = (self.layout, self.k);
+        let (l, k) = (self.layout, self.slots.probabilities.len());
         let class_off = l.class_offset();
         let n = records.len() / l.record_len;
         let ChunkBufs {
@@ -2382,7 +2433,14 @@ impl Patch<'_> {
                 .map(|r| if l.extended() { r[16] } else { r[15] & 0x1F }),
         );
         conf.clear();
-        conf.resize(if self.confidence { n } else { 0 }, 0.0f32);
+        conf.resize(
+            if self.slots.confidence.is_some() {
+                n
+            } else {
+                0
+            },
+            0.0f32,
+        );
         probs.clear();
         probs.resize(n * k, 0.0f32);
         fill(ChunkFill {
@@ -2398,6 +2456,9 @@ impl Patch<'_> {
             let c = classes[i];
             let at = obuf.len();
             obuf.extend_from_slice(rec);
+            if self.out_len > l.record_len {
+                obuf.resize(at + self.out_len, 0);
+            }
             if l.extended() {
                 obuf[at + class_off] = c;
             } else {
@@ -2411,11 +2472,16 @@ impl Patch<'_> {
                 }
                 obuf[at + class_off] = (rec[class_off] & 0xE0) | c;
             }
-            if self.confidence {
-                obuf.extend_from_slice(&conf[i].to_le_bytes());
+            if let Some(o) = self.slots.confidence {
+                obuf[at + o..at + o + 4].copy_from_slice(&conf[i].to_le_bytes());
             }
-            for p in &probs[i * k..(i + 1) * k] {
-                obuf.extend_from_slice(&p.to_le_bytes());
+            for (&o, p) in self
+                .slots
+                .probabilities
+                .iter()
+                .zip(&probs[i * k..(i + 1) * k])
+            {
+                obuf[at + o..at + o + 4].copy_from_slice(&p.to_le_bytes());
             }
         }
         Ok(())

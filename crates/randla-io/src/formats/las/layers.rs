@@ -67,7 +67,9 @@ pub(super) fn rewritable(head: &Head, adding_extra_bytes: bool) -> bool {
         && items.first().map(|i| i.item_type()) == Some(LazItemType::Point14)
         && items.iter().all(|i| layer_count(i).is_some())
         && (!adding_extra_bytes
-            || (items[0].version() == 3
+            // An earlier prediction's values are refilled by the full rewrite.
+            || (!head.extra.iter().any(|f| f.name == "confidence" || f.name.starts_with("prob_"))
+                && items[0].version() == 3
                 && items
                     .iter()
                     .all(|i| !matches!(i.item_type(), LazItemType::Byte14(_)) || i.version() == 3)))
@@ -361,8 +363,17 @@ pub(super) fn rewrite(
         vlrs,
         out_len,
         added,
+        slots,
         laz,
     } = output_layout(&head, output, true, opts)?;
+    if slots.refills(head.layout.record_len) {
+        return Err(Error::unsupported(
+            output,
+            "extra bytes",
+            "confidence / prob_*",
+            "the input's own confidence and probabilities are refilled by the full rewrite only (rewrite_las_classification)",
+        ));
+    }
     let Some((out_lv, _)) = laz else {
         return Err(Error::invalid(
             output,
