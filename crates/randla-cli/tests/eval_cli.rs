@@ -331,3 +331,91 @@ fn label_files_score_against_a_text_truth() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `randla predict DIR -o OUT` then `randla eval OUT DIR`: folders are paired file by file (by
+/// name, or by name before the extension) and every pair is scored in one confusion matrix, the
+/// sum of the pairs' own; truth files without a prediction are named and left out.
+#[test]
+fn folders_are_scored_pair_by_pair_together() {
+    let dir = scratch("folders");
+    let (preds, truths) = (dir.join("pred"), dir.join("truth"));
+    std::fs::create_dir_all(&preds).unwrap();
+    std::fs::create_dir_all(&truths).unwrap();
+    let altered = copy_with_3_as_4(&dir);
+    std::fs::copy(&altered, preds.join("a.las")).unwrap();
+    std::fs::copy(tile(), preds.join("b.laz")).unwrap();
+    std::fs::copy(tile(), truths.join("a.las")).unwrap();
+    std::fs::copy(tile(), truths.join("b.laz")).unwrap();
+    std::fs::copy(other_tile(), truths.join("c.laz")).unwrap();
+    // A labels file predicts a text cloud of the same stem.
+    std::fs::write(preds.join("d.labels"), "2\n6\n6\n").unwrap();
+    std::fs::write(
+        truths.join("d.xyz"),
+        "x y z label\n0 0 0 2\n1 0 0 6\n2 0 0 2\n",
+    )
+    .unwrap();
+    let out = eval(&[preds.as_os_str(), truths.as_os_str(), "--json".as_ref()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 truth file(s) without a prediction") && stderr.contains("c.laz"),
+        "{stderr}"
+    );
+    let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The sum of the pairs scored one by one.
+    let parts = [
+        eval_json(&preds.join("a.las"), &truths.join("a.las"), &[]),
+        eval_json(&preds.join("b.laz"), &truths.join("b.laz"), &[]),
+        eval_json(&preds.join("d.labels"), &truths.join("d.xyz"), &[]),
+    ];
+    let codes: Vec<u64> = all["confusion"]["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .collect();
+    let cell = |v: &Value, t: u64, p: u64| -> u64 {
+        let cs: Vec<u64> = v["confusion"]["codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_u64().unwrap())
+            .collect();
+        match (
+            cs.iter().position(|&c| c == t),
+            cs.iter().position(|&c| c == p),
+        ) {
+            (Some(i), Some(j)) => v["confusion"]["matrix"][i][j].as_u64().unwrap(),
+            _ => 0,
+        }
+    };
+    for (i, &t) in codes.iter().enumerate() {
+        for (j, &p) in codes.iter().enumerate() {
+            let sum: u64 = parts.iter().map(|v| cell(v, t, p)).sum();
+            assert_eq!(
+                all["confusion"]["matrix"][i][j].as_u64().unwrap(),
+                sum,
+                "{t}→{p}"
+            );
+        }
+    }
+    // 2 × 59,606 + 3 points, 1,811 + 1 wrong.
+    assert!(
+        close(&all["oa"], (2 * N + 3 - 1812) as f64 / (2 * N + 3) as f64),
+        "{all}"
+    );
+    let text = eval(&[preds.as_os_str(), truths.as_os_str()]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("files    3 pairs"), "{text}");
+    // A folder against a file, and a prediction without its truth: refused, naming them.
+    fails_with(
+        &[preds.as_os_str(), tile().as_os_str()],
+        &["PRED is a folder", "TRUTH must be one too"],
+    );
+    std::fs::remove_file(truths.join("d.xyz")).unwrap();
+    fails_with(
+        &[preds.as_os_str(), truths.as_os_str()],
+        &["d.labels", "no truth for this prediction"],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

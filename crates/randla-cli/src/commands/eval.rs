@@ -36,10 +36,12 @@ use serde::ser::SerializeMap;
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// The prediction: any point-cloud file with labels (.las/.laz classification, .ply label
-    /// property, ...).
+    /// property, ...), or a folder of them (`randla predict`'s output folder).
     pub pred: PathBuf,
     /// The truth: a file with labels and the same points in the same order (it may be PRED's
-    /// own input file).
+    /// own input file), or, when PRED is a folder, a folder whose files are paired with PRED's
+    /// by name (or by name before the extension: `x.labels` with `x.txt`); all pairs are
+    /// scored together.
     pub truth: PathBuf,
     /// Remap codes in both files before scoring, e.g. "3=5,4=5" merges low and medium
     /// vegetation into high vegetation. Mappings apply at once, not in a chain ("3=5,5=6" sends
@@ -222,9 +224,111 @@ pub(crate) fn read_pair(pred: &Path, truth: &Path) -> anyhow::Result<(Vec<u32>, 
     Ok((p, t))
 }
 
+/// Whether `path` is a folder of predictions or truths (not an S3DIS room, which is one cloud).
+fn is_folder_of_files(path: &Path) -> bool {
+    path.is_dir() && !path.join("Annotations").is_dir()
+}
+
+/// Whether [`read_labels`] takes `path`: a point-cloud file or a label file.
+fn has_labels(path: &Path) -> bool {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    path.is_file()
+        && (matches!(ext.as_deref(), Some("labels" | "label")) || Format::from_path(path).is_ok())
+}
+
+/// The (PRED, TRUTH) file pairs of two folders: every prediction in `pred` with the file of
+/// `truth` of the same name, or else of the same stem (`x.labels` predicts `x.txt`). Also the
+/// truth files that no prediction pairs with.
+fn folder_pairs(
+    pred: &Path,
+    truth: &Path,
+) -> anyhow::Result<(Vec<(PathBuf, PathBuf)>, Vec<PathBuf>)> {
+    let list = |dir: &Path| -> anyhow::Result<Vec<PathBuf>> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("{}: cannot list the folder", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|f| has_labels(f))
+            .collect();
+        files.sort();
+        Ok(files)
+    };
+    let preds = list(pred)?;
+    if preds.is_empty() {
+        bail!("{}: the folder holds no prediction file", pred.display());
+    }
+    let truths = list(truth)?;
+    let mut used = vec![false; truths.len()];
+    let mut pairs = Vec::new();
+    for p in preds {
+        let same_name = truths.iter().position(|t| t.file_name() == p.file_name());
+        let same_stem = || {
+            truths.iter().position(|t| {
+                t.file_stem() == p.file_stem()
+                    && !t.extension().is_some_and(|e| e == "labels" || e == "label")
+            })
+        };
+        let Some(j) = same_name.or_else(same_stem) else {
+            bail!(
+                "{}: no truth for this prediction in {} (a file of the same name, or of the same name before the extension)",
+                p.display(),
+                truth.display()
+            );
+        };
+        used[j] = true;
+        pairs.push((p, truths[j].clone()));
+    }
+    let unpaired = truths
+        .into_iter()
+        .zip(used)
+        .filter(|(_, u)| !u)
+        .map(|(t, _)| t)
+        .collect();
+    Ok((pairs, unpaired))
+}
+
 /// Runs `randla eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let (mut pred, mut truth) = read_pair(&args.pred, &args.truth)?;
+    let (mut pred, mut truth, naming_file, files) = match (
+        is_folder_of_files(&args.pred),
+        is_folder_of_files(&args.truth),
+    ) {
+        (false, false) => {
+            let (p, t) = read_pair(&args.pred, &args.truth)?;
+            (p, t, args.truth.clone(), None)
+        }
+        (true, true) => {
+            // Every pair scored together: the points of all files in one confusion matrix.
+            let (pairs, unpaired) = folder_pairs(&args.pred, &args.truth)?;
+            let (mut p, mut t) = (Vec::new(), Vec::new());
+            for (a, b) in &pairs {
+                let (pa, tb) = read_pair(a, b)?;
+                p.extend(pa);
+                t.extend(tb);
+            }
+            if !unpaired.is_empty() {
+                let names: Vec<String> = unpaired.iter().map(|u| u.display().to_string()).collect();
+                eprintln!(
+                    "note: {} truth file(s) without a prediction, not scored: {}",
+                    unpaired.len(),
+                    names.join(", ")
+                );
+            }
+            let first = pairs[0].1.clone();
+            (p, t, first, Some(pairs.len()))
+        }
+        (true, false) => bail!(
+            "{}: PRED is a folder, so TRUTH must be one too (its files are paired by name); {} is not",
+            args.pred.display(),
+            args.truth.display()
+        ),
+        (false, true) => bail!(
+            "{}: TRUTH is a folder, so PRED must be one too (its files are paired by name); {} is not",
+            args.truth.display(),
+            args.pred.display()
+        ),
+    };
     let map = args.map.clone().unwrap_or_default();
     map.apply(&mut pred);
     map.apply(&mut truth);
@@ -238,13 +342,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             join(&ignore)
         );
     }
-    let naming = Naming::for_file(&args.truth);
+    let naming = Naming::for_file(&naming_file);
     let report = Report::new(&conf, naming);
     if args.json {
         let s = serde_json::to_string_pretty(&report).context("serialising the report")?;
         println!("{s}");
     } else {
-        print!("{}", table(&args, &map, &ignore, &conf, &report));
+        print!("{}", table(&args, files, &map, &ignore, &conf, &report));
     }
     Ok(())
 }
@@ -339,6 +443,7 @@ fn num(v: Option<f64>) -> String {
 /// The human-readable report.
 fn table(
     args: &EvalArgs,
+    files: Option<usize>,
     map: &ClassMap,
     ignore: &[u32],
     conf: &CodeConfusion,
@@ -348,6 +453,9 @@ fn table(
     let mut s = String::new();
     s += &format!("pred     {}\n", args.pred.display());
     s += &format!("truth    {}\n", args.truth.display());
+    if let Some(n) = files {
+        s += &format!("files    {n} pairs, paired by name, scored together\n");
+    }
     if !map.0.is_empty() {
         let pairs: Vec<String> = map.0.iter().map(|(a, b)| format!("{a}={b}")).collect();
         s += &format!("map      {}\n", pairs.join(","));
