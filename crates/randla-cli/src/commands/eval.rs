@@ -238,13 +238,13 @@ fn has_labels(path: &Path) -> bool {
         && (matches!(ext.as_deref(), Some("labels" | "label")) || Format::from_path(path).is_ok())
 }
 
+/// A prediction file and its truth.
+type Pair = (PathBuf, PathBuf);
+
 /// The (PRED, TRUTH) file pairs of two folders: every prediction in `pred` with the file of
 /// `truth` of the same name, or else of the same stem (`x.labels` predicts `x.txt`). Also the
 /// truth files that no prediction pairs with.
-fn folder_pairs(
-    pred: &Path,
-    truth: &Path,
-) -> anyhow::Result<(Vec<(PathBuf, PathBuf)>, Vec<PathBuf>)> {
+fn folder_pairs(pred: &Path, truth: &Path) -> anyhow::Result<(Vec<Pair>, Vec<PathBuf>)> {
     let list = |dir: &Path| -> anyhow::Result<Vec<PathBuf>> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .with_context(|| format!("{}: cannot list the folder", dir.display()))?
