@@ -111,3 +111,62 @@ fn a_closed_pipe_ends_the_output_without_a_panic() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A folder of tiles: each file summed up in turn, then a total; JSON is an array of the file
+/// objects, each with its "file"; a note beside the tiles is passed over, and a file that
+/// cannot be read is named while the others are still shown.
+#[test]
+fn a_folder_is_summed_up_file_by_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tile().parent().unwrap().to_path_buf();
+    for name in [
+        "test_data_77060_627760_LA93_IGN69.laz",
+        "test_data_77055_627760_LA93_IGN69.laz",
+    ] {
+        std::fs::copy(data.join(name), dir.path().join(name)).unwrap();
+    }
+    std::fs::write(dir.path().join("README.txt"), "Two tiles.\n").unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_randla"))
+            .arg("info")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files = v.as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    let points: Vec<u64> = files
+        .iter()
+        .map(|f| f["points"].as_u64().unwrap())
+        .collect();
+    assert_eq!(points, [60_653, 59_606]);
+    assert!(
+        files[1]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("77060_627760_LA93_IGN69.laz")
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("README.txt: passed over"));
+    let out = run(&[]);
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(s.contains("total       2 files, 120,259 points"), "{s}");
+    // A broken tile among them.
+    std::fs::write(dir.path().join("broken.laz"), b"LASF").unwrap();
+    let out = run(&[]);
+    let s = String::from_utf8(out.stdout).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(s.contains("total       2 files"), "{s}");
+    assert!(
+        err.contains("broken.laz") && err.contains("1 of 3 files could not be read"),
+        "{err}"
+    );
+}

@@ -11,13 +11,15 @@ use randla_io::{CloudInfo, LearningMap, PlyOptions, ReadOptions, XyzOptions};
 #[derive(Debug, Args)]
 pub struct InfoArgs {
     /// The point cloud: .las, .laz, .ply, .txt (Semantic3D, or plain columns as .xyz), .bin
-    /// (SemanticKITTI), .xyz/.csv, or an S3DIS room folder.
+    /// (SemanticKITTI), .xyz/.csv, or an S3DIS room folder; or a folder of point-cloud files,
+    /// each summed up in turn.
     pub file: PathBuf,
-    /// Print JSON: {"points", "bounds": {"min", "max"}, "attributes", "classes": {code: count}}.
+    /// Print JSON: {"points", "bounds": {"min", "max"}, "attributes", "classes": {code: count}};
+    /// for a folder of files, an array of such objects, each with its "file".
     #[arg(long)]
     pub json: bool,
     /// PLY: the vertex property holding the label (default: class, label, scalar_Label,
-    /// scalar_Classification).
+    /// scalar_Classification, classification, in any case).
     #[arg(long, value_name = "NAME")]
     pub label_property: Option<String>,
     /// XYZ/CSV: column spec such as "x,y,z,_,intensity,label".
@@ -49,6 +51,57 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         labels: args.labels.clone(),
         learning_map,
     };
+    let s3dis_room = args.file.join("Annotations").is_dir()
+        || args.file.file_name().is_some_and(|n| n == "Annotations");
+    if args.file.is_dir() && !s3dis_room {
+        // A folder of tiles: each file in turn (text files that hold no points passed over).
+        let files = super::predict::expand(std::slice::from_ref(&args.file))?;
+        let mut all = Vec::new();
+        let (mut points, mut failed) = (0u64, Vec::new());
+        for (i, f) in files.iter().enumerate() {
+            // A file that cannot be read is named and the others still summed up.
+            let info = match randla_io::info_with(f, &opts) {
+                Ok(info) => info,
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    failed.push(f.display().to_string());
+                    continue;
+                }
+            };
+            points += info.points;
+            if args.json {
+                let mut v = serde_json::to_value(&info).context("serialising info")?;
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("file".into(), f.display().to_string().into());
+                }
+                all.push(v);
+            } else {
+                if i > 0 {
+                    println!();
+                }
+                print!("{}", table(f, &info));
+            }
+        }
+        if args.json {
+            let s = serde_json::to_string_pretty(&all).context("serialising info")?;
+            println!("{s}");
+        } else {
+            println!(
+                "\ntotal       {} files, {} points",
+                files.len() - failed.len(),
+                thousands(points)
+            );
+        }
+        if !failed.is_empty() {
+            anyhow::bail!(
+                "{} of {} files could not be read: {}",
+                failed.len(),
+                files.len(),
+                failed.join(", ")
+            );
+        }
+        return Ok(());
+    }
     let info = randla_io::info_with(&args.file, &opts)?;
     if args.json {
         let s = serde_json::to_string_pretty(&info).context("serialising info")?;
