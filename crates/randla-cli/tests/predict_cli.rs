@@ -719,3 +719,65 @@ fn an_interrupted_write_leaves_nothing_behind() {
     let left: Vec<_> = std::fs::read_dir(&folder).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// `--keep CODES`: points whose input class is listed keep it (classes the model lacks, or
+/// edited by hand); every other point gets what a run without `--keep` gives it; an input
+/// without classes is refused with --keep, naming it.
+#[test]
+fn kept_classes_stay_as_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = randla_io::read(tile()).unwrap();
+    let orig = input.labels.as_ref().unwrap();
+    let plain = dir.path().join("plain.laz");
+    let run = randla(&[
+        os("predict"),
+        tile().as_os_str(),
+        os("-o"),
+        plain.as_os_str(),
+    ]);
+    assert!(run.status.success());
+    let plain = randla_io::read(&plain).unwrap().labels.unwrap();
+    for name in ["kept.laz", "kept.las", "kept.ply"] {
+        let out = dir.path().join(name);
+        let run = randla(&[
+            os("predict"),
+            tile().as_os_str(),
+            os("-o"),
+            out.as_os_str(),
+            os("--keep"),
+            os("3,4,64"),
+        ]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{stderr}");
+        let kept = orig.iter().filter(|c| [3, 4, 64].contains(*c)).count();
+        assert!(kept > 0);
+        assert!(stderr.contains(&format!("kept: {kept} points")), "{stderr}");
+        let got = randla_io::read(&out).unwrap().labels.unwrap();
+        for i in 0..orig.len() {
+            let want = if [3, 4, 64].contains(&orig[i]) {
+                orig[i]
+            } else {
+                plain[i]
+            };
+            assert_eq!(got[i], want, "{name}: point {i}");
+        }
+    }
+    let xyz = dir.path().join("plain.xyz");
+    std::fs::write(&xyz, "0 0 0\n1 0 0\n0 1 0\n").unwrap();
+    let out = dir.path().join("x.labels");
+    let run = randla(&[
+        os("predict"),
+        xyz.as_os_str(),
+        os("-o"),
+        out.as_os_str(),
+        os("--keep"),
+        os("7"),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        stderr.contains("plain.xyz") && stderr.contains("--keep"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}

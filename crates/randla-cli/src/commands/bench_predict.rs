@@ -82,7 +82,7 @@ pub fn run(args: PredictBenchArgs) -> anyhow::Result<()> {
     let clouds = pool.install(|| {
         files
             .iter()
-            .map(|f| read_model_inputs(f, needed))
+            .map(|f| read_model_inputs(f, needed, false))
             .collect::<anyhow::Result<Vec<_>>>()
     })?;
     let mut first: Vec<Vec<u32>> = Vec::new();

@@ -107,6 +107,11 @@ pub struct PredictArgs {
     /// gets them refilled in place; without this flag they are copied through unchanged.
     #[arg(long)]
     pub probabilities: bool,
+    /// Leave the points whose input class code is one of these as they are, e.g. "7,9,17,18"
+    /// (noise, water, bridges: classes the model does not have, or ones edited by hand). The
+    /// network still sees them; only their written class is the input's.
+    #[arg(long, value_name = "CODES", value_delimiter = ',')]
+    pub keep: Vec<u32>,
     /// Replace outputs that exist.
     #[arg(long)]
     pub force: bool,
@@ -370,6 +375,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         // the next file's bar.
         let needed = &predictor.input().features;
         let budget_bytes = opts.budget.bytes;
+        let keep = &args.keep;
         let load_file = |i: usize, read_ahead: bool| {
             let t = Instant::now();
             load(
@@ -378,6 +384,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                 kinds[i],
                 needed,
                 args.probabilities,
+                !keep.is_empty(),
                 budget_bytes,
             )
             .map(|(cloud, kept)| Loaded {
@@ -389,10 +396,21 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         };
         let display = indicatif::MultiProgress::new();
         // Subsamples and classifies one file read for its turn.
-        let classify = |(index, l): (usize, Loaded)| -> anyhow::Result<Classified> {
+        let classify = |(index, mut l): (usize, Loaded)| -> anyhow::Result<Classified> {
             let (file, kind) = (&files[index], kinds[index]);
             let n = l.cloud.len();
             let source = file.display().to_string();
+            // The input's classes, for the points --keep leaves as they are.
+            let input_classes = if keep.is_empty() {
+                None
+            } else {
+                Some(l.cloud.labels.take().with_context(|| {
+                    format!(
+                        "{}: --keep leaves points with the input's class, and this file has no classification or labels",
+                        file.display()
+                    )
+                })?)
+            };
             // Only a PLY output is written from the cloud (the others are copied from the input
             // file or hold labels only): otherwise it goes with the subsampling, before the
             // network's passes (240 MB for 10 M points).
@@ -421,11 +439,21 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
             let progress = |done: usize, all: usize| {
                 bar.set_position((n as u128 * done as u128 / all.max(1) as u128) as u64)
             };
-            let prediction = predictor.predict_subsampled(sub, &opts, &progress)?;
+            let mut prediction = predictor.predict_subsampled(sub, &opts, &progress)?;
             bar.finish_and_clear();
+            let mut kept_points = 0;
+            if let Some(input) = &input_classes {
+                for (c, &o) in prediction.codes.iter_mut().zip(input) {
+                    if keep.contains(&o) {
+                        *c = o;
+                        kept_points += 1;
+                    }
+                }
+            }
             Ok(Classified {
                 index,
                 points: n,
+                kept_points,
                 prediction,
                 ply_cloud,
                 kept: l.kept,
@@ -553,7 +581,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                                             force,
                                         )
                                         .map(|()| {
-                                            report(
+                                            let mut lines = report(
                                                 file,
                                                 out,
                                                 &c.prediction,
@@ -562,7 +590,16 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                                                 (t.elapsed().as_secs_f64(), together),
                                                 (c.read_s, c.read_ahead),
                                                 t_write.elapsed().as_secs_f64(),
-                                            )
+                                            );
+                                            if c.kept_points > 0 {
+                                                lines += &format!(
+                                                    "\n  kept: {} points ({:.1}%) with their input class (--keep)",
+                                                    c.kept_points,
+                                                    100.0 * c.kept_points as f64
+                                                        / c.points.max(1) as f64
+                                                );
+                                            }
+                                            lines
                                         });
                                         (c.index, lines)
                                     })
@@ -740,29 +777,33 @@ enum Kept {
 /// label files hold labels only: those inputs are read in chunks keeping just what the model
 /// reads (a LAS tile carries ~18 attributes), so the whole file's attributes are never in memory
 /// at once. Only a PLY output is written from the whole cloud.
+#[allow(clippy::too_many_arguments)]
 fn load(
     file: &Path,
     out: &Path,
     kind: OutputKind,
     needed: &[String],
     probabilities: bool,
+    labels: bool,
     budget_bytes: u64,
 ) -> anyhow::Result<(randla_io::PointCloud, Option<Kept>)> {
     let kept = match kind {
         // `OutputKind::Las` means a LAS/LAZ input (`OutputKind::of`).
-        OutputKind::Las if is_laz(out) => match read_laz_contexts(file, needed, probabilities)? {
-            Some((cloud, c)) => Some((cloud, Kept::Contexts(c))),
-            None => read_laz_keeping(file, needed, budget_bytes / 4)?
-                .map(|(cloud, r)| (cloud, Kept::Records(r))),
-        },
-        OutputKind::Las => read_laz_keeping(file, needed, budget_bytes / 4)?
+        OutputKind::Las if is_laz(out) => {
+            match read_laz_contexts(file, needed, probabilities, labels)? {
+                Some((cloud, c)) => Some((cloud, Kept::Contexts(c))),
+                None => read_laz_keeping(file, needed, budget_bytes / 4, labels)?
+                    .map(|(cloud, r)| (cloud, Kept::Records(r))),
+            }
+        }
+        OutputKind::Las => read_laz_keeping(file, needed, budget_bytes / 4, labels)?
             .map(|(cloud, r)| (cloud, Kept::Records(r))),
         _ => None,
     };
     Ok(match kept {
         Some((cloud, kept)) => (cloud, Some(kept)),
         None if kind == OutputKind::Ply => (randla_io::read(file)?, None),
-        None => (read_model_inputs(file, needed)?, None),
+        None => (read_model_inputs(file, needed, labels)?, None),
     })
 }
 
@@ -781,6 +822,8 @@ struct Classified {
     /// Its position among the inputs.
     index: usize,
     points: usize,
+    /// Points whose input class --keep left as it was.
+    kept_points: usize,
     prediction: randla_predict::Prediction,
     /// The cloud a PLY output is written from.
     ply_cloud: Option<randla_io::PointCloud>,
@@ -813,11 +856,12 @@ fn read_laz_contexts(
     file: &Path,
     needed: &[String],
     adding_extra_bytes: bool,
+    labels: bool,
 ) -> anyhow::Result<Option<(randla_io::PointCloud, Vec<u8>)>> {
     if !is_laz(file) {
         return Ok(None);
     }
-    let mut reader = randla_io::LasReader::open_for_features(file, needed, false)?;
+    let mut reader = randla_io::LasReader::open_for_features(file, needed, labels)?;
     if !reader.classification_layer_rewritable(adding_extra_bytes) {
         return Ok(None);
     }
@@ -838,6 +882,7 @@ fn read_laz_keeping(
     file: &Path,
     needed: &[String],
     max_bytes: u64,
+    labels: bool,
 ) -> anyhow::Result<Option<(randla_io::PointCloud, Vec<u8>)>> {
     let mut reader = randla_io::LasReader::open(file)?;
     let h = reader.header();
@@ -852,20 +897,22 @@ fn read_laz_keeping(
     let mut cloud: Option<randla_io::PointCloud> = None;
     let total = Some(h.point_count);
     while let Some(mut chunk) = reader.read_chunk_keeping(READ_CHUNK_POINTS, &mut records)? {
-        keep_model_inputs(&mut chunk, needed);
+        keep_model_inputs(&mut chunk, needed, labels);
         append(&mut cloud, chunk, total, file)?;
     }
     Ok(Some((finish_cloud(cloud, file)?, records)))
 }
 
-/// Drops every attribute but the model's, and the labels.
-fn keep_model_inputs(chunk: &mut randla_io::PointCloud, needed: &[String]) {
+/// Drops every attribute but the model's, and the labels unless `labels`.
+fn keep_model_inputs(chunk: &mut randla_io::PointCloud, needed: &[String], labels: bool) {
     chunk.features.retain(|f| {
         needed
             .iter()
             .any(|n| randla_io::attribute_matches(&f.name, n))
     });
-    chunk.labels = None;
+    if !labels {
+        chunk.labels = None;
+    }
 }
 
 /// Appends `chunk` to the cloud read so far. With the file's point count `total` known, the
@@ -887,6 +934,9 @@ fn append(
                 // A header may announce more points than the machine holds: then no room is
                 // made ahead and the columns grow as they would anyway.
                 let _ = chunk.positions.try_reserve_exact(rest);
+                if let Some(l) = &mut chunk.labels {
+                    let _ = l.try_reserve_exact(rest);
+                }
                 for f in &mut chunk.features {
                     let _ = f.values.try_reserve_exact(rest);
                 }
@@ -926,11 +976,12 @@ const READ_CHUNK_POINTS: usize = 1 << 20;
 pub(crate) fn read_model_inputs(
     file: &Path,
     needed: &[String],
+    labels: bool,
 ) -> anyhow::Result<randla_io::PointCloud> {
     let mut cloud: Option<randla_io::PointCloud> = None;
     if matches!(Format::from_path(file), Ok(Format::Las | Format::Laz)) {
         // Only the model's fields are decoded (LAZ layers).
-        let mut reader = randla_io::LasReader::open_for_features(file, needed, false)?;
+        let mut reader = randla_io::LasReader::open_for_features(file, needed, labels)?;
         if !reader.header().compressed {
             // Read by parts on every worker, straight into the cloud.
             return Ok(reader.read_rest()?);
@@ -949,7 +1000,7 @@ pub(crate) fn read_model_inputs(
     };
     for chunk in &mut chunks {
         let mut chunk = chunk?;
-        keep_model_inputs(&mut chunk, needed);
+        keep_model_inputs(&mut chunk, needed, labels);
         append(&mut cloud, chunk, total, file)?;
     }
     finish_cloud(cloud, file)
