@@ -39,6 +39,33 @@ fn eval(pred: &Path, truth: &Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The sample tile and its model attributes: intensity, return number, number of returns.
+fn tile_and_inputs() -> (randla_io::PointCloud, [Vec<f32>; 3]) {
+    let cloud = randla_io::read(tile()).unwrap();
+    let col = |name: &str| cloud.feature(name).unwrap().to_vec();
+    let cols = [
+        col("intensity"),
+        col("return_number"),
+        col("number_of_returns"),
+    ];
+    (cloud, cols)
+}
+
+/// `randla predict INPUT -o OUTPUT EXTRA…`, which must succeed; its stderr.
+fn predict_ok(input: &Path, output: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        os("predict"),
+        input.as_os_str(),
+        os("-o"),
+        output.as_os_str(),
+    ];
+    args.extend(extra.iter().map(|a| os(a)));
+    let run = randla(&args);
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(run.status.success(), "{stderr}");
+    stderr
+}
+
 #[test]
 fn the_shipped_tile_is_classified_and_written_back_intact() {
     let dir = tempfile::tempdir().unwrap();
@@ -169,20 +196,7 @@ fn probabilities_are_added_to_a_laz_output() {
     // file writes; through the full LAZ rewrite and the parallel LAS one.
     let fresh = dir.path().join("fresh.laz");
     let two = |input: &Path, output: &Path| {
-        let run = randla(&[
-            os("predict"),
-            input.as_os_str(),
-            os("-o"),
-            output.as_os_str(),
-            os("--probabilities"),
-            os("--votes"),
-            os("2"),
-        ]);
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        predict_ok(input, output, &["--probabilities", "--votes", "2"]);
         randla_io::read_las(output).unwrap()
     };
     let fresh = two(&tile(), &fresh);
@@ -504,13 +518,7 @@ fn a_bad_file_among_several_is_named_and_the_others_are_written() {
 #[test]
 fn text_inputs_get_labels_files_in_an_output_folder() {
     let dir = tempfile::tempdir().unwrap();
-    let cloud = randla_io::read(tile()).unwrap();
-    let col = |name: &str| cloud.feature(name).unwrap();
-    let (int, ret, num) = (
-        col("intensity"),
-        col("return_number"),
-        col("number_of_returns"),
-    );
+    let (cloud, [int, ret, num]) = tile_and_inputs();
     let n = 3000;
     let mut csv = String::from("x,y,z,intensity,return_number,number_of_returns\n");
     let mut txt = String::from("x y z intensity return_number number_of_returns\n");
@@ -562,13 +570,7 @@ fn text_inputs_get_labels_files_in_an_output_folder() {
 #[test]
 fn a_ply_from_another_tool_is_classified_in_a_copy_of_itself() {
     let dir = tempfile::tempdir().unwrap();
-    let cloud = randla_io::read(tile()).unwrap();
-    let col = |name: &str| cloud.feature(name).unwrap();
-    let (int, ret, num) = (
-        col("intensity"),
-        col("return_number"),
-        col("number_of_returns"),
-    );
+    let (cloud, [int, ret, num]) = tile_and_inputs();
     let labels = cloud.labels.as_ref().unwrap();
     let n = cloud.len();
     let mut ply = format!(
@@ -591,12 +593,7 @@ fn a_ply_from_another_tool_is_classified_in_a_copy_of_itself() {
     std::fs::write(&input, &ply).unwrap();
     let (out_ply, out_laz) = (dir.path().join("pred.ply"), dir.path().join("pred.laz"));
     for (i, o) in [(&input, &out_ply), (&tile(), &out_laz)] {
-        let run = randla(&[os("predict"), i.as_os_str(), os("-o"), o.as_os_str()]);
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        predict_ok(i, o, &[]);
     }
     let written = std::fs::read(&out_ply).unwrap();
     assert_eq!(written.len(), ply.len());
@@ -624,17 +621,11 @@ fn a_ply_from_another_tool_is_classified_in_a_copy_of_itself() {
 #[test]
 fn a_budget_below_the_peak_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("small.laz");
-    let run = randla(&[
-        os("predict"),
-        tile().as_os_str(),
-        os("-o"),
-        out.as_os_str(),
-        os("--memory-budget"),
-        os("16MiB"),
-    ]);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "{stderr}");
+    let stderr = predict_ok(
+        &tile(),
+        &dir.path().join("small.laz"),
+        &["--memory-budget", "16MiB"],
+    );
     assert!(
         stderr.contains("is above the memory budget (16 MiB)")
             && stderr.contains("24 bytes per input point"),
@@ -642,10 +633,7 @@ fn a_budget_below_the_peak_is_reported() {
     );
     // Tiles shrank to fit: more than one pass.
     assert!(!stderr.contains("in 1 pass(es)"), "{stderr}");
-    let big = dir.path().join("big.laz");
-    let run = randla(&[os("predict"), tile().as_os_str(), os("-o"), big.as_os_str()]);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "{stderr}");
+    let stderr = predict_ok(&tile(), &dir.path().join("big.laz"), &[]);
     assert!(!stderr.contains("above the memory budget"), "{stderr}");
 }
 
@@ -657,13 +645,7 @@ fn an_interrupted_write_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     // The sample tile 16 times side by side as a binary PLY (954k points), so that the write
     // lasts long enough to be caught.
-    let cloud = randla_io::read(tile()).unwrap();
-    let col = |name: &str| cloud.feature(name).unwrap();
-    let (int, ret, num) = (
-        col("intensity"),
-        col("return_number"),
-        col("number_of_returns"),
-    );
+    let (cloud, [int, ret, num]) = tile_and_inputs();
     let (n, copies) = (cloud.len(), 16);
     let mut ply = format!(
         "ply\nformat binary_little_endian 1.0\nelement vertex {}\nproperty double x\nproperty double y\nproperty double z\nproperty float intensity\nproperty float return_number\nproperty float number_of_returns\nend_header\n",
@@ -729,26 +711,11 @@ fn kept_classes_stay_as_they_were() {
     let input = randla_io::read(tile()).unwrap();
     let orig = input.labels.as_ref().unwrap();
     let plain = dir.path().join("plain.laz");
-    let run = randla(&[
-        os("predict"),
-        tile().as_os_str(),
-        os("-o"),
-        plain.as_os_str(),
-    ]);
-    assert!(run.status.success());
+    predict_ok(&tile(), &plain, &[]);
     let plain = randla_io::read(&plain).unwrap().labels.unwrap();
     for name in ["kept.laz", "kept.las", "kept.ply"] {
         let out = dir.path().join(name);
-        let run = randla(&[
-            os("predict"),
-            tile().as_os_str(),
-            os("-o"),
-            out.as_os_str(),
-            os("--keep"),
-            os("3,4,64"),
-        ]);
-        let stderr = String::from_utf8_lossy(&run.stderr);
-        assert!(run.status.success(), "{stderr}");
+        let stderr = predict_ok(&tile(), &out, &["--keep", "3,4,64"]);
         let kept = orig.iter().filter(|c| [3, 4, 64].contains(*c)).count();
         assert!(kept > 0);
         assert!(stderr.contains(&format!("kept: {kept} points")), "{stderr}");
