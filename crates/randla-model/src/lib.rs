@@ -97,18 +97,11 @@ pub(crate) fn tensor_to_u32(
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder, then renames it into
-/// place, so a reader never sees a half-written file.
+/// place, so a reader never sees a half-written file (`randla_io`'s atomic write: its temporary
+/// file is also removed when `randla` is interrupted mid-write).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    randla_io::atomic::write_atomic(path, &[], true, |f| f.write_all_or_err(bytes))
+        .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))
 }
 
 /// Serialises named tensors to safetensors, atomically.
