@@ -285,6 +285,18 @@ fn bad_options_are_refused_before_anything_is_written() {
         assert!(!run.status.success(), "{flag} {value} accepted");
         assert!(stderr.contains(says), "{flag} {value}: {stderr}");
     }
+    // A folder whose tiles are one level down: the error says sub-folders are not searched.
+    let nest = dir.path().join("survey");
+    std::fs::create_dir_all(nest.join("2024")).unwrap();
+    std::fs::copy(&input, nest.join("2024").join("a.laz")).unwrap();
+    let run = randla(&[os("predict"), nest.as_os_str(), os("-o"), out.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        stderr.contains("holds no point-cloud file")
+            && stderr.contains("sub-folders are not searched"),
+        "{stderr}"
+    );
     // An output the run could not write is refused before the (long) classification, not after.
     let odd = dir.path().join("pred.4.3");
     let run = randla(&[os("predict"), input.as_os_str(), os("-o"), odd.as_os_str()]);

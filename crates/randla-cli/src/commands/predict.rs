@@ -179,7 +179,18 @@ pub(crate) fn expand(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
                 keep
             });
             if inner.is_empty() {
-                bail!("{}: the folder holds no point-cloud file", p.display());
+                let sub = std::fs::read_dir(p)
+                    .map(|rd| rd.filter_map(|e| e.ok()).any(|e| e.path().is_dir()))
+                    .unwrap_or(false);
+                bail!(
+                    "{}: the folder holds no point-cloud file{}",
+                    p.display(),
+                    if sub {
+                        " (its sub-folders are not searched: name them, e.g. DIR/*/)"
+                    } else {
+                        ""
+                    }
+                );
             }
             files.extend(inner);
         } else if p.is_file() {
