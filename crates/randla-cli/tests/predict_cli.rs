@@ -286,7 +286,8 @@ fn bad_options_are_refused_before_anything_is_written() {
         assert!(stderr.contains(says), "{flag} {value}: {stderr}");
     }
     // A folder whose tiles are one level down: the error says sub-folders are not searched.
-    let nest = dir.path().join("survey");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let nest = elsewhere.path().join("survey");
     std::fs::create_dir_all(nest.join("2024")).unwrap();
     std::fs::copy(&input, nest.join("2024").join("a.laz")).unwrap();
     let run = randla(&[os("predict"), nest.as_os_str(), os("-o"), out.as_os_str()]);
