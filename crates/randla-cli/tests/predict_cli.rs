@@ -507,6 +507,31 @@ fn a_bad_file_among_several_is_named_and_the_others_are_written() {
             assert_eq!(pred["points"], info(&good)["points"]);
         }
     }
+    // The bad file mended, the run resumed with --skip-existing: only it is classified, the
+    // outputs already there are left as they were.
+    std::fs::copy(tile(), &bad).unwrap();
+    let out = dir.path().join("out0");
+    let before = std::fs::read(out.join(other.file_name().unwrap())).unwrap();
+    let run = randla(&[
+        os("predict"),
+        tile().as_os_str(),
+        bad.as_os_str(),
+        other.as_os_str(),
+        os("-o"),
+        out.as_os_str(),
+        os("--skip-existing"),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("note: 2 input(s) skipped") && stderr.contains("done: 1 file(s)"),
+        "{stderr}"
+    );
+    assert_eq!(names(&out).len(), 3, "{stderr}");
+    assert_eq!(
+        std::fs::read(out.join(other.file_name().unwrap())).unwrap(),
+        before
+    );
     // A folder of tiles with a note beside them: the note is passed over, said so, and the
     // tiles are classified.
     let folder = dir.path().join("tiles");

@@ -115,6 +115,10 @@ pub struct PredictArgs {
     /// Replace outputs that exist.
     #[arg(long)]
     pub force: bool,
+    /// Leave out the inputs whose output exists: resumes a run over a folder that was stopped
+    /// or had a failing file.
+    #[arg(long)]
+    pub skip_existing: bool,
     /// Worker threads (default: every core). Each output file is written by one more thread,
     /// with its own pool of as many workers for LAZ coding, while the next file is classified;
     /// with two or more, small files (up to 64 MiB) are also read one ahead, on a third pool,
@@ -273,6 +277,39 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     // core, whatever `--threads` says).
     let writer_pool = super::bench::thread_pool(args.threads)?;
     let files = expand(&args.inputs)?;
+    let single = files.len() == 1;
+    if !single && !args.output.is_dir() && Format::from_path(&args.output).is_ok() {
+        bail!(
+            "{}: {} input files need an output folder, and this names a point-cloud file; give a folder (e.g. -o predictions)",
+            args.output.display(),
+            files.len()
+        );
+    }
+    if args.skip_existing && args.force {
+        bail!("--skip-existing and --force ask opposite things of an existing output; give one");
+    }
+    let outs: Vec<PathBuf> = files
+        .iter()
+        .map(|f| output_for(f, &args.output, single))
+        .collect();
+    // Resuming a run: the inputs whose output is already there are left out.
+    let (files, outs): (Vec<PathBuf>, Vec<PathBuf>) = if args.skip_existing {
+        let (todo, done): (Vec<_>, Vec<_>) =
+            files.into_iter().zip(outs).partition(|(_, o)| !o.exists());
+        if !done.is_empty() {
+            eprintln!(
+                "note: {} input(s) skipped, their output exists (--skip-existing)",
+                done.len()
+            );
+        }
+        if todo.is_empty() {
+            eprintln!("done: nothing to do, every output exists");
+            return Ok(());
+        }
+        todo.into_iter().unzip()
+    } else {
+        (files, outs)
+    };
     // With several files and more than one worker, small files (see `small_file`) are read in
     // the background, on a pool of the same size (for the LAZ decoders); each file's size is
     // looked up once.
@@ -282,18 +319,6 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     let small: Vec<bool> = files
         .iter()
         .map(|f| reader_pool.is_some() && small_file(f))
-        .collect();
-    let single = files.len() == 1;
-    if !single && !args.output.is_dir() && Format::from_path(&args.output).is_ok() {
-        bail!(
-            "{}: {} input files need an output folder, and this names a point-cloud file; give a folder (e.g. -o predictions)",
-            args.output.display(),
-            files.len()
-        );
-    }
-    let outs: Vec<PathBuf> = files
-        .iter()
-        .map(|f| output_for(f, &args.output, single))
         .collect();
     let kinds = files
         .iter()
@@ -311,7 +336,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         }
         if o.exists() && !args.force {
             bail!(
-                "{}: the output exists; use --force to replace it (input {})",
+                "{}: the output exists; use --force to replace it, or --skip-existing to leave it (input {})",
                 o.display(),
                 f.display()
             );
