@@ -750,7 +750,7 @@ impl Predictor {
                     .margin
                     .unwrap_or_else(|| self.auto_margin(tile.count(), area))
                     .max(0.0);
-                let members = cells.members(pts, &tile, margin);
+                let members = cells.members(&tile, margin);
                 if self.pass_bytes(members.len()) as u64 > opts.budget.bytes
                     && tile.count() > min_points
                     && let Some((a, b)) = tile.split(pts, &cells)
@@ -869,6 +869,9 @@ struct Cells {
     start: Vec<u32>,
     /// Point indices by cell, ascending within a cell.
     pts: Vec<u32>,
+    /// Those points' x and y, in the same order: a tile's members are tested reading memory in
+    /// order rather than the cloud's points at random.
+    xy: Vec<[f32; 2]>,
     /// `[dims[1] + 1, dims[0] + 1]` points in the cells below and left of each corner (a
     /// summed-area table): the count of any range of cells in four reads.
     below: Vec<u32>,
@@ -895,6 +898,7 @@ impl Cells {
             dims,
             start: vec![0; dims[0] * dims[1] + 1],
             pts: Vec::new(),
+            xy: Vec::new(),
             below: vec![0; (dims[0] + 1) * (dims[1] + 1)],
         };
         let id: Vec<u32> = pts
@@ -913,8 +917,11 @@ impl Cells {
         }
         let mut next = cells.start.clone();
         cells.pts = vec![0; pts.len()];
+        cells.xy = vec![[0.0; 2]; pts.len()];
         for (i, &c) in id.iter().enumerate() {
-            cells.pts[next[c as usize] as usize] = i as u32;
+            let at = next[c as usize] as usize;
+            cells.pts[at] = i as u32;
+            cells.xy[at] = [pts[i][0], pts[i][1]];
             next[c as usize] += 1;
         }
         let w = dims[0] + 1;
@@ -939,8 +946,13 @@ impl Cells {
 
     /// The points of the cells `x.0..x.1` of row `y`.
     fn row(&self, y: usize, x: (usize, usize)) -> &[u32] {
+        &self.pts[self.row_range(y, x)]
+    }
+
+    /// Where the points of the cells `x.0..x.1` of row `y` lie in `pts` and `xy`.
+    fn row_range(&self, y: usize, x: (usize, usize)) -> std::ops::Range<usize> {
         let row = y * self.dims[0];
-        &self.pts[self.start[row + x.0] as usize..self.start[row + x.1] as usize]
+        self.start[row + x.0] as usize..self.start[row + x.1] as usize
     }
 
     /// The points of the cells `x.0..x.1` × `y.0..y.1`.
@@ -955,7 +967,7 @@ impl Cells {
 
     /// The points of `tile`'s core (weight 1) and of its margin (weight `(1 − d/margin)²` at
     /// distance `d` from the core), in ascending index order.
-    fn members(&self, pts: &[[f32; 3]], tile: &Tile, margin: f32) -> Vec<(u32, f32)> {
+    fn members(&self, tile: &Tile, margin: f32) -> Vec<(u32, f32)> {
         // The cells of the box grown by the margin, and one more on each side so that rounding
         // in `coord` cannot leave a point out; the exact test below decides.
         let range = |d: usize| {
@@ -967,9 +979,11 @@ impl Cells {
         let mut members: Vec<(u32, f32)> = (y0..=y1)
             .into_par_iter()
             .flat_map_iter(|y| {
-                self.row(y, (x0, x1 + 1))
+                let r = self.row_range(y, (x0, x1 + 1));
+                self.pts[r.clone()]
                     .iter()
-                    .filter_map(move |&i| tile.weight(pts[i as usize], margin).map(|w| (i, w)))
+                    .zip(&self.xy[r])
+                    .filter_map(move |(&i, &p)| tile.weight_xy(p, margin).map(|w| (i, w)))
             })
             .collect();
         sort_by_index(&mut members);
@@ -1015,7 +1029,7 @@ fn sort_by_index(v: &mut Vec<(u32, f32)>) {
 }
 
 /// A tile of the XY plane, `[lo, hi]`, and the points whose core it is. Its vote weights are
-/// geometric ([`Tile::weight`]): the boxes of the tiles cover the cloud's bounds without gaps, so
+/// geometric ([`Tile::weight_xy`]): the boxes of the tiles cover the cloud's bounds without gaps, so
 /// every point lies in some tile's core.
 struct Tile {
     lo: [f32; 2],
@@ -1071,9 +1085,15 @@ impl Tile {
         }
     }
 
-    /// A point's weight in this tile's vote: 1 in the core, `(1 − d/margin)²` at distance `d`
-    /// outside it, `None` beyond the margin.
+    /// [`Tile::weight_xy`] of a point given with its z (tests).
+    #[cfg(test)]
     fn weight(&self, p: [f32; 3], margin: f32) -> Option<f32> {
+        self.weight_xy([p[0], p[1]], margin)
+    }
+
+    /// The weight in this tile's vote of a point at `p` = (x, y): 1 in the core,
+    /// `(1 − d/margin)²` at distance `d` outside it, `None` beyond the margin.
+    fn weight_xy(&self, p: [f32; 2], margin: f32) -> Option<f32> {
         let dx = (self.lo[0] - p[0]).max(p[0] - self.hi[0]).max(0.0);
         let dy = (self.lo[1] - p[1]).max(p[1] - self.hi[1]).max(0.0);
         let d = (dx * dx + dy * dy).sqrt();
@@ -1303,7 +1323,7 @@ mod tests {
         }
         for t in &tiles {
             if t.count() > target {
-                let members = cells.members(pts, t, 0.0);
+                let members = cells.members(t, 0.0);
                 let first = pts[members[0].0 as usize];
                 assert!(
                     members
@@ -1415,7 +1435,7 @@ mod tests {
                 };
                 for margin in [0.0, 0.5, 8.6, 1e6] {
                     assert_eq!(
-                        cells.members(pts, &tile, margin),
+                        cells.members(&tile, margin),
                         members_by_scan(pts, &tile, margin),
                         "tile {:?}–{:?}, margin {margin}",
                         tile.lo,
