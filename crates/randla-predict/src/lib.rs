@@ -1064,9 +1064,17 @@ fn vote(acc: &mut [f32], weight: &mut [f32], members: &[(u32, f32)], probs: &[f3
         jobs.push((a, w, base, run, &probs[r * RUN * c..][..run.len() * c]));
         (acc, weight, base) = (rest_a, rest_w, end);
     }
+    // Rows this many members ahead are asked for early: a tile's members are spread over the
+    // cloud's rows, so each row is a cache miss the prefetch overlaps with the work.
+    const AHEAD: usize = 16;
     jobs.into_par_iter()
         .for_each(|(acc, weight, base, run, probs)| {
-            for (&(i, w), p) in run.iter().zip(probs.chunks_exact(c)) {
+            for (k, (&(i, w), p)) in run.iter().zip(probs.chunks_exact(c)).enumerate() {
+                if let Some(&(j, _)) = run.get(k + AHEAD) {
+                    let j = j as usize - base;
+                    randla_geom::hint::prefetch(acc, j * c);
+                    randla_geom::hint::prefetch(weight, j);
+                }
                 let i = i as usize - base;
                 weight[i] += w;
                 for (a, &p) in acc[i * c..(i + 1) * c].iter_mut().zip(p) {
