@@ -101,6 +101,42 @@ impl Ty {
     fn is_float(self) -> bool {
         matches!(self, Ty::F32 | Ty::F64)
     }
+    /// The PLY name of the type (what [`Ty::parse`] reads first).
+    fn name(self) -> &'static str {
+        match self {
+            Ty::I8 => "char",
+            Ty::U8 => "uchar",
+            Ty::I16 => "short",
+            Ty::U16 => "ushort",
+            Ty::I32 => "int",
+            Ty::U32 => "uint",
+            Ty::F32 => "float",
+            Ty::F64 => "double",
+        }
+    }
+    /// Writes `v` as this type into `out` (`self.size()` bytes): the inverse of [`Ty::decode`].
+    fn encode(self, v: f64, big: bool, out: &mut [u8]) {
+        macro_rules! put {
+            ($x:expr) => {{
+                let x = $x;
+                out.copy_from_slice(&if big {
+                    x.to_be_bytes()
+                } else {
+                    x.to_le_bytes()
+                })
+            }};
+        }
+        match self {
+            Ty::I8 => out[0] = v as i8 as u8,
+            Ty::U8 => out[0] = v as u8,
+            Ty::I16 => put!(v as i16),
+            Ty::U16 => put!(v as u16),
+            Ty::I32 => put!(v as i32),
+            Ty::U32 => put!(v as u32),
+            Ty::F32 => put!(v as f32),
+            Ty::F64 => put!(v),
+        }
+    }
     fn decode(self, b: &[u8], big: bool) -> f64 {
         macro_rules! get {
             ($t:ty, $n:expr) => {{
@@ -194,7 +230,8 @@ const BLOCK_BYTES: usize = 256 << 10;
 struct Header {
     encoding: Encoding,
     elements: Vec<Element>,
-    len: u64,
+    /// The header's bytes as read, up to and including the line `end_header`.
+    raw: Vec<u8>,
 }
 
 fn parse_header<R: BufRead>(r: &mut R, path: &Path) -> Result<Header> {
@@ -202,7 +239,7 @@ fn parse_header<R: BufRead>(r: &mut R, path: &Path) -> Result<Header> {
     let mut lines: Vec<(usize, String)> = Vec::new();
     let mut found_end = false;
     let mut line_no = 0usize;
-    let mut len = 0u64;
+    let mut raw = Vec::new();
     let mut buf = Vec::new();
     loop {
         buf.clear();
@@ -241,7 +278,7 @@ fn parse_header<R: BufRead>(r: &mut R, path: &Path) -> Result<Header> {
             ));
         }
         let Some(line) = line else { break };
-        len += n as u64;
+        raw.extend_from_slice(&buf[..n]);
         line_no += 1;
         if line.trim() == "end_header" {
             found_end = true;
@@ -382,7 +419,7 @@ fn parse_header<R: BufRead>(r: &mut R, path: &Path) -> Result<Header> {
     Ok(Header {
         encoding,
         elements,
-        len,
+        raw,
     })
 }
 
@@ -433,8 +470,9 @@ impl<R: BufRead> PlyReader<R> {
         let Header {
             encoding,
             elements,
-            len,
+            raw,
         } = parse_header(&mut reader, path)?;
+        let len = raw.len() as u64;
         let vi = elements
             .iter()
             .position(|e| e.name == "vertex")
@@ -516,15 +554,7 @@ impl<R: BufRead> PlyReader<R> {
                     && matches!(vertex.props[i], Prop::Scalar { .. })
             })
             .collect();
-        let mut fixed = Vec::new();
-        let mut row_len = 0;
-        for p in &vertex.props {
-            if let Prop::Scalar { ty, .. } = p {
-                fixed.push((row_len, *ty));
-                row_len += ty.size();
-            }
-        }
-        let fixed = (fixed.len() == vertex.props.len()).then_some((fixed, row_len));
+        let fixed = fixed_layout(&vertex.props);
         let (props, count) = (vertex.props.clone(), vertex.count);
         let mut src = Lines::new(reader, "data line");
         for e in &elements[..vi] {
@@ -626,10 +656,11 @@ impl<R: BufRead> PlyReader<R> {
                 self.buf = buf;
             }
             (_, None) => {
+                let mut scratch = RowBuf::default();
                 for _ in 0..n {
                     let row = Some(&mut self.row[..]);
                     let (r, j) = (&mut self.src.r, self.state.read);
-                    read_binary_row(r, path, "vertex", &self.props, j, big, row)?;
+                    read_binary_row(r, path, "vertex", &self.props, j, big, row, &mut scratch)?;
                     map.push(&mut b, path, &self.row, self.state.read)?;
                     self.state.read += 1;
                 }
@@ -725,7 +756,31 @@ fn parse_ascii_row(
     Ok(())
 }
 
-/// Reads one binary row of element `name` (row `j`), decoding its scalars into `row` if given.
+/// A binary row's bytes and its properties' offsets, reused from row to row.
+#[derive(Debug, Default)]
+struct RowBuf {
+    bytes: Vec<u8>,
+    at: Vec<usize>,
+}
+
+/// The offset of each property in a binary row and the row's length, when every property is a
+/// scalar (rows of one size, read in blocks).
+fn fixed_layout(props: &[Prop]) -> Option<(Vec<(usize, Ty)>, usize)> {
+    let mut layout = Vec::with_capacity(props.len());
+    let mut len = 0;
+    for p in props {
+        let Prop::Scalar { ty, .. } = p else {
+            return None;
+        };
+        layout.push((len, *ty));
+        len += ty.size();
+    }
+    Some((layout, len))
+}
+
+/// Reads one binary row of element `name` (row `j`) into `scratch`, decoding its scalars into
+/// `row` if given.
+#[allow(clippy::too_many_arguments)]
 fn read_binary_row(
     r: &mut impl Read,
     path: &Path,
@@ -734,13 +789,23 @@ fn read_binary_row(
     j: u64,
     big: bool,
     row: Option<&mut [f64]>,
+    scratch: &mut RowBuf,
 ) -> Result<()> {
-    let (mut bytes, mut at) = (Vec::new(), Vec::new());
-    copy_binary_row(r, path, name, props, j, big, &mut bytes, &mut at)?;
+    scratch.bytes.clear();
+    copy_binary_row(
+        r,
+        path,
+        name,
+        props,
+        j,
+        big,
+        &mut scratch.bytes,
+        &mut scratch.at,
+    )?;
     if let Some(row) = row {
         for (pi, p) in props.iter().enumerate() {
             if let Prop::Scalar { ty, .. } = p {
-                row[pi] = ty.decode(&bytes[at[pi]..], big);
+                row[pi] = ty.decode(&scratch.bytes[scratch.at[pi]..], big);
             }
         }
     }
@@ -792,12 +857,16 @@ fn copy_binary_row(
                     "negative list length",
                 ));
             }
-            let len = (c as usize).saturating_mul(item.size());
-            let off = buf.len();
-            buf.resize(off + len, 0);
-            let got = super::read_full(r, &mut buf[off..], path)?;
-            if got < len {
-                return Err(short(len as u64, got));
+            // Read through `take`, so that the buffer grows with the bytes there are, not with
+            // a corrupt count.
+            let len = (c as u64).saturating_mul(item.size() as u64);
+            let got = r
+                .by_ref()
+                .take(len)
+                .read_to_end(buf)
+                .map_err(|e| Error::io(path, "read", e))?;
+            if (got as u64) < len {
+                return Err(short(len, got));
             }
         }
     }
@@ -811,14 +880,7 @@ fn skip_element<R: BufRead>(
     e: &Element,
     encoding: Encoding,
 ) -> Result<()> {
-    let fixed: Option<u64> = e
-        .props
-        .iter()
-        .map(|p| match p {
-            Prop::Scalar { ty, .. } => Some(ty.size() as u64),
-            _ => None,
-        })
-        .sum();
+    let fixed = fixed_layout(&e.props).map(|(_, len)| len as u64);
     match (encoding, fixed) {
         (Encoding::Ascii, _) => {
             for j in 0..e.count {
@@ -846,8 +908,18 @@ fn skip_element<R: BufRead>(
         }
         (_, None) => {
             let big = encoding == Encoding::Be;
+            let mut scratch = RowBuf::default();
             for j in 0..e.count {
-                read_binary_row(&mut src.r, path, &e.name, &e.props, j, big, None)?;
+                read_binary_row(
+                    &mut src.r,
+                    path,
+                    &e.name,
+                    &e.props,
+                    j,
+                    big,
+                    None,
+                    &mut scratch,
+                )?;
             }
         }
     }
@@ -1010,6 +1082,23 @@ mod tests {
         assert_eq!(c.feature("Infrared").unwrap(), &[0.25]);
         assert_eq!(c.feature("scan_angle"), None);
         assert_eq!(c.labels, Some(vec![6]));
+    }
+
+    #[test]
+    fn a_huge_list_count_is_a_truncation_not_an_allocation() {
+        // A face before the vertices whose (uint) list count claims 4 G items of 8 bytes: the
+        // row is read as far as the file goes and named, without first reserving (and zeroing)
+        // 32 GB, more than a machine of this project holds.
+        let mut ply = b"ply\nformat binary_little_endian 1.0\nelement face 1\nproperty list uint double vertex_indices\nelement vertex 1\nproperty float x\nproperty float y\nproperty float z\nend_header\n".to_vec();
+        ply.extend_from_slice(&u32::MAX.to_le_bytes());
+        ply.extend_from_slice(&[0u8; 24]);
+        let e = read_ply_bytes(&ply, Path::new("t.ply"), &PlyOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.ply") && e.contains("element face row 0 property vertex_indices"),
+            "{e}"
+        );
     }
 
     #[test]

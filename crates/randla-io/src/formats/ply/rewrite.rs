@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use super::{Encoding, Prop, Ty, copy_binary_row, label_property, parse_header};
+use super::{Encoding, Prop, Ty, copy_binary_row, fixed_layout, label_property, parse_header};
 use crate::atomic::{AtomicFile, write_atomic};
 use crate::error::{Error, Result};
 use crate::formats::las::ExtraOutputs;
@@ -39,16 +39,6 @@ pub fn rewrite_ply_labels(
 ) -> Result<()> {
     let mut r = BufReader::with_capacity(1 << 20, super::super::open(input)?);
     let header = parse_header(&mut r, input)?;
-    let mut raw = vec![0u8; header.len as usize];
-    let got = super::super::read_full(&mut super::super::open(input)?, &mut raw, input)?;
-    if got < raw.len() {
-        return Err(Error::truncated(
-            input,
-            "header",
-            format!("{} bytes", raw.len()),
-            format!("{got} bytes"),
-        ));
-    }
     let vi = header
         .elements
         .iter()
@@ -75,8 +65,9 @@ pub fn rewrite_ply_labels(
         ));
     }
     let props = &vertex.props;
-    // What each property of the output holds: patched in place, or appended.
-    let mut patch: Vec<(usize, Value)> = Vec::new();
+    // What each property of the output holds: patched in place (the property, its type), or
+    // appended.
+    let mut patch: Vec<(usize, Ty, Value)> = Vec::new();
     let mut append: Vec<(String, Ty, Value)> = Vec::new();
     match label_property(props, None, input)? {
         Some(i) => {
@@ -86,12 +77,12 @@ pub fn rewrite_ply_labels(
             if let Some(&c) = codes.iter().find(|&&c| !fits(*ty, c)) {
                 return Err(Error::argument(
                     output,
-                    format!("label property {name} ({})", ty_name(*ty)),
+                    format!("label property {name} ({})", ty.name()),
                     c,
                     "a predicted code does not fit the input's label type; write .las/.laz or relabel the classes",
                 ));
             }
-            patch.push((i, Value::Label));
+            patch.push((i, *ty, Value::Label));
         }
         None => append.push(("label".into(), Ty::U32, Value::Label)),
     }
@@ -116,13 +107,13 @@ pub fn rewrite_ply_labels(
     for (name, v) in named {
         match props.iter().position(|p| p.name() == name) {
             Some(i) => match &props[i] {
-                Prop::Scalar { ty, .. } if ty.is_float() => patch.push((i, v)),
+                Prop::Scalar { ty, .. } if ty.is_float() => patch.push((i, *ty, v)),
                 p => {
                     return Err(Error::invalid(
                         input,
                         format!("property {name}"),
                         match p {
-                            Prop::Scalar { ty, .. } => ty_name(*ty).to_string(),
+                            Prop::Scalar { ty, .. } => ty.name().to_string(),
                             Prop::List { .. } => "list".into(),
                         },
                         "holds an earlier prediction's values only as float or double",
@@ -142,18 +133,32 @@ pub fn rewrite_ply_labels(
             }
         }
     };
-    let head = header_with(&raw, &append);
+    let big = header.encoding == Encoding::Be;
+    // Vertex `i`'s binary row, at `start` in `buf` with its properties at offsets `at`: the
+    // patched properties set, the added ones appended.
+    let finish_row = |buf: &mut Vec<u8>, start: usize, at: &[usize], i: usize| {
+        for &(p, ty, v) in &patch {
+            let off = start + at[p];
+            ty.encode(value(v, i), big, &mut buf[off..off + ty.size()]);
+        }
+        for &(_, ty, v) in &append {
+            let off = buf.len();
+            buf.resize(off + ty.size(), 0);
+            ty.encode(value(v, i), big, &mut buf[off..]);
+        }
+    };
+    let head = header_with(&header.raw, &append);
     write_atomic(output, &[input], overwrite, |out| {
         out.write_all_or_err(&head)?;
         let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_BYTES + 4096);
-        let big = header.encoding == Encoding::Be;
         let mut at = Vec::new();
         for (ei, e) in header.elements.iter().enumerate().take(vi + 1) {
             let is_vertex = ei == vi;
             // Binary rows of scalars only: read in blocks, patched where they lie.
-            if let (Some((offs, row_len)), false) =
-                (fixed_rows(&e.props), header.encoding == Encoding::Ascii)
+            if let (Some((layout, row_len)), false) =
+                (fixed_layout(&e.props), header.encoding == Encoding::Ascii)
             {
+                let offs: Vec<usize> = layout.iter().map(|&(o, _)| o).collect();
                 out.write_all_or_err(&buf)?;
                 buf.clear();
                 let per = (FLUSH_BYTES / row_len.max(1)).max(1);
@@ -174,20 +179,10 @@ pub fn rewrite_ply_labels(
                     if !is_vertex {
                         out.write_all_or_err(&block[..want])?;
                     } else {
-                        for (k, row) in block[..want].chunks_exact_mut(row_len).enumerate() {
-                            let i = j as usize + k;
-                            for &(p, v) in &patch {
-                                let Prop::Scalar { ty, .. } = props[p] else {
-                                    unreachable!("only scalars are patched")
-                                };
-                                put(ty, value(v, i), big, &mut row[offs[p]..offs[p] + ty.size()]);
-                            }
+                        for (k, row) in block[..want].chunks_exact(row_len).enumerate() {
+                            let start = buf.len();
                             buf.extend_from_slice(row);
-                            for &(_, ty, v) in &append {
-                                let off = buf.len();
-                                buf.resize(off + ty.size(), 0);
-                                put(ty, value(v, i), big, &mut buf[off..]);
-                            }
+                            finish_row(&mut buf, start, &offs, j as usize + k);
                         }
                         out.write_all_or_err(&buf)?;
                         buf.clear();
@@ -221,19 +216,7 @@ pub fn rewrite_ply_labels(
                             &mut r, input, &e.name, &e.props, j, big, &mut buf, &mut at,
                         )?;
                         if is_vertex {
-                            let i = j as usize;
-                            for &(p, v) in &patch {
-                                let Prop::Scalar { ty, .. } = props[p] else {
-                                    unreachable!("only scalars are patched")
-                                };
-                                let off = start + at[p];
-                                put(ty, value(v, i), big, &mut buf[off..off + ty.size()]);
-                            }
-                            for &(_, ty, v) in &append {
-                                let off = buf.len();
-                                buf.resize(off + ty.size(), 0);
-                                put(ty, value(v, i), big, &mut buf[off..]);
-                            }
+                            finish_row(&mut buf, start, &at, j as usize);
                         }
                     }
                 }
@@ -246,20 +229,6 @@ pub fn rewrite_ply_labels(
         out.write_all_or_err(&buf)?;
         copy_rest(&mut r, input, out)
     })
-}
-
-/// Each property's offset in a row and the row's length, when every property is a scalar.
-fn fixed_rows(props: &[Prop]) -> Option<(Vec<usize>, usize)> {
-    let mut offs = Vec::with_capacity(props.len());
-    let mut len = 0;
-    for p in props {
-        let Prop::Scalar { ty, .. } = p else {
-            return None;
-        };
-        offs.push(len);
-        len += ty.size();
-    }
-    Some((offs, len))
 }
 
 /// Errors unless `got` values were given for `want`.
@@ -289,44 +258,6 @@ fn fits(ty: Ty, c: u32) -> bool {
     }
 }
 
-/// The PLY name of `ty`.
-fn ty_name(ty: Ty) -> &'static str {
-    match ty {
-        Ty::I8 => "char",
-        Ty::U8 => "uchar",
-        Ty::I16 => "short",
-        Ty::U16 => "ushort",
-        Ty::I32 => "int",
-        Ty::U32 => "uint",
-        Ty::F32 => "float",
-        Ty::F64 => "double",
-    }
-}
-
-/// Writes `v` as `ty` into `out` (`ty.size()` bytes).
-fn put(ty: Ty, v: f64, big: bool, out: &mut [u8]) {
-    macro_rules! bytes {
-        ($x:expr) => {{
-            let x = $x;
-            if big {
-                x.to_be_bytes()
-            } else {
-                x.to_le_bytes()
-            }
-        }};
-    }
-    match ty {
-        Ty::I8 => out[0] = v as i8 as u8,
-        Ty::U8 => out[0] = v as u8,
-        Ty::I16 => out.copy_from_slice(&bytes!(v as i16)),
-        Ty::U16 => out.copy_from_slice(&bytes!(v as u16)),
-        Ty::I32 => out.copy_from_slice(&bytes!(v as i32)),
-        Ty::U32 => out.copy_from_slice(&bytes!(v as u32)),
-        Ty::F32 => out.copy_from_slice(&bytes!(v as f32)),
-        Ty::F64 => out.copy_from_slice(&bytes!(v)),
-    }
-}
-
 /// The input header `raw` with `append`'s properties added at the end of the vertex element
 /// (before the next element or `end_header`), in the header's own line ending.
 fn header_with(raw: &[u8], append: &[(String, Ty, Value)]) -> Vec<u8> {
@@ -339,7 +270,7 @@ fn header_with(raw: &[u8], append: &[(String, Ty, Value)]) -> Vec<u8> {
         let element = toks.first() == Some(&"element");
         if in_vertex && (element || toks.first() == Some(&"end_header")) {
             for (name, ty, _) in append {
-                out.extend_from_slice(format!("property {} {name}", ty_name(*ty)).as_bytes());
+                out.extend_from_slice(format!("property {} {name}", ty.name()).as_bytes());
                 out.extend_from_slice(ending);
             }
             in_vertex = false;
@@ -402,7 +333,7 @@ fn ascii_row(
     props: &[Prop],
     j: u64,
     line: &str,
-    patch: &[(usize, Value)],
+    patch: &[(usize, Ty, Value)],
     append: &[(String, Ty, Value)],
     value: &impl Fn(Value, usize) -> f64,
     buf: &mut Vec<u8>,
@@ -428,7 +359,7 @@ fn ascii_row(
                 .ok_or_else(|| Error::truncated(path, field(), "a value", "end of line"))?;
             match prop {
                 Prop::Scalar { .. } => {
-                    if let Some(&(_, v)) = patch.iter().find(|(q, _)| *q == p) {
+                    if let Some(&(_, _, v)) = patch.iter().find(|(q, _, _)| *q == p) {
                         toks[t] = text(v);
                     }
                     t += 1;
