@@ -228,21 +228,15 @@ pub fn open_chunks(
 /// Whether the first non-blank line of the text file `path` is seven numbers separated by white
 /// space, as in a Semantic3D point file (`x y z intensity r g b`); a header of seven names is not.
 fn seven_columns(path: &Path) -> Result<bool> {
-    use std::io::BufRead;
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, "open", e))?;
-    let mut r = std::io::BufReader::new(file);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        // A line that is not UTF-8 is left to the Semantic3D reader, which names it.
-        match r.read_line(&mut line) {
-            Ok(0) | Err(_) => return Ok(true),
-            Ok(_) if line.trim().is_empty() => continue,
-            Ok(_) => {
-                let fields: Vec<&str> = line.split_whitespace().collect();
-                return Ok(fields.len() == 7 && fields.iter().all(|f| f.parse::<f64>().is_ok()));
-            }
+    match crate::formats::sniff_lines(path)?.next_line(path) {
+        Ok(Some((_, line))) => {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            Ok(fields.len() == 7 && fields.iter().all(|f| f.parse::<f64>().is_ok()))
         }
+        // A file of blank lines, or one that is not UTF-8, is left to the Semantic3D reader,
+        // which names what is wrong.
+        Ok(None) | Err(Error::Invalid { .. }) => Ok(true),
+        Err(e) => Err(e),
     }
 }
 

@@ -992,9 +992,8 @@ impl Cells {
 }
 
 /// Sorts `(index, weight)` entries by index: a least-significant-digit radix sort over the
-/// index's bytes that vary (two passes of 12 bits for the ≤ 16.7 M points of a cloud), cheaper
-/// than a comparison sort for a tile's tens of thousands of members. Stable, so equal indices
-/// (none here) would keep their order.
+/// 12-bit digits the largest index has (two passes for the ≤ 16.7 M points of a cloud), cheaper
+/// than a comparison sort for a tile's tens of thousands of members, which are distinct.
 fn sort_by_index(v: &mut Vec<(u32, f32)>) {
     const BITS: u32 = 12;
     const BUCKETS: usize = 1 << BITS;

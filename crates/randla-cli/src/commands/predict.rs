@@ -161,27 +161,29 @@ pub(crate) fn expand(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in inputs {
         if p.is_dir() {
-            let mut inner: Vec<PathBuf> = std::fs::read_dir(p)
+            let mut inner: Vec<(PathBuf, Format)> = std::fs::read_dir(p)
                 .with_context(|| format!("{}: cannot list the folder", p.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_file() && Format::from_path(f).is_ok())
+                .filter(|f| f.is_file())
+                .filter_map(|f| Format::from_path(&f).ok().map(|format| (f, format)))
                 .collect();
-            inner.sort();
-            inner.retain(|f| {
-                let text = matches!(
-                    Format::from_path(f),
-                    Ok(Format::Semantic3d | Format::Xyz)
-                );
-                // A file that cannot be read stays, to fail with its reason at its turn.
-                let keep = !text || randla_io::looks_like_points(f).unwrap_or(true);
-                if !keep {
-                    eprintln!(
-                        "note: {}: passed over, not a table of points (its first line is neither numbers nor a header naming x, y and z)",
-                        f.display()
-                    );
-                }
-                keep
-            });
+            inner.sort_by(|a, b| a.0.cmp(&b.0));
+            let inner: Vec<PathBuf> = inner
+                .into_iter()
+                .filter(|(f, format)| {
+                    let text = matches!(format, Format::Semantic3d | Format::Xyz);
+                    // A file that cannot be read stays, to fail with its reason at its turn.
+                    let keep = !text || randla_io::looks_like_points(f).unwrap_or(true);
+                    if !keep {
+                        eprintln!(
+                            "note: {}: passed over, not a table of points (its first line is neither numbers nor a header naming x, y and z)",
+                            f.display()
+                        );
+                    }
+                    keep
+                })
+                .map(|(f, _)| f)
+                .collect();
             if inner.is_empty() {
                 let sub = std::fs::read_dir(p)
                     .map(|rd| rd.filter_map(|e| e.ok()).any(|e| e.path().is_dir()))

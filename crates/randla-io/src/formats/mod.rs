@@ -370,14 +370,26 @@ impl ReadState {
     }
 }
 
+/// The lines of a text file opened to look at its first lines only, as [`open_text`] opens it
+/// but with a small buffer: a folder of large text files is sniffed without reading a megabyte
+/// of each.
+pub(crate) fn sniff_lines(path: &Path) -> Result<Lines<std::io::BufReader<std::fs::File>>> {
+    Ok(Lines::new(open_text_with(path, 8 << 10)?, "line"))
+}
+
 /// Opens a text file for [`for_each_line`], rejecting an empty file.
 pub(crate) fn open_text(path: &Path) -> Result<std::io::BufReader<std::fs::File>> {
+    open_text_with(path, 1 << 20)
+}
+
+/// [`open_text`] with a buffer of `capacity` bytes.
+fn open_text_with(path: &Path, capacity: usize) -> Result<std::io::BufReader<std::fs::File>> {
     let f = open(path)?;
     let len = f.metadata().map_err(|e| Error::io(path, "stat", e))?.len();
     if len == 0 {
         return Err(Error::empty(path, "file has 0 bytes"));
     }
-    Ok(std::io::BufReader::with_capacity(1 << 20, f))
+    Ok(std::io::BufReader::with_capacity(capacity, f))
 }
 
 /// Decodes a file as UTF-8, naming the first bad byte offset on error.

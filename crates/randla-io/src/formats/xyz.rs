@@ -95,13 +95,7 @@ struct Layout {
 impl Layout {
     /// The layout given by the first line (and `opts`); true if that line is a header.
     fn new(path: &Path, line: &str, opts: &XyzOptions) -> Result<(Layout, bool)> {
-        let delim = opts.delimiter.or(if line.contains(',') {
-            Some(',')
-        } else if line.contains(';') {
-            Some(';')
-        } else {
-            None
-        });
+        let delim = opts.delimiter.or(delimiter_of(line));
         let is_header = split(line, delim).any(|t| t.parse::<f64>().is_err());
         let names: Vec<String> = match (&opts.columns, is_header) {
             (Some(c), _) => c.clone(),
@@ -183,6 +177,11 @@ pub struct XyzReader<R: BufRead = BufReader<File>> {
     counted: bool,
 }
 
+/// The delimiter a line uses: `,`, else `;`, else white space (`None`).
+fn delimiter_of(line: &str) -> Option<char> {
+    [',', ';'].into_iter().find(|&d| line.contains(d))
+}
+
 /// A line that is one whole number alone: the point count that opens a Leica `.pts` file.
 fn is_count_line(line: &str) -> bool {
     let t = line.trim();
@@ -194,7 +193,7 @@ fn is_count_line(line: &str) -> bool {
 /// three) or a header naming x, y and z columns. Used to pass over other text files (a
 /// `README.txt`, a tile index `.csv`) in a folder of point clouds.
 pub fn looks_like_points(path: &Path) -> Result<bool> {
-    let mut lines = Lines::new(super::open_text(path)?, "line");
+    let mut lines = super::sniff_lines(path)?;
     let mut counted = false;
     loop {
         let line = match lines.next_line(path) {
@@ -209,14 +208,7 @@ pub fn looks_like_points(path: &Path) -> Result<bool> {
             counted = true;
             continue;
         }
-        let delim = if line.contains(',') {
-            Some(',')
-        } else if line.contains(';') {
-            Some(';')
-        } else {
-            None
-        };
-        let fields: Vec<&str> = split(line, delim).collect();
+        let fields: Vec<&str> = split(line, delimiter_of(line)).collect();
         if fields.iter().all(|t| t.parse::<f64>().is_ok()) {
             return Ok(fields.len() >= 3);
         }
