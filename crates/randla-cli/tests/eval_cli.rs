@@ -368,19 +368,17 @@ fn folders_are_scored_pair_by_pair_together() {
         eval_json(&preds.join("b.laz"), &truths.join("b.laz"), &[]),
         eval_json(&preds.join("d.labels"), &truths.join("d.xyz"), &[]),
     ];
-    let codes: Vec<u64> = all["confusion"]["codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_u64().unwrap())
-        .collect();
-    let cell = |v: &Value, t: u64, p: u64| -> u64 {
-        let cs: Vec<u64> = v["confusion"]["codes"]
+    let codes_of = |v: &Value| -> Vec<u64> {
+        v["confusion"]["codes"]
             .as_array()
             .unwrap()
             .iter()
             .map(|c| c.as_u64().unwrap())
-            .collect();
+            .collect()
+    };
+    let codes = codes_of(&all);
+    let cell = |v: &Value, t: u64, p: u64| -> u64 {
+        let cs = codes_of(v);
         match (
             cs.iter().position(|&c| c == t),
             cs.iter().position(|&c| c == p),
