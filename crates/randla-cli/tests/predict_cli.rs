@@ -381,6 +381,22 @@ fn bad_options_are_refused_before_anything_is_written() {
     assert!(!run.status.success());
     assert!(stderr.contains("would both be written there"), "{stderr}");
     assert!(!folder.exists(), "{stderr}");
+    // A folder predicted into itself: refused whatever the flags (with --skip-existing it
+    // used to read as "nothing to do"), the input left as it was.
+    let before = std::fs::read(&copy).unwrap();
+    for flags in [&[][..], &["--force"], &["--skip-existing"]] {
+        let mut args = vec![os("predict"), twin.as_os_str(), os("-o"), twin.as_os_str()];
+        args.extend(flags.iter().map(|f| os(f)));
+        let run = randla(&args);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{flags:?}");
+        assert!(
+            stderr.contains("would overwrite its own input"),
+            "{flags:?}: {stderr}"
+        );
+    }
+    assert_eq!(std::fs::read(&copy).unwrap(), before);
+    assert_eq!(std::fs::read_dir(&twin).unwrap().count(), 1);
 }
 
 #[test]

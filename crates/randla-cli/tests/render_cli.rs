@@ -172,6 +172,34 @@ fn error_view_shows_the_changed_points_in_red() {
     let red = count(&img, 0..bottom, [230, 20, 20]);
     let grey = count(&img, 0..bottom, [175, 175, 175]);
     assert!(red > 100 && grey > 10 * red, "red {red}, grey {grey}");
+    let pale = [225, 225, 240];
+    assert_eq!(count(&img, 0..bottom, pale), 0);
+    // `--map 3=6` (as eval's) maps the truth's 3 onto the prediction's 6: nothing is wrong.
+    let truth = tile();
+    let with = |extra: &[&str], name: &str| {
+        let out = dir.join(name);
+        let mut args = vec!["--color", "error", "--truth", truth.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--width", "640"]);
+        let r = render(&pred, &out, &args);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let img = decode(&out);
+        let bottom = frame_bottom(&img);
+        (
+            count(&img, 0..bottom, [230, 20, 20]),
+            count(&img, 0..bottom, pale),
+            String::from_utf8_lossy(&r.stdout).into_owned(),
+        )
+    };
+    let (red, pale_px, _) = with(&["--map", "3=6"], "mapped.png");
+    assert_eq!((red, pale_px), (0, 0));
+    // `--ignore 3` leaves the changed points out: drawn pale, none red.
+    let (red, pale_px, _) = with(&["--ignore", "3"], "ignored.png");
+    assert!(red == 0 && pale_px > 100, "red {red}, pale {pale_px}");
+    // --ignore means nothing to the class view: refused, not silently dropped.
+    let r = render(&pred, &dir.join("class.png"), &["--ignore", "3"]);
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--ignore only applies to --color error"));
     // Against itself there is nothing to show: an error, not an all-grey picture.
     let r = render(&pred, &dir.join("self.png"), &["--color", "error"]);
     assert!(!r.status.success());

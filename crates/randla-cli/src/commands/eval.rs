@@ -62,7 +62,7 @@ pub struct ClassMap(BTreeMap<u32, u32>);
 
 impl ClassMap {
     /// Replaces every mapped code in `labels`.
-    fn apply(&self, labels: &mut [u32]) {
+    pub(crate) fn apply(&self, labels: &mut [u32]) {
         if self.0.is_empty() {
             return;
         }
@@ -74,6 +74,21 @@ impl ClassMap {
     }
 }
 
+/// As it was given: "3=5,4=5".
+impl std::fmt::Display for ClassMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pairs: Vec<String> = self.0.iter().map(|(a, b)| format!("{a}={b}")).collect();
+        f.write_str(&pairs.join(","))
+    }
+}
+
+impl ClassMap {
+    /// No code is remapped.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 fn parse_code(s: &str, what: &str) -> Result<u32, String> {
     let s = s.trim();
     s.parse::<u32>()
@@ -81,7 +96,7 @@ fn parse_code(s: &str, what: &str) -> Result<u32, String> {
 }
 
 /// Parses `--map`: "A=B" pairs separated by commas.
-fn parse_map(s: &str) -> Result<ClassMap, String> {
+pub(crate) fn parse_map(s: &str) -> Result<ClassMap, String> {
     let mut map = BTreeMap::new();
     for item in s.split(',') {
         let Some((from, to)) = item.split_once('=') else {
@@ -104,10 +119,10 @@ fn parse_map(s: &str) -> Result<ClassMap, String> {
 
 /// The parsed `--ignore`: class codes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CodeList(Vec<u32>);
+pub struct CodeList(pub(crate) Vec<u32>);
 
 /// Parses `--ignore`: codes separated by commas.
-fn parse_codes(s: &str) -> Result<CodeList, String> {
+pub(crate) fn parse_codes(s: &str) -> Result<CodeList, String> {
     s.split(',')
         .map(|c| parse_code(c, "code"))
         .collect::<Result<_, _>>()
@@ -456,9 +471,8 @@ fn table(
     if let Some(n) = files {
         s += &format!("files    {n} pairs, paired by name, scored together\n");
     }
-    if !map.0.is_empty() {
-        let pairs: Vec<String> = map.0.iter().map(|(a, b)| format!("{a}={b}")).collect();
-        s += &format!("map      {}\n", pairs.join(","));
+    if !map.is_empty() {
+        s += &format!("map      {map}\n");
     }
     s += &format!("points   {} scored", thousands(m.total()));
     if !ignore.is_empty() {

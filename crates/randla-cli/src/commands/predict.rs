@@ -294,6 +294,19 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         .iter()
         .map(|f| output_for(f, &args.output, single))
         .collect();
+    // Before anything about existing outputs: an output that is its input is refused whatever
+    // the flags (with --skip-existing it would otherwise read as done).
+    for (f, o) in files.iter().zip(&outs) {
+        if o.canonicalize()
+            .ok()
+            .is_some_and(|c| f.canonicalize().ok().as_ref() == Some(&c))
+        {
+            bail!(
+                "{}: the output would overwrite its own input; write to another file or folder (-o)",
+                o.display()
+            );
+        }
+    }
     // Resuming a run: the inputs whose output is already there are left out.
     let (files, outs): (Vec<PathBuf>, Vec<PathBuf>) = if args.skip_existing {
         let (todo, done): (Vec<_>, Vec<_>) =
@@ -342,12 +355,6 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                 o.display(),
                 f.display()
             );
-        }
-        if o.canonicalize()
-            .ok()
-            .is_some_and(|c| f.canonicalize().ok().as_ref() == Some(&c))
-        {
-            bail!("{}: the output would overwrite its own input", o.display());
         }
     }
     let model = resolve_model(args.model.as_deref())?;

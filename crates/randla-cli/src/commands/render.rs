@@ -1,5 +1,6 @@
 //! `randla render FILE -o view.png [--color class|truth|error] [--view top|oblique]
-//! [--truth TRUTH] [--width 1600] [--point-size PX] [--force]`: a picture of a classified cloud.
+//! [--truth TRUTH] [--map A=B,...] [--ignore CODES] [--width 1600] [--point-size PX] [--force]`:
+//! a picture of a classified cloud.
 //!
 //! Layout, top to bottom: the file name with a scale bar on its right; a line with the colouring,
 //! view and point count; the plot; the legend (one swatch and line per class, with point counts
@@ -17,7 +18,7 @@ use clap::{Args, ValueEnum};
 
 use self::canvas::{Canvas, Rgb};
 use self::font::{GLYPH_H, text_width};
-use super::eval::{Naming, read_labels};
+use super::eval::{ClassMap, CodeList, Naming, parse_codes, parse_map, read_labels};
 use super::fmt::thousands;
 
 /// What decides a point's colour.
@@ -58,6 +59,16 @@ pub struct RenderArgs {
     /// A file with the true labels of the same points in the same order.
     #[arg(long, value_name = "FILE")]
     pub truth: Option<PathBuf>,
+    /// Remap codes in the file and in --truth before colouring, as `randla eval --map` does:
+    /// "3=5,4=5,64=1" compares the built-in model's classes with IGN LiDAR HD's truth, whose
+    /// low and medium vegetation the model counts as vegetation.
+    #[arg(long, value_name = "A=B,...", value_parser = parse_map)]
+    pub map: Option<ClassMap>,
+    /// With --color error: leave out the points whose truth code (after --map) is listed, as
+    /// `randla eval --ignore` does. They are drawn pale and the shares count the others only,
+    /// so "correct" is eval's OA.
+    #[arg(long, value_name = "CODES", value_parser = parse_codes)]
+    pub ignore: Option<CodeList>,
     /// Width of the picture in pixels (320 to 8192); the height follows from the cloud's shape.
     #[arg(long, default_value_t = 1600)]
     pub width: u32,
@@ -74,6 +85,7 @@ const INK: Rgb = [20, 20, 20];
 const FRAME: Rgb = [200, 200, 200];
 const CORRECT: Rgb = [175, 175, 175];
 const WRONG: Rgb = [230, 20, 20];
+const IGNORED: Rgb = [225, 225, 240];
 /// Oblique view: elevation above the horizon and azimuth of the viewing direction (from north,
 /// clockwise), in degrees.
 const ELEVATION_DEG: f64 = 35.0;
@@ -173,13 +185,14 @@ fn file_name(p: &Path) -> String {
     )
 }
 
-/// Lines "label  count  share" with aligned columns.
-fn aligned(rows: &[(String, u64)], total: u64) -> Vec<String> {
+/// Lines "label  count  share" with aligned columns: row `(label, n, of)` shows `n` and its
+/// share of `of`.
+fn aligned(rows: &[(String, u64, u64)]) -> Vec<String> {
     let lw = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
     let cw = rows.iter().map(|r| thousands(r.1).len()).max().unwrap_or(0);
     rows.iter()
-        .map(|(label, n)| {
-            let pct = 100.0 * *n as f64 / total.max(1) as f64;
+        .map(|(label, n, of)| {
+            let pct = 100.0 * *n as f64 / (*of).max(1) as f64;
             format!("{label:<lw$} {:>cw$} {pct:>5.1}%", thousands(*n))
         })
         .collect()
@@ -196,7 +209,8 @@ fn by_class(labels: &[u32], naming: Naming, title: String) -> Coloring {
         .map(|c| c.to_string().len())
         .max()
         .unwrap_or(1);
-    let rows: Vec<(String, u64)> = counts
+    let all = labels.len() as u64;
+    let rows: Vec<(String, u64, u64)> = counts
         .iter()
         .map(|(&code, &n)| {
             let name = naming.name(code).replace('_', " ");
@@ -205,12 +219,12 @@ fn by_class(labels: &[u32], naming: Naming, title: String) -> Coloring {
             } else {
                 format!("{code:>cw$} {name}")
             };
-            (label, n)
+            (label, n, all)
         })
         .collect();
     let legend = counts
         .keys()
-        .zip(aligned(&rows, labels.len() as u64))
+        .zip(aligned(&rows))
         .map(|(&code, text)| Entry {
             color: class_color(naming, code),
             text,
@@ -228,31 +242,43 @@ fn by_class(labels: &[u32], naming: Naming, title: String) -> Coloring {
     }
 }
 
-/// Grey where `pred` equals `truth`, red elsewhere.
-fn by_error(pred: &[u32], truth: &[u32], truth_path: &Path) -> Coloring {
-    let wrong = pred.iter().zip(truth).filter(|(p, t)| p != t).count() as u64;
-    let total = pred.len() as u64;
-    let rows = [
-        ("correct".to_string(), total - wrong),
-        ("wrong".to_string(), wrong),
+/// Grey where `pred` equals `truth`, red elsewhere, pale where the truth code is in `ignore`.
+/// The correct and wrong shares are of the points not ignored (eval's OA and its complement);
+/// the ignored share is of all points.
+fn by_error(pred: &[u32], truth: &[u32], ignore: &[u32], truth_path: &Path) -> Coloring {
+    let colors: Vec<Rgb> = pred
+        .iter()
+        .zip(truth)
+        .map(|(p, t)| {
+            if ignore.contains(t) {
+                IGNORED
+            } else if p == t {
+                CORRECT
+            } else {
+                WRONG
+            }
+        })
+        .collect();
+    let count = |c: Rgb| colors.iter().filter(|&&x| x == c).count() as u64;
+    let (wrong, ignored) = (count(WRONG), count(IGNORED));
+    let (all, scored) = (pred.len() as u64, pred.len() as u64 - ignored);
+    let mut rows = vec![
+        ("correct".to_string(), scored - wrong, scored),
+        ("wrong".to_string(), wrong, scored),
     ];
-    let texts = aligned(&rows, total);
+    let mut legend_colors = vec![CORRECT, WRONG];
+    if ignored > 0 {
+        rows.push(("ignored".to_string(), ignored, all));
+        legend_colors.push(IGNORED);
+    }
+    let texts = aligned(&rows);
     Coloring {
-        colors: pred
-            .iter()
-            .zip(truth)
-            .map(|(p, t)| if p == t { CORRECT } else { WRONG })
+        colors,
+        legend: legend_colors
+            .into_iter()
+            .zip(texts)
+            .map(|(color, text)| Entry { color, text })
             .collect(),
-        legend: vec![
-            Entry {
-                color: CORRECT,
-                text: texts[0].clone(),
-            },
-            Entry {
-                color: WRONG,
-                text: texts[1].clone(),
-            },
-        ],
         title: format!("errors vs {}", file_name(truth_path)),
     }
 }
@@ -460,6 +486,12 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
             args.file.display()
         );
     }
+    if args.ignore.is_some() && args.color != ColorBy::Error {
+        bail!(
+            "--ignore only applies to --color error (it leaves points out of the error count); \
+             to hide classes in the other views, --map them onto one code"
+        );
+    }
     let mut inputs: Vec<&Path> = vec![&args.file];
     if let Some(t) = &args.truth {
         inputs.push(t);
@@ -472,38 +504,50 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
         bail!("{}: has no points to draw", args.file.display());
     }
     let n = cloud.len();
-    let own = || {
-        cloud.labels.as_deref().with_context(|| {
-            format!(
-                "{}: has no labels to colour by (expected a LAS/LAZ classification, a PLY label \
-                 property, or a label column)",
-                args.file.display()
-            )
-        })
+    let map = args.map.clone().unwrap_or_default();
+    let own = || -> anyhow::Result<Vec<u32>> {
+        let mut labels = cloud
+            .labels
+            .as_deref()
+            .with_context(|| {
+                format!(
+                    "{}: has no labels to colour by (expected a LAS/LAZ classification, a PLY \
+                     label property, or a label column)",
+                    args.file.display()
+                )
+            })?
+            .to_vec();
+        map.apply(&mut labels);
+        Ok(labels)
     };
-    let coloring = match (args.color, &args.truth) {
+    let truth = |t: &Path| -> anyhow::Result<Vec<u32>> {
+        let mut labels = truth_labels(t, &args.file, n)?;
+        map.apply(&mut labels);
+        Ok(labels)
+    };
+    let mut coloring = match (args.color, &args.truth) {
         (ColorBy::Class, _) | (ColorBy::Truth, None) => {
             let what = if args.color == ColorBy::Class {
                 "classes"
             } else {
                 "truth (its own labels)"
             };
-            by_class(own()?, Naming::for_file(&args.file), what.to_string())
+            by_class(&own()?, Naming::for_file(&args.file), what.to_string())
         }
-        (ColorBy::Truth, Some(t)) => {
-            let labels = truth_labels(t, &args.file, n)?;
-            by_class(
-                &labels,
-                Naming::for_file(t),
-                format!("truth of {}", file_name(t)),
-            )
-        }
+        (ColorBy::Truth, Some(t)) => by_class(
+            &truth(t)?,
+            Naming::for_file(t),
+            format!("truth of {}", file_name(t)),
+        ),
         (ColorBy::Error, Some(t)) => {
-            let labels = truth_labels(t, &args.file, n)?;
-            by_error(own()?, &labels, t)
+            let ignore = args.ignore.as_ref().map_or(&[][..], |c| &c.0[..]);
+            by_error(&own()?, &truth(t)?, ignore, t)
         }
         (ColorBy::Error, None) => unreachable!("checked above"),
     };
+    if !map.is_empty() {
+        coloring.title += &format!(" (mapped {map})");
+    }
     let view = match args.view {
         View::Top => "top",
         View::Oblique => "oblique",
@@ -604,8 +648,18 @@ mod tests {
 
     #[test]
     fn error_coloring_counts() {
-        let c = by_error(&[1, 2, 3, 4], &[1, 2, 0, 0], Path::new("t.laz"));
+        let c = by_error(&[1, 2, 3, 4], &[1, 2, 0, 0], &[], Path::new("t.laz"));
         assert_eq!(c.colors, [CORRECT, CORRECT, WRONG, WRONG]);
+        assert_eq!(c.legend.len(), 2);
         assert!(c.legend[1].text.starts_with("wrong") && c.legend[1].text.ends_with("50.0%"));
+        // Ignored truth codes: drawn pale, left out of the correct/wrong shares (3 scored
+        // points, 2 correct), their own share of all 5 points.
+        let c = by_error(&[1, 2, 3, 4, 9], &[1, 2, 0, 7, 7], &[7], Path::new("t.laz"));
+        assert_eq!(c.colors, [CORRECT, CORRECT, WRONG, IGNORED, IGNORED]);
+        let texts: Vec<&str> = c.legend.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["correct 2  66.7%", "wrong   1  33.3%", "ignored 2  40.0%"]
+        );
     }
 }
