@@ -802,3 +802,99 @@ fn kept_classes_stay_as_they_were() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn a_survey_of_sub_folders_is_predicted_in_a_tree_of_the_same_shape() {
+    // survey/2024/north/a.laz, survey/2025/b.laz, a hidden folder's copy and a README.
+    let dir = tempfile::tempdir().unwrap();
+    let survey = dir.path().join("survey");
+    let other = tile().with_file_name("test_data_77060_627755_LA93_IGN69.laz");
+    for (from, to) in [
+        (tile(), "2024/north/a.laz"),
+        (other.clone(), "2025/b.laz"),
+        (other.clone(), ".snapshots/b.laz"),
+    ] {
+        let to = survey.join(to);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, to).unwrap();
+    }
+    std::fs::write(survey.join("README.txt"), "survey of 2024-2025\n").unwrap();
+    let out = dir.path().join("out");
+    // Without --recursive: nothing at the top, and the error says how to go deeper.
+    let run = randla(&[os("predict"), survey.as_os_str(), os("-o"), out.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(stderr.contains("add --recursive"), "{stderr}");
+    assert!(!out.exists());
+
+    let stderr = predict_ok(&survey, &out, &["--recursive"]);
+    assert!(stderr.contains("done: 2 file(s)"), "{stderr}");
+    let mut written: Vec<String> = walk(&out);
+    written.sort();
+    assert_eq!(written, ["2024/north/a.laz", "2025/b.laz"], "{stderr}");
+    // Each output is its own input's prediction: what a run on that file alone writes.
+    for (input, rel) in [(tile(), "2024/north/a.laz"), (other, "2025/b.laz")] {
+        let alone = dir.path().join("alone.laz");
+        predict_ok(&input, &alone, &["--force"]);
+        assert_eq!(
+            std::fs::read(out.join(rel)).unwrap(),
+            std::fs::read(&alone).unwrap(),
+            "{rel}"
+        );
+    }
+    // eval and info follow the tree with --recursive: files paired by their path.
+    let run = randla(&[
+        os("eval"),
+        out.as_os_str(),
+        survey.as_os_str(),
+        os("--recursive"),
+        os("--json"),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(!stderr.contains("README"), "{stderr}");
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let support: u64 = report["per_class"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|c| c["support"].as_u64().unwrap())
+        .sum();
+    let points = |p: &Path| info(p)["points"].as_u64().unwrap();
+    assert_eq!(
+        support,
+        points(&survey.join("2024/north/a.laz")) + points(&survey.join("2025/b.laz"))
+    );
+    let run = randla(&[os("info"), survey.as_os_str(), os("-r"), os("--json")]);
+    let files: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(files.as_array().unwrap().len(), 2);
+
+    // An output folder inside the survey is not read back as input on the next run.
+    let inside = survey.join("pred");
+    predict_ok(&survey, &inside, &["-r"]);
+    let stderr = predict_ok(&survey, &inside, &["-r", "--force"]);
+    assert!(stderr.contains("done: 2 file(s)"), "{stderr}");
+    assert!(!inside.join("pred").exists());
+}
+
+/// The files below `root`, as paths relative to it with `/` separators.
+fn walk(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let rel = p.strip_prefix(root).unwrap();
+                let parts: Vec<String> = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                out.push(parts.join("/"));
+            }
+        }
+    }
+    out
+}

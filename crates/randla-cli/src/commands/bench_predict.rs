@@ -18,7 +18,8 @@ use clap::Args;
 use randla_predict::{PredictOptions, Predictor};
 use serde::Serialize;
 
-use super::predict::{PassArgs, expand, read_model_inputs, resolve_model};
+use super::inputs::expand;
+use super::predict::{PassArgs, read_model_inputs, resolve_model};
 
 /// Arguments of `randla bench predict`.
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::fmt::thousands;
+use super::inputs::walk;
 use anyhow::{Context, bail};
 use clap::Args;
 use randla_io::{Format, LasReader};
@@ -51,6 +52,10 @@ pub struct EvalArgs {
     /// Leave out the points whose truth code (after --map) is listed, e.g. "0,1".
     #[arg(long, value_name = "CODES", value_parser = parse_codes)]
     pub ignore: Option<CodeList>,
+    /// With folders: pair the files of their sub-folders too, by their path below PRED and
+    /// TRUTH (after `randla predict DIR -o OUT --recursive`).
+    #[arg(short, long)]
+    pub recursive: bool,
     /// Print JSON (see the command's long help for the layout).
     #[arg(long)]
     pub json: bool,
@@ -244,61 +249,84 @@ fn is_folder_of_files(path: &Path) -> bool {
     path.is_dir() && !path.join("Annotations").is_dir()
 }
 
-/// Whether [`read_labels`] takes `path`: a point-cloud file or a label file.
+/// Whether [`read_labels`] takes `path`: a point-cloud file or a label file. A text file that
+/// does not open like a table of points (a `README.txt` beside the tiles) is not one.
 fn has_labels(path: &Path) -> bool {
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
-    path.is_file()
-        && (matches!(ext.as_deref(), Some("labels" | "label")) || Format::from_path(path).is_ok())
+    if !path.is_file() {
+        return false;
+    }
+    if matches!(ext.as_deref(), Some("labels" | "label")) {
+        return true;
+    }
+    match Format::from_path(path) {
+        Ok(Format::Semantic3d | Format::Xyz) => randla_io::looks_like_points(path).unwrap_or(true),
+        Ok(_) => true,
+        Err(_) => false,
+    }
 }
 
 /// A prediction file and its truth.
 type Pair = (PathBuf, PathBuf);
 
 /// The (PRED, TRUTH) file pairs of two folders: every prediction in `pred` with the file of
-/// `truth` of the same name, or else of the same stem (`x.labels` predicts `x.txt`). Also the
-/// truth files that no prediction pairs with.
-fn folder_pairs(pred: &Path, truth: &Path) -> anyhow::Result<(Vec<Pair>, Vec<PathBuf>)> {
-    let list = |dir: &Path| -> anyhow::Result<Vec<PathBuf>> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .with_context(|| format!("{}: cannot list the folder", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|f| has_labels(f))
-            .collect();
-        files.sort();
-        Ok(files)
-    };
-    let preds = list(pred)?;
+/// `truth` of the same name, or else of the same stem (`x.labels` predicts `x.txt`); with
+/// `recursive`, at every depth, each in the sub-folder of the same path. Also the truth files
+/// that no prediction pairs with.
+fn folder_pairs(
+    pred: &Path,
+    truth: &Path,
+    recursive: bool,
+) -> anyhow::Result<(Vec<Pair>, Vec<PathBuf>)> {
+    let list = |dir: &Path| walk(dir, recursive, None, &mut |f: &Path| has_labels(f));
+    let (preds, subfolders) = list(pred)?;
     if preds.is_empty() {
-        bail!("{}: the folder holds no prediction file", pred.display());
+        bail!(
+            "{}: the folder holds no prediction file{}",
+            pred.display(),
+            match (subfolders, recursive) {
+                (_, true) => " at any depth",
+                (true, false) => " (its sub-folders are not searched: add --recursive)",
+                (false, false) => "",
+            }
+        );
     }
-    let truths = list(truth)?;
+    let (truths, _) = list(truth)?;
     let mut used = vec![false; truths.len()];
     let mut pairs = Vec::new();
     for p in preds {
-        let same_name = truths.iter().position(|t| t.file_name() == p.file_name());
+        let same_name = truths.iter().position(|t| t.rel == p.rel);
         let same_stem = || {
             truths.iter().position(|t| {
-                t.file_stem() == p.file_stem()
-                    && !t.extension().is_some_and(|e| e == "labels" || e == "label")
+                t.rel.parent() == p.rel.parent()
+                    && t.rel.file_stem() == p.rel.file_stem()
+                    && !t
+                        .rel
+                        .extension()
+                        .is_some_and(|e| e == "labels" || e == "label")
             })
         };
         let Some(j) = same_name.or_else(same_stem) else {
+            let place = match p.rel.parent() {
+                Some(d) if !d.as_os_str().is_empty() => truth.join(d),
+                _ => truth.to_path_buf(),
+            };
             bail!(
                 "{}: no truth for this prediction in {} (a file of the same name, or of the same name before the extension)",
-                p.display(),
-                truth.display()
+                p.path.display(),
+                place.display()
             );
         };
         used[j] = true;
-        pairs.push((p, truths[j].clone()));
+        pairs.push((p.path, truths[j].path.clone()));
     }
     let unpaired = truths
         .into_iter()
         .zip(used)
         .filter(|(_, u)| !u)
-        .map(|(t, _)| t)
+        .map(|(t, _)| t.path)
         .collect();
     Ok((pairs, unpaired))
 }
@@ -315,7 +343,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         }
         (true, true) => {
             // Every pair scored together: the points of all files in one confusion matrix.
-            let (pairs, unpaired) = folder_pairs(&args.pred, &args.truth)?;
+            let (pairs, unpaired) = folder_pairs(&args.pred, &args.truth, args.recursive)?;
             let (mut p, mut t) = (Vec::new(), Vec::new());
             for (a, b) in &pairs {
                 let (pa, tb) = read_pair(a, b)?;
@@ -469,7 +497,12 @@ fn table(
     s += &format!("pred     {}\n", args.pred.display());
     s += &format!("truth    {}\n", args.truth.display());
     if let Some(n) = files {
-        s += &format!("files    {n} pairs, paired by name, scored together\n");
+        let by = if args.recursive {
+            "by their path below each folder"
+        } else {
+            "by name"
+        };
+        s += &format!("files    {n} pairs, paired {by}, scored together\n");
     }
     if !map.is_empty() {
         s += &format!("map      {map}\n");

@@ -18,6 +18,9 @@ pub struct InfoArgs {
     /// for a folder of files, an array of such objects, each with its "file".
     #[arg(long)]
     pub json: bool,
+    /// With a folder: its sub-folders' files too, at every depth (hidden folders left out).
+    #[arg(short, long)]
+    pub recursive: bool,
     /// PLY: the vertex property holding the label (default: class, label, scalar_Label,
     /// scalar_Classification, classification, in any case).
     #[arg(long, value_name = "NAME")]
@@ -55,7 +58,11 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         || args.file.file_name().is_some_and(|n| n == "Annotations");
     if args.file.is_dir() && !s3dis_room {
         // A folder of tiles: each file in turn (text files that hold no points passed over).
-        let files = super::predict::expand(std::slice::from_ref(&args.file))?;
+        let files: Vec<PathBuf> =
+            super::inputs::expand_tree(std::slice::from_ref(&args.file), args.recursive, None)?
+                .into_iter()
+                .map(|f| f.path)
+                .collect();
         let mut all = Vec::new();
         let (mut points, mut failed) = (0u64, Vec::new());
         for (i, f) in files.iter().enumerate() {

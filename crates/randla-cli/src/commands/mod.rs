@@ -10,6 +10,7 @@ mod fmt;
 mod forward;
 mod import;
 mod info;
+mod inputs;
 mod model;
 mod predict;
 mod render;

@@ -9,6 +9,8 @@ use randla_geom::MemoryBudget;
 use randla_io::{ExtraOutputs, Format, PlyEncoding, PlyWriteOptions, Probabilities};
 use randla_model::model_dir::ModelDir;
 use randla_predict::{PredictOptions, Predictor, Sampling};
+
+use super::inputs::{InputFile, expand_tree};
 use rayon::prelude::*;
 
 /// `--sampling`: how each pass samples its levels.
@@ -119,6 +121,11 @@ pub struct PredictArgs {
     /// or had a failing file.
     #[arg(long)]
     pub skip_existing: bool,
+    /// Search input folders at every depth; each output keeps its path below the folder given
+    /// (`survey/2024/a.laz` → `OUT/2024/a.laz`). Hidden folders, links to folders and the
+    /// output folder itself are left out.
+    #[arg(short, long)]
+    pub recursive: bool,
     /// Worker threads (default: every core). Each output file is written by one more thread,
     /// with its own pool of as many workers for LAZ coding, while the next file is classified;
     /// with two or more, small files (up to 64 MiB) are also read one ahead, on a third pool,
@@ -154,71 +161,18 @@ pub fn resolve_model(dir: Option<&Path>) -> anyhow::Result<ModelDir> {
     }
 }
 
-/// Every input file: files as given, folders expanded to the supported files they hold. A text
-/// file in a folder (`.txt`, `.xyz`, `.csv`, `.pts`) that does not open like a table of points
-/// (a `README.txt`, a tile index) is passed over with a note.
-pub(crate) fn expand(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for p in inputs {
-        if p.is_dir() {
-            let mut inner: Vec<(PathBuf, Format)> = std::fs::read_dir(p)
-                .with_context(|| format!("{}: cannot list the folder", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_file())
-                .filter_map(|f| Format::from_path(&f).ok().map(|format| (f, format)))
-                .collect();
-            inner.sort_by(|a, b| a.0.cmp(&b.0));
-            let inner: Vec<PathBuf> = inner
-                .into_iter()
-                .filter(|(f, format)| {
-                    let text = matches!(format, Format::Semantic3d | Format::Xyz);
-                    // A file that cannot be read stays, to fail with its reason at its turn.
-                    let keep = !text || randla_io::looks_like_points(f).unwrap_or(true);
-                    if !keep {
-                        eprintln!(
-                            "note: {}: passed over, not a table of points (its first line is neither numbers nor a header naming x, y and z)",
-                            f.display()
-                        );
-                    }
-                    keep
-                })
-                .map(|(f, _)| f)
-                .collect();
-            if inner.is_empty() {
-                let sub = std::fs::read_dir(p)
-                    .map(|rd| rd.filter_map(|e| e.ok()).any(|e| e.path().is_dir()))
-                    .unwrap_or(false);
-                bail!(
-                    "{}: the folder holds no point-cloud file{}",
-                    p.display(),
-                    if sub {
-                        " (its sub-folders are not searched: name them, e.g. DIR/*/)"
-                    } else {
-                        ""
-                    }
-                );
-            }
-            files.extend(inner);
-        } else if p.is_file() {
-            Format::from_path(p)?;
-            files.push(p.clone());
-        } else {
-            bail!("{}: no such file or folder", p.display());
-        }
-    }
-    Ok(files)
-}
-
-/// Where the prediction of `input` goes.
-fn output_for(input: &Path, output: &Path, single: bool) -> PathBuf {
+/// Where the prediction of `input` goes: `output` itself for a single input named like a file,
+/// else `input`'s path below its folder, under `output`.
+fn output_for(input: &InputFile, output: &Path, single: bool) -> PathBuf {
     if single && !output.is_dir() && output.extension().is_some() {
         return output.to_path_buf();
     }
-    let name = input
-        .file_name()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("prediction.laz"));
-    let name = match Format::from_path(input) {
+    let name = if input.rel.as_os_str().is_empty() {
+        PathBuf::from("prediction.laz")
+    } else {
+        input.rel.clone()
+    };
+    let name = match Format::from_path(&input.path) {
         // Text inputs get one code per line (XYZ/CSV files have no writer of their own).
         Ok(Format::Semantic3d | Format::Xyz) => name.with_extension("labels"),
         Ok(Format::Kitti) => name.with_extension("label"),
@@ -278,22 +232,23 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     // The writer's LAZ coders run on a pool of the same size (else rayon's global pool, every
     // core, whatever `--threads` says).
     let writer_pool = super::bench::thread_pool(args.threads)?;
-    let files = expand(&args.inputs)?;
-    let single = files.len() == 1;
+    let inputs = expand_tree(&args.inputs, args.recursive, Some(&args.output))?;
+    let single = inputs.len() == 1;
     if !single && !args.output.is_dir() && Format::from_path(&args.output).is_ok() {
         bail!(
             "{}: {} input files need an output folder, and this names a point-cloud file; give a folder (e.g. -o predictions)",
             args.output.display(),
-            files.len()
+            inputs.len()
         );
     }
     if args.skip_existing && args.force {
         bail!("--skip-existing and --force ask opposite things of an existing output; give one");
     }
-    let outs: Vec<PathBuf> = files
+    let outs: Vec<PathBuf> = inputs
         .iter()
         .map(|f| output_for(f, &args.output, single))
         .collect();
+    let files: Vec<PathBuf> = inputs.into_iter().map(|f| f.path).collect();
     // Before anything about existing outputs: an output that is its input is refused whatever
     // the flags (with --skip-existing it would otherwise read as done).
     for (f, o) in files.iter().zip(&outs) {
@@ -408,8 +363,17 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     } else {
         args.output.parent().unwrap_or(Path::new(""))
     };
-    let created = create_folders(folder)
+    let mut created = create_folders(folder)
         .with_context(|| format!("{}: cannot create the output folder", folder.display()))?;
+    // Outputs in sub-folders (--recursive): theirs too, each once.
+    let mut parents: Vec<&Path> = outs.iter().filter_map(|o| o.parent()).collect();
+    parents.dedup();
+    for dir in parents {
+        created.extend(
+            create_folders(dir)
+                .with_context(|| format!("{}: cannot create the output folder", dir.display()))?,
+        );
+    }
     let result = (|| -> anyhow::Result<()> {
         let total_t = Instant::now();
         let (mut total_points, mut max_points) = (0usize, 0usize);
