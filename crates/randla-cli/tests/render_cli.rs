@@ -267,3 +267,72 @@ fn bad_arguments_are_refused_before_any_work() {
     assert!(err.contains("output is the input file"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_folder_of_tiles_is_drawn_in_one_picture() {
+    let dir = scratch("folder");
+    // Two neighbouring tiles side by side: one with every low-vegetation point (3) turned into
+    // building (6), one as it is; their truths in another folder, one under another extension.
+    let other = tile().with_file_name("test_data_77060_627755_LA93_IGN69.laz");
+    let (preds, truths) = (dir.join("preds"), dir.join("truths"));
+    std::fs::create_dir_all(&preds).unwrap();
+    std::fs::create_dir_all(&truths).unwrap();
+    let cloud = randla_io::read(tile()).unwrap();
+    let classes: Vec<u8> = cloud
+        .labels
+        .unwrap()
+        .iter()
+        .map(|&l| if l == 3 { 6 } else { l as u8 })
+        .collect();
+    randla_io::rewrite_las_classification(&tile(), &preds.join("a.las"), &classes, None, false)
+        .unwrap();
+    std::fs::copy(&other, preds.join("b.laz")).unwrap();
+    std::fs::copy(tile(), truths.join("a.laz")).unwrap();
+    std::fs::copy(&other, truths.join("b.laz")).unwrap();
+    let points = cloud.positions.len() + randla_io::read(&other).unwrap().positions.len();
+
+    let out = dir.join("both.png");
+    let r = render(&preds, &out, &["--width", "640"]);
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(stdout.contains(&format!("{points} points")), "{stdout}");
+    // The two tiles (50 m each, one north of the other) make a picture twice as tall as wide.
+    let (w, h, _) = decode(&out);
+    let single = dir.join("one.png");
+    assert!(
+        render(&tile(), &single, &["--width", "640"])
+            .status
+            .success()
+    );
+    assert!(h > decode(&single).1 + 200, "{w}x{h}");
+
+    let errors = |extra: &[&str], name: &str| {
+        let out = dir.join(name);
+        let mut args = vec!["--color", "error", "--truth", truths.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let r = render(&preds, &out, &args);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let img = decode(&out);
+        count(&img, 0..frame_bottom(&img), [230, 20, 20])
+    };
+    assert!(errors(&[], "errors.png") > 100);
+    assert_eq!(errors(&["--map", "3=6"], "mapped.png"), 0);
+
+    // A truth missing from the folder, or a truth file for a folder: named, refused.
+    std::fs::remove_file(truths.join("b.laz")).unwrap();
+    for truth in [truths.clone(), tile()] {
+        let r = render(
+            &preds,
+            &dir.join("x.png"),
+            &["--color", "error", "--truth", truth.to_str().unwrap()],
+        );
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert!(!r.status.success());
+        assert!(
+            stderr.contains("b.laz: no truth") || stderr.contains("must be one too"),
+            "{stderr}"
+        );
+    }
+    assert!(!dir.join("x.png").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::fmt::thousands;
-use super::inputs::walk;
+use super::inputs::{InputFile, walk};
 use anyhow::{Context, bail};
 use clap::Args;
 use randla_io::{Format, LasReader};
@@ -251,7 +251,7 @@ fn is_folder_of_files(path: &Path) -> bool {
 
 /// Whether [`read_labels`] takes `path`: a point-cloud file or a label file. A text file that
 /// does not open like a table of points (a `README.txt` beside the tiles) is not one.
-fn has_labels(path: &Path) -> bool {
+pub(crate) fn has_labels(path: &Path) -> bool {
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
@@ -297,18 +297,7 @@ fn folder_pairs(
     let mut used = vec![false; truths.len()];
     let mut pairs = Vec::new();
     for p in preds {
-        let same_name = truths.iter().position(|t| t.rel == p.rel);
-        let same_stem = || {
-            truths.iter().position(|t| {
-                t.rel.parent() == p.rel.parent()
-                    && t.rel.file_stem() == p.rel.file_stem()
-                    && !t
-                        .rel
-                        .extension()
-                        .is_some_and(|e| e == "labels" || e == "label")
-            })
-        };
-        let Some(j) = same_name.or_else(same_stem) else {
+        let Some(j) = truth_index(&p.rel, &truths) else {
             let place = match p.rel.parent() {
                 Some(d) if !d.as_os_str().is_empty() => truth.join(d),
                 _ => truth.to_path_buf(),
@@ -329,6 +318,24 @@ fn folder_pairs(
         .map(|(t, _)| t.path)
         .collect();
     Ok((pairs, unpaired))
+}
+
+/// The truth of the prediction at `rel` (its path below the prediction folder) among `truths`
+/// (theirs below the truth folder): the one of the same path, or else in the same sub-folder
+/// with the same name before the extension (`x.labels` predicts `x.txt`; a label file is no
+/// truth for another file).
+pub(crate) fn truth_index(rel: &Path, truths: &[InputFile]) -> Option<usize> {
+    let same_name = truths.iter().position(|t| t.rel == rel);
+    same_name.or_else(|| {
+        truths.iter().position(|t| {
+            t.rel.parent() == rel.parent()
+                && t.rel.file_stem() == rel.file_stem()
+                && !t
+                    .rel
+                    .extension()
+                    .is_some_and(|e| e == "labels" || e == "label")
+        })
+    })
 }
 
 /// Runs `randla eval`.

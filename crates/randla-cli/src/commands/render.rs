@@ -18,8 +18,11 @@ use clap::{Args, ValueEnum};
 
 use self::canvas::{Canvas, Rgb};
 use self::font::{GLYPH_H, text_width};
-use super::eval::{ClassMap, CodeList, Naming, parse_codes, parse_map, read_labels};
+use super::eval::{
+    ClassMap, CodeList, Naming, has_labels, parse_codes, parse_map, read_labels, truth_index,
+};
 use super::fmt::thousands;
+use super::inputs::{expand_tree, walk};
 
 /// What decides a point's colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -45,7 +48,8 @@ pub enum View {
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     /// The point cloud (any format randla reads; it needs labels unless --color truth with
-    /// --truth).
+    /// --truth), or a folder of tiles drawn together (--truth then a folder of their truths,
+    /// paired by name as in eval).
     pub file: PathBuf,
     /// The picture to write (.png); an existing file is replaced only with --force.
     #[arg(short, long, value_name = "PNG")]
@@ -75,6 +79,9 @@ pub struct RenderArgs {
     /// Side of the square drawn per point, in pixels (default: from the point density).
     #[arg(long, value_name = "PX")]
     pub point_size: Option<u32>,
+    /// With a folder: its sub-folders' files too, at every depth.
+    #[arg(short, long)]
+    pub recursive: bool,
     /// Replace an existing output file.
     #[arg(long)]
     pub force: bool,
@@ -464,6 +471,95 @@ fn bounds_xy(p: &[[f32; 3]]) -> [f64; 4] {
     b
 }
 
+/// The points to draw: of FILE, or of every file of the folder FILE, in one frame.
+struct Scene {
+    positions: Vec<[f32; 3]>,
+    /// The labels, or the first file that has none.
+    labels: Result<Vec<u32>, PathBuf>,
+    /// --truth's labels, point for point.
+    truth: Option<Vec<u32>>,
+    files: usize,
+    /// The first file, and its truth (whose formats name the classes).
+    first: PathBuf,
+    first_truth: PathBuf,
+}
+
+/// Reads FILE (and --truth), or, when FILE is a folder of tiles, each of its files (at every
+/// depth with --recursive) with the truth of the same path in the --truth folder, into one frame.
+fn load(args: &RenderArgs) -> anyhow::Result<Scene> {
+    let s3dis_room = args.file.join("Annotations").is_dir();
+    let (files, truths): (Vec<PathBuf>, Vec<Option<PathBuf>>) = if args.file.is_dir() && !s3dis_room
+    {
+        let files = expand_tree(std::slice::from_ref(&args.file), args.recursive, None)?;
+        let truths = match &args.truth {
+            None => vec![None; files.len()],
+            Some(t) if t.is_dir() => {
+                let (truths, _) = walk(t, args.recursive, None, &mut |f: &Path| has_labels(f))?;
+                files
+                    .iter()
+                    .map(|f| match truth_index(&f.rel, &truths) {
+                        Some(j) => Ok(Some(truths[j].path.clone())),
+                        None => bail!(
+                            "{}: no truth for this file in {} (a file of the same name, or of \
+                             the same name before the extension)",
+                            f.path.display(),
+                            t.display()
+                        ),
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            }
+            Some(t) => bail!(
+                "{}: FILE is a folder, so --truth must be one too (its files paired by name); {} is not",
+                args.file.display(),
+                t.display()
+            ),
+        };
+        (files.into_iter().map(|f| f.path).collect(), truths)
+    } else {
+        (vec![args.file.clone()], vec![args.truth.clone()])
+    };
+    let mut scene = Scene {
+        positions: Vec::new(),
+        labels: Ok(Vec::new()),
+        truth: args.truth.as_ref().map(|_| Vec::new()),
+        files: files.len(),
+        first: files[0].clone(),
+        first_truth: truths[0].clone().unwrap_or_else(|| files[0].clone()),
+    };
+    let mut origin = None;
+    for (file, truth) in files.iter().zip(&truths) {
+        let cloud =
+            randla_io::read(file).with_context(|| format!("reading FILE {}", file.display()))?;
+        let n = cloud.len();
+        // Every file in the first one's frame.
+        let o = *origin.get_or_insert(cloud.origin);
+        if o == cloud.origin {
+            scene.positions.extend_from_slice(&cloud.positions);
+        } else {
+            scene.positions.extend((0..n).map(|i| {
+                let p = cloud.point_f64(i);
+                [
+                    (p[0] - o[0]) as f32,
+                    (p[1] - o[1]) as f32,
+                    (p[2] - o[2]) as f32,
+                ]
+            }));
+        }
+        match (&mut scene.labels, &cloud.labels) {
+            (Ok(all), Some(l)) => all.extend_from_slice(l),
+            (Ok(_), None) => scene.labels = Err(file.clone()),
+            (Err(_), _) => {}
+        }
+        if let (Some(all), Some(t)) = (&mut scene.truth, truth) {
+            all.extend(truth_labels(t, file, n)?);
+        }
+    }
+    if scene.positions.is_empty() {
+        bail!("{}: has no points to draw", args.file.display());
+    }
+    Ok(scene)
+}
+
 /// Runs `randla render`.
 pub fn run(args: RenderArgs) -> anyhow::Result<()> {
     if !(320..=8192).contains(&args.width) {
@@ -498,30 +594,23 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
     }
     randla_io::atomic::check_output(&args.output, &inputs, args.force)?;
 
-    let cloud = randla_io::read(&args.file)
-        .with_context(|| format!("reading FILE {}", args.file.display()))?;
-    if cloud.is_empty() {
-        bail!("{}: has no points to draw", args.file.display());
-    }
-    let n = cloud.len();
+    let scene = load(&args)?;
+    let n = scene.positions.len();
     let map = args.map.clone().unwrap_or_default();
     let own = || -> anyhow::Result<Vec<u32>> {
-        let mut labels = cloud
-            .labels
-            .as_deref()
-            .with_context(|| {
-                format!(
-                    "{}: has no labels to colour by (expected a LAS/LAZ classification, a PLY \
-                     label property, or a label column)",
-                    args.file.display()
-                )
-            })?
-            .to_vec();
+        let mut labels = match &scene.labels {
+            Ok(l) => l.clone(),
+            Err(file) => bail!(
+                "{}: has no labels to colour by (expected a LAS/LAZ classification, a PLY \
+                 label property, or a label column)",
+                file.display()
+            ),
+        };
         map.apply(&mut labels);
         Ok(labels)
     };
-    let truth = |t: &Path| -> anyhow::Result<Vec<u32>> {
-        let mut labels = truth_labels(t, &args.file, n)?;
+    let truth = || -> anyhow::Result<Vec<u32>> {
+        let mut labels = scene.truth.clone().context("--truth was checked above")?;
         map.apply(&mut labels);
         Ok(labels)
     };
@@ -532,16 +621,16 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
             } else {
                 "truth (its own labels)"
             };
-            by_class(&own()?, Naming::for_file(&args.file), what.to_string())
+            by_class(&own()?, Naming::for_file(&scene.first), what.to_string())
         }
         (ColorBy::Truth, Some(t)) => by_class(
-            &truth(t)?,
-            Naming::for_file(t),
+            &truth()?,
+            Naming::for_file(&scene.first_truth),
             format!("truth of {}", file_name(t)),
         ),
         (ColorBy::Error, Some(t)) => {
             let ignore = args.ignore.as_ref().map_or(&[][..], |c| &c.0[..]);
-            by_error(&own()?, &truth(t)?, ignore, t)
+            by_error(&own()?, &truth()?, ignore, t)
         }
         (ColorBy::Error, None) => unreachable!("checked above"),
     };
@@ -553,13 +642,18 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
         View::Oblique => "oblique",
     };
     let title = file_name(&args.file);
+    let files = if scene.files > 1 {
+        format!(" in {} files", scene.files)
+    } else {
+        String::new()
+    };
     let subtitle = format!(
-        "colour: {} | {view} view | {} points",
+        "colour: {} | {view} view | {} points{files}",
         coloring.title,
         thousands(n as u64)
     );
     let pic = draw(
-        &cloud.positions,
+        &scene.positions,
         &coloring,
         args.view,
         args.width as usize,
