@@ -28,6 +28,19 @@ fn render(file: &Path, out: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Writes to `out` (.las) a copy of the tile in which every low-vegetation point (3) became
+/// building (6): a "prediction" whose errors are known.
+fn low_vegetation_as_building(out: &Path) {
+    let cloud = randla_io::read(tile()).unwrap();
+    let classes: Vec<u8> = cloud
+        .labels
+        .unwrap()
+        .iter()
+        .map(|&l| if l == 3 { 6 } else { l as u8 })
+        .collect();
+    randla_io::rewrite_las_classification(&tile(), out, &classes, None, false).unwrap();
+}
+
 /// Width, height and RGB bytes of a PNG.
 fn decode(path: &Path) -> (usize, usize, Vec<u8>) {
     let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
@@ -143,16 +156,8 @@ fn refuses_to_overwrite_without_force() {
 #[test]
 fn error_view_shows_the_changed_points_in_red() {
     let dir = scratch("error");
-    // A copy in which every low-vegetation point (3) became building (6).
-    let cloud = randla_io::read(tile()).unwrap();
-    let classes: Vec<u8> = cloud
-        .labels
-        .unwrap()
-        .iter()
-        .map(|&l| if l == 3 { 6 } else { l as u8 })
-        .collect();
     let pred = dir.join("pred.las");
-    randla_io::rewrite_las_classification(&tile(), &pred, &classes, None, false).unwrap();
+    low_vegetation_as_building(&pred);
     let out = dir.join("errors.png");
     let r = render(
         &pred,
@@ -277,19 +282,12 @@ fn a_folder_of_tiles_is_drawn_in_one_picture() {
     let (preds, truths) = (dir.join("preds"), dir.join("truths"));
     std::fs::create_dir_all(&preds).unwrap();
     std::fs::create_dir_all(&truths).unwrap();
-    let cloud = randla_io::read(tile()).unwrap();
-    let classes: Vec<u8> = cloud
-        .labels
-        .unwrap()
-        .iter()
-        .map(|&l| if l == 3 { 6 } else { l as u8 })
-        .collect();
-    randla_io::rewrite_las_classification(&tile(), &preds.join("a.las"), &classes, None, false)
-        .unwrap();
+    low_vegetation_as_building(&preds.join("a.las"));
     std::fs::copy(&other, preds.join("b.laz")).unwrap();
     std::fs::copy(tile(), truths.join("a.laz")).unwrap();
     std::fs::copy(&other, truths.join("b.laz")).unwrap();
-    let points = cloud.positions.len() + randla_io::read(&other).unwrap().positions.len();
+    let count_points = |p: &Path| randla_io::read(p).unwrap().positions.len();
+    let points = count_points(&tile()) + count_points(&other);
 
     let out = dir.join("both.png");
     let r = render(&preds, &out, &["--width", "640"]);
