@@ -435,14 +435,20 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                 }
                 (sub, None)
             };
-            // Counts input points (subsampled progress scaled up), so {per_sec} is input
+            // Counts input points (subsampled progress scaled up), so {rate} is input
             // points/s.
             let bar = display.add(indicatif::ProgressBar::new(n as u64));
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{spinner} {msg} [{bar:30}] {percent}% {per_sec} {elapsed}",
+                    "{spinner} {msg} [{bar:30}] {percent}% {rate} {elapsed}",
                 )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .with_key(
+                    "rate",
+                    |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{} points/s", super::fmt::thousands(s.per_sec() as u64));
+                    },
+                ),
             );
             bar.set_message(format!("{}", file.display()));
             let progress = |done: usize, all: usize| {
@@ -475,8 +481,26 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         // tiles with one bad tile still gets the rest); the run then fails naming every such
         // file. One input's error is simply the run's.
         let several = !single;
+        // With several files, a bar of files done over the file's own bars (ETA from the files'
+        // pace).
+        let overall = several.then(|| {
+            let bar = display.add(indicatif::ProgressBar::new(files.len() as u64));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "files [{bar:30}] {pos}/{len}, {elapsed} so far, about {eta} left",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        let file_done = || {
+            if let Some(bar) = &overall {
+                bar.inc(1);
+            }
+        };
         let failures: std::sync::Mutex<Vec<(usize, anyhow::Error)>> = Default::default();
         let fail = |index: usize, e: anyhow::Error| {
+            file_done();
             if several {
                 display.suspend(|| eprintln!("Error: {e:#}"));
             }
@@ -487,7 +511,8 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         };
         std::thread::scope(|scope| -> anyhow::Result<()> {
             let mut pending: Option<std::thread::ScopedJoinHandle<'_, ()>> = None;
-            let (display, writer_pool, fail) = (&display, &writer_pool, &fail);
+            let (display, writer_pool, fail, file_done) =
+                (&display, &writer_pool, &fail, &file_done);
             let finish = |h: std::thread::ScopedJoinHandle<'_, ()>| {
                 h.join()
                     .map_err(|_| anyhow::anyhow!("the output writer stopped unexpectedly"))
@@ -616,7 +641,10 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                             });
                         for (index, lines) in written {
                             match lines {
-                                Ok(lines) => display.suspend(|| eprintln!("{lines}")),
+                                Ok(lines) => {
+                                    file_done();
+                                    display.suspend(|| eprintln!("{lines}"))
+                                }
                                 Err(e) => fail(index, e),
                             }
                         }
@@ -629,6 +657,9 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
             }
             Ok(())
         })?;
+        if let Some(bar) = &overall {
+            bar.finish_and_clear();
+        }
         let mut failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
         failures.sort_by_key(|(index, _)| *index);
         if !several && let Some((_, e)) = failures.pop() {
