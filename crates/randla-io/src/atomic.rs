@@ -29,12 +29,17 @@ static UNFINISHED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 struct Listed(PathBuf);
 
 impl Listed {
-    fn new(path: &Path) -> Listed {
-        UNFINISHED
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(path.to_path_buf());
-        Listed(path.to_path_buf())
+    /// Creates a temporary file with `create` and lists it, holding the list's lock throughout:
+    /// a signal's [`remove_unfinished`] waits for both, so no file can exist unlisted (caught
+    /// once by the interrupted-write test, the signal falling between the two).
+    fn create(
+        create: impl FnOnce() -> Result<tempfile::NamedTempFile>,
+    ) -> Result<(tempfile::NamedTempFile, Listed)> {
+        let mut list = UNFINISHED.lock().unwrap_or_else(|p| p.into_inner());
+        let file = create()?;
+        list.push(file.path().to_path_buf());
+        let listed = Listed(file.path().to_path_buf());
+        Ok((file, listed))
     }
 }
 
@@ -49,14 +54,18 @@ impl Drop for Listed {
 
 /// Removes the temporary file of every [`AtomicFile`] still being written, and returns how
 /// many there were. For a process about to end mid-write (a signal's handler): the files'
-/// owners may still write to them, but no output appears and nothing is left behind.
+/// owners may still write to them, but no output appears and nothing is left behind. The list
+/// then stays locked for good, so that no new temporary file appears before the process ends
+/// (a thread creating or finishing an [`AtomicFile`] waits): call it only on the way out.
 pub fn remove_unfinished() -> usize {
-    remove_listed(|_| true)
+    let list = UNFINISHED.lock().unwrap_or_else(|p| p.into_inner());
+    let n = remove_from(&list, |_| true);
+    std::mem::forget(list);
+    n
 }
 
-/// Removes the listed temporary files that `pick` picks; returns how many were removed.
-fn remove_listed(pick: impl Fn(&Path) -> bool) -> usize {
-    let list = UNFINISHED.lock().unwrap_or_else(|p| p.into_inner());
+/// Removes the temporary files of `list` that `pick` picks; returns how many were removed.
+fn remove_from(list: &[PathBuf], pick: impl Fn(&Path) -> bool) -> usize {
     list.iter()
         .filter(|p| pick(p) && std::fs::remove_file(p).is_ok())
         .count()
@@ -115,15 +124,17 @@ impl AtomicFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".tmp")
-            .tempfile_in(&dir)
-            .map_err(|e| Error::io(target, "create temporary file", e))?;
+        let (tmp, listed) = Listed::create(|| {
+            tempfile::Builder::new()
+                .prefix(&format!(".{name}."))
+                .suffix(".tmp")
+                .tempfile_in(&dir)
+                .map_err(|e| Error::io(target, "create temporary file", e))
+        })?;
         Ok(AtomicFile {
             target: target.to_path_buf(),
             overwrite,
-            _listed: Listed::new(tmp.path()),
+            _listed: listed,
             writer: BufWriter::with_capacity(1 << 20, tmp),
         })
     }
@@ -236,6 +247,33 @@ mod tests {
     }
 
     #[test]
+    fn a_sweep_waits_for_a_file_being_created_to_be_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (made, seen) = std::sync::mpsc::channel();
+        let d = dir.path().to_path_buf();
+        let creator = std::thread::spawn(move || {
+            Listed::create(|| {
+                let f = tempfile::Builder::new()
+                    .suffix(".tmp")
+                    .tempfile_in(&d)
+                    .unwrap();
+                // The file exists and is not listed yet: a signal now must not miss it.
+                made.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                Ok(f)
+            })
+        });
+        seen.recv().unwrap();
+        // What a signal's handler does (without keeping the lock, as other tests run).
+        let list = UNFINISHED.lock().unwrap_or_else(|p| p.into_inner());
+        let removed = remove_from(&list, |p| p.starts_with(dir.path()));
+        drop(list);
+        let (file, _listed) = creator.join().unwrap().unwrap();
+        assert_eq!(removed, 1);
+        assert!(!file.path().exists());
+    }
+
+    #[test]
     fn unfinished_files_are_listed_until_committed_or_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let listed = |f: &AtomicFile| {
@@ -252,7 +290,8 @@ mod tests {
         assert!(listed(&c));
         // An interrupted run: c's temporary file goes (only this test's folder is swept, as
         // other tests write at the same time).
-        assert_eq!(remove_listed(|p| p.starts_with(dir.path())), 1);
+        let list = UNFINISHED.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert_eq!(remove_from(&list, |p| p.starts_with(dir.path())), 1);
         assert!(c.commit().is_err());
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
