@@ -69,6 +69,9 @@ pub enum Event<'a> {
     Ready {
         /// Subsampled training points per class.
         class_counts: &'a [u64],
+        /// Subsampled training points of no class (codes in `classes.ignore`, or in no class's
+        /// codes without `strict`), left out of the loss.
+        ignored: u64,
         /// Loss weight per class.
         class_weights: &'a [f32],
         /// Trainable parameters.
@@ -547,8 +550,13 @@ pub fn train(
     } else {
         vec![1.0; classes]
     };
+    let ignored = clouds
+        .iter()
+        .map(|c| c.labels.iter().filter(|&&l| l == IGNORED).count() as u64)
+        .sum();
     on_event(&Event::Ready {
         class_counts: &counts,
+        ignored,
         class_weights: &class_weights,
         parameters: net_cfg.num_trainable_parameters(),
         val_clouds: val.len(),

@@ -90,6 +90,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         )),
         Event::Ready {
             class_counts,
+            ignored,
             class_weights,
             parameters,
             val_clouds,
@@ -100,6 +101,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 .map(|(n, (c, w))| format!("{n} {c} (w {w:.2})"))
                 .collect();
             say(format!("classes: {}", per.join(", ")));
+            if *ignored > 0 {
+                let all = class_counts.iter().sum::<u64>() + ignored;
+                say(format!(
+                    "ignored: {ignored} points ({:.1}%) whose codes are in classes.ignore or in no class's codes (`randla info FILE` lists a file's codes; `strict = true` refuses codes in no class)",
+                    100.0 * *ignored as f64 / all as f64
+                ));
+            }
             say(format!(
                 "network: {parameters} trainable parameters, {} engine; {val_clouds} validation cloud(s)",
                 match engine {
