@@ -370,7 +370,14 @@ fn draw(
     let s = (pw / ext[0]).min(max_ph / ext[1]);
     let (plot_w, plot_h) = ((ext[0] * s).ceil() as i64, (ext[1] * s).ceil() as i64);
     let px0 = m + (w - 2 * m - plot_w) / 2;
-    let py0 = m + 2 * line_h + m / 2;
+    // The subtitle on one line, or, when it does not fit, broken after its first part (the
+    // colouring) so that a long truth name or --map stays readable.
+    let chars_per_line = ((w - 2 * m) / (6 * ts)).max(1) as usize;
+    let sub_lines: Vec<&str> = match subtitle.split_once(" | ") {
+        Some((first, rest)) if subtitle.chars().count() > chars_per_line => vec![first, rest],
+        _ => vec![subtitle],
+    };
+    let py0 = m + (1 + sub_lines.len() as i64) * line_h + m / 2;
 
     // Point size: a bit over the mean horizontal spacing (airborne scans come in lines).
     let size = match point_size {
@@ -436,7 +443,9 @@ fn draw(
         }
     };
     c.text(m, m, &fit(title, label_x - 6 * ts), ts, INK);
-    c.text(m, m + line_h, &fit(subtitle, w - m), ts, INK);
+    for (i, line) in sub_lines.iter().enumerate() {
+        c.text(m, m + (1 + i as i64) * line_h, &fit(line, w - m), ts, INK);
+    }
 
     // Legend.
     for (i, e) in coloring.legend.iter().enumerate() {
