@@ -750,6 +750,34 @@ mod tests {
     }
 
     #[test]
+    fn a_subtitle_too_long_for_one_line_takes_two() {
+        let positions = [[0.0, 0.0, 0.0], [10.0, 10.0, 0.0]];
+        let coloring = by_class(&[2, 6], Naming::Asprs, "classes".into());
+        let height = |subtitle: &str| {
+            draw(
+                &positions,
+                &coloring,
+                View::Top,
+                640,
+                Some(3),
+                "t",
+                subtitle,
+            )
+            .canvas
+            .height
+        };
+        // 640 px at text scale 1: 104 characters of 6 px fit between the margins.
+        let short = height("colour: classes | top view | 2 points");
+        let long = height(&format!(
+            "colour: errors vs {} | top view | 2 points",
+            "x".repeat(90)
+        ));
+        assert_eq!(long, short + 12);
+        // Without a place to break, the line is cut instead.
+        assert_eq!(height(&"x".repeat(200)), short);
+    }
+
+    #[test]
     fn error_coloring_counts() {
         let c = by_error(&[1, 2, 3, 4], &[1, 2, 0, 0], &[], Path::new("t.laz"));
         assert_eq!(c.colors, [CORRECT, CORRECT, WRONG, WRONG]);
