@@ -22,6 +22,7 @@ use crate::chunks::{ChunkRead, Chunks};
 use crate::cloud::{Bounds, Feature, PointCloud, choose_origin};
 use crate::error::{Error, Result};
 
+mod copc;
 mod layers;
 pub use layers::{layer_context, rewrite_laz_classification_layer};
 
@@ -1989,7 +1990,21 @@ where
         opts.chunk_points.min(RAW_CHUNK_POINTS)
     }
     .max(1);
+    // A COPC input keeps its chunking (see `copc`): per input chunk its points, the chunk
+    // being written and the points written into it.
+    let copc = match &out_laz_vlr {
+        Some(_) => copc::Copc::of(&head, input, &vlrs, raw.header_size)?,
+        None => None,
+    };
+    let out_lv = out_laz_vlr.as_ref().map(|(v, _)| v.clone());
+    let mut copc_chunk = copc.as_ref().map(|c| (c.chunk_points(), 0usize, 0u64));
     let mut sink = match out_laz_vlr {
+        Some((vlr, _)) if copc.is_some() => {
+            let w = &mut out;
+            Sink::Chunks(guard_laz(output, "start compression", move || {
+                LasZipCompressor::new(w, vlr).map_err(|e| e.to_string())
+            })?)
+        }
         // Fixed-size chunks (what LASzip writes by default) are compressed in parallel, one
         // chunk per task; variable-size chunk tables and the old unchunked compressor keep the
         // sequential one.
@@ -2021,13 +2036,20 @@ where
     }
     while written < head.count {
         let start = written;
+        // A COPC output's chunk ends where the input's does.
+        let most = match &copc_chunk {
+            Some((points, i, done)) => points.get(*i).map_or(chunk as u64, |p| {
+                p.saturating_sub(*done).clamp(1, chunk as u64)
+            }) as usize,
+            None => chunk,
+        };
         let records: &[u8] = match &mut points {
             Points::Given(g) => {
-                let n = (head.count - start).min(chunk as u64) as usize;
+                let n = (head.count - start).min(most as u64) as usize;
                 &g[start as usize * l.record_len..][..n * l.record_len]
             }
             Points::Read(r, buf) => {
-                r.read_raw(chunk, buf)?;
+                r.read_raw(most, buf)?;
                 buf
             }
         };
@@ -2040,21 +2062,48 @@ where
             Sink::Laz(c) => guard_laz(output, "compress points", || {
                 c.compress_many(&obuf).map_err(|e| e.to_string())
             })?,
+            Sink::Chunks(c) => guard_laz(output, "compress points", || {
+                c.compress_many(&obuf).map_err(|e| e.to_string())
+            })?,
             Sink::Raw(w) => w.write_all(&obuf).map_err(werr)?,
         }
         written += n as u64;
+        if let (Some((points, i, done)), Sink::Chunks(c)) = (&mut copc_chunk, &mut sink) {
+            *done += n as u64;
+            if points.get(*i) == Some(done) && written < head.count {
+                guard_laz(output, "finish a chunk", || {
+                    c.finish_current_chunk().map_err(|e| e.to_string())
+                })?;
+                (*i, *done) = (*i + 1, 0);
+            }
+        }
     }
     if written != head.count {
         return Err(Error::count(input, "points read", head.count, written));
     }
-    if let Sink::Laz(c) = &mut sink {
-        guard_laz(output, "finish compression", || {
+    match &mut sink {
+        Sink::Laz(c) => guard_laz(output, "finish compression", || {
             c.done().map_err(|e| e.to_string())
-        })?;
+        })?,
+        Sink::Chunks(c) => guard_laz(output, "finish compression", || {
+            c.done().map_err(|e| e.to_string())
+        })?,
+        Sink::Raw(_) => {}
     }
     drop(sink);
 
-    copy_tail(input, &head, output, &mut out, &mut raw)?;
+    let shift = copy_tail(input, &head, output, &mut out, &mut raw)?;
+    if let (Some(copc), Some(lv)) = (&copc, &out_lv) {
+        let (file, _) = out.positioned()?;
+        copc.update(
+            input,
+            output,
+            file,
+            u64::from(raw.offset_to_point_data),
+            lv,
+            shift,
+        )?;
+    }
     out.commit()?;
     Ok(RewriteSummary {
         points: written,
@@ -2336,14 +2385,14 @@ fn write_head(
 
 /// Appends what follows `input`'s point data and its header points at (EVLRs, waveform
 /// packets) at the end of `out`, and rewrites the output's header `raw` with their new
-/// offsets.
+/// offsets. Returns how far they moved (output offset − input offset; 0 when there are none).
 fn copy_tail(
     input: &Path,
     head: &Head,
     output: &Path,
     out: &mut AtomicFile,
     raw: &mut las::raw::Header,
-) -> Result<()> {
+) -> Result<i64> {
     let evlr_start = head
         .raw
         .evlr
@@ -2364,7 +2413,7 @@ fn copy_tail(
         .filter(|&s| s >= min_tail && s <= head.file_len)
         .min();
     let Some(ts) = tail_start else {
-        return Ok(());
+        return Ok(0);
     };
     let new_tail = out
         .stream_position()
@@ -2384,7 +2433,8 @@ fn copy_tail(
     out.seek(SeekFrom::Start(0))
         .map_err(|e| Error::io(output, "seek", e))?;
     raw.write_to(&mut *out)
-        .map_err(|e| Error::invalid(output, "header", e, "could not write header"))
+        .map_err(|e| Error::invalid(output, "header", e, "could not write header"))?;
+    Ok(new_tail as i64 - ts as i64)
 }
 
 /// A filler of [`ChunkFill`]s callable from any thread, on chunks in any order.
@@ -2594,6 +2644,8 @@ enum Sink<'a> {
     Raw(&'a mut AtomicFile),
     /// The sequential compressor, or the parallel one for fixed-size chunks.
     Laz(Box<dyn LazCompressor + 'a>),
+    /// The sequential compressor, its chunks ended where the input's end (COPC).
+    Chunks(LasZipCompressor<'a, &'a mut AtomicFile>),
 }
 
 /// Grows the extra-bytes item of a raw LASzip VLR by `add` bytes (adding the item if absent).

@@ -1,0 +1,402 @@
+//! COPC (Cloud Optimized Point Cloud) files written back as COPC.
+//!
+//! A COPC file is a LAZ 1.4 file whose octree nodes are its LAZ chunks (variable-size chunks),
+//! found by byte offset through the hierarchy EVLR (`copc`, 1000); the info VLR (`copc`, 1, the
+//! first VLR) points at the hierarchy's root page. IGN LiDAR HD tiles come this way. A rewrite
+//! changes the chunks' compressed sizes and moves the EVLRs, so it keeps the input's chunking
+//! (chunk `i` of the output holds the points of chunk `i` of the input, in order) and then
+//! updates every hierarchy entry and the info VLR to the new offsets: COPC readers (QGIS, PDAL,
+//! laspy's `CopcReader`) read the output as they read the input.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use laz::LazVlr;
+use laz::laszip::ChunkTable;
+
+use super::{Head, Vlr};
+use crate::error::{Error, Result};
+
+/// The COPC info VLR's user id and record id.
+const USER: &[u8] = b"copc";
+const INFO: u16 = 1;
+/// Bytes of one hierarchy entry: key (4 × i32), offset u64, byte size i32, point count i32.
+const ENTRY: usize = 32;
+/// Offsets inside the info VLR's data: the root page's offset and size.
+const ROOT_OFFSET: usize = 40;
+const ROOT_SIZE: usize = 48;
+
+/// What a COPC rewrite keeps from its input: the chunks' point counts and byte offsets, and
+/// where the hierarchy's root page is.
+#[derive(Debug, Clone)]
+pub(super) struct Copc {
+    /// Per input chunk: its byte offset in the input, and its points.
+    chunks: Vec<(u64, u64)>,
+    root: (u64, u64),
+    /// Byte offset of the info VLR's data in the output.
+    info_at: u64,
+}
+
+/// Whether `vlr` is the COPC info VLR.
+fn is_info(vlr: &Vlr) -> bool {
+    vlr.is(USER, INFO)
+}
+
+/// Reads with `pread`, leaving the file's position alone: for reading back an output being
+/// written through a buffered writer.
+struct PRead<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl Read for PRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = read_at(self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for PRead<'_> {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let end = || self.file.metadata().map(|m| m.len());
+        let next = match to {
+            SeekFrom::Start(s) => Some(s),
+            SeekFrom::End(d) => end()?.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = next.ok_or_else(|| std::io::Error::other("seek before the start"))?;
+        Ok(self.pos)
+    }
+}
+
+#[cfg(unix)]
+fn read_at(f: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(f, buf, at)
+}
+
+#[cfg(windows)]
+fn read_at(f: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(f, buf, at)
+}
+
+#[cfg(unix)]
+fn write_all_at(f: &File, buf: &[u8], at: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(f, buf, at)
+}
+
+#[cfg(windows)]
+fn write_all_at(f: &File, mut buf: &[u8], mut at: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_write(f, buf, at)?;
+        buf = &buf[n..];
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// The chunk table of the LAZ point data starting at `data_start`: per chunk, its byte offset
+/// and its points.
+fn chunk_offsets<R: Read + Seek>(
+    mut r: R,
+    data_start: u64,
+    lv: &LazVlr,
+    path: &Path,
+) -> Result<Vec<(u64, u64)>> {
+    r.seek(SeekFrom::Start(data_start))
+        .map_err(|e| Error::io(path, "seek to the LAZ chunk table", e))?;
+    let table = ChunkTable::read_from(&mut r, lv).map_err(|e| Error::Laz {
+        path: path.into(),
+        action: "read chunk table".into(),
+        message: e.to_string(),
+    })?;
+    let mut at = data_start + 8;
+    Ok(table
+        .as_ref()
+        .iter()
+        .map(|e| {
+            let c = (at, e.point_count);
+            at += e.byte_count;
+            c
+        })
+        .collect())
+}
+
+impl Copc {
+    /// The plan for rewriting `input` (header `head`) as LAZ with the VLRs `out_vlrs` after a
+    /// header of `header_size` bytes, or `None` when `input` is no COPC file.
+    pub(super) fn of(
+        head: &Head,
+        input: &Path,
+        out_vlrs: &[Vlr],
+        header_size: u16,
+    ) -> Result<Option<Copc>> {
+        let (Some(info), Some(lv)) = (head.vlrs.iter().find(|v| is_info(v)), &head.laz) else {
+            return Ok(None);
+        };
+        let bad = |why: &str| Error::invalid(input, "COPC info VLR", "(copc, 1)", why.to_string());
+        if info.data.len() < ROOT_SIZE + 8 || !lv.uses_variable_size_chunks() {
+            return Err(bad(
+                "a COPC file has a 160-byte info VLR and variable-size LAZ chunks",
+            ));
+        }
+        let word = |at: usize| u64::from_le_bytes(info.data[at..at + 8].try_into().unwrap());
+        let root = (word(ROOT_OFFSET), word(ROOT_SIZE));
+        let f = super::super::open(input)?;
+        let chunks = chunk_offsets(
+            std::io::BufReader::new(f),
+            u64::from(head.raw.offset_to_point_data),
+            lv,
+            input,
+        )?;
+        let mut info_at = u64::from(header_size);
+        for v in out_vlrs {
+            if is_info(v) {
+                return Ok(Some(Copc {
+                    chunks,
+                    root,
+                    info_at: info_at + 54,
+                }));
+            }
+            info_at += v.byte_len();
+        }
+        Err(bad("the output lost its COPC info VLR"))
+    }
+
+    /// Points of each chunk, in order: where the output's chunks end.
+    pub(super) fn chunk_points(&self) -> Vec<u64> {
+        self.chunks.iter().map(|c| c.1).collect()
+    }
+
+    /// Updates the output `file` (its point data at `data_start`, compressed with `lv`; its
+    /// EVLRs copied from `input`'s, moved by `shift` bytes) so that its hierarchy and info VLR
+    /// point at its own chunks: every page of the hierarchy is read from `input`, its data
+    /// entries get the offset and size of the output's chunk that holds their points, its page
+    /// entries the moved offset.
+    pub(super) fn update(
+        &self,
+        input: &Path,
+        output: &Path,
+        file: &File,
+        data_start: u64,
+        lv: &LazVlr,
+        shift: i64,
+    ) -> Result<()> {
+        let mut out_chunks = chunk_offsets(PRead { file, pos: 0 }, data_start, lv, output)?;
+        if out_chunks.len() != self.chunks.len()
+            || out_chunks.iter().zip(&self.chunks).any(|(a, b)| a.1 != b.1)
+        {
+            return Err(Error::invalid(
+                output,
+                "LAZ chunks",
+                out_chunks.len(),
+                format!(
+                    "a COPC rewrite keeps the input's {} chunks and their point counts",
+                    self.chunks.len()
+                ),
+            ));
+        }
+        // Each output chunk's byte size: up to the next chunk, the last up to the table.
+        let table_at = {
+            let mut b = [0u8; 8];
+            let mut r = PRead {
+                file,
+                pos: data_start,
+            };
+            r.read_exact(&mut b)
+                .map_err(|e| Error::io(output, "read the LAZ chunk table offset", e))?;
+            u64::from_le_bytes(b)
+        };
+        let ends: Vec<u64> = out_chunks
+            .iter()
+            .skip(1)
+            .map(|c| c.0)
+            .chain([table_at])
+            .collect();
+        for (c, end) in out_chunks.iter_mut().zip(ends) {
+            c.1 = end - c.0;
+        }
+        let moved = |at: u64| {
+            at.checked_add_signed(shift)
+                .ok_or_else(|| Error::invalid(input, "COPC page offset", at, "moves before 0"))
+        };
+        let mut src = super::super::open(input)?;
+        let mut pages = vec![self.root];
+        let mut seen = 0usize;
+        while let Some((at, size)) = pages.pop() {
+            seen += 1;
+            if size % ENTRY as u64 != 0 || size > 1 << 30 || seen > 1 << 20 {
+                return Err(Error::invalid(
+                    input,
+                    "COPC hierarchy page size",
+                    size,
+                    "must be a whole number of 32-byte entries",
+                ));
+            }
+            let mut page = vec![0u8; size as usize];
+            src.seek(SeekFrom::Start(at))
+                .and_then(|_| src.read_exact(&mut page))
+                .map_err(|e| Error::io(input, "read a COPC hierarchy page", e))?;
+            for e in page.chunks_exact_mut(ENTRY) {
+                let offset = u64::from_le_bytes(e[16..24].try_into().unwrap());
+                let bytes = i32::from_le_bytes(e[24..28].try_into().unwrap());
+                let count = i32::from_le_bytes(e[28..32].try_into().unwrap());
+                match count {
+                    -1 => {
+                        pages.push((offset, u64::try_from(bytes).unwrap_or(0)));
+                        e[16..24].copy_from_slice(&moved(offset)?.to_le_bytes());
+                    }
+                    c if c > 0 => {
+                        let Some(i) = self.chunks.iter().position(|ch| ch.0 == offset) else {
+                            return Err(Error::invalid(
+                                input,
+                                "COPC hierarchy entry offset",
+                                offset,
+                                "is the start of no LAZ chunk",
+                            ));
+                        };
+                        let (o, b) = out_chunks[i];
+                        let b = i32::try_from(b).map_err(|_| {
+                            Error::invalid(output, "COPC node bytes", b, "exceeds 2 GiB")
+                        })?;
+                        e[16..24].copy_from_slice(&o.to_le_bytes());
+                        e[24..28].copy_from_slice(&b.to_le_bytes());
+                    }
+                    _ => {}
+                }
+            }
+            write_all_at(file, &page, moved(at)?)
+                .map_err(|e| Error::io(output, "write a COPC hierarchy page", e))?;
+        }
+        write_all_at(
+            file,
+            &moved(self.root.0)?.to_le_bytes(),
+            self.info_at + ROOT_OFFSET as u64,
+        )
+        .map_err(|e| Error::io(output, "write the COPC info VLR", e))
+    }
+}
+
+/// The data entries `(offset, bytes, points)` of a COPC file's hierarchy, sorted: for tests.
+#[cfg(test)]
+pub(super) fn hierarchy_entries(path: &Path) -> Vec<(u64, i32, i32)> {
+    let mut f = File::open(path).unwrap();
+    let head = super::read_head(&mut f, path).unwrap();
+    let info = head.vlrs.iter().find(|v| is_info(v)).unwrap();
+    let word = |at: usize| u64::from_le_bytes(info.data[at..at + 8].try_into().unwrap());
+    let mut pages = vec![(word(ROOT_OFFSET), word(ROOT_SIZE))];
+    let mut out = Vec::new();
+    while let Some((at, size)) = pages.pop() {
+        let mut page = vec![0u8; size as usize];
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.read_exact(&mut page).unwrap();
+        for e in page.chunks_exact(ENTRY) {
+            let offset = u64::from_le_bytes(e[16..24].try_into().unwrap());
+            let bytes = i32::from_le_bytes(e[24..28].try_into().unwrap());
+            let count = i32::from_le_bytes(e[28..32].try_into().unwrap());
+            if count == -1 {
+                pages.push((offset, bytes as u64));
+            } else {
+                out.push((offset, bytes, count));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::formats::las::{ExtraOutputs, Probabilities, read_las, rewrite_las_classification};
+
+    /// The sample tile as COPC, five nodes (`fixtures/copc/README.md`).
+    fn fixture() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/copc/tile_77060_627760.copc.laz")
+    }
+
+    /// Per chunk of a LAZ file: its byte offset, its bytes and its points.
+    fn chunks(path: &Path) -> Vec<(u64, u64, u64)> {
+        let mut f = File::open(path).unwrap();
+        let head = super::super::read_head(&mut f, path).unwrap();
+        let start = u64::from(head.raw.offset_to_point_data);
+        f.seek(SeekFrom::Start(start)).unwrap();
+        let table = ChunkTable::read_from(&mut f, head.laz.as_ref().unwrap()).unwrap();
+        let mut at = start + 8;
+        table
+            .as_ref()
+            .iter()
+            .map(|e| {
+                let c = (at, e.byte_count, e.point_count);
+                at += e.byte_count;
+                c
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rewritten_copc_file_points_at_its_own_chunks() {
+        let input = fixture();
+        let before = hierarchy_entries(&input);
+        assert_eq!(before.len(), 5, "{before:?}");
+        // Every input node is one of its chunks.
+        let mut want: Vec<(u64, i32, i32)> = chunks(&input)
+            .iter()
+            .map(|&(o, b, n)| (o, b as i32, n as i32))
+            .collect();
+        want.sort();
+        assert_eq!(before, want);
+
+        let cloud = read_las(&input).unwrap();
+        let labels = cloud.labels.as_ref().unwrap();
+        let n = labels.len();
+        let classes: Vec<u8> = labels.iter().map(|&l| if l == 2 { 9 } else { 6 }).collect();
+        let confidence: Vec<f32> = (0..n).map(|i| (i % 100) as f32 / 100.0).collect();
+        let names = vec!["a".to_string(), "b".to_string()];
+        let values: Vec<f32> = (0..2 * n).map(|i| (i % 7) as f32).collect();
+        let dir = tempfile::tempdir().unwrap();
+        for with_probabilities in [false, true] {
+            let out = dir.path().join(format!("out{with_probabilities}.copc.laz"));
+            let extra = ExtraOutputs {
+                confidence: Some(&confidence),
+                probabilities: Some(Probabilities {
+                    names: &names,
+                    values: &values,
+                }),
+            };
+            rewrite_las_classification(
+                &input,
+                &out,
+                &classes,
+                with_probabilities.then_some(&extra),
+                false,
+            )
+            .unwrap();
+            // The same nodes with the same points, each at one of the output's own chunks
+            // with that chunk's size (the sizes changed with the classes).
+            let after = hierarchy_entries(&out);
+            let mut got: Vec<(u64, i32, i32)> = chunks(&out)
+                .iter()
+                .map(|&(o, b, n)| (o, b as i32, n as i32))
+                .collect();
+            got.sort();
+            assert_eq!(after, got, "with probabilities: {with_probabilities}");
+            let counts = |e: &[(u64, i32, i32)]| {
+                let mut c: Vec<i32> = e.iter().map(|x| x.2).collect();
+                c.sort();
+                c
+            };
+            assert_eq!(counts(&after), counts(&before));
+            assert_ne!(after, before);
+            // And the points read back in order, with the new classes.
+            let back = read_las(&out).unwrap();
+            assert_eq!(back.positions, cloud.positions);
+            let want: Vec<u32> = classes.iter().map(|&c| u32::from(c)).collect();
+            assert_eq!(back.labels.unwrap(), want);
+        }
+    }
+}
