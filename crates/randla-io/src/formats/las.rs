@@ -1205,7 +1205,7 @@ impl<R: Read + Seek + Send + Sync + 'static> LasReader<R> {
     }
 
     /// Whether this file's classification can be rewritten with
-    /// [`rewrite_laz_classification_layer`] (layered LAZ with a table of fixed-size chunks:
+    /// [`rewrite_laz_classification_layer`] (layered LAZ with a chunk table:
     /// point formats 6–10 as LASzip 3 and later write them), `adding_extra_bytes` or not.
     pub fn classification_layer_rewritable(&self, adding_extra_bytes: bool) -> bool {
         layers::rewritable(&self.head, adding_extra_bytes)

@@ -338,8 +338,31 @@ mod tests {
             .collect()
     }
 
+    /// The full rewrite, and the classification-layer one (which decodes no point).
     #[test]
     fn a_rewritten_copc_file_points_at_its_own_chunks() {
+        full_or_layered(&|input, out, classes, extra| {
+            rewrite_las_classification(input, out, classes, extra, false).unwrap();
+        });
+        full_or_layered(&|input, out, classes, extra| {
+            let mut r = crate::formats::las::LasReader::open(input).unwrap();
+            assert!(r.classification_layer_rewritable(extra.is_some()));
+            let mut contexts = Vec::new();
+            while r
+                .read_chunk_keeping_contexts(1 << 14, &mut contexts)
+                .unwrap()
+                .is_some()
+            {}
+            crate::formats::las::rewrite_laz_classification_layer(
+                input, &contexts, out, classes, extra, false,
+            )
+            .unwrap();
+        });
+    }
+
+    type Rewrite = dyn Fn(&Path, &Path, &[u8], Option<&ExtraOutputs<'_>>);
+
+    fn full_or_layered(rewrite: &Rewrite) {
         let input = fixture();
         let before = hierarchy_entries(&input);
         assert_eq!(before.len(), 5, "{before:?}");
@@ -368,14 +391,7 @@ mod tests {
                     values: &values,
                 }),
             };
-            rewrite_las_classification(
-                &input,
-                &out,
-                &classes,
-                with_probabilities.then_some(&extra),
-                false,
-            )
-            .unwrap();
+            rewrite(&input, &out, &classes, with_probabilities.then_some(&extra));
             // The same nodes with the same points, each at one of the output's own chunks
             // with that chunk's size (the sizes changed with the classes).
             let after = hierarchy_entries(&out);

@@ -55,7 +55,8 @@ fn chunk_head_len(record_len: usize, layers: usize) -> usize {
 }
 
 /// Whether a file with this header can be rewritten with [`rewrite_laz_classification_layer`]:
-/// LAZ with a table of fixed-size chunks (what LASzip writes by default), whose first item is
+/// LAZ with a chunk table (fixed-size chunks, what LASzip writes by default, or variable-size
+/// ones, as in COPC files: each output chunk holds the points of its input chunk), whose first item is
 /// the point format 6–10 point and whose every item is layered. Adding extra bytes also needs
 /// version 3 of the point and extra-bytes items (what LASzip and the `laz` crate write; version
 /// 4 hands the extra bytes another context).
@@ -63,7 +64,6 @@ pub(super) fn rewritable(head: &Head, adding_extra_bytes: bool) -> bool {
     let Some(lv) = &head.laz else { return false };
     let items = lv.items();
     head.laz_parallel
-        && !lv.uses_variable_size_chunks()
         && items.first().map(|i| i.item_type()) == Some(LazItemType::Point14)
         && items.iter().all(|i| layer_count(i).is_some())
         && (!adding_extra_bytes
@@ -345,7 +345,7 @@ pub(super) fn rewrite(
                 input,
                 "point data",
                 format!("point format {}", head.layout.format),
-                "the classification layer is rewritten in layered LAZ files with a table of fixed-size chunks only (point formats 6-10; version 3 items to add extra bytes)",
+                "the classification layer is rewritten in layered LAZ files with a chunk table only (point formats 6-10; version 3 items to add extra bytes)",
             ));
         }
     };
@@ -537,7 +537,14 @@ pub(super) fn rewrite(
     out.write_all(&(table_pos as i64).to_le_bytes())
         .map_err(werr)?;
     out.seek(SeekFrom::End(0)).map_err(werr)?;
-    copy_tail(input, &head, output, &mut out, &mut raw)?;
+    // A COPC input's nodes are its chunks: the output's, one for one, at other offsets.
+    let copc = super::copc::Copc::of(&head, input, &vlrs, raw.header_size)?;
+    let shift = copy_tail(input, &head, output, &mut out, &mut raw)?;
+    if let Some(copc) = copc {
+        let (file, _) = out.positioned()?;
+        let out_start = u64::from(raw.offset_to_point_data);
+        copc.update(input, output, file, out_start, &out_lv, shift)?;
+    }
     out.commit()?;
     Ok(RewriteSummary {
         points: head.count,
