@@ -2209,6 +2209,12 @@ fn output_layout(
 
     // VLRs of the output.
     let mut vlrs = head.vlrs.clone();
+    // A COPC file's info VLR says "COPC" to readers; uncompressed, the file is none (and its
+    // hierarchy's offsets would point nowhere): plain LAS, the hierarchy left as an EVLR that
+    // nothing reads.
+    if !out_compressed {
+        vlrs.retain(|v| !copc::is_info(v));
+    }
     if add_bytes > 0 {
         let documented: usize = head.extra.iter().map(|f| f.size).sum();
         let mut new_desc = Vec::new();

@@ -39,7 +39,7 @@ pub(super) struct Copc {
 }
 
 /// Whether `vlr` is the COPC info VLR.
-fn is_info(vlr: &Vlr) -> bool {
+pub(super) fn is_info(vlr: &Vlr) -> bool {
     vlr.is(USER, INFO)
 }
 
@@ -358,6 +358,32 @@ mod tests {
             )
             .unwrap();
         });
+    }
+
+    #[test]
+    fn a_copc_file_written_uncompressed_is_plain_las() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.las");
+        let cloud = read_las(fixture()).unwrap();
+        let classes = vec![2u8; cloud.len()];
+        rewrite_las_classification(&fixture(), &out, &classes, None, false).unwrap();
+        let head = super::super::read_head(&mut File::open(&out).unwrap(), &out).unwrap();
+        assert!(head.laz.is_none());
+        assert!(!head.vlrs.iter().any(is_info));
+        // Every other VLR stays (the LASzip one goes with the compression).
+        let input_head = super::super::read_head(&mut File::open(fixture()).unwrap(), &fixture());
+        let kept: Vec<Vec<u8>> = input_head
+            .unwrap()
+            .vlrs
+            .iter()
+            .filter(|v| !is_info(v) && !v.is(b"laszip encoded", 22204))
+            .map(|v| v.user_id.to_vec())
+            .collect();
+        let got: Vec<Vec<u8>> = head.vlrs.iter().map(|v| v.user_id.to_vec()).collect();
+        assert_eq!(got, kept);
+        let back = read_las(&out).unwrap();
+        assert_eq!(back.positions, cloud.positions);
+        assert!(back.labels.unwrap().iter().all(|&c| c == 2));
     }
 
     type Rewrite = dyn Fn(&Path, &Path, &[u8], Option<&ExtraOutputs<'_>>);
