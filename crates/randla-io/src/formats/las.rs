@@ -2215,6 +2215,11 @@ fn output_layout(
     if !out_compressed {
         vlrs.retain(|v| !copc::is_info(v));
     }
+    // copclib's extents VLR (`copc`, 10000: a minimum and maximum per dimension) no longer
+    // counts the dimensions once some are added, and copclib then refuses the file: it goes.
+    if add_bytes > 0 {
+        vlrs.retain(|v| !copc::is_extents(v));
+    }
     if add_bytes > 0 {
         let documented: usize = head.extra.iter().map(|f| f.size).sum();
         let mut new_desc = Vec::new();

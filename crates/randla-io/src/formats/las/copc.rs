@@ -43,6 +43,12 @@ pub(super) fn is_info(vlr: &Vlr) -> bool {
     vlr.is(USER, INFO)
 }
 
+/// Whether `vlr` is copclib's extents VLR (not in the COPC specification): a minimum and a
+/// maximum per dimension.
+pub(super) fn is_extents(vlr: &Vlr) -> bool {
+    vlr.is(USER, 10000)
+}
+
 /// Reads with `pread`, leaving the file's position alone: for reading back an output being
 /// written through a buffered writer.
 struct PRead<'a> {
@@ -434,6 +440,14 @@ mod tests {
             };
             assert_eq!(counts(&after), counts(&before));
             assert_ne!(after, before);
+            // copclib's extents VLR (one minimum and maximum per dimension) goes once
+            // dimensions are added: copclib refuses a file whose count is off.
+            let extents = |p: &Path| {
+                let h = super::super::read_head(&mut File::open(p).unwrap(), p).unwrap();
+                h.vlrs.iter().any(is_extents)
+            };
+            assert!(extents(&input));
+            assert_eq!(extents(&out), !with_probabilities);
             // And the points read back in order, with the new classes.
             let back = read_las(&out).unwrap();
             assert_eq!(back.positions, cloud.positions);
