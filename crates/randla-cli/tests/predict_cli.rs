@@ -898,3 +898,26 @@ fn walk(root: &Path) -> Vec<String> {
     }
     out
 }
+
+/// A COPC tile (as IGN distributes LiDAR HD) comes back a COPC file whose index points at its
+/// own chunks, with or without probabilities; eval reads it as any LAZ.
+#[test]
+fn a_copc_tile_comes_back_a_valid_copc_file() {
+    let input = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/copc/tile_77060_627760.copc.laz");
+    let dir = tempfile::tempdir().unwrap();
+    for extra in [&[][..], &["--probabilities"]] {
+        let out = dir.path().join(format!("out{}", extra.len()));
+        predict_ok(&input, &out, extra);
+        let written = out.join("tile_77060_627760.copc.laz");
+        let run = randla(&[os("info"), written.as_os_str()]);
+        let text = String::from_utf8_lossy(&run.stdout);
+        assert!(run.status.success());
+        assert!(
+            text.contains("copc        5 octree nodes, each at its LAZ chunk"),
+            "{extra:?}: {text}"
+        );
+        let report = eval(&written, &input);
+        assert!(report["oa"].as_f64().unwrap() > 0.85, "{report}");
+    }
+}

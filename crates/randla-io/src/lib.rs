@@ -31,7 +31,7 @@ pub use formats::Format;
 pub use formats::kitti::{LearningMap, read_kitti, write_kitti_labels};
 pub use formats::las::{
     ChunkFill, ExtraOutputs, LasChunks, LasHeader, LasReader, Probabilities, RewriteOptions,
-    RewriteSummary, layer_context, read_las, rewrite_las_classification,
+    RewriteSummary, copc_nodes, layer_context, read_las, rewrite_las_classification,
     rewrite_las_classification_from, rewrite_las_with, rewrite_laz_classification_layer,
 };
 pub use formats::ply::{

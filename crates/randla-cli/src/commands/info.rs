@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use super::fmt::thousands;
 use anyhow::Context;
 use clap::Args;
-use randla_io::{CloudInfo, LearningMap, PlyOptions, ReadOptions, XyzOptions};
+use randla_io::{CloudInfo, Format, LearningMap, PlyOptions, ReadOptions, XyzOptions};
 
 /// Arguments of `randla info`.
 #[derive(Debug, Args)]
@@ -135,6 +135,13 @@ fn table(file: &std::path::Path, info: &CloudInfo) -> String {
         b.max[0], b.max[1], b.max[2]
     );
     s += &format!("attributes  {}\n", info.attributes.join(", "));
+    if matches!(Format::from_path(file), Ok(Format::Laz)) {
+        match randla_io::copc_nodes(file) {
+            Ok(Some(n)) => s += &format!("copc        {n} octree nodes, each at its LAZ chunk\n"),
+            Ok(None) => {}
+            Err(e) => s += &format!("copc        INVALID: {e}\n"),
+        }
+    }
     if info.classes.is_empty() {
         s += "classes     (no labels)\n";
     } else {

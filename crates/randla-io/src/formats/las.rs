@@ -23,6 +23,7 @@ use crate::cloud::{Bounds, Feature, PointCloud, choose_origin};
 use crate::error::{Error, Result};
 
 mod copc;
+pub use copc::copc_nodes;
 mod layers;
 pub use layers::{layer_context, rewrite_laz_classification_layer};
 

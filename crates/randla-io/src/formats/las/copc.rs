@@ -284,32 +284,105 @@ impl Copc {
     }
 }
 
-/// The data entries `(offset, bytes, points)` of a COPC file's hierarchy, sorted: for tests.
-#[cfg(test)]
-pub(super) fn hierarchy_entries(path: &Path) -> Vec<(u64, i32, i32)> {
-    let mut f = File::open(path).unwrap();
-    let head = super::read_head(&mut f, path).unwrap();
-    let info = head.vlrs.iter().find(|v| is_info(v)).unwrap();
+/// The data entries `(offset, bytes, points)` of a COPC file's hierarchy, sorted, or `None`
+/// for a file that is no COPC file.
+fn hierarchy_entries(path: &Path) -> Result<Option<Vec<(u64, i32, i32)>>> {
+    let mut f = std::io::BufReader::new(super::super::open(path)?);
+    let head = super::read_head(&mut f, path)?;
+    let Some(info) = head.vlrs.iter().find(|v| is_info(v)) else {
+        return Ok(None);
+    };
+    if info.data.len() < ROOT_SIZE + 8 {
+        return Err(Error::invalid(
+            path,
+            "COPC info VLR",
+            info.data.len(),
+            "holds fewer than 56 bytes",
+        ));
+    }
     let word = |at: usize| u64::from_le_bytes(info.data[at..at + 8].try_into().unwrap());
     let mut pages = vec![(word(ROOT_OFFSET), word(ROOT_SIZE))];
     let mut out = Vec::new();
+    let mut seen = 0usize;
     while let Some((at, size)) = pages.pop() {
+        seen += 1;
+        if size % ENTRY as u64 != 0 || at.saturating_add(size) > head.file_len || seen > 1 << 20 {
+            return Err(Error::invalid(
+                path,
+                "COPC hierarchy page",
+                format!("{size} bytes at {at}"),
+                format!(
+                    "must be whole 32-byte entries inside the file ({} bytes)",
+                    head.file_len
+                ),
+            ));
+        }
         let mut page = vec![0u8; size as usize];
-        f.seek(SeekFrom::Start(at)).unwrap();
-        f.read_exact(&mut page).unwrap();
+        f.seek(SeekFrom::Start(at))
+            .and_then(|_| f.read_exact(&mut page))
+            .map_err(|e| Error::io(path, "read a COPC hierarchy page", e))?;
         for e in page.chunks_exact(ENTRY) {
             let offset = u64::from_le_bytes(e[16..24].try_into().unwrap());
             let bytes = i32::from_le_bytes(e[24..28].try_into().unwrap());
             let count = i32::from_le_bytes(e[28..32].try_into().unwrap());
             if count == -1 {
-                pages.push((offset, bytes as u64));
+                pages.push((offset, u64::try_from(bytes).unwrap_or(0)));
             } else {
                 out.push((offset, bytes, count));
             }
         }
     }
     out.sort();
-    out
+    Ok(Some(out))
+}
+
+/// The number of octree nodes holding points of the COPC file `path`, after checking that each
+/// is one of its LAZ chunks (that offset, those bytes, that many points), or `None` when `path`
+/// is no COPC file (a LAS/LAZ file without the COPC info VLR).
+pub fn copc_nodes(path: impl AsRef<Path>) -> Result<Option<usize>> {
+    let path = path.as_ref();
+    let Some(entries) = hierarchy_entries(path)? else {
+        return Ok(None);
+    };
+    let mut f = std::io::BufReader::new(super::super::open(path)?);
+    let head = super::read_head(&mut f, path)?;
+    let Some(lv) = &head.laz else {
+        return Err(Error::invalid(
+            path,
+            "COPC info VLR",
+            "(copc, 1)",
+            "in an uncompressed file: a COPC file is LAZ",
+        ));
+    };
+    let start = u64::from(head.raw.offset_to_point_data);
+    f.seek(SeekFrom::Start(start))
+        .map_err(|e| Error::io(path, "seek to the LAZ chunk table", e))?;
+    let table = ChunkTable::read_from(&mut f, lv).map_err(|e| Error::Laz {
+        path: path.into(),
+        action: "read chunk table".into(),
+        message: e.to_string(),
+    })?;
+    let mut chunks = std::collections::HashMap::new();
+    let mut at = start + 8;
+    for e in table.as_ref() {
+        chunks.insert(at, (e.byte_count, e.point_count));
+        at += e.byte_count;
+    }
+    let mut nodes = 0;
+    for &(offset, bytes, count) in entries.iter().filter(|e| e.2 > 0) {
+        match chunks.get(&offset) {
+            Some(&(b, n)) if b == bytes as u64 && n == count as u64 => nodes += 1,
+            _ => {
+                return Err(Error::invalid(
+                    path,
+                    "COPC hierarchy entry",
+                    format!("{bytes} bytes, {count} points at {offset}"),
+                    "is none of the file's LAZ chunks: the COPC index does not match its data",
+                ));
+            }
+        }
+    }
+    Ok(Some(nodes))
 }
 
 #[cfg(test)]
@@ -392,11 +465,35 @@ mod tests {
         assert!(back.labels.unwrap().iter().all(|&c| c == 2));
     }
 
+    #[test]
+    fn an_index_that_misses_its_chunks_is_reported() {
+        assert_eq!(copc_nodes(fixture()).unwrap(), Some(5));
+        // A plain LAZ file is no COPC file.
+        let plain = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../data/ign-lidar-hd/test_data_77060_627760_LA93_IGN69.laz");
+        assert_eq!(copc_nodes(&plain).unwrap(), None);
+        // The first node one byte off (the info VLR is the first VLR: its data at 375 + 54).
+        let mut bytes = std::fs::read(fixture()).unwrap();
+        let info = 375 + 54;
+        let root = u64::from_le_bytes(bytes[info + 40..info + 48].try_into().unwrap()) as usize;
+        let entry = root + 16;
+        let off = u64::from_le_bytes(bytes[entry..entry + 8].try_into().unwrap());
+        bytes[entry..entry + 8].copy_from_slice(&(off + 1).to_le_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.copc.laz");
+        std::fs::write(&bad, bytes).unwrap();
+        let e = copc_nodes(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("COPC hierarchy entry") && e.contains("bad.copc.laz"),
+            "{e}"
+        );
+    }
+
     type Rewrite = dyn Fn(&Path, &Path, &[u8], Option<&ExtraOutputs<'_>>);
 
     fn full_or_layered(rewrite: &Rewrite) {
         let input = fixture();
-        let before = hierarchy_entries(&input);
+        let before = hierarchy_entries(&input).unwrap().unwrap();
         assert_eq!(before.len(), 5, "{before:?}");
         // Every input node is one of its chunks.
         let mut want: Vec<(u64, i32, i32)> = chunks(&input)
@@ -426,7 +523,8 @@ mod tests {
             rewrite(&input, &out, &classes, with_probabilities.then_some(&extra));
             // The same nodes with the same points, each at one of the output's own chunks
             // with that chunk's size (the sizes changed with the classes).
-            let after = hierarchy_entries(&out);
+            let after = hierarchy_entries(&out).unwrap().unwrap();
+            assert_eq!(copc_nodes(&out).unwrap(), Some(5));
             let mut got: Vec<(u64, i32, i32)> = chunks(&out)
                 .iter()
                 .map(|&(o, b, n)| (o, b as i32, n as i32))
