@@ -27,6 +27,52 @@ const ENTRY: usize = 32;
 const ROOT_OFFSET: usize = 40;
 const ROOT_SIZE: usize = 48;
 
+/// A hierarchy entry's offset, byte size and point count (−1: the entry is a child page).
+fn entry(e: &[u8]) -> (u64, i32, i32) {
+    (
+        u64::from_le_bytes(e[16..24].try_into().unwrap()),
+        i32::from_le_bytes(e[24..28].try_into().unwrap()),
+        i32::from_le_bytes(e[28..32].try_into().unwrap()),
+    )
+}
+
+/// Reads every page of the hierarchy whose root page is `root` (offset, size) from `src`
+/// (the file `path` of `len` bytes), children after their parent, and hands each with its
+/// offset to `visit`, which may change its bytes.
+fn for_each_page<R: Read + Seek>(
+    src: &mut R,
+    path: &Path,
+    len: u64,
+    root: (u64, u64),
+    visit: &mut dyn FnMut(u64, &mut [u8]) -> Result<()>,
+) -> Result<()> {
+    let mut pages = vec![root];
+    let mut seen = 0usize;
+    while let Some((at, size)) = pages.pop() {
+        seen += 1;
+        if size % ENTRY as u64 != 0 || at.saturating_add(size) > len || seen > 1 << 20 {
+            return Err(Error::invalid(
+                path,
+                "COPC hierarchy page",
+                format!("{size} bytes at {at}"),
+                format!("must be whole 32-byte entries inside the file ({len} bytes)"),
+            ));
+        }
+        let mut page = vec![0u8; size as usize];
+        src.seek(SeekFrom::Start(at))
+            .and_then(|_| src.read_exact(&mut page))
+            .map_err(|e| Error::io(path, "read a COPC hierarchy page", e))?;
+        for e in page.chunks_exact(ENTRY) {
+            let (offset, bytes, count) = entry(e);
+            if count == -1 {
+                pages.push((offset, u64::try_from(bytes).unwrap_or(0)));
+            }
+        }
+        visit(at, &mut page)?;
+    }
+    Ok(())
+}
+
 /// What a COPC rewrite keeps from its input: the chunks' point counts and byte offsets, and
 /// where the hierarchy's root page is.
 #[derive(Debug, Clone)]
@@ -34,6 +80,8 @@ pub(super) struct Copc {
     /// Per input chunk: its byte offset in the input, and its points.
     chunks: Vec<(u64, u64)>,
     root: (u64, u64),
+    /// Bytes of the input file.
+    input_len: u64,
     /// Byte offset of the info VLR's data in the output.
     info_at: u64,
 }
@@ -162,6 +210,7 @@ impl Copc {
                 return Ok(Some(Copc {
                     chunks,
                     root,
+                    input_len: head.file_len,
                     info_at: info_at + 54,
                 }));
             }
@@ -227,33 +276,18 @@ impl Copc {
             at.checked_add_signed(shift)
                 .ok_or_else(|| Error::invalid(input, "COPC page offset", at, "moves before 0"))
         };
-        let mut src = super::super::open(input)?;
-        let mut pages = vec![self.root];
-        let mut seen = 0usize;
-        while let Some((at, size)) = pages.pop() {
-            seen += 1;
-            if size % ENTRY as u64 != 0 || size > 1 << 30 || seen > 1 << 20 {
-                return Err(Error::invalid(
-                    input,
-                    "COPC hierarchy page size",
-                    size,
-                    "must be a whole number of 32-byte entries",
-                ));
-            }
-            let mut page = vec![0u8; size as usize];
-            src.seek(SeekFrom::Start(at))
-                .and_then(|_| src.read_exact(&mut page))
-                .map_err(|e| Error::io(input, "read a COPC hierarchy page", e))?;
-            for e in page.chunks_exact_mut(ENTRY) {
-                let offset = u64::from_le_bytes(e[16..24].try_into().unwrap());
-                let bytes = i32::from_le_bytes(e[24..28].try_into().unwrap());
-                let count = i32::from_le_bytes(e[28..32].try_into().unwrap());
-                match count {
-                    -1 => {
-                        pages.push((offset, u64::try_from(bytes).unwrap_or(0)));
+        let mut src = std::io::BufReader::new(super::super::open(input)?);
+        for_each_page(
+            &mut src,
+            input,
+            self.input_len,
+            self.root,
+            &mut |at, page| {
+                for e in page.chunks_exact_mut(ENTRY) {
+                    let (offset, _, count) = entry(e);
+                    if count == -1 {
                         e[16..24].copy_from_slice(&moved(offset)?.to_le_bytes());
-                    }
-                    c if c > 0 => {
+                    } else if count > 0 {
                         let Some(i) = self.chunks.iter().position(|ch| ch.0 == offset) else {
                             return Err(Error::invalid(
                                 input,
@@ -269,12 +303,11 @@ impl Copc {
                         e[16..24].copy_from_slice(&o.to_le_bytes());
                         e[24..28].copy_from_slice(&b.to_le_bytes());
                     }
-                    _ => {}
                 }
-            }
-            write_all_at(file, &page, moved(at)?)
-                .map_err(|e| Error::io(output, "write a COPC hierarchy page", e))?;
-        }
+                write_all_at(file, page, moved(at)?)
+                    .map_err(|e| Error::io(output, "write a COPC hierarchy page", e))
+            },
+        )?;
         write_all_at(
             file,
             &moved(self.root.0)?.to_le_bytes(),
@@ -301,37 +334,12 @@ fn hierarchy_entries(path: &Path) -> Result<Option<Vec<(u64, i32, i32)>>> {
         ));
     }
     let word = |at: usize| u64::from_le_bytes(info.data[at..at + 8].try_into().unwrap());
-    let mut pages = vec![(word(ROOT_OFFSET), word(ROOT_SIZE))];
+    let root = (word(ROOT_OFFSET), word(ROOT_SIZE));
     let mut out = Vec::new();
-    let mut seen = 0usize;
-    while let Some((at, size)) = pages.pop() {
-        seen += 1;
-        if size % ENTRY as u64 != 0 || at.saturating_add(size) > head.file_len || seen > 1 << 20 {
-            return Err(Error::invalid(
-                path,
-                "COPC hierarchy page",
-                format!("{size} bytes at {at}"),
-                format!(
-                    "must be whole 32-byte entries inside the file ({} bytes)",
-                    head.file_len
-                ),
-            ));
-        }
-        let mut page = vec![0u8; size as usize];
-        f.seek(SeekFrom::Start(at))
-            .and_then(|_| f.read_exact(&mut page))
-            .map_err(|e| Error::io(path, "read a COPC hierarchy page", e))?;
-        for e in page.chunks_exact(ENTRY) {
-            let offset = u64::from_le_bytes(e[16..24].try_into().unwrap());
-            let bytes = i32::from_le_bytes(e[24..28].try_into().unwrap());
-            let count = i32::from_le_bytes(e[28..32].try_into().unwrap());
-            if count == -1 {
-                pages.push((offset, u64::try_from(bytes).unwrap_or(0)));
-            } else {
-                out.push((offset, bytes, count));
-            }
-        }
-    }
+    for_each_page(&mut f, path, head.file_len, root, &mut |_, page| {
+        out.extend(page.chunks_exact(ENTRY).map(entry).filter(|e| e.2 != -1));
+        Ok(())
+    })?;
     out.sort();
     Ok(Some(out))
 }
