@@ -5,8 +5,8 @@
 //! first VLR) points at the hierarchy's root page. IGN LiDAR HD tiles come this way. A rewrite
 //! changes the chunks' compressed sizes and moves the EVLRs, so it keeps the input's chunking
 //! (chunk `i` of the output holds the points of chunk `i` of the input, in order) and then
-//! updates every hierarchy entry and the info VLR to the new offsets: COPC readers (QGIS, PDAL,
-//! laspy's `CopcReader`) read the output as they read the input.
+//! updates every hierarchy entry and the info VLR to the new offsets: COPC readers read the
+//! output as they read the input (checked with laspy's `CopcReader` and copclib).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
