@@ -1991,14 +1991,14 @@ where
         opts.chunk_points.min(RAW_CHUNK_POINTS)
     }
     .max(1);
-    // A COPC input keeps its chunking (see `copc`): per input chunk its points, the chunk
-    // being written and the points written into it.
+    // A COPC input keeps its chunking (see `copc`): where its chunks end, in points, and the
+    // next of those ends.
     let copc = match &out_laz_vlr {
         Some(_) => copc::Copc::of(&head, input, &vlrs, raw.header_size)?,
         None => None,
     };
     let out_lv = out_laz_vlr.as_ref().map(|(v, _)| v.clone());
-    let mut copc_chunk = copc.as_ref().map(|c| (c.chunk_points(), 0usize, 0u64));
+    let mut chunk_ends = copc.as_ref().map(|c| (c.chunk_ends(), 0usize));
     let mut sink = match out_laz_vlr {
         Some((vlr, _)) if copc.is_some() => {
             let w = &mut out;
@@ -2038,9 +2038,9 @@ where
     while written < head.count {
         let start = written;
         // A COPC output's chunk ends where the input's does.
-        let most = match &copc_chunk {
-            Some((points, i, done)) => points.get(*i).map_or(chunk as u64, |p| {
-                p.saturating_sub(*done).clamp(1, chunk as u64)
+        let most = match &chunk_ends {
+            Some((ends, i)) => ends.get(*i).map_or(chunk as u64, |end| {
+                end.saturating_sub(start).clamp(1, chunk as u64)
             }) as usize,
             None => chunk,
         };
@@ -2059,51 +2059,36 @@ where
             break;
         }
         patch.apply(records, start, &mut bufs, &mut obuf, &mut fill)?;
-        match &mut sink {
-            Sink::Laz(c) => guard_laz(output, "compress points", || {
+        match sink.coder() {
+            Ok(c) => guard_laz(output, "compress points", || {
                 c.compress_many(&obuf).map_err(|e| e.to_string())
             })?,
-            Sink::Chunks(c) => guard_laz(output, "compress points", || {
-                c.compress_many(&obuf).map_err(|e| e.to_string())
-            })?,
-            Sink::Raw(w) => w.write_all(&obuf).map_err(werr)?,
+            Err(w) => w.write_all(&obuf).map_err(werr)?,
         }
         written += n as u64;
-        if let (Some((points, i, done)), Sink::Chunks(c)) = (&mut copc_chunk, &mut sink) {
-            *done += n as u64;
-            if points.get(*i) == Some(done) && written < head.count {
-                guard_laz(output, "finish a chunk", || {
-                    c.finish_current_chunk().map_err(|e| e.to_string())
-                })?;
-                (*i, *done) = (*i + 1, 0);
-            }
+        if let (Some((ends, i)), Sink::Chunks(c)) = (&mut chunk_ends, &mut sink)
+            && ends.get(*i) == Some(&written)
+            && written < head.count
+        {
+            guard_laz(output, "finish a chunk", || {
+                c.finish_current_chunk().map_err(|e| e.to_string())
+            })?;
+            *i += 1;
         }
     }
     if written != head.count {
         return Err(Error::count(input, "points read", head.count, written));
     }
-    match &mut sink {
-        Sink::Laz(c) => guard_laz(output, "finish compression", || {
+    if let Ok(c) = sink.coder() {
+        guard_laz(output, "finish compression", || {
             c.done().map_err(|e| e.to_string())
-        })?,
-        Sink::Chunks(c) => guard_laz(output, "finish compression", || {
-            c.done().map_err(|e| e.to_string())
-        })?,
-        Sink::Raw(_) => {}
+        })?;
     }
     drop(sink);
 
     let shift = copy_tail(input, &head, output, &mut out, &mut raw)?;
     if let (Some(copc), Some(lv)) = (&copc, &out_lv) {
-        let (file, _) = out.positioned()?;
-        copc.update(
-            input,
-            output,
-            file,
-            u64::from(raw.offset_to_point_data),
-            lv,
-            shift,
-        )?;
+        copc.update(input, output, &mut out, &raw, lv, shift)?;
     }
     out.commit()?;
     Ok(RewriteSummary {
@@ -2216,12 +2201,10 @@ fn output_layout(
     if !out_compressed {
         vlrs.retain(|v| !copc::is_info(v));
     }
-    // copclib's extents VLR (`copc`, 10000: a minimum and maximum per dimension) no longer
-    // counts the dimensions once some are added, and copclib then refuses the file: it goes.
     if add_bytes > 0 {
+        // copclib's extents VLR (`copc`, 10000: a minimum and maximum per dimension) no longer
+        // counts the dimensions once some are added, and copclib then refuses the file: it goes.
         vlrs.retain(|v| !copc::is_extents(v));
-    }
-    if add_bytes > 0 {
         let documented: usize = head.extra.iter().map(|f| f.size).sum();
         let mut new_desc = Vec::new();
         let undocumented = l.extra_len() - documented;
@@ -2658,6 +2641,17 @@ enum Sink<'a> {
     Laz(Box<dyn LazCompressor + 'a>),
     /// The sequential compressor, its chunks ended where the input's end (COPC).
     Chunks(LasZipCompressor<'a, &'a mut AtomicFile>),
+}
+
+impl<'a> Sink<'a> {
+    /// The compressor of a LAZ output, or the file of an uncompressed one.
+    fn coder(&mut self) -> std::result::Result<&mut (dyn LazCompressor + 'a), &mut AtomicFile> {
+        match self {
+            Sink::Laz(c) => Ok(c.as_mut()),
+            Sink::Chunks(c) => Ok(c),
+            Sink::Raw(w) => Err(w),
+        }
+    }
 }
 
 /// Grows the extra-bytes item of a raw LASzip VLR by `add` bytes (adding the item if absent).

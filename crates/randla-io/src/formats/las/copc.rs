@@ -8,6 +8,7 @@
 //! updates every hierarchy entry and the info VLR to the new offsets: COPC readers read the
 //! output as they read the input (checked with laspy's `CopcReader` and copclib).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -16,6 +17,7 @@ use laz::LazVlr;
 use laz::laszip::ChunkTable;
 
 use super::{Head, Vlr};
+use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
 
 /// The COPC info VLR's user id and record id.
@@ -77,8 +79,8 @@ fn for_each_page<R: Read + Seek>(
 /// where the hierarchy's root page is.
 #[derive(Debug, Clone)]
 pub(super) struct Copc {
-    /// Per input chunk: its byte offset in the input, and its points.
-    chunks: Vec<(u64, u64)>,
+    /// The input's chunks.
+    chunks: Vec<Chunk>,
     root: (u64, u64),
     /// Bytes of the input file.
     input_len: u64,
@@ -150,14 +152,21 @@ fn write_all_at(f: &File, mut buf: &[u8], mut at: u64) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The chunk table of the LAZ point data starting at `data_start`: per chunk, its byte offset
-/// and its points.
-fn chunk_offsets<R: Read + Seek>(
+/// One LAZ chunk: where its bytes start, how many there are, how many points they hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Chunk {
+    offset: u64,
+    bytes: u64,
+    points: u64,
+}
+
+/// The chunks of the LAZ point data starting at `data_start`, from its chunk table.
+fn chunks<R: Read + Seek>(
     mut r: R,
     data_start: u64,
     lv: &LazVlr,
     path: &Path,
-) -> Result<Vec<(u64, u64)>> {
+) -> Result<Vec<Chunk>> {
     r.seek(SeekFrom::Start(data_start))
         .map_err(|e| Error::io(path, "seek to the LAZ chunk table", e))?;
     let table = ChunkTable::read_from(&mut r, lv).map_err(|e| Error::Laz {
@@ -170,7 +179,11 @@ fn chunk_offsets<R: Read + Seek>(
         .as_ref()
         .iter()
         .map(|e| {
-            let c = (at, e.point_count);
+            let c = Chunk {
+                offset: at,
+                bytes: e.byte_count,
+                points: e.point_count,
+            };
             at += e.byte_count;
             c
         })
@@ -190,20 +203,12 @@ impl Copc {
             return Ok(None);
         };
         let bad = |why: &str| Error::invalid(input, "COPC info VLR", "(copc, 1)", why.to_string());
-        if info.data.len() < ROOT_SIZE + 8 || !lv.uses_variable_size_chunks() {
-            return Err(bad(
-                "a COPC file has a 160-byte info VLR and variable-size LAZ chunks",
-            ));
+        if !lv.uses_variable_size_chunks() {
+            return Err(bad("a COPC file has variable-size LAZ chunks"));
         }
-        let word = |at: usize| u64::from_le_bytes(info.data[at..at + 8].try_into().unwrap());
-        let root = (word(ROOT_OFFSET), word(ROOT_SIZE));
-        let f = super::super::open(input)?;
-        let chunks = chunk_offsets(
-            std::io::BufReader::new(f),
-            u64::from(head.raw.offset_to_point_data),
-            lv,
-            input,
-        )?;
+        let root = root_page(info, input)?;
+        let f = std::io::BufReader::new(super::super::open(input)?);
+        let chunks = chunks(f, u64::from(head.raw.offset_to_point_data), lv, input)?;
         let mut info_at = u64::from(header_size);
         for v in out_vlrs {
             if is_info(v) {
@@ -219,28 +224,39 @@ impl Copc {
         Err(bad("the output lost its COPC info VLR"))
     }
 
-    /// Points of each chunk, in order: where the output's chunks end.
-    pub(super) fn chunk_points(&self) -> Vec<u64> {
-        self.chunks.iter().map(|c| c.1).collect()
+    /// Where the input's chunks end, counted in points: where the output's must end too.
+    pub(super) fn chunk_ends(&self) -> Vec<u64> {
+        self.chunks
+            .iter()
+            .scan(0, |end, c| {
+                *end += c.points;
+                Some(*end)
+            })
+            .collect()
     }
 
-    /// Updates the output `file` (its point data at `data_start`, compressed with `lv`; its
-    /// EVLRs copied from `input`'s, moved by `shift` bytes) so that its hierarchy and info VLR
-    /// point at its own chunks: every page of the hierarchy is read from `input`, its data
-    /// entries get the offset and size of the output's chunk that holds their points, its page
-    /// entries the moved offset.
+    /// Updates the output `out` (header `raw`, compressed with `lv`; its EVLRs copied from
+    /// `input`'s, moved by `shift` bytes) so that its hierarchy and info VLR point at its own
+    /// chunks: every page of the hierarchy is read from `input`, its data entries get the
+    /// offset and size of the output's chunk that holds their points, its page entries the
+    /// moved offset.
     pub(super) fn update(
         &self,
         input: &Path,
         output: &Path,
-        file: &File,
-        data_start: u64,
+        out: &mut AtomicFile,
+        raw: &las::raw::Header,
         lv: &LazVlr,
         shift: i64,
     ) -> Result<()> {
-        let mut out_chunks = chunk_offsets(PRead { file, pos: 0 }, data_start, lv, output)?;
+        let (file, _) = out.positioned()?;
+        let data_start = u64::from(raw.offset_to_point_data);
+        let out_chunks = chunks(PRead { file, pos: 0 }, data_start, lv, output)?;
         if out_chunks.len() != self.chunks.len()
-            || out_chunks.iter().zip(&self.chunks).any(|(a, b)| a.1 != b.1)
+            || out_chunks
+                .iter()
+                .zip(&self.chunks)
+                .any(|(a, b)| a.points != b.points)
         {
             return Err(Error::invalid(
                 output,
@@ -252,26 +268,10 @@ impl Copc {
                 ),
             ));
         }
-        // Each output chunk's byte size: up to the next chunk, the last up to the table.
-        let table_at = {
-            let mut b = [0u8; 8];
-            let mut r = PRead {
-                file,
-                pos: data_start,
-            };
-            r.read_exact(&mut b)
-                .map_err(|e| Error::io(output, "read the LAZ chunk table offset", e))?;
-            u64::from_le_bytes(b)
-        };
-        let ends: Vec<u64> = out_chunks
-            .iter()
-            .skip(1)
-            .map(|c| c.0)
-            .chain([table_at])
+        // Input chunk number by offset.
+        let index: HashMap<u64, usize> = (self.chunks.iter().enumerate())
+            .map(|(i, c)| (c.offset, i))
             .collect();
-        for (c, end) in out_chunks.iter_mut().zip(ends) {
-            c.1 = end - c.0;
-        }
         let moved = |at: u64| {
             at.checked_add_signed(shift)
                 .ok_or_else(|| Error::invalid(input, "COPC page offset", at, "moves before 0"))
@@ -288,7 +288,7 @@ impl Copc {
                     if count == -1 {
                         e[16..24].copy_from_slice(&moved(offset)?.to_le_bytes());
                     } else if count > 0 {
-                        let Some(i) = self.chunks.iter().position(|ch| ch.0 == offset) else {
+                        let Some(&i) = index.get(&offset) else {
                             return Err(Error::invalid(
                                 input,
                                 "COPC hierarchy entry offset",
@@ -296,7 +296,11 @@ impl Copc {
                                 "is the start of no LAZ chunk",
                             ));
                         };
-                        let (o, b) = out_chunks[i];
+                        let Chunk {
+                            offset: o,
+                            bytes: b,
+                            ..
+                        } = out_chunks[i];
                         let b = i32::try_from(b).map_err(|_| {
                             Error::invalid(output, "COPC node bytes", b, "exceeds 2 GiB")
                         })?;
@@ -317,14 +321,8 @@ impl Copc {
     }
 }
 
-/// The data entries `(offset, bytes, points)` of a COPC file's hierarchy, sorted, or `None`
-/// for a file that is no COPC file.
-fn hierarchy_entries(path: &Path) -> Result<Option<Vec<(u64, i32, i32)>>> {
-    let mut f = std::io::BufReader::new(super::super::open(path)?);
-    let head = super::read_head(&mut f, path)?;
-    let Some(info) = head.vlrs.iter().find(|v| is_info(v)) else {
-        return Ok(None);
-    };
+/// The hierarchy's root page, `(offset, size)`, as the info VLR of `path` names it.
+fn root_page(info: &Vlr, path: &Path) -> Result<(u64, u64)> {
     if info.data.len() < ROOT_SIZE + 8 {
         return Err(Error::invalid(
             path,
@@ -334,9 +332,22 @@ fn hierarchy_entries(path: &Path) -> Result<Option<Vec<(u64, i32, i32)>>> {
         ));
     }
     let word = |at: usize| u64::from_le_bytes(info.data[at..at + 8].try_into().unwrap());
-    let root = (word(ROOT_OFFSET), word(ROOT_SIZE));
+    Ok((word(ROOT_OFFSET), word(ROOT_SIZE)))
+}
+
+/// The data entries `(offset, bytes, points)` of the hierarchy of the file `path` (read by `f`,
+/// its header `head`), sorted, or `None` for a file that is no COPC file.
+fn hierarchy_entries<R: Read + Seek>(
+    f: &mut R,
+    head: &Head,
+    path: &Path,
+) -> Result<Option<Vec<(u64, i32, i32)>>> {
+    let Some(info) = head.vlrs.iter().find(|v| is_info(v)) else {
+        return Ok(None);
+    };
+    let root = root_page(info, path)?;
     let mut out = Vec::new();
-    for_each_page(&mut f, path, head.file_len, root, &mut |_, page| {
+    for_each_page(f, path, head.file_len, root, &mut |_, page| {
         out.extend(page.chunks_exact(ENTRY).map(entry).filter(|e| e.2 != -1));
         Ok(())
     })?;
@@ -349,11 +360,11 @@ fn hierarchy_entries(path: &Path) -> Result<Option<Vec<(u64, i32, i32)>>> {
 /// is no COPC file (a LAS/LAZ file without the COPC info VLR).
 pub fn copc_nodes(path: impl AsRef<Path>) -> Result<Option<usize>> {
     let path = path.as_ref();
-    let Some(entries) = hierarchy_entries(path)? else {
-        return Ok(None);
-    };
     let mut f = std::io::BufReader::new(super::super::open(path)?);
     let head = super::read_head(&mut f, path)?;
+    let Some(entries) = hierarchy_entries(&mut f, &head, path)? else {
+        return Ok(None);
+    };
     let Some(lv) = &head.laz else {
         return Err(Error::invalid(
             path,
@@ -362,24 +373,15 @@ pub fn copc_nodes(path: impl AsRef<Path>) -> Result<Option<usize>> {
             "in an uncompressed file: a COPC file is LAZ",
         ));
     };
-    let start = u64::from(head.raw.offset_to_point_data);
-    f.seek(SeekFrom::Start(start))
-        .map_err(|e| Error::io(path, "seek to the LAZ chunk table", e))?;
-    let table = ChunkTable::read_from(&mut f, lv).map_err(|e| Error::Laz {
-        path: path.into(),
-        action: "read chunk table".into(),
-        message: e.to_string(),
-    })?;
-    let mut chunks = std::collections::HashMap::new();
-    let mut at = start + 8;
-    for e in table.as_ref() {
-        chunks.insert(at, (e.byte_count, e.point_count));
-        at += e.byte_count;
-    }
+    let by_offset: HashMap<u64, Chunk> =
+        chunks(&mut f, u64::from(head.raw.offset_to_point_data), lv, path)?
+            .into_iter()
+            .map(|c| (c.offset, c))
+            .collect();
     let mut nodes = 0;
     for &(offset, bytes, count) in entries.iter().filter(|e| e.2 > 0) {
-        match chunks.get(&offset) {
-            Some(&(b, n)) if b == bytes as u64 && n == count as u64 => nodes += 1,
+        match by_offset.get(&offset) {
+            Some(c) if c.bytes == bytes as u64 && c.points == count as u64 => nodes += 1,
             _ => {
                 return Err(Error::invalid(
                     path,
@@ -406,23 +408,25 @@ mod tests {
             .join("../../fixtures/copc/tile_77060_627760.copc.laz")
     }
 
-    /// Per chunk of a LAZ file: its byte offset, its bytes and its points.
-    fn chunks(path: &Path) -> Vec<(u64, u64, u64)> {
+    /// The chunks of a LAZ file, as `(offset, bytes, points)` hierarchy entries, sorted.
+    fn chunk_entries(path: &Path) -> Vec<(u64, i32, i32)> {
         let mut f = File::open(path).unwrap();
         let head = super::super::read_head(&mut f, path).unwrap();
         let start = u64::from(head.raw.offset_to_point_data);
-        f.seek(SeekFrom::Start(start)).unwrap();
-        let table = ChunkTable::read_from(&mut f, head.laz.as_ref().unwrap()).unwrap();
-        let mut at = start + 8;
-        table
-            .as_ref()
+        let mut e: Vec<(u64, i32, i32)> = chunks(&mut f, start, head.laz.as_ref().unwrap(), path)
+            .unwrap()
             .iter()
-            .map(|e| {
-                let c = (at, e.byte_count, e.point_count);
-                at += e.byte_count;
-                c
-            })
-            .collect()
+            .map(|c| (c.offset, c.bytes as i32, c.points as i32))
+            .collect();
+        e.sort();
+        e
+    }
+
+    /// The hierarchy entries of a COPC file.
+    fn entries_of(path: &Path) -> Vec<(u64, i32, i32)> {
+        let mut f = File::open(path).unwrap();
+        let head = super::super::read_head(&mut f, path).unwrap();
+        hierarchy_entries(&mut f, &head, path).unwrap().unwrap()
     }
 
     /// The full rewrite, and the classification-layer one (which decodes no point).
@@ -501,15 +505,10 @@ mod tests {
 
     fn full_or_layered(rewrite: &Rewrite) {
         let input = fixture();
-        let before = hierarchy_entries(&input).unwrap().unwrap();
+        let before = entries_of(&input);
         assert_eq!(before.len(), 5, "{before:?}");
         // Every input node is one of its chunks.
-        let mut want: Vec<(u64, i32, i32)> = chunks(&input)
-            .iter()
-            .map(|&(o, b, n)| (o, b as i32, n as i32))
-            .collect();
-        want.sort();
-        assert_eq!(before, want);
+        assert_eq!(before, chunk_entries(&input));
 
         let cloud = read_las(&input).unwrap();
         let labels = cloud.labels.as_ref().unwrap();
@@ -531,14 +530,13 @@ mod tests {
             rewrite(&input, &out, &classes, with_probabilities.then_some(&extra));
             // The same nodes with the same points, each at one of the output's own chunks
             // with that chunk's size (the sizes changed with the classes).
-            let after = hierarchy_entries(&out).unwrap().unwrap();
+            let after = entries_of(&out);
             assert_eq!(copc_nodes(&out).unwrap(), Some(5));
-            let mut got: Vec<(u64, i32, i32)> = chunks(&out)
-                .iter()
-                .map(|&(o, b, n)| (o, b as i32, n as i32))
-                .collect();
-            got.sort();
-            assert_eq!(after, got, "with probabilities: {with_probabilities}");
+            assert_eq!(
+                after,
+                chunk_entries(&out),
+                "with probabilities: {with_probabilities}"
+            );
             let counts = |e: &[(u64, i32, i32)]| {
                 let mut c: Vec<i32> = e.iter().map(|x| x.2).collect();
                 c.sort();

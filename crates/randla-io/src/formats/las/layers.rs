@@ -541,9 +541,7 @@ pub(super) fn rewrite(
     let copc = super::copc::Copc::of(&head, input, &vlrs, raw.header_size)?;
     let shift = copy_tail(input, &head, output, &mut out, &mut raw)?;
     if let Some(copc) = copc {
-        let (file, _) = out.positioned()?;
-        let out_start = u64::from(raw.offset_to_point_data);
-        copc.update(input, output, file, out_start, &out_lv, shift)?;
+        copc.update(input, output, &mut out, &raw, &out_lv, shift)?;
     }
     out.commit()?;
     Ok(RewriteSummary {
