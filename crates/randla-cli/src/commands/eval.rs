@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::fmt::thousands;
-use super::inputs::{InputFile, walk};
+use super::inputs::{InputFile, is_folder_of_files, text_without_points, walk};
 use anyhow::{Context, bail};
 use clap::Args;
 use randla_io::{Format, LasReader};
@@ -66,9 +66,14 @@ pub struct EvalArgs {
 pub struct ClassMap(BTreeMap<u32, u32>);
 
 impl ClassMap {
+    /// No code is remapped.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Replaces every mapped code in `labels`.
     pub(crate) fn apply(&self, labels: &mut [u32]) {
-        if self.0.is_empty() {
+        if self.is_empty() {
             return;
         }
         for l in labels {
@@ -84,13 +89,6 @@ impl std::fmt::Display for ClassMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let pairs: Vec<String> = self.0.iter().map(|(a, b)| format!("{a}={b}")).collect();
         f.write_str(&pairs.join(","))
-    }
-}
-
-impl ClassMap {
-    /// No code is remapped.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 
@@ -244,11 +242,6 @@ pub(crate) fn read_pair(pred: &Path, truth: &Path) -> anyhow::Result<(Vec<u32>, 
     Ok((p, t))
 }
 
-/// Whether `path` is a folder of predictions or truths (not an S3DIS room, which is one cloud).
-fn is_folder_of_files(path: &Path) -> bool {
-    path.is_dir() && !path.join("Annotations").is_dir()
-}
-
 /// Whether [`read_labels`] takes `path`: a point-cloud file or a label file. A text file that
 /// does not open like a table of points (a `README.txt` beside the tiles) is not one.
 pub(crate) fn has_labels(path: &Path) -> bool {
@@ -261,11 +254,7 @@ pub(crate) fn has_labels(path: &Path) -> bool {
     if matches!(ext.as_deref(), Some("labels" | "label")) {
         return true;
     }
-    match Format::from_path(path) {
-        Ok(Format::Semantic3d | Format::Xyz) => randla_io::looks_like_points(path).unwrap_or(true),
-        Ok(_) => true,
-        Err(_) => false,
-    }
+    Format::from_path(path).is_ok_and(|f| !text_without_points(path, f))
 }
 
 /// A prediction file and its truth.

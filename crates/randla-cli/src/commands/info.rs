@@ -54,9 +54,9 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         labels: args.labels.clone(),
         learning_map,
     };
-    let s3dis_room = args.file.join("Annotations").is_dir()
-        || args.file.file_name().is_some_and(|n| n == "Annotations");
-    if args.file.is_dir() && !s3dis_room {
+    // A room's own Annotations folder is part of the room, not a folder of tiles.
+    let annotations = args.file.file_name().is_some_and(|n| n == "Annotations");
+    if super::inputs::is_folder_of_files(&args.file) && !annotations {
         // A folder of tiles: each file in turn (text files that hold no points passed over).
         let files: Vec<PathBuf> =
             super::inputs::expand_tree(std::slice::from_ref(&args.file), args.recursive, None)?

@@ -39,9 +39,7 @@ pub(crate) fn expand_tree(
                 let Ok(format) = Format::from_path(path) else {
                     return false;
                 };
-                let text = matches!(format, Format::Semantic3d | Format::Xyz);
-                // A file that cannot be read stays, to fail with its reason at its turn.
-                let keep = !text || randla_io::looks_like_points(path).unwrap_or(true);
+                let keep = !text_without_points(path, format);
                 if !keep {
                     eprintln!(
                         "note: {}: passed over, not a table of points (its first line is neither numbers nor a header naming x, y and z)",
@@ -75,6 +73,19 @@ pub(crate) fn expand_tree(
         }
     }
     Ok(files)
+}
+
+/// Whether `path`, read as `format`, is a text file that does not open like a table of points
+/// (a `README.txt` or a tile index beside the tiles). A file that cannot be read is not one: it
+/// stays, to fail with its reason at its turn.
+pub(crate) fn text_without_points(path: &Path, format: Format) -> bool {
+    matches!(format, Format::Semantic3d | Format::Xyz)
+        && !randla_io::looks_like_points(path).unwrap_or(true)
+}
+
+/// Whether `path` is a folder of files, not an S3DIS room (one cloud, with its `Annotations`).
+pub(crate) fn is_folder_of_files(path: &Path) -> bool {
+    path.is_dir() && !path.join("Annotations").is_dir()
 }
 
 /// The files of folder `root` that `accept` takes, in path order, each with its path below

@@ -22,7 +22,7 @@ use super::eval::{
     ClassMap, CodeList, Naming, has_labels, parse_codes, parse_map, read_labels, truth_index,
 };
 use super::fmt::thousands;
-use super::inputs::{expand_tree, walk};
+use super::inputs::{expand_tree, is_folder_of_files, walk};
 
 /// What decides a point's colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -496,9 +496,7 @@ struct Scene {
 /// Reads FILE (and --truth), or, when FILE is a folder of tiles, each of its files (at every
 /// depth with --recursive) with the truth of the same path in the --truth folder, into one frame.
 fn load(args: &RenderArgs) -> anyhow::Result<Scene> {
-    let s3dis_room = args.file.join("Annotations").is_dir();
-    let (files, truths): (Vec<PathBuf>, Vec<Option<PathBuf>>) = if args.file.is_dir() && !s3dis_room
-    {
+    let (files, truths): (Vec<PathBuf>, Vec<Option<PathBuf>>) = if is_folder_of_files(&args.file) {
         let files = expand_tree(std::slice::from_ref(&args.file), args.recursive, None)?;
         let truths = match &args.truth {
             None => vec![None; files.len()],
@@ -535,34 +533,27 @@ fn load(args: &RenderArgs) -> anyhow::Result<Scene> {
         first: files[0].clone(),
         first_truth: truths[0].clone().unwrap_or_else(|| files[0].clone()),
     };
-    let mut origin = None;
+    // Every file in the first one's frame: its coordinates, appended.
+    let mut frame: Option<randla_io::PointCloud> = None;
     for (file, truth) in files.iter().zip(&truths) {
-        let cloud =
+        let mut cloud =
             randla_io::read(file).with_context(|| format!("reading FILE {}", file.display()))?;
         let n = cloud.len();
-        // Every file in the first one's frame.
-        let o = *origin.get_or_insert(cloud.origin);
-        if o == cloud.origin {
-            scene.positions.extend_from_slice(&cloud.positions);
-        } else {
-            scene.positions.extend((0..n).map(|i| {
-                let p = cloud.point_f64(i);
-                [
-                    (p[0] - o[0]) as f32,
-                    (p[1] - o[1]) as f32,
-                    (p[2] - o[2]) as f32,
-                ]
-            }));
-        }
-        match (&mut scene.labels, &cloud.labels) {
-            (Ok(all), Some(l)) => all.extend_from_slice(l),
+        match (&mut scene.labels, cloud.labels.take()) {
+            (Ok(all), Some(l)) => all.extend(l),
             (Ok(_), None) => scene.labels = Err(file.clone()),
             (Err(_), _) => {}
         }
         if let (Some(all), Some(t)) = (&mut scene.truth, truth) {
             all.extend(truth_labels(t, file, n)?);
         }
+        cloud.features.clear();
+        frame
+            .get_or_insert_with(|| randla_io::PointCloud::with_origin(cloud.origin))
+            .append(&cloud)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     }
+    scene.positions = frame.map(|f| f.positions).unwrap_or_default();
     if scene.positions.is_empty() {
         bail!("{}: has no points to draw", args.file.display());
     }
