@@ -365,7 +365,8 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     };
     let mut created = create_folders(folder)
         .with_context(|| format!("{}: cannot create the output folder", folder.display()))?;
-    // Outputs in sub-folders (--recursive): theirs too, each once.
+    // Outputs in sub-folders (--recursive): theirs too (a folder that exists is left alone, so
+    // neighbours sharing one only need dropping when adjacent).
     let mut parents: Vec<&Path> = outs.iter().filter_map(|o| o.parent()).collect();
     parents.dedup();
     for dir in parents {
