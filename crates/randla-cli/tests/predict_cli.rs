@@ -136,6 +136,42 @@ fn the_shipped_tile_is_classified_and_written_back_intact() {
     );
 }
 
+/// `--grid-size` replaces the model's subsampling grid for one run: the built-in model runs on
+/// 0.3 m by default (it was trained on 0.25 m), and a finer grid leaves more points.
+#[test]
+fn the_grid_can_be_set_for_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // "59606 points (38586 after 0.3 m grid)" → (38586, "0.3")
+    let kept = |stderr: &str| -> (usize, String) {
+        let at = stderr.find(" after ").expect(stderr);
+        let n = stderr[..at]
+            .rsplit('(')
+            .next()
+            .unwrap()
+            .parse()
+            .expect(stderr);
+        let g = stderr[at + 7..].split(' ').next().unwrap().to_string();
+        (n, g)
+    };
+    let out = |name: &str| dir.path().join(name);
+    let default = kept(&predict_ok(&tile(), &out("a.laz"), &[]));
+    let fine = kept(&predict_ok(
+        &tile(),
+        &out("b.laz"),
+        &["--grid-size", "0.25"],
+    ));
+    let coarse = kept(&predict_ok(&tile(), &out("c.laz"), &["--grid-size", "0.5"]));
+    assert_eq!(
+        [&default.1, &fine.1, &coarse.1],
+        ["0.3", "0.25", "0.5"],
+        "{default:?} {fine:?} {coarse:?}"
+    );
+    assert!(
+        coarse.0 < default.0 && default.0 < fine.0 && fine.0 < 59_606,
+        "{default:?} {fine:?} {coarse:?}"
+    );
+}
+
 #[test]
 fn probabilities_are_added_to_a_laz_output() {
     let dir = tempfile::tempdir().unwrap();
@@ -269,6 +305,7 @@ fn bad_options_are_refused_before_anything_is_written() {
         ("--margin=-3", "", "--margin"),
         ("--memory-budget", "lots", "lots"),
         ("--votes", "0", "--votes"),
+        ("--grid-size", "0", "--grid-size"),
     ] {
         let mut args = vec![
             os("predict"),
