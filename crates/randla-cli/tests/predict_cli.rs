@@ -958,3 +958,57 @@ fn a_copc_tile_comes_back_a_valid_copc_file() {
         assert!(report["oa"].as_f64().unwrap() > 0.85, "{report}");
     }
 }
+
+/// A tile with no points (a valid LAZ a tiling or a filter left behind) in a folder of tiles:
+/// `predict` copies it through unchanged and the run succeeds, `eval` scores the folder's other
+/// pairs, `info` lists it with 0 points, `render` draws the others. Alone, written to another
+/// format, it is refused by name.
+#[test]
+fn an_empty_tile_in_a_folder_comes_back_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/empty.laz");
+    let tiles = dir.path().join("tiles");
+    std::fs::create_dir(&tiles).unwrap();
+    std::fs::copy(tile(), tiles.join("a.laz")).unwrap();
+    std::fs::copy(&empty, tiles.join("b.laz")).unwrap();
+    let out = dir.path().join("out");
+
+    let stderr = predict_ok(&tiles, &out, &[]);
+    assert!(
+        stderr.contains("b.laz: no points, copied unchanged"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("b.laz")).unwrap(),
+        std::fs::read(&empty).unwrap()
+    );
+    assert_eq!(info(&out.join("a.laz"))["points"], 59_606);
+
+    let scores = eval(&out, &tiles);
+    assert!(scores["oa"].as_f64().unwrap() > 0.85, "{scores}");
+    let listed = info(&out);
+    let points: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["points"])
+        .collect();
+    assert_eq!(points, [59_606, 0]);
+    let png = dir.path().join("out.png");
+    let run = randla(&[os("render"), out.as_os_str(), os("-o"), png.as_os_str()]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    let las = dir.path().join("b.las");
+    let run = randla(&[os("predict"), empty.as_os_str(), os("-o"), las.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        stderr.contains("empty.laz: no points to classify") && stderr.contains("b.las"),
+        "{stderr}"
+    );
+    assert!(!las.exists());
+}

@@ -198,6 +198,10 @@ pub(crate) fn read_labels(path: &Path) -> anyhow::Result<Vec<u32>> {
     if is_las {
         // Only the classification's layers are decoded (x, y and z aside).
         let reader = LasReader::open_for_features(path, &[], true)?;
+        if reader.point_count() == 0 {
+            // An empty tile (`randla predict` copies one through): nothing to score.
+            return Ok(Vec::new());
+        }
         let mut labels = Vec::with_capacity(reader.point_count().min(1 << 28) as usize);
         for chunk in reader.chunks(1 << 20) {
             let chunk = chunk?;
@@ -372,6 +376,17 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     map.apply(&mut pred);
     map.apply(&mut truth);
     let ignore = args.ignore.clone().unwrap_or_default().0;
+    if truth.is_empty() {
+        bail!(
+            "no point to score: TRUTH {} holds no points{}",
+            args.truth.display(),
+            if files.is_some() {
+                " (nor does any of its files)"
+            } else {
+                ""
+            }
+        );
+    }
     let conf = CodeConfusion::from_labels(&truth, &pred, &ignore)?;
     if conf.matrix().total() == 0 {
         bail!(

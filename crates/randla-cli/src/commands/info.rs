@@ -69,6 +69,19 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
             // A file that cannot be read is named and the others still summed up.
             let info = match randla_io::info_with(f, &opts) {
                 Ok(info) => info,
+                Err(randla_io::Error::Empty { what, .. }) => {
+                    if args.json {
+                        let mut v = empty_json(&what);
+                        v["file"] = f.display().to_string().into();
+                        all.push(v);
+                    } else {
+                        if i > 0 {
+                            println!();
+                        }
+                        print!("{}", empty_table(f, &what));
+                    }
+                    continue;
+                }
                 Err(e) => {
                     eprintln!("Error: {e}");
                     failed.push(f.display().to_string());
@@ -109,7 +122,19 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let info = randla_io::info_with(&args.file, &opts)?;
+    let info = match randla_io::info_with(&args.file, &opts) {
+        Err(randla_io::Error::Empty { what, .. }) => {
+            if args.json {
+                let s =
+                    serde_json::to_string_pretty(&empty_json(&what)).context("serialising info")?;
+                println!("{s}");
+            } else {
+                print!("{}", empty_table(&args.file, &what));
+            }
+            return Ok(());
+        }
+        r => r?,
+    };
     if args.json {
         let s = serde_json::to_string_pretty(&info).context("serialising info")?;
         println!("{s}");
@@ -117,6 +142,26 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         print!("{}", table(&args.file, &info));
     }
     Ok(())
+}
+
+/// The report of a file that holds no points (a valid LAS/LAZ with none, an empty text file):
+/// `what` says how it is empty.
+fn empty_table(file: &std::path::Path, what: &str) -> String {
+    format!(
+        "file        {}\npoints      0 (empty: {what})\n",
+        file.display()
+    )
+}
+
+/// [`empty_table`] as JSON: the info object with 0 points, no bounds and no classes.
+fn empty_json(what: &str) -> serde_json::Value {
+    serde_json::json!({
+        "points": 0,
+        "bounds": null,
+        "attributes": [],
+        "classes": {},
+        "empty": what,
+    })
 }
 
 /// The human-readable report.

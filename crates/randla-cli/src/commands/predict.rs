@@ -575,7 +575,20 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                     for (index, read) in [(i, Some(first)), (i + 1, second)] {
                         match read {
                             Some(Ok(l)) => batch.push((index, l)),
-                            Some(Err(e)) => fail(index, e),
+                            Some(Err(e)) => match copy_empty(
+                                &files[index],
+                                &outs[index],
+                                kinds[index],
+                                args.force,
+                                &e,
+                            ) {
+                                Some(Ok(line)) => {
+                                    file_done();
+                                    display.suspend(|| eprintln!("{line}"));
+                                }
+                                Some(Err(copy)) => fail(index, copy),
+                                None => fail(index, e),
+                            },
                             None => {}
                         }
                     }
@@ -859,6 +872,43 @@ fn load(
         None if kind == OutputKind::Ply => (randla_io::read(file)?, None),
         None => (read_model_inputs(file, needed, labels)?, None),
     })
+}
+
+/// A LAS/LAZ input with no points (a tile emptied by a filter, an empty cell of a tiling) has
+/// nothing to classify: its output is a byte copy of it, so that a folder with an empty tile
+/// comes back whole and the run succeeds. `None` when `error` is not such a file's read error;
+/// an error when the output's extension differs from the input's (a .laz input written as .las
+/// would need its LAZ records turned into LAS ones).
+fn copy_empty(
+    file: &Path,
+    out: &Path,
+    kind: OutputKind,
+    force: bool,
+    error: &anyhow::Error,
+) -> Option<anyhow::Result<String>> {
+    let empty = error
+        .chain()
+        .any(|c| matches!(c.downcast_ref(), Some(randla_io::Error::Empty { .. })));
+    if !empty || kind != OutputKind::Las {
+        return None;
+    }
+    let ext = |p: &Path| p.extension().map(|e| e.to_ascii_lowercase());
+    if ext(file) != ext(out) {
+        return Some(Err(anyhow::anyhow!(
+            "{}: no points to classify; an empty file is copied as it is, so its output must have its extension ({})",
+            file.display(),
+            out.display()
+        )));
+    }
+    Some((|| {
+        let bytes = std::fs::read(file).with_context(|| format!("{}: reading", file.display()))?;
+        randla_io::atomic::write_atomic(out, &[file], force, |w| w.write_all_or_err(&bytes))?;
+        Ok(format!(
+            "{} → {}: no points, copied unchanged",
+            file.display(),
+            out.display()
+        ))
+    })())
 }
 
 /// A file read for its turn.

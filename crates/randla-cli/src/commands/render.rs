@@ -536,8 +536,11 @@ fn load(args: &RenderArgs) -> anyhow::Result<Scene> {
     // Every file in the first one's frame: its coordinates, appended.
     let mut frame: Option<randla_io::PointCloud> = None;
     for (file, truth) in files.iter().zip(&truths) {
-        let mut cloud =
-            randla_io::read(file).with_context(|| format!("reading FILE {}", file.display()))?;
+        let mut cloud = match randla_io::read(file) {
+            // An empty tile of a folder adds nothing to the picture.
+            Err(randla_io::Error::Empty { .. }) if files.len() > 1 => continue,
+            r => r.with_context(|| format!("reading FILE {}", file.display()))?,
+        };
         let n = cloud.len();
         match (&mut scene.labels, cloud.labels.take()) {
             (Ok(all), Some(l)) => all.extend(l),
