@@ -10,15 +10,15 @@ use std::path::{Path, PathBuf};
 #[non_exhaustive]
 pub enum Error {
     /// An operating-system I/O operation on a file failed.
-    #[error("{}: {action}: {source}", path.display())]
+    #[error("{}: {action}: {cause}", path.display())]
     Io {
         /// The file concerned.
         path: PathBuf,
         /// What was being done (`"open"`, `"read point data"`...).
         action: String,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error, in the message itself (not also a `source`, so that a report of
+        /// the error's chain does not repeat it).
+        cause: std::io::Error,
     },
 
     /// The format could not be determined from the file name.
@@ -156,7 +156,7 @@ impl Error {
         Error::Io {
             path: path.to_path_buf(),
             action: action.into(),
-            source,
+            cause: source,
         }
     }
 

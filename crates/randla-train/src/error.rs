@@ -26,14 +26,15 @@ pub enum Error {
         message: String,
     },
     /// A file or folder could not be read or written.
-    #[error("{path}: {context}: {source}")]
+    #[error("{path}: {context}: {cause}")]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// What was being done.
         context: &'static str,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error, in the message itself (not also a `source`, so that a report of
+        /// the error's chain does not repeat it).
+        cause: std::io::Error,
     },
     /// A dataset entry does not fit its layout.
     #[error("{path}: {message}")]
@@ -77,7 +78,7 @@ impl Error {
         Error::Io {
             path: path.into(),
             context,
-            source,
+            cause: source,
         }
     }
 
