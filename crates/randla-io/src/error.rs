@@ -287,4 +287,22 @@ mod tests {
             "{s}"
         );
     }
+
+    /// The OS error is said once: in the message, which a report of the error's chain (each
+    /// source in turn, as anyhow prints it) would otherwise repeat.
+    #[test]
+    fn an_io_error_says_its_cause_once() {
+        let e = Error::io(
+            Path::new("/d/out.laz"),
+            "write",
+            std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device"),
+        );
+        let mut chain = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            chain += &format!(": {s}");
+            source = s.source();
+        }
+        assert_eq!(chain, "/d/out.laz: write: No space left on device");
+    }
 }
