@@ -6,6 +6,7 @@
 # to the next). Prints one line per run: the file's own time and its stages.
 # Usage: scripts/ab_predict.sh BIN_A BIN_B ROUNDS [INPUT [predict options…]]
 #   e.g. scripts/ab_predict.sh /tmp/randla_old target/release/randla 4 /tmp/big10m.las
+#   (/tmp/big10m.las: python3 scripts/bench/make_big_las.py /tmp/big10m.las)
 set -euo pipefail
 A=${1:?BIN_A}; B=${2:?BIN_B}; R=${3:?ROUNDS}
 IN=${4:-/tmp/big10m.las}
