@@ -962,7 +962,7 @@ fn a_copc_tile_comes_back_a_valid_copc_file() {
 /// A tile with no points (a valid LAZ a tiling or a filter left behind) in a folder of tiles:
 /// `predict` copies it through unchanged and the run succeeds, `eval` scores the folder's other
 /// pairs, `info` lists it with 0 points, `render` draws the others. Alone, written to another
-/// format, it is refused by name.
+/// format, it is refused by name; a file of 0 bytes is not taken for one.
 #[test]
 fn an_empty_tile_in_a_folder_comes_back_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
@@ -1011,4 +1011,17 @@ fn an_empty_tile_in_a_folder_comes_back_as_it_was() {
         "{stderr}"
     );
     assert!(!las.exists());
+
+    // A file of 0 bytes is broken (a failed download), not empty: it fails, nothing is written.
+    let zero = dir.path().join("zero.laz");
+    std::fs::write(&zero, b"").unwrap();
+    let out = dir.path().join("zero_out.laz");
+    let run = randla(&[os("predict"), zero.as_os_str(), os("-o"), out.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("zero.laz") && stderr.contains("0 bytes"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
 }

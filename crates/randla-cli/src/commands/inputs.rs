@@ -83,6 +83,14 @@ pub(crate) fn text_without_points(path: &Path, format: Format) -> bool {
         && !randla_io::looks_like_points(path).unwrap_or(true)
 }
 
+/// Whether `path` is a valid LAS/LAZ file whose header announces no points (a tile a tiling or a
+/// filter left empty). A file of 0 bytes, or one whose header does not read, is not one: that is
+/// a broken file, which must fail with its reason.
+pub(crate) fn las_without_points(path: &Path) -> bool {
+    matches!(Format::from_path(path), Ok(Format::Las | Format::Laz))
+        && randla_io::LasReader::open(path).is_ok_and(|r| r.point_count() == 0)
+}
+
 /// Whether `path` is a folder of files, not an S3DIS room (one cloud, with its `Annotations`).
 pub(crate) fn is_folder_of_files(path: &Path) -> bool {
     path.is_dir() && !path.join("Annotations").is_dir()

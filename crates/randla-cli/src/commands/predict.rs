@@ -876,7 +876,8 @@ fn load(
 
 /// A LAS/LAZ input with no points (a tile emptied by a filter, an empty cell of a tiling) has
 /// nothing to classify: its output is a byte copy of it, so that a folder with an empty tile
-/// comes back whole and the run succeeds. `None` when `error` is not such a file's read error;
+/// comes back whole and the run succeeds. `None` when `error` is not such a file's read error
+/// (a file of 0 bytes is broken, not empty: its error stands);
 /// an error when the output's extension differs from the input's (a .laz input written as .las
 /// would need its LAZ records turned into LAS ones).
 fn copy_empty(
@@ -889,7 +890,7 @@ fn copy_empty(
     let empty = error
         .chain()
         .any(|c| matches!(c.downcast_ref(), Some(randla_io::Error::Empty { .. })));
-    if !empty || kind != OutputKind::Las {
+    if !empty || kind != OutputKind::Las || !super::inputs::las_without_points(file) {
         return None;
     }
     let ext = |p: &Path| p.extension().map(|e| e.to_ascii_lowercase());

@@ -538,7 +538,11 @@ fn load(args: &RenderArgs) -> anyhow::Result<Scene> {
     for (file, truth) in files.iter().zip(&truths) {
         let mut cloud = match randla_io::read(file) {
             // An empty tile of a folder adds nothing to the picture.
-            Err(randla_io::Error::Empty { .. }) if files.len() > 1 => continue,
+            Err(randla_io::Error::Empty { .. })
+                if files.len() > 1 && super::inputs::las_without_points(file) =>
+            {
+                continue;
+            }
             r => r.with_context(|| format!("reading FILE {}", file.display()))?,
         };
         let n = cloud.len();
