@@ -579,7 +579,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                                 &files[index],
                                 &outs[index],
                                 kinds[index],
-                                args.force,
+                                (args.force, args.probabilities),
                                 &e,
                             ) {
                                 Some(Ok(line)) => {
@@ -884,7 +884,7 @@ fn copy_empty(
     file: &Path,
     out: &Path,
     kind: OutputKind,
-    force: bool,
+    (force, probabilities): (bool, bool),
     error: &anyhow::Error,
 ) -> Option<anyhow::Result<String>> {
     let empty = error
@@ -905,9 +905,14 @@ fn copy_empty(
         let bytes = std::fs::read(file).with_context(|| format!("{}: reading", file.display()))?;
         randla_io::atomic::write_atomic(out, &[file], force, |w| w.write_all_or_err(&bytes))?;
         Ok(format!(
-            "{} → {}: no points, copied unchanged",
+            "{} → {}: no points, copied unchanged{}",
             file.display(),
-            out.display()
+            out.display(),
+            if probabilities {
+                " (without probability fields: there is nothing to put in them)"
+            } else {
+                ""
+            }
         ))
     })())
 }
