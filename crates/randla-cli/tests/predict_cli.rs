@@ -170,6 +170,24 @@ fn the_grid_can_be_set_for_a_run() {
         coarse.0 < default.0 && default.0 < fine.0 && fine.0 < 59_606,
         "{default:?} {fine:?} {coarse:?}"
     );
+    // A grid too fine for 64-bit voxel ids is refused naming the file and the step.
+    let out = dir.path().join("d.laz");
+    let run = randla(&[
+        os("predict"),
+        tile().as_os_str(),
+        os("-o"),
+        out.as_os_str(),
+        os("--grid-size"),
+        os("0.0000001"),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        stderr.contains("test_data_77060_627760_LA93_IGN69.laz: grid subsampling")
+            && stderr.contains("too fine"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
 }
 
 #[test]

@@ -307,7 +307,8 @@ impl Predictor {
     ) -> Result<Subsampled> {
         let nf = self.input.features.len();
         let t = Instant::now();
-        let sub = grid_subsample(positions, feats, nf, None, self.config.grid_size)?;
+        let sub = grid_subsample(positions, feats, nf, None, self.config.grid_size)
+            .map_err(|e| Error::Input(format!("{source}: grid subsampling: {e}")))?;
         Ok(Subsampled {
             points: positions.len(),
             source: source.to_string(),
