@@ -9,7 +9,7 @@ use std::process::Command;
 use serde_json::Value;
 
 mod common;
-use common::{os, randla, tile};
+use common::{os, randla, randla_err, tile};
 
 fn info(path: &Path) -> Value {
     let out = randla(&[os("info"), path.as_os_str(), os("--json")]);
@@ -172,7 +172,7 @@ fn the_grid_can_be_set_for_a_run() {
     );
     // A grid too fine for 64-bit voxel ids is refused naming the file and the step.
     let out = dir.path().join("d.laz");
-    let run = randla(&[
+    let stderr = randla_err(&[
         os("predict"),
         tile().as_os_str(),
         os("-o"),
@@ -180,8 +180,6 @@ fn the_grid_can_be_set_for_a_run() {
         os("--grid-size"),
         os("0.0000001"),
     ]);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success());
     assert!(
         stderr.contains("test_data_77060_627760_LA93_IGN69.laz: grid subsampling")
             && stderr.contains("too fine"),
@@ -335,9 +333,7 @@ fn bad_options_are_refused_before_anything_is_written() {
         if !value.is_empty() {
             args.push(os(value));
         }
-        let run = randla(&args);
-        let stderr = String::from_utf8_lossy(&run.stderr);
-        assert!(!run.status.success(), "{flag} {value} accepted");
+        let stderr = randla_err(&args);
         assert!(stderr.contains(says), "{flag} {value}: {stderr}");
     }
     // A folder whose tiles are one level down: the error says sub-folders are not searched.
@@ -345,9 +341,7 @@ fn bad_options_are_refused_before_anything_is_written() {
     let nest = elsewhere.path().join("survey");
     std::fs::create_dir_all(nest.join("2024")).unwrap();
     std::fs::copy(&input, nest.join("2024").join("a.laz")).unwrap();
-    let run = randla(&[os("predict"), nest.as_os_str(), os("-o"), out.as_os_str()]);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success());
+    let stderr = randla_err(&[os("predict"), nest.as_os_str(), os("-o"), out.as_os_str()]);
     assert!(
         stderr.contains("holds no point-cloud file")
             && stderr.contains("sub-folders are not searched"),
@@ -355,9 +349,7 @@ fn bad_options_are_refused_before_anything_is_written() {
     );
     // An output the run could not write is refused before the (long) classification, not after.
     let odd = dir.path().join("pred.4.3");
-    let run = randla(&[os("predict"), input.as_os_str(), os("-o"), odd.as_os_str()]);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success());
+    let stderr = randla_err(&[os("predict"), input.as_os_str(), os("-o"), odd.as_os_str()]);
     assert!(
         stderr.contains("pred.4.3") && stderr.contains("cannot write predictions in this format"),
         "{stderr}"
@@ -367,14 +359,13 @@ fn bad_options_are_refused_before_anything_is_written() {
         "the model was loaded first: {stderr}"
     );
     let missing = dir.path().join("nope.laz");
-    let run = randla(&[
+    let stderr = randla_err(&[
         os("predict"),
         missing.as_os_str(),
         os("-o"),
         out.as_os_str(),
     ]);
-    assert!(!run.status.success());
-    assert!(String::from_utf8_lossy(&run.stderr).contains("nope.laz"));
+    assert!(stderr.contains("nope.laz"), "{stderr}");
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
         0,
@@ -385,38 +376,34 @@ fn bad_options_are_refused_before_anything_is_written() {
     let garbage = dir.path().join("garbage.las");
     std::fs::write(&garbage, b"not a LAS file").unwrap();
     let folder = dir.path().join("preds");
-    let run = randla(&[
+    let stderr = randla_err(&[
         os("predict"),
         garbage.as_os_str(),
         os("-o"),
         folder.as_os_str(),
     ]);
-    assert!(!run.status.success());
-    assert!(String::from_utf8_lossy(&run.stderr).contains("garbage.las"));
+    assert!(stderr.contains("garbage.las"), "{stderr}");
     assert!(!folder.exists(), "the empty output folder was left behind");
     // The same with a file in folders that do not exist yet: both folders are gone again.
     let nested = dir.path().join("new").join("deeper").join("pred.laz");
-    let run = randla(&[
+    randla_err(&[
         os("predict"),
         garbage.as_os_str(),
         os("-o"),
         nested.as_os_str(),
     ]);
-    assert!(!run.status.success());
     assert!(
         !dir.path().join("new").exists(),
         "created folders left behind"
     );
     // Several inputs and an output named like a file: refused, nothing created.
-    let run = randla(&[
+    let stderr = randla_err(&[
         os("predict"),
         input.as_os_str(),
         garbage.as_os_str(),
         os("-o"),
         out.as_os_str(),
     ]);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success());
     assert!(stderr.contains("need an output folder"), "{stderr}");
     assert!(!out.exists());
     // Two inputs of the same name (from two folders) would be written to one output, the
@@ -425,15 +412,13 @@ fn bad_options_are_refused_before_anything_is_written() {
     std::fs::create_dir(&twin).unwrap();
     let copy = twin.join(input.file_name().unwrap());
     std::fs::copy(&input, &copy).unwrap();
-    let run = randla(&[
+    let stderr = randla_err(&[
         os("predict"),
         input.as_os_str(),
         copy.as_os_str(),
         os("-o"),
         folder.as_os_str(),
     ]);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success());
     assert!(stderr.contains("would both be written there"), "{stderr}");
     assert!(!folder.exists(), "{stderr}");
     // A folder predicted into itself: refused whatever the flags (with --skip-existing it
@@ -442,9 +427,7 @@ fn bad_options_are_refused_before_anything_is_written() {
     for flags in [&[][..], &["--force"], &["--skip-existing"]] {
         let mut args = vec![os("predict"), twin.as_os_str(), os("-o"), twin.as_os_str()];
         args.extend(flags.iter().map(|f| os(f)));
-        let run = randla(&args);
-        let stderr = String::from_utf8_lossy(&run.stderr);
-        assert!(!run.status.success(), "{flags:?}");
+        let stderr = randla_err(&args);
         assert!(
             stderr.contains("would overwrite its own input"),
             "{flags:?}: {stderr}"
@@ -560,9 +543,7 @@ fn a_bad_file_among_several_is_named_and_the_others_are_written() {
         let mut args = vec![os("predict")];
         args.extend(inputs.iter().map(|p| p.as_os_str()));
         args.extend([os("-o"), out.as_os_str()]);
-        let run = randla(&args);
-        let stderr = String::from_utf8_lossy(&run.stderr);
-        assert!(!run.status.success(), "{stderr}");
+        let stderr = randla_err(&args);
         assert!(
             stderr.contains("1 of 3 input files failed") && stderr.contains("bad.laz: "),
             "{stderr}"
@@ -841,7 +822,7 @@ fn kept_classes_stay_as_they_were() {
     let xyz = dir.path().join("plain.xyz");
     std::fs::write(&xyz, "0 0 0\n1 0 0\n0 1 0\n").unwrap();
     let out = dir.path().join("x.labels");
-    let run = randla(&[
+    let stderr = randla_err(&[
         os("predict"),
         xyz.as_os_str(),
         os("-o"),
@@ -849,8 +830,6 @@ fn kept_classes_stay_as_they_were() {
         os("--keep"),
         os("7"),
     ]);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success());
     assert!(
         stderr.contains("plain.xyz") && stderr.contains("--keep"),
         "{stderr}"
@@ -876,9 +855,7 @@ fn a_survey_of_sub_folders_is_predicted_in_a_tree_of_the_same_shape() {
     std::fs::write(survey.join("README.txt"), "survey of 2024-2025\n").unwrap();
     let out = dir.path().join("out");
     // Without --recursive: nothing at the top, and the error says how to go deeper.
-    let run = randla(&[os("predict"), survey.as_os_str(), os("-o"), out.as_os_str()]);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success());
+    let stderr = randla_err(&[os("predict"), survey.as_os_str(), os("-o"), out.as_os_str()]);
     assert!(stderr.contains("add --recursive"), "{stderr}");
     assert!(!out.exists());
 
@@ -1021,9 +998,7 @@ fn an_empty_tile_in_a_folder_comes_back_as_it_was() {
     );
 
     let las = dir.path().join("b.las");
-    let run = randla(&[os("predict"), empty.as_os_str(), os("-o"), las.as_os_str()]);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success());
+    let stderr = randla_err(&[os("predict"), empty.as_os_str(), os("-o"), las.as_os_str()]);
     assert!(
         stderr.contains("empty.laz: no points to classify") && stderr.contains("b.las"),
         "{stderr}"
@@ -1034,9 +1009,7 @@ fn an_empty_tile_in_a_folder_comes_back_as_it_was() {
     let zero = dir.path().join("zero.laz");
     std::fs::write(&zero, b"").unwrap();
     let out = dir.path().join("zero_out.laz");
-    let run = randla(&[os("predict"), zero.as_os_str(), os("-o"), out.as_os_str()]);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success(), "{stderr}");
+    let stderr = randla_err(&[os("predict"), zero.as_os_str(), os("-o"), out.as_os_str()]);
     assert!(
         stderr.contains("zero.laz") && stderr.contains("0 bytes"),
         "{stderr}"

@@ -19,6 +19,15 @@ pub fn randla(args: &[&OsStr]) -> Output {
         .unwrap()
 }
 
+/// Runs the `randla` binary with `args`, which must fail; its stderr.
+#[allow(dead_code)] // not every test file uses it
+pub fn randla_err(args: &[&OsStr]) -> String {
+    let run = randla(args);
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(!run.status.success(), "{:?} succeeded: {stderr}", args);
+    stderr
+}
+
 /// A command-line argument from a string.
 pub fn os(s: &str) -> &OsStr {
     OsStr::new(s)
