@@ -550,10 +550,9 @@ pub fn train(
     } else {
         vec![1.0; classes]
     };
-    let ignored = clouds
-        .iter()
-        .map(|c| c.labels.iter().filter(|&&l| l == IGNORED).count() as u64)
-        .sum();
+    // Every point is of a class (counted above) or IGNORED.
+    let ignored =
+        clouds.iter().map(|c| c.labels.len() as u64).sum::<u64>() - counts.iter().sum::<u64>();
     on_event(&Event::Ready {
         class_counts: &counts,
         ignored,
