@@ -1015,4 +1015,10 @@ fn an_empty_tile_in_a_folder_comes_back_as_it_was() {
         "{stderr}"
     );
     assert!(!out.exists());
+    // `info` says so too, rather than listing it with 0 points.
+    let stderr = randla_err(&[os("info"), zero.as_os_str()]);
+    assert!(
+        stderr.contains("zero.laz") && stderr.contains("0 bytes"),
+        "{stderr}"
+    );
 }

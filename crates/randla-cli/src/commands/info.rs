@@ -69,7 +69,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
             // A file that cannot be read is named and the others still summed up.
             let info = match randla_io::info_with(f, &opts) {
                 Ok(info) => info,
-                Err(randla_io::Error::Empty { what, .. }) => {
+                Err(randla_io::Error::Empty { what, .. }) if super::inputs::empty_not_broken(f) => {
                     if args.json {
                         let mut v = empty_json(&what);
                         v["file"] = f.display().to_string().into();
@@ -123,7 +123,9 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let info = match randla_io::info_with(&args.file, &opts) {
-        Err(randla_io::Error::Empty { what, .. }) => {
+        Err(randla_io::Error::Empty { what, .. })
+            if super::inputs::empty_not_broken(&args.file) =>
+        {
             if args.json {
                 let s =
                     serde_json::to_string_pretty(&empty_json(&what)).context("serialising info")?;

@@ -91,6 +91,13 @@ pub(crate) fn las_without_points(path: &Path) -> bool {
         && randla_io::LasReader::open(path).is_ok_and(|r| r.point_count() == 0)
 }
 
+/// Whether a file a reader found empty (`randla_io::Error::Empty`) holds no points rather than
+/// being broken: any file but a LAS/LAZ one, which must have a header that reads and announces 0
+/// points (a LAS/LAZ file of 0 bytes is broken: [`las_without_points`]).
+pub(crate) fn empty_not_broken(path: &Path) -> bool {
+    !matches!(Format::from_path(path), Ok(Format::Las | Format::Laz)) || las_without_points(path)
+}
+
 /// Whether `path` is a folder of files, not an S3DIS room (one cloud, with its `Annotations`).
 pub(crate) fn is_folder_of_files(path: &Path) -> bool {
     path.is_dir() && !path.join("Annotations").is_dir()
