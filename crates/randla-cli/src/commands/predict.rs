@@ -106,9 +106,9 @@ pub struct PredictArgs {
     pub margin: Option<f32>,
     /// Grid subsampling cell, in metres, instead of the model's `grid_size`: a coarser grid
     /// leaves fewer points for the network (faster), a finer one more. The built-in model was
-    /// trained on a 0.25 m grid and runs on 0.3 m: 15 % fewer points, the same OA on the held-out
-    /// tiles, its rare "other" class 0.01 IoU lower (RESULTS.md, "Grid"); `--grid-size 0.25` runs
-    /// it at its training grid.
+    /// trained on its 0.3 m grid; a model runs best near its training grid (RESULTS.md, "Grid":
+    /// the previous one, trained on 0.25 m, scored alike on 0.25 and 0.3 m, and lost vegetation
+    /// on 0.33 m).
     #[arg(long, value_name = "METRES")]
     pub grid_size: Option<f32>,
     /// Also write the confidence and the per-class probabilities (LAS 1.4 extra bytes, PLY
