@@ -14,6 +14,9 @@
 //! [classes]                    # class i is written back as codes[i][0]
 //! names = ["ground", "vegetation", "building", "other"]
 //! codes = [[2], [3, 4, 5], [6], [1, 64]]
+//!
+//! [predict]                    # optional: how whole-cloud prediction runs this model
+//! margin_radii = 0.5           # tile margins, in radii of the coarsest neighbourhoods
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -77,6 +80,17 @@ impl ClassSpec {
     }
 }
 
+/// How whole-cloud prediction runs this model, where it was measured to differ from the
+/// defaults (`[predict]`; every field optional).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictSpec {
+    /// The context around each tile, in radii of the network's coarsest neighbourhoods (the
+    /// default is one radius): how far this model's accuracy was checked to need it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin_radii: Option<f32>,
+}
+
 #[derive(Debug, Deserialize, Serialize)]
 struct Sections {
     model: RandLaNetConfig,
@@ -84,6 +98,8 @@ struct Sections {
     input: Option<InputSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     classes: Option<ClassSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    predict: Option<PredictSpec>,
 }
 
 /// A model loaded from a directory.
@@ -99,6 +115,8 @@ pub struct ModelDir {
     pub input: Option<InputSpec>,
     /// What the classes mean (absent in imported models).
     pub classes: Option<ClassSpec>,
+    /// How whole-cloud prediction runs it (absent: the defaults).
+    pub predict: Option<PredictSpec>,
 }
 
 impl ModelDir {
@@ -137,6 +155,7 @@ impl ModelDir {
             weights,
             input: s.input,
             classes: s.classes,
+            predict: s.predict,
         };
         m.check_specs()?;
         Ok(m)
@@ -171,6 +190,15 @@ impl ModelDir {
                     reason: "scales must be finite and non-zero".into(),
                 });
             }
+        }
+        if let Some(r) = self.predict.as_ref().and_then(|p| p.margin_radii)
+            && !(r.is_finite() && r >= 0.0)
+        {
+            return Err(Error::Config {
+                field: "predict.margin_radii",
+                value: r.to_string(),
+                reason: "must be a finite number of radii, 0 or more".into(),
+            });
         }
         if let Some(c) = &self.classes
             && (c.names.len() != self.config.num_classes
@@ -210,6 +238,7 @@ impl ModelDir {
             model: self.config.clone(),
             input: self.input.clone(),
             classes: self.classes.clone(),
+            predict: self.predict.clone(),
         };
         let mut text = String::from(
             "# RandLA-Net model (Open3D-ML parameter names); see randla-model's model_dir docs.\n",
@@ -236,6 +265,7 @@ impl ModelDir {
             weights,
             input,
             classes,
+            predict: None,
         };
         m.weights.check(&m.config)?;
         m.check_specs()?;

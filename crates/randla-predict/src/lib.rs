@@ -88,9 +88,12 @@ pub const TILE_CROPS: usize = 8;
 /// prediction") and bound the memory of a pass to a few hundred MB.
 pub const MAX_DEFAULT_TILE_POINTS: usize = 500_000;
 
-/// The default margin is this many radii of the coarsest layer's neighbourhoods. Half a radius
-/// runs the 10 M-point IGN cloud about 12 % faster but scores 0.0017 less mIoU (three seeds,
-/// BENCHMARKS.md session 12); 1.5 radii score 0.0003 more.
+/// The default margin is this many radii of the coarsest layer's neighbourhoods, for a model
+/// whose `config.toml` does not say otherwise (`[predict] margin_radii`). One radius is what the
+/// deepest aggregation reaches; how much of it a model needs is measured per model: the
+/// session-12 model scored 0.0017 less mIoU on the 10 M-point IGN cloud with half a radius
+/// (three seeds, BENCHMARKS.md), the built-in model since session 17 scores the same with half
+/// (and runs 10–19 % faster), so its `config.toml` says 0.5.
 pub const MARGIN_RADII: f32 = 1.0;
 
 /// The result for one cloud, one entry per original point.
@@ -178,6 +181,8 @@ pub struct Predictor {
     config: RandLaNetConfig,
     input: InputSpec,
     classes: ClassSpec,
+    /// Tile margins in coarse radii: the model's `[predict] margin_radii`, else [`MARGIN_RADII`].
+    margin_radii: f32,
 }
 
 impl Predictor {
@@ -204,7 +209,18 @@ impl Predictor {
             config: model.config.clone(),
             input,
             classes,
+            margin_radii: model
+                .predict
+                .as_ref()
+                .and_then(|p| p.margin_radii)
+                .unwrap_or(MARGIN_RADII),
         })
+    }
+
+    /// The default tile margin, in radii of the coarsest neighbourhoods (see
+    /// [`Predictor::auto_margin`]).
+    pub fn margin_radii(&self) -> f32 {
+        self.margin_radii
     }
 
     /// The class names.
@@ -686,9 +702,9 @@ impl Predictor {
             .max(self.min_points())
     }
 
-    /// The default margin around a tile of `n` points over `area` m²: [`MARGIN_RADII`] radii of
-    /// the coarsest layer's neighbourhoods (K points at the density left after all but the last
-    /// random sampling), the context the network's deepest aggregation reaches.
+    /// The default margin around a tile of `n` points over `area` m²: [`Predictor::margin_radii`]
+    /// radii of the coarsest layer's neighbourhoods (K points at the density left after all but
+    /// the last random sampling; one radius is the context the deepest aggregation reaches).
     pub fn auto_margin(&self, n: usize, area: f32) -> f32 {
         let density = n as f32 / area.max(1e-6);
         let layers = self.config.sub_sampling_ratio.len();
@@ -698,7 +714,7 @@ impl Predictor {
         let radius = (self.config.num_neighbors as f32 * thinning as f32
             / (std::f32::consts::PI * density))
             .sqrt();
-        MARGIN_RADII * radius
+        self.margin_radii * radius
     }
 
     /// Balanced XY tiles of at most `cap` core points (fewer where a pass would exceed the

@@ -5,7 +5,7 @@
 use randla_geom::MemoryBudget;
 use randla_model::RandLaNetConfig;
 use randla_model::StateDict;
-use randla_model::model_dir::{ClassSpec, InputSpec, ModelDir};
+use randla_model::model_dir::{ClassSpec, InputSpec, ModelDir, PredictSpec};
 use randla_predict::{PredictOptions, Predictor};
 
 fn tile() -> randla_io::PointCloud {
@@ -238,4 +238,68 @@ fn the_two_halves_equal_the_whole_prediction() {
         assert_eq!(half.probabilities, whole.probabilities);
         assert_eq!(half.stats.subsampled, whole.stats.subsampled);
     }
+}
+
+/// A model's `config.toml` may set its tile margin (`[predict] margin_radii`, in radii of the
+/// coarsest neighbourhoods; one radius without it): the tiles are the same, their margins scale
+/// with it, and the setting survives a save and a load. Values that make no margin are refused.
+#[test]
+fn a_model_sets_its_tile_margin() {
+    let cloud = tile();
+    let plain = model();
+    let mut half = model();
+    half.predict = Some(PredictSpec {
+        margin_radii: Some(0.5),
+    });
+    let (p1, p2) = (
+        Predictor::new(&plain).unwrap(),
+        Predictor::new(&half).unwrap(),
+    );
+    assert_eq!((p1.margin_radii(), p2.margin_radii()), (1.0, 0.5));
+    let opts = PredictOptions {
+        tile_points: Some(6_000),
+        ..Default::default()
+    };
+    let (a, b) = (
+        p1.predict(&cloud, "tile", &opts, &|_, _| {}).unwrap(),
+        p2.predict(&cloud, "tile", &opts, &|_, _| {}).unwrap(),
+    );
+    assert!(a.stats.passes > 1, "{:?}", a.stats);
+    assert_eq!(a.stats.passes, b.stats.passes);
+    assert!(
+        (b.stats.margin_m - 0.5 * a.stats.margin_m).abs() < 1e-4 * a.stats.margin_m,
+        "{} vs {}",
+        b.stats.margin_m,
+        a.stats.margin_m
+    );
+    assert!(b.stats.crop_points < a.stats.crop_points);
+
+    let dir = tempfile::tempdir().unwrap();
+    half.save(dir.path(), false).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    assert!(
+        text.contains("[predict]") && text.contains("margin_radii = 0.5"),
+        "{text}"
+    );
+    assert_eq!(ModelDir::load(dir.path()).unwrap().predict, half.predict);
+
+    let weights = std::fs::read(dir.path().join("weights.safetensors")).unwrap();
+    let with = |line: &str| {
+        let t = text.replace("margin_radii = 0.5", line);
+        ModelDir::from_parts(dir.path(), &t, &weights)
+            .unwrap_err()
+            .to_string()
+    };
+    let e = with("margin_radii = -1.0");
+    assert!(
+        e.contains("predict.margin_radii") && e.contains("-1"),
+        "{e}"
+    );
+    let e = with("margin_radii = nan");
+    assert!(
+        e.contains("predict.margin_radii") && e.contains("NaN"),
+        "{e}"
+    );
+    let e = with("margin = 0.5");
+    assert!(e.contains("margin"), "{e}");
 }
