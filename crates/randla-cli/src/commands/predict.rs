@@ -98,10 +98,11 @@ pub struct PredictArgs {
     #[command(flatten)]
     pub pass: PassArgs,
     /// Context around each tile, in metres. Default: the radius of the network's coarsest
-    /// neighbourhoods at the cloud's density (4.9 m on IGN LiDAR HD with the built-in model;
-    /// there `--margin 2` runs about a tenth faster for 0.0003 less OA and 0.002 less mIoU on
-    /// the validation tiles cut into 8,192-point tiles, and `--margin 0` loses 0.003 OA and
-    /// 0.012 mIoU: `scripts/margin_vs_accuracy.sh`).
+    /// neighbourhoods at the cloud's density times the model's `[predict] margin_radii` (1
+    /// unless its config.toml says otherwise; the built-in model says 0.5, measured as accurate
+    /// as one radius for it: 2.4 m on IGN LiDAR HD). A wider margin gives each tile more
+    /// context and costs time; `--margin 0` lost 0.003 OA and 0.012 mIoU on the validation tiles
+    /// cut into 8,192-point tiles (`scripts/margin_vs_accuracy.sh` measures a margin).
     #[arg(long)]
     pub margin: Option<f32>,
     /// Grid subsampling cell, in metres, instead of the model's `grid_size`: a coarser grid
