@@ -93,7 +93,7 @@ pub const MAX_DEFAULT_TILE_POINTS: usize = 500_000;
 /// deepest aggregation reaches; how much of it a model needs is measured per model: the
 /// session-12 model scored 0.0017 less mIoU on the 10 M-point IGN cloud with half a radius
 /// (three seeds, BENCHMARKS.md), the built-in model since session 17 scores the same with half
-/// (and runs 10–19 % faster), so its `config.toml` says 0.5.
+/// (and runs 10–25 % faster), so its `config.toml` says 0.5.
 pub const MARGIN_RADII: f32 = 1.0;
 
 /// The result for one cloud, one entry per original point.
