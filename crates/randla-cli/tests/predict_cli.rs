@@ -3,6 +3,7 @@
 //! and as PLY, scored against the tile's own classification with `randla eval`; tiled runs; and
 //! the refusals (existing output, bad options) that must leave nothing behind.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
@@ -51,8 +52,8 @@ fn tile_and_inputs() -> (randla_io::PointCloud, [Vec<f32>; 3]) {
     (cloud, cols)
 }
 
-/// `randla predict INPUT -o OUTPUT EXTRA…`, which must succeed; its stderr.
-fn predict_ok(input: &Path, output: &Path, extra: &[&str]) -> String {
+/// The arguments of `randla predict INPUT -o OUTPUT EXTRA…`.
+fn predict_args<'a>(input: &'a Path, output: &'a Path, extra: &[&'a str]) -> Vec<&'a OsStr> {
     let mut args = vec![
         os("predict"),
         input.as_os_str(),
@@ -60,10 +61,20 @@ fn predict_ok(input: &Path, output: &Path, extra: &[&str]) -> String {
         output.as_os_str(),
     ];
     args.extend(extra.iter().map(|a| os(a)));
-    let run = randla(&args);
+    args
+}
+
+/// `randla predict INPUT -o OUTPUT EXTRA…`, which must succeed; its stderr.
+fn predict_ok(input: &Path, output: &Path, extra: &[&str]) -> String {
+    let run = randla(&predict_args(input, output, extra));
     let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
     assert!(run.status.success(), "{stderr}");
     stderr
+}
+
+/// `randla predict INPUT -o OUTPUT EXTRA…`, which must fail; its stderr.
+fn predict_err(input: &Path, output: &Path, extra: &[&str]) -> String {
+    randla_err(&predict_args(input, output, extra))
 }
 
 #[test]
@@ -172,14 +183,7 @@ fn the_grid_can_be_set_for_a_run() {
     );
     // A grid too fine for 64-bit voxel ids is refused naming the file and the step.
     let out = dir.path().join("d.laz");
-    let stderr = randla_err(&[
-        os("predict"),
-        tile().as_os_str(),
-        os("-o"),
-        out.as_os_str(),
-        os("--grid-size"),
-        os("0.0000001"),
-    ]);
+    let stderr = predict_err(&tile(), &out, &["--grid-size", "0.0000001"]);
     assert!(
         stderr.contains("test_data_77060_627760_LA93_IGN69.laz: grid subsampling")
             && stderr.contains("too fine"),
@@ -192,18 +196,7 @@ fn the_grid_can_be_set_for_a_run() {
 fn probabilities_are_added_to_a_laz_output() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pred.laz");
-    let run = randla(&[
-        os("predict"),
-        tile().as_os_str(),
-        os("-o"),
-        out.as_os_str(),
-        os("--probabilities"),
-    ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    predict_ok(&tile(), &out, &["--probabilities"]);
     let cloud = randla_io::read_las(&out).unwrap();
     let names: Vec<&str> = cloud.features.iter().map(|f| f.name.as_str()).collect();
     let probs: Vec<&str> = names
@@ -341,7 +334,7 @@ fn bad_options_are_refused_before_anything_is_written() {
     let nest = elsewhere.path().join("survey");
     std::fs::create_dir_all(nest.join("2024")).unwrap();
     std::fs::copy(&input, nest.join("2024").join("a.laz")).unwrap();
-    let stderr = randla_err(&[os("predict"), nest.as_os_str(), os("-o"), out.as_os_str()]);
+    let stderr = predict_err(&nest, &out, &[]);
     assert!(
         stderr.contains("holds no point-cloud file")
             && stderr.contains("sub-folders are not searched"),
@@ -349,7 +342,7 @@ fn bad_options_are_refused_before_anything_is_written() {
     );
     // An output the run could not write is refused before the (long) classification, not after.
     let odd = dir.path().join("pred.4.3");
-    let stderr = randla_err(&[os("predict"), input.as_os_str(), os("-o"), odd.as_os_str()]);
+    let stderr = predict_err(&input, &odd, &[]);
     assert!(
         stderr.contains("pred.4.3") && stderr.contains("cannot write predictions in this format"),
         "{stderr}"
@@ -359,12 +352,7 @@ fn bad_options_are_refused_before_anything_is_written() {
         "the model was loaded first: {stderr}"
     );
     let missing = dir.path().join("nope.laz");
-    let stderr = randla_err(&[
-        os("predict"),
-        missing.as_os_str(),
-        os("-o"),
-        out.as_os_str(),
-    ]);
+    let stderr = predict_err(&missing, &out, &[]);
     assert!(stderr.contains("nope.laz"), "{stderr}");
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
@@ -376,22 +364,12 @@ fn bad_options_are_refused_before_anything_is_written() {
     let garbage = dir.path().join("garbage.las");
     std::fs::write(&garbage, b"not a LAS file").unwrap();
     let folder = dir.path().join("preds");
-    let stderr = randla_err(&[
-        os("predict"),
-        garbage.as_os_str(),
-        os("-o"),
-        folder.as_os_str(),
-    ]);
+    let stderr = predict_err(&garbage, &folder, &[]);
     assert!(stderr.contains("garbage.las"), "{stderr}");
     assert!(!folder.exists(), "the empty output folder was left behind");
     // The same with a file in folders that do not exist yet: both folders are gone again.
     let nested = dir.path().join("new").join("deeper").join("pred.laz");
-    randla_err(&[
-        os("predict"),
-        garbage.as_os_str(),
-        os("-o"),
-        nested.as_os_str(),
-    ]);
+    predict_err(&garbage, &nested, &[]);
     assert!(
         !dir.path().join("new").exists(),
         "created folders left behind"
@@ -822,14 +800,7 @@ fn kept_classes_stay_as_they_were() {
     let xyz = dir.path().join("plain.xyz");
     std::fs::write(&xyz, "0 0 0\n1 0 0\n0 1 0\n").unwrap();
     let out = dir.path().join("x.labels");
-    let stderr = randla_err(&[
-        os("predict"),
-        xyz.as_os_str(),
-        os("-o"),
-        out.as_os_str(),
-        os("--keep"),
-        os("7"),
-    ]);
+    let stderr = predict_err(&xyz, &out, &["--keep", "7"]);
     assert!(
         stderr.contains("plain.xyz") && stderr.contains("--keep"),
         "{stderr}"
@@ -855,7 +826,7 @@ fn a_survey_of_sub_folders_is_predicted_in_a_tree_of_the_same_shape() {
     std::fs::write(survey.join("README.txt"), "survey of 2024-2025\n").unwrap();
     let out = dir.path().join("out");
     // Without --recursive: nothing at the top, and the error says how to go deeper.
-    let stderr = randla_err(&[os("predict"), survey.as_os_str(), os("-o"), out.as_os_str()]);
+    let stderr = predict_err(&survey, &out, &[]);
     assert!(stderr.contains("add --recursive"), "{stderr}");
     assert!(!out.exists());
 
@@ -998,7 +969,7 @@ fn an_empty_tile_in_a_folder_comes_back_as_it_was() {
     );
 
     let las = dir.path().join("b.las");
-    let stderr = randla_err(&[os("predict"), empty.as_os_str(), os("-o"), las.as_os_str()]);
+    let stderr = predict_err(&empty, &las, &[]);
     assert!(
         stderr.contains("empty.laz: no points to classify") && stderr.contains("b.las"),
         "{stderr}"
@@ -1009,7 +980,7 @@ fn an_empty_tile_in_a_folder_comes_back_as_it_was() {
     let zero = dir.path().join("zero.laz");
     std::fs::write(&zero, b"").unwrap();
     let out = dir.path().join("zero_out.laz");
-    let stderr = randla_err(&[os("predict"), zero.as_os_str(), os("-o"), out.as_os_str()]);
+    let stderr = predict_err(&zero, &out, &[]);
     assert!(
         stderr.contains("zero.laz") && stderr.contains("0 bytes"),
         "{stderr}"
